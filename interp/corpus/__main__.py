@@ -1,0 +1,48 @@
+"""`python -m interp.corpus build|info`: the synthetic speech corpus with planted ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.build import build_corpus
+from interp.corpus.plan import CorpusConfig
+from interp.corpus.table import load_manifest
+
+
+def _print_summary(out: Path, manifest: dict) -> None:
+    s = manifest["summary"]
+    print(f"\ncorpus: {out}  ({s['utterances']} utterances, {s['hours']:.2f} h of audio, "
+          f"{s['voices']} voices, {s['sentences']} sentences, built in {s['build_seconds']} s)")
+    for key in ("split", "gender", "accent", "rate_bin", "tags"):
+        print(f"  {key:9s} " + "  ".join(f"{k}={v}" for k, v in s[key].items()))
+    if manifest["refused_voices"]:
+        print(f"  refused voices (F0 contradicts gender): {', '.join(manifest['refused_voices'])}")
+    print(f"  table: {out / 'utterances.parquet'}   audio: {out / 'wav'}/")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m interp.corpus", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="render the corpus (resumes where a killed build stopped)")
+    b.add_argument("--out", type=Path, default=Path("runs/tinycosy/corpus"), help="output folder")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    add_config_args(b, CorpusConfig)
+    i = sub.add_parser("info", help="print the summary of a built corpus")
+    i.add_argument("corpus", type=Path)
+    args = parser.parse_args()
+    if args.cmd == "build":
+        manifest = build_corpus(config_from_args(CorpusConfig, args), args.out, args.workers)
+        _print_summary(args.out, manifest)
+    else:
+        manifest = load_manifest(args.corpus)
+        if "summary" not in manifest:
+            raise ValueError(f"{args.corpus} is not finished; run the build command again")
+        _print_summary(args.corpus, manifest)
+        print(json.dumps(manifest["config"]))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,130 @@
+"""Build the corpus on every core, in chunks that survive a kill.
+
+Layout of the output folder:
+    manifest.json        config, accepted and refused voices, counts, hours, build time
+    wav/<utt_id>.wav     16 kHz mono PCM16
+    chunks/*.jsonl       per-chunk ground truth (the resume points)
+    utterances.parquet   the ground-truth table, one row per utterance (see `table.py`)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import soundfile as sf
+from tqdm import tqdm
+
+from interp.corpus.espeak import check_installed
+from interp.corpus.plan import CorpusConfig, UtteranceSpec, plan_corpus
+from interp.corpus.render import render_utterance
+from interp.corpus.table import MANIFEST, TABLE, write_table
+from interp.corpus.voices import Voice, check_voice, default_voices, parse_voice
+
+log = logging.getLogger(__name__)
+CHUNK = 64
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dict[str, str]]:
+    """Voices whose measured F0 agrees with their gender; explicit voices must all pass."""
+    voices = [parse_voice(v) for v in cfg.voices] if cfg.voices else default_voices(cfg.seed)
+    accepted, f0s, refused = [], {}, {}
+    for v in voices:
+        try:
+            f0s[v.voice_id] = round(check_voice(v), 1)
+            accepted.append(v)
+        except ValueError as exc:
+            if cfg.voices:  # the user named this voice: refuse loudly rather than drop it
+                raise
+            refused[v.voice_id] = str(exc)
+            log.warning("refused %s", exc)
+    return accepted, f0s, refused
+
+
+def _render_chunk(args: tuple[list[UtteranceSpec], str, int, int]) -> int:
+    specs, out, sr, seed = args
+    out_dir = Path(out)
+    records = []
+    for spec in specs:
+        audio, record = render_utterance(spec, sr, seed)
+        wav = out_dir / record["path"]
+        tmp = wav.with_name(wav.stem + ".tmp.wav")
+        sf.write(tmp, audio, sr, subtype="PCM_16")
+        os.replace(tmp, wav)
+        records.append(record)
+    name = out_dir / "chunks" / f"{specs[0].utt_id}.jsonl"
+    atomic_write_text(name, "".join(json.dumps(r) + "\n" for r in records))
+    return len(specs)
+
+
+def _check_resume(out: Path, cfg: CorpusConfig) -> None:
+    manifest = out / MANIFEST
+    if manifest.exists():
+        old = json.loads(manifest.read_text())["config"]
+        if old != cfg.to_dict():
+            raise ValueError(f"{out} holds a corpus built with another config ({old}); "
+                             "use a new --out or delete that folder")
+
+
+def build_corpus(cfg: CorpusConfig, out: Path, workers: int | None = None) -> dict:
+    """Render every planned utterance not yet on disk; returns the manifest."""
+    check_installed()
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, cfg)
+    (out / "wav").mkdir(exist_ok=True)
+    (out / "chunks").mkdir(exist_ok=True)
+    start = time.time()
+    voices, f0s, refused = accept_voices(cfg)
+    specs = plan_corpus(cfg, voices)
+    chunks = [specs[i : i + CHUNK] for i in range(0, len(specs), CHUNK)]
+    todo = [c for c in chunks if not (out / "chunks" / f"{c[0].utt_id}.jsonl").exists()]
+    manifest = {"config": cfg.to_dict(), "voices": [v.to_dict() | {"f0_check": f0s[v.voice_id]}
+                                                    for v in voices], "refused_voices": refused}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    workers = workers or os.cpu_count() or 1
+    done_before = len(specs) - sum(len(c) for c in todo)
+    with tqdm(total=len(specs), initial=done_before, desc="render", unit="utt") as bar:
+        if workers == 1:
+            for c in todo:
+                bar.update(_render_chunk((c, str(out), cfg.sample_rate, cfg.seed)))
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                jobs = [(c, str(out), cfg.sample_rate, cfg.seed) for c in todo]
+                for n in pool.map(_render_chunk, jobs):
+                    bar.update(n)
+    records = [json.loads(line) for c in chunks
+               for line in (out / "chunks" / f"{c[0].utt_id}.jsonl").read_text().splitlines()]
+    write_table(records, out / TABLE)
+    manifest["summary"] = summarize(records) | {"build_seconds": round(time.time() - start, 1),
+                                                "resumed_from": done_before}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def summarize(records: list[dict]) -> dict:
+    """Counts and hours of audio by split, gender, accent, rate bin and tag."""
+    def count(key):
+        out: dict[str, int] = {}
+        for r in records:
+            out[str(r[key])] = out.get(str(r[key]), 0) + 1
+        return dict(sorted(out.items()))
+
+    tags: dict[str, int] = {}
+    for r in records:
+        for t in r["tags"]:
+            tags[t["tag"]] = tags.get(t["tag"], 0) + 1
+    return {"utterances": len(records), "hours": round(sum(r["duration"] for r in records) / 3600, 3),
+            "voices": len({r["voice_id"] for r in records}),
+            "sentences": len({r["sentence_id"] for r in records}),
+            "split": count("split"), "gender": count("gender"), "accent": count("accent"),
+            "rate_bin": count("rate_bin"), "tags": tags}
