@@ -90,15 +90,18 @@ def _split_voices(voices: list[Voice], n_heldout: int, rng: random.Random):
 
 
 def _pair_prompts(specs: list[UtteranceSpec], rng: random.Random) -> list[UtteranceSpec]:
-    """Give every utterance a prompt: another utterance of its voice and split, normal rate first."""
-    groups: dict[tuple[str, str], list[UtteranceSpec]] = defaultdict(list)
+    """Give every utterance a prompt: another utterance of its voice, from its own split when it
+    can (normal rate first), else from another split; "" only for a voice heard once."""
+    by_voice: dict[str, list[UtteranceSpec]] = defaultdict(list)
     for s in specs:
-        groups[(s.voice.voice_id, s.split)].append(s)
+        by_voice[s.voice.voice_id].append(s)
     out = []
     for s in specs:
-        others = [o for o in groups[(s.voice.voice_id, s.split)] if o.utt_id != s.utt_id]
-        normal = [o for o in others if o.rate_bin == "normal"]
-        prompt = rng.choice(normal or others).utt_id if others else ""
+        others = [o for o in by_voice[s.voice.voice_id] if o.utt_id != s.utt_id]
+        same = [o for o in others if o.split == s.split]
+        pool = same or others
+        normal = [o for o in pool if o.rate_bin == "normal"]
+        prompt = rng.choice(normal or pool).utt_id if pool else ""
         out.append(UtteranceSpec(**{**s.__dict__, "prompt_id": prompt}))
     return out
 

@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny corpus (seconds to build) and a tiny codec fitted on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interp.audio.codec import CodecConfig, SpeechCodec
+from interp.corpus.build import build_corpus
+from interp.corpus.plan import CorpusConfig
+from interp.corpus.table import load_audio, load_table
+
+# Four voices (two per gender, two accents), 40 utterances, plenty of tags.
+TINY_VOICES = ("en-us+m3@p50", "en-gb-x-rp+m1@p45", "en-us+f2@p50", "en-gb-scotland+f4@p55",
+               "en-029+m5@p40", "en-gb+f1@p50")
+
+
+def tiny_config(**overrides) -> CorpusConfig:
+    base = dict(n=40, n_sentences=60, n_heldout_voices=2, heldout_frac=0.15, laughter_frac=0.5,
+                breath_frac=0.3, voices=TINY_VOICES, seed=1)
+    return CorpusConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(tiny_config(), out, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_corpus) -> SpeechCodec:
+    audios = [load_audio(tiny_corpus, r)[0] for r in load_table(tiny_corpus, "train")]
+    return SpeechCodec.fit(audios, CodecConfig(n_codes=64, fit_tokens=20_000))

@@ -1,0 +1,129 @@
+"""The synthetic corpus: schema, splits, planted ground truth, resume and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from interp.corpus.build import build_corpus
+from interp.corpus.plan import RATE_BINS, plan_corpus
+from interp.corpus.render import segments
+from interp.corpus.table import SCHEMA, TABLE, load_audio, load_table
+from interp.corpus.voices import GENDER_F0_SPLIT_HZ, check_voice, parse_voice
+from tests.conftest import tiny_config
+
+
+def test_table_schema_and_counts(tiny_corpus):
+    table = pq.read_table(tiny_corpus / TABLE)
+    assert table.schema.equals(SCHEMA)
+    assert table.num_rows == 40
+    rows = table.to_pylist()
+    assert len({r["utt_id"] for r in rows}) == 40
+    for r in rows:
+        audio, sr = load_audio(tiny_corpus, r)
+        assert sr == 16000 and abs(len(audio) / sr - r["duration"]) < 1e-3
+        assert r["text_plain"] == r["text"].replace("[laughter] ", "").replace(
+            " [laughter]", "").replace("[breath] ", "").replace(" [breath]", "")
+
+
+def test_heldout_splits_are_disjoint(tiny_corpus):
+    rows = load_table(tiny_corpus)
+    by = {s: [r for r in rows if r["split"] == s] for s in
+          ("train", "heldout_sentences", "heldout_voices")}
+    assert all(by.values()), {k: len(v) for k, v in by.items()}
+    train_voices = {r["voice_id"] for r in by["train"]}
+    train_sents = {r["sentence_id"] for r in by["train"]}
+    assert not train_voices & {r["voice_id"] for r in by["heldout_voices"]}
+    assert not train_sents & {r["sentence_id"] for r in by["heldout_voices"]}
+    assert not train_sents & {r["sentence_id"] for r in by["heldout_sentences"]}
+    assert {r["voice_id"] for r in by["heldout_sentences"]} <= train_voices
+
+
+def test_ground_truth_matches_audio(tiny_corpus):
+    rows = load_table(tiny_corpus)
+    ids = {r["utt_id"]: r for r in rows}
+    for r in rows:
+        lo, hi = RATE_BINS[r["rate_bin"]]
+        assert lo <= r["rate"] <= hi
+        assert (r["instruction"] is not None) == (r["rate_bin"] != "normal")
+        same_voice = [o for o in rows if o["voice_id"] == r["voice_id"] and o is not r]
+        if not same_voice:
+            assert r["prompt_id"] == ""
+        else:
+            prompt = ids[r["prompt_id"]]
+            assert prompt["voice_id"] == r["voice_id"] and prompt["utt_id"] != r["utt_id"]
+            if any(o["split"] == r["split"] for o in same_voice):
+                assert prompt["split"] == r["split"]
+        # Measured pitch agrees with the gender label.
+        assert (r["f0_median"] < GENDER_F0_SPLIT_HZ) == (r["gender"] == "male"), r
+        starts = [w["start"] for w in r["words"]]
+        assert starts == sorted(starts) and len(r["words"]) == len(r["text_plain"].split())
+        audio, sr = load_audio(tiny_corpus, r)
+        assert r["text"].count("[") == len(r["tags"])
+        for t in r["tags"]:
+            assert 0 < t["start"] < t["end"] <= r["duration"]
+            event = audio[int(t["start"] * sr): int(t["end"] * sr)]
+            assert np.sqrt(np.mean(event**2)) > 0.01, "a tag span must be audible"
+    assert sum(len(r["tags"]) for r in rows) >= 10
+
+
+def test_resume_after_kill(tmp_path):
+    cfg = tiny_config(n=20)
+    first = build_corpus(cfg, tmp_path, workers=1)
+    table = (tmp_path / TABLE).read_bytes()
+    chunk = sorted((tmp_path / "chunks").glob("*.jsonl"))[0]
+    chunk.unlink()  # as if killed before this chunk finished
+    second = build_corpus(cfg, tmp_path, workers=1)
+    assert second["summary"]["resumed_from"] == 0  # the only chunk was lost (20 < CHUNK)
+    assert first["summary"]["utterances"] == second["summary"]["utterances"] == 20
+    before = pq.read_table(io.BytesIO(table)).to_pylist()
+    after = load_table(tmp_path)
+    # espeak-ng's output drifts by a few ms between engine sessions: the plan must be identical,
+    # the measured timings close.
+    planned = ("utt_id", "split", "text", "voice_id", "rate", "instruction", "prompt_id")
+    assert [[r[k] for k in planned] for r in before] == [[r[k] for k in planned] for r in after]
+    assert np.allclose([r["duration"] for r in before], [r["duration"] for r in after], atol=0.05)
+    third = build_corpus(cfg, tmp_path, workers=1)
+    assert third["summary"]["resumed_from"] == 20
+
+
+def test_other_config_in_same_folder_is_refused(tmp_path):
+    build_corpus(tiny_config(n=4), tmp_path, workers=1)
+    with pytest.raises(ValueError, match="another config"):
+        build_corpus(tiny_config(n=5), tmp_path, workers=1)
+
+
+def test_bad_voice_and_empty_text_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="bad voice id"):
+        parse_voice("en-us-f2")
+    with pytest.raises(ValueError, match="unknown variant"):
+        parse_voice("en-us+q9@p50")
+    with pytest.raises(Exception, match="unknown espeak-ng voice"):
+        build_corpus(tiny_config(n=2, voices=("xx-nowhere+m1@p50",)), tmp_path, workers=1)
+    with pytest.raises(ValueError, match="no words"):
+        segments("[laughter] [breath]")
+
+
+def test_mislabelled_voice_is_refused(monkeypatch):
+    import interp.corpus.voices as voices
+
+    monkeypatch.setattr(voices, "median_f0", lambda audio, sr: 99.0)  # renders at male pitch
+    with pytest.raises(ValueError, match="labelled female"):
+        check_voice(parse_voice("en-gb+f1@p50"))
+
+
+def test_plan_is_deterministic_and_balanced():
+    cfg = tiny_config(n=400, voices=())
+    from interp.corpus.voices import default_voices
+
+    a = plan_corpus(cfg, default_voices())
+    b = plan_corpus(cfg, default_voices())
+    assert [dataclasses.astuple(x) for x in a] == [dataclasses.astuple(x) for x in b]
+    male = sum(s.voice.gender == "male" for s in a) / len(a)
+    assert 0.4 < male < 0.6
+    assert json.dumps(cfg.to_dict())
