@@ -33,3 +33,32 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def tiny_codec(tiny_corpus) -> SpeechCodec:
     audios = [load_audio(tiny_corpus, r)[0] for r in load_table(tiny_corpus, "train")]
     return SpeechCodec.fit(audios, CodecConfig(n_codes=64, fit_tokens=20_000))
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_dir(tmp_path_factory, tiny_codec) -> Path:
+    out = tmp_path_factory.mktemp("codec")
+    tiny_codec.save(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokens(tmp_path_factory, tiny_corpus, tiny_codec_dir) -> Path:
+    from interp.audio.tokenize_corpus import tokenize_corpus
+
+    out = tmp_path_factory.mktemp("tokens")
+    tokenize_corpus(tiny_corpus, tiny_codec_dir, out, workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tinycosy(tmp_path_factory, tiny_corpus, tiny_tokens) -> tuple[Path, dict]:
+    """A 2-layer TinyCosy trained for a few steps: (export folder, training summary)."""
+    from interp.models.train import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("tinycosy")
+    cfg = TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(run / "run"),
+                      export=str(run / "export"), steps=12, batch_size=8, lr=3e-3, warmup=2,
+                      eval_every=6, eval_examples=8, ckpt_every=6, n_layers=2, hidden=32,
+                      text_vocab=300)
+    return run / "export", train(cfg)

@@ -1,4 +1,4 @@
-"""`python -m interp.audio fit|roundtrip|encode|decode`: the 25 Hz speech codec."""
+"""`python -m interp.audio fit|roundtrip|tokenize|encode|decode`: the 25 Hz speech codec."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from interp.audio.codec import CodecConfig, SpeechCodec
 from interp.audio.roundtrip import RoundTripConfig, measure_roundtrip
+from interp.audio.tokenize_corpus import tokenize_corpus
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_audio, load_table
 
@@ -62,6 +63,12 @@ def roundtrip(args: argparse.Namespace) -> None:
     print(f"  listen: {out}/examples/   plot: {out}/roundtrip.html")
 
 
+def tokenize(args: argparse.Namespace) -> None:
+    out = args.out or Path(args.corpus).parent / "tokens"
+    m = tokenize_corpus(args.corpus, args.codec, out, args.workers)
+    print(f"tokens of {m['utterances']} utterances (codec {m['codec']}) → {out}")
+
+
 def encode(args: argparse.Namespace) -> None:
     codec = SpeechCodec.load(args.codec)
     tokens = codec.encode(read_wav(args.wav, codec.sample_rate))
@@ -91,6 +98,11 @@ def main() -> None:
     r.add_argument("--codec", type=Path, default=DEFAULT_CODEC)
     r.add_argument("--out", type=Path, default=None, help="default: <corpus>/../codec_roundtrip")
     add_config_args(r, RoundTripConfig)
+    t = sub.add_parser("tokenize", help="speech tokens of a whole corpus (resumable shards)")
+    t.add_argument("--corpus", type=Path, default=Path("runs/tinycosy/corpus"))
+    t.add_argument("--codec", type=Path, default=DEFAULT_CODEC)
+    t.add_argument("--out", type=Path, default=None, help="default: <corpus>/../tokens")
+    t.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     e = sub.add_parser("encode", help="print the tokens of a 16 kHz wav")
     e.add_argument("wav", type=Path)
     e.add_argument("--codec", type=Path, default=DEFAULT_CODEC)
@@ -100,7 +112,9 @@ def main() -> None:
     d.add_argument("--codec", type=Path, default=DEFAULT_CODEC)
     d.add_argument("--out", type=Path, default=Path("decoded.wav"))
     args = parser.parse_args()
-    {"fit": fit, "roundtrip": roundtrip, "encode": encode, "decode": decode}[args.cmd](args)
+    commands = {"fit": fit, "roundtrip": roundtrip, "tokenize": tokenize, "encode": encode,
+                "decode": decode}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

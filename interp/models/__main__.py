@@ -1,0 +1,40 @@
+"""`python -m interp.models "text" --prompt VOICE --out speech.wav`: speak with TinyCosy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import soundfile as sf
+
+from interp.cli import run_cli
+from interp.models.tts import TTS
+from interp.paths import CODEC_DIR, TINYCOSY_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m interp.models", description=__doc__)
+    parser.add_argument("text", nargs="?", help="what to say; tags [laughter] [breath] allowed")
+    parser.add_argument("--prompt", default="en-us+f2@p50",
+                        help="voice id of the prompt bank, or a 16 kHz wav to clone")
+    parser.add_argument("--instruction", default=None, help='e.g. "Please speak slowly."')
+    parser.add_argument("--out", type=Path, default=Path("tts.wav"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)
+    parser.add_argument("--codec", type=Path, default=CODEC_DIR)
+    parser.add_argument("--list-voices", action="store_true", help="print the prompt bank")
+    args = parser.parse_args()
+    engine = TTS(args.model, args.codec)
+    if args.list_voices:
+        for v, p in sorted(engine.prompts.items()):
+            print(f"{v:24s} {p['gender']:6s} {p['accent']:15s} {p['split']:15s} {p['text']}")
+        return
+    if not args.text:
+        parser.error("give the text to speak (or --list-voices)")
+    audio = engine(args.text, args.prompt, args.instruction, args.seed)
+    sf.write(args.out, audio, engine.codec.sample_rate)
+    print(f"wrote {args.out} ({len(audio) / engine.codec.sample_rate:.2f} s)")
+
+
+if __name__ == "__main__":
+    run_cli(main)

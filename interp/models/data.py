@@ -1,0 +1,69 @@
+"""Training examples for TinyCosy: (text ids, prompt speech tokens, target speech tokens).
+
+The prompt is another utterance of the same voice, cut at a word boundary to at most
+`max_prompt_s` seconds; its text is the words spoken before the cut. With probability
+`drop_prompt_text` the prompt text is left out, so that a bare prompt wav works at inference.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from interp.models.text_tokenizer import lm_text
+
+TOKEN_RATE = 25.0
+
+
+@dataclass(frozen=True)
+class Example:
+    utt_id: str
+    text_ids: torch.Tensor  # (n_text,)
+    prompt: torch.Tensor  # (n_prompt,) speech tokens
+    target: torch.Tensor  # (n_target,) speech tokens
+
+
+def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.ndarray]:
+    """Prompt text and tokens of `row` up to the last word boundary before `max_s` seconds."""
+    words = [w for w in row["words"] if w["end"] <= max_s]
+    if not words:  # a very slow first word: keep it whole
+        words = row["words"][:1]
+    end = words[-1]["end"]
+    # Keep tags that end before the cut, in their place in the text.
+    items = [(w["start"], w["word"]) for w in words]
+    items += [(t["start"], f"[{t['tag']}]") for t in row["tags"] if t["end"] <= end]
+    text = " ".join(x for _, x in sorted(items))
+    return text, tokens[: max(1, int(np.ceil(end * TOKEN_RATE)))]
+
+
+def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: Tokenizer,
+                  max_prompt_s: float = 3.0, drop_prompt_text: float = 0.2,
+                  seed: int = 0) -> list[Example]:
+    """One example per row that has a prompt; rows without tokens are a clear error."""
+    by_id = {r["utt_id"]: r for r in rows}
+    rng = random.Random(seed)
+    missing = [r["utt_id"] for r in rows if r["utt_id"] not in tokens]
+    if missing:
+        raise ValueError(f"{len(missing)} utterances have no speech tokens (e.g. {missing[0]}); "
+                         "run `python -m interp.audio tokenize` on this corpus")
+    out = []
+    for r in rows:
+        prompt_row = by_id.get(r["prompt_id"])
+        if prompt_row is None:
+            continue
+        p_text, p_tok = cut_prompt(prompt_row, tokens[prompt_row["utt_id"]], max_prompt_s)
+        if rng.random() < drop_prompt_text:
+            p_text = ""
+        ids = tokenizer.encode(lm_text(r["text"], p_text, r["instruction"])).ids
+        out.append(Example(r["utt_id"], torch.tensor(ids), torch.from_numpy(p_tok.copy()),
+                           torch.from_numpy(tokens[r["utt_id"]].copy())))
+    return out
+
+
+def position_modality(n_text: int, n_prompt: int, n_target: int) -> list[str]:
+    """Modality of each position of [sos] text [task_id] prompt target."""
+    return ["special"] + ["text"] * n_text + ["special"] + ["speech"] * (n_prompt + n_target)

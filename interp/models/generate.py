@@ -1,0 +1,81 @@
+"""Speech-token generation with a KV cache and CosyVoice's sampling.
+
+Sampling is CosyVoice's: nucleus sampling (top-p 0.8 within the top 25) with the
+repetition-aware fallback of VALL-E 2 — when the sampled token already fills `tau_r` of the last
+`win_size` tokens, sample again from the whole distribution. Stop ids (eos and the rest of the
++200 block) are masked until `min_len`; the length bounds come from the text length, as in
+CosyVoice (min 2, max 20 speech tokens per text token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.models.tinycosy import TinyCosy
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How speech tokens are drawn."""
+
+    top_k: int = 25
+    """nucleus sampling: at most this many candidates"""
+    top_p: float = 0.8
+    """nucleus sampling: smallest set with this much probability"""
+    win_size: int = 10
+    """repetition-aware sampling: window of recent tokens"""
+    tau_r: float = 0.1
+    """repetition-aware sampling: fraction of the window that triggers the fallback"""
+    min_ratio: float = 2.0
+    """at least this many speech tokens per text token"""
+    max_ratio: float = 20.0
+    """at most this many speech tokens per text token"""
+    seed: int = 0
+    """random seed of the sampler"""
+
+
+def nucleus(logits: torch.Tensor, top_p: float, top_k: int, gen: torch.Generator) -> int:
+    probs, idx = logits.softmax(-1).sort(descending=True, stable=True)
+    keep = (probs.cumsum(-1) - probs) < top_p  # tokens before the mass reaches top_p
+    keep[top_k:] = False
+    keep[0] = True
+    p = probs[keep]
+    return int(idx[keep][torch.multinomial(p / p.sum(), 1, generator=gen)])
+
+
+def ras_sample(logits: torch.Tensor, history: list[int], cfg: SamplingConfig,
+               gen: torch.Generator) -> int:
+    tok = nucleus(logits, cfg.top_p, cfg.top_k, gen)
+    if history[-cfg.win_size :].count(tok) >= cfg.win_size * cfg.tau_r:
+        tok = int(torch.multinomial(logits.softmax(-1), 1, generator=gen))
+    return tok
+
+
+@torch.no_grad()
+def generate_tokens(model: TinyCosy, text_ids: torch.Tensor, prompt: torch.Tensor,
+                    n_text: int, cfg: SamplingConfig | None = None) -> list[int]:
+    """Speech tokens after [sos] text [task_id] prompt, until eos.
+
+    `n_text` is the length of the text to speak (not of the system prompt or prompt text): it
+    sets the length bounds.
+    """
+    cfg = cfg or SamplingConfig()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    codes = model.cfg.speech_codes
+    min_len, max_len = int(n_text * cfg.min_ratio), max(1, int(n_text * cfg.max_ratio))
+    embeds = model.prefix(text_ids, prompt)[None]  # (1, T, D)
+    logits, past = model(embeds, use_cache=True)
+    out: list[int] = []
+    for i in range(max_len):
+        step = logits[0, -1].float().cpu()
+        if i < min_len:
+            step[codes:] = float("-inf")  # no stop before min_len
+        tok = ras_sample(step, out, cfg, gen)
+        if tok >= codes:  # eos or any other id of the +200 block ends generation
+            break
+        out.append(tok)
+        nxt = model.speech_embedding(torch.tensor([[tok]], device=embeds.device))
+        logits, past = model(nxt, past_key_values=past, use_cache=True)
+    return out

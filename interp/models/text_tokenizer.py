@@ -1,0 +1,43 @@
+"""The text tokenizer of TinyCosy: a byte-level BPE trained by the project with HF `tokenizers`.
+
+`[laughter]`, `[breath]`, `<|endofprompt|>` and the other specials are single tokens, as in
+CosyVoice3's tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|endofprompt|>", "[laughter]", "[breath]")
+SYSTEM_PROMPT = "You are a helpful assistant."
+FILE = "tokenizer.json"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Tokenizer:
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    path = Path(folder) / FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no text tokenizer at {path}; train TinyCosy first "
+                                "(`python -m interp.models.train`)")
+    return Tokenizer.from_file(str(path))
+
+
+def lm_text(text: str, prompt_text: str = "", instruction: str | None = None) -> str:
+    """CosyVoice3's text part: system prompt and instruction, `<|endofprompt|>`, prompt text, text."""
+    if not text.strip():
+        raise ValueError("empty text: give at least one word to speak")
+    head = f"{SYSTEM_PROMPT} {instruction}" if instruction else SYSTEM_PROMPT
+    body = f"{prompt_text} {text}" if prompt_text else text
+    return f"{head}<|endofprompt|>{body}"

@@ -1,0 +1,234 @@
+"""`python -m interp.models.train`: train TinyCosy on the corpus's speech tokens.
+
+Next-speech-token loss over the target speech (and its eos), AdamW with warm-up and cosine decay,
+bf16 autocast on CUDA. Checkpoints every `ckpt_every` steps and on Ctrl-C; running the same
+command again resumes. At the end the model, tokenizer and prompt bank are exported to `--export`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
+
+from interp.audio.tokenize_corpus import load_token_manifest, load_tokens
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.table import load_table
+from interp.device import pick_device
+from interp.models.data import Example, make_examples
+from interp.models.prompts import write_prompt_bank
+from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
+from interp.models.text_tokenizer import SYSTEM_PROMPT, load_tokenizer, train_tokenizer
+from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training run of TinyCosy."""
+
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus folder (utterances.parquet)"""
+    tokens: str = "runs/tinycosy/tokens"
+    """speech tokens of the corpus (python -m interp.audio tokenize)"""
+    out: str = "runs/tinycosy/model"
+    """run folder: checkpoint, log"""
+    export: str = "data/tinycosy"
+    """where the finished model, tokenizer and prompt bank are written"""
+    steps: int = 3000
+    """optimiser steps"""
+    batch_size: int = 16
+    """sequences per step"""
+    lr: float = 1.5e-3
+    """peak learning rate"""
+    warmup: int = 150
+    """warm-up steps"""
+    min_lr_frac: float = 0.1
+    """final learning rate as a fraction of the peak"""
+    weight_decay: float = 0.01
+    """AdamW weight decay"""
+    max_minutes: float = 0.0
+    """stop (and export) after this many minutes of this run; 0 = no limit"""
+    eval_every: int = 500
+    """steps between held-out evaluations"""
+    eval_examples: int = 200
+    """held-out examples per evaluated split"""
+    ckpt_every: int = 100
+    """steps between checkpoints"""
+    text_vocab: int = 1024
+    """text tokenizer vocabulary (trained on first run)"""
+    n_layers: int = 24
+    """decoder layers"""
+    hidden: int = 128
+    """residual width"""
+    seed: int = 0
+    """seed of initialisation and data order"""
+    device: str = "auto"
+    """auto (CUDA when present), cpu or cuda"""
+
+
+def _lr(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def batch_loss(model: TinyCosy, batch: list[Example]) -> torch.Tensor:
+    """Mean next-token cross-entropy over target speech tokens and eos."""
+    dev = model.speech_embedding.weight.device
+    seqs, starts, labels = [], [], []
+    for ex in batch:
+        pre = model.prefix(ex.text_ids, ex.prompt)
+        seqs.append(torch.cat([pre, model.speech_embedding(ex.target.to(dev))]))
+        starts.append(len(pre) - 1)
+        labels.append(torch.cat([ex.target, torch.tensor([model.eos])]).to(dev))
+    lengths = torch.tensor([len(s) for s in seqs], device=dev)
+    embeds = pad_sequence(seqs, batch_first=True)  # (B, T, D)
+    mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        logits, _ = model(embeds, attention_mask=mask)
+    picked = torch.cat([logits[b, s : s + len(y)] for b, (s, y) in enumerate(zip(starts, labels,
+                                                                                  strict=True))])
+    return torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
+
+
+@torch.no_grad()
+def evaluate(model: TinyCosy, examples: list[Example], bs: int) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for i in range(0, len(examples), bs):
+        batch = examples[i : i + bs]
+        k = sum(len(e.target) + 1 for e in batch)
+        total += batch_loss(model, batch).item() * k
+        n += k
+    model.train()
+    return total / max(n, 1)
+
+
+def batches(examples: list[Example], bs: int, seed: int, epoch: int) -> list[list[Example]]:
+    """Shuffled batches of similar lengths (sorted within groups of 32 batches)."""
+    order = list(range(len(examples)))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    group = 32 * bs
+    out = []
+    for g in range(0, len(order), group):
+        chunk = sorted(order[g : g + group], key=lambda i: len(examples[i].target))
+        out += [[examples[i] for i in chunk[b : b + bs]] for b in range(0, len(chunk), bs)]
+    random.Random(seed * 1000 + epoch + 1).shuffle(out)
+    return out
+
+
+def _tokenizer(cfg: TrainConfig, rows: list[dict]):
+    out = Path(cfg.out)
+    if not (out / TOKENIZER_FILE).exists():
+        texts = [r["text"] for r in rows] + [r["instruction"] or "" for r in rows]
+        tok = train_tokenizer(texts + [SYSTEM_PROMPT] * 100, cfg.text_vocab)
+        out.mkdir(parents=True, exist_ok=True)
+        tok.save(str(out / TOKENIZER_FILE))
+    return load_tokenizer(out)
+
+
+def _save_ckpt(path: Path, model, opt, step: int, log: list) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log},
+               tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    rows = load_table(cfg.corpus)
+    tokens = load_tokens(cfg.tokens)
+    tokenizer = _tokenizer(cfg, rows)
+    split = {s: [r for r in rows if r["split"] == s] for s in
+             ("train", "heldout_sentences", "heldout_voices")}
+    train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed)
+    held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0)[: cfg.eval_examples]
+            for s in ("heldout_sentences", "heldout_voices")}
+    n_codes = load_token_manifest(cfg.tokens)["n_codes"]
+    model_cfg = model_cfg or TinyCosyConfig(n_layers=cfg.n_layers, hidden=cfg.hidden,
+                                            mlp=4 * cfg.hidden,
+                                            text_vocab=tokenizer.get_vocab_size(),
+                                            speech_codes=n_codes)
+    model = TinyCosy(model_cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.95))
+    out = Path(cfg.out)
+    ckpt = out / "ckpt.pt"
+    step, log = 0, []
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, log = state["step"], state["log"]
+    n_params = sum(p.numel() for p in model.parameters())
+    start, per_epoch = time.time(), math.ceil(len(train_ex) / cfg.batch_size)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {n_params / 1e6:.1f}M", unit="step")
+    model.train()
+    order: dict[int, list[list[Example]]] = {}  # batches of the current epoch
+    try:
+        while step < cfg.steps:
+            if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
+                break
+            epoch, i = divmod(step, per_epoch)
+            if epoch not in order:
+                order = {epoch: batches(train_ex, cfg.batch_size, cfg.seed, epoch)}
+            batch = order[epoch][i]
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, cfg)
+            loss = batch_loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            log.append({"step": step, "loss": round(loss.item(), 4)})
+            bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+            bar.update(1)
+            if step % cfg.eval_every == 0:
+                log[-1].update({s: round(evaluate(model, e, cfg.batch_size), 4)
+                                for s, e in held.items()})
+                bar.write(f"step {step}: " + json.dumps(log[-1]))
+            if step % cfg.ckpt_every == 0:
+                _save_ckpt(ckpt, model, opt, step, log)
+    finally:
+        bar.close()
+        out.mkdir(parents=True, exist_ok=True)
+        _save_ckpt(ckpt, model, opt, step, log)
+    final = {s: round(evaluate(model, e, cfg.batch_size), 4) for s, e in held.items()}
+    summary = {"steps": step, "params": n_params, "train_examples": len(train_ex),
+               "epochs": round(step / per_epoch, 2), "heldout_loss": final,
+               "last_train_loss": log[-1]["loss"] if log else None,
+               "minutes_this_run": round((time.time() - start) / 60, 1),
+               "device": str(device), "config": asdict(cfg), "model": model_cfg.to_dict()}
+    export = Path(cfg.export)
+    model.cpu().save(export)
+    tokenizer.save(str(export / TOKENIZER_FILE))
+    write_prompt_bank(rows, tokens, export)
+    (export / "train.json").write_text(json.dumps(summary | {"log": log[-50:]}, indent=1))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m interp.models.train", description=__doc__)
+    add_config_args(parser, TrainConfig)
+    cfg = config_from_args(TrainConfig, parser.parse_args())
+    torch.set_num_threads(os.cpu_count() or 1)
+    s = train(cfg)
+    print(f"\nTinyCosy ({s['params'] / 1e6:.1f}M params): {s['steps']} steps, {s['epochs']} epochs "
+          f"on {s['device']}; held-out loss {s['heldout_loss']} (uniform: "
+          f"{math.log(s['model']['speech_codes']):.2f}) → {cfg.export}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,114 @@
+"""TinyCosy: layout as CosyVoice3, training steps, save/load, KV-cached generation, tts API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from interp.audio.tokenize_corpus import load_tokens
+from interp.corpus.table import load_table
+from interp.models.data import cut_prompt, position_modality
+from interp.models.generate import SamplingConfig, generate_tokens
+from interp.models.text_tokenizer import lm_text, load_tokenizer
+from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy, TinyCosyConfig
+from interp.models.tts import TTS
+
+
+def test_cosyvoice3_key_names_and_specials():
+    m = TinyCosy(TinyCosyConfig(n_layers=2, hidden=32, n_heads=2, n_kv_heads=1, mlp=64,
+                                text_vocab=100, speech_codes=64))
+    keys = set(m.state_dict())
+    assert "llm.model.model.embed_tokens.weight" in keys
+    assert "llm.model.model.layers.1.self_attn.q_proj.weight" in keys
+    assert m.speech_embedding.weight.shape == (64 + SPEECH_EXTRA, 32)
+    assert m.llm_decoder.weight.shape == (64 + SPEECH_EXTRA, 32) and m.llm_decoder.bias is None
+    assert (m.sos, m.eos, m.task_id) == (64, 65, 66)
+
+
+def test_training_lowers_loss_and_exports(tiny_tinycosy):
+    export, summary = tiny_tinycosy
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "prompts.json",
+                 "train.json"):
+        assert (export / name).exists(), name
+    log = json.loads((export / "train.json").read_text())["log"]
+    first, last = np.mean([r["loss"] for r in log[:3]]), np.mean([r["loss"] for r in log[-3:]])
+    assert last < first, (first, last)
+    assert summary["steps"] == 12 and set(summary["heldout_loss"]) == {
+        "heldout_sentences", "heldout_voices"}
+
+
+def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):
+    from interp.models.train import TrainConfig, train
+
+    cfg = dict(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
+               export=str(tmp_path / "export"), batch_size=4, warmup=1, eval_every=100,
+               eval_examples=4, ckpt_every=2, n_layers=1, hidden=32, text_vocab=300)
+    train(TrainConfig(steps=3, **cfg))
+    summary = train(TrainConfig(steps=5, **cfg))  # picks up at step 3
+    log = json.loads((tmp_path / "export" / "train.json").read_text())["log"]
+    assert summary["steps"] == 5 and [r["step"] for r in log] == [1, 2, 3, 4, 5]
+
+
+def test_save_load_identical_logits(tmp_path, tiny_tinycosy):
+    export, _ = tiny_tinycosy
+    model = TinyCosy.load(export)
+    model.save(tmp_path)
+    again = TinyCosy.load(tmp_path)
+    tok = load_tokenizer(export)
+    ids = torch.tensor(tok.encode(lm_text("the red lamp")).ids)
+    embeds = model.prefix(ids, torch.tensor([1, 2, 3]))[None]
+    assert torch.equal(model(embeds)[0], again(embeds)[0])
+
+
+def test_kv_cache_matches_full_forward(tiny_tinycosy):
+    model = TinyCosy.load(tiny_tinycosy[0])
+    embeds = model.prefix(torch.tensor([5, 6, 7]), torch.tensor([1, 2, 3, 4]))[None]
+    full, _ = model(embeds)
+    logits, past = model(embeds[:, :-2], use_cache=True)
+    step1, past = model(embeds[:, -2:-1], past_key_values=past, use_cache=True)
+    step2, _ = model(embeds[:, -1:], past_key_values=past, use_cache=True)
+    assert torch.allclose(full[0, -2], step1[0, -1], atol=1e-5)
+    assert torch.allclose(full[0, -1], step2[0, -1], atol=1e-5)
+
+
+def test_generation_is_seeded_and_bounded(tiny_tinycosy):
+    model = TinyCosy.load(tiny_tinycosy[0])
+    ids, prompt = torch.tensor([5, 6, 7, 8]), torch.tensor([1, 2, 3])
+    a = generate_tokens(model, ids, prompt, n_text=3, cfg=SamplingConfig(seed=1))
+    b = generate_tokens(model, ids, prompt, n_text=3, cfg=SamplingConfig(seed=1))
+    assert a == b
+    assert 6 <= len(a) <= 60 and all(0 <= t < model.cfg.speech_codes for t in a)
+
+
+def test_tts_api_and_bad_input(tmp_path, tiny_tinycosy, tiny_codec_dir):
+    engine = TTS(tiny_tinycosy[0], tiny_codec_dir)
+    voice = next(iter(engine.prompts))
+    audio = engine("the red lamp is here.", voice, "Please speak slowly.", seed=0)
+    assert audio.dtype == np.float32 and len(audio) % 640 == 0 and len(audio) > 0
+    with pytest.raises(ValueError, match="empty text"):
+        engine("  ", voice)
+    with pytest.raises(ValueError, match="neither a voice id nor a wav"):
+        engine("hello", "no-such-voice")
+    with pytest.raises(FileNotFoundError, match="train one with"):
+        TinyCosy.load(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "interp.models", "hello", "--model",
+                           str(tmp_path), "--codec", str(tiny_codec_dir)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no TinyCosy checkpoint")
+
+
+def test_prompt_cut_and_modality(tiny_corpus, tiny_tokens):
+    rows = load_table(tiny_corpus)
+    tokens = load_tokens(tiny_tokens)
+    row = max(rows, key=lambda r: r["duration"])
+    text, tok = cut_prompt(row, tokens[row["utt_id"]], max_s=1.5)
+    assert 0 < len(tok) <= int(np.ceil(1.5 * 25)) and text.split()[0] in row["text"]
+    assert len(tok) / 25 >= max(w["end"] for w in row["words"] if w["end"] <= 1.5) - 0.04
+    mods = position_modality(4, 3, 5)
+    assert mods[0] == mods[5] == "special" and mods[1:5] == ["text"] * 4
+    assert mods[6:] == ["speech"] * 8
