@@ -57,15 +57,12 @@ def run(root: Path, pairs: list, out: str = "out", **kw) -> tuple[dict, dict, di
         (root / out / "per_sample.json").read_text())
 
 
-@pytest.mark.parametrize("method", ["praat", "numpy"])
-def test_pitch_trackers(method: str) -> None:
-    if method == "praat":
-        pytest.importorskip("parselmouth")
+def test_pitch_tracker() -> None:
     for f0 in (110, 230):
-        tr = pitch_track(speechlike(f0), SR, method)
+        tr = pitch_track(speechlike(f0), SR)
         assert abs(tr.median_f0 - f0) < 0.05 * f0 and 0.8 < tr.voiced_duration < 1.3
     noise = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
-    assert pitch_track(noise, SR, method).voiced_duration < 0.1
+    assert pitch_track(noise, SR).voiced_duration < 0.1
 
 
 def test_gender_rate_pitch_answers(tmp_path: Path) -> None:
@@ -156,8 +153,7 @@ def test_cli_acoustic_and_controls(tmp_path: Path, capsys: pytest.CaptureFixture
     pair = build_sample(tmp_path, "i", (speechlike(120), SR), (speechlike(220), SR), [GENDER_IF])
     m, p = write_mmae_set(tmp_path, [pair])
     args = ["--predictions", str(p), "--metadata", str(m), "--audio_root", str(tmp_path),
-            "--output_dir", str(tmp_path / "cli"), "--backend", "acoustic", "--no_progress",
-            "--pitch_method", "numpy"]
+            "--output_dir", str(tmp_path / "cli"), "--backend", "acoustic", "--no_progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "IFR 100.00" in out and "EMR 100.00" in out

@@ -9,11 +9,11 @@ PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 450.0
 
 
-def f0_track(audio: np.ndarray, sr: int, time_step: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def f0_track(audio: np.ndarray, sr: int, time_step: float = 0.01, floor: float = PITCH_FLOOR_HZ,
+             ceiling: float = PITCH_CEILING_HZ) -> tuple[np.ndarray, np.ndarray]:
     """(times, f0) with f0 = 0 on unvoiced frames."""
     sound = parselmouth.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=sr)
-    pitch = sound.to_pitch(time_step=time_step, pitch_floor=PITCH_FLOOR_HZ,
-                           pitch_ceiling=PITCH_CEILING_HZ)
+    pitch = sound.to_pitch(time_step=time_step, pitch_floor=floor, pitch_ceiling=ceiling)
     return pitch.xs(), pitch.selected_array["frequency"]
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from interp.corpus.voices import GENDER_F0_SPLIT_HZ
 from steering.judge.acoustic_backend import AcousticConfig
 from steering.judge.api_backend import API_KEY_ENVS, ApiConfig
 from steering.judge.controls import write_controls
@@ -74,10 +75,8 @@ def judge_parser() -> argparse.ArgumentParser:
     p.add_argument("--api_key", default=None, help=f"default: ${' or $'.join(API_KEY_ENVS)}")
     p.add_argument("--prompt_dir", type=Path, default=None,
                    help="folder with system.txt and user.txt (default: data/judge)")
-    p.add_argument("--pitch_method", choices=("auto", "praat", "numpy"), default="auto",
-                   help="acoustic backend pitch tracker (auto: Praat if installed)")
-    p.add_argument("--gender_threshold_hz", type=float, default=155.0,
-                   help="acoustic backend: median F0 >= this is female (155)")
+    p.add_argument("--gender_threshold_hz", type=float, default=GENDER_F0_SPLIT_HZ,
+                   help=f"acoustic backend: median F0 >= this is female ({GENDER_F0_SPLIT_HZ:g})")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -100,7 +99,7 @@ def config_from_args(a: argparse.Namespace) -> JudgeConfig:
         backoff_base=a.backoff_base, backoff_max=a.backoff_max, audio_style=a.audio_style,
         temperature=a.temperature, max_tokens=a.max_tokens, api_key=a.api_key,
         prompt_dir=a.prompt_dir)
-    acoustic = AcousticConfig(pitch_method=a.pitch_method,
+    acoustic = AcousticConfig(
                               gender_threshold_hz=a.gender_threshold_hz)
     return JudgeConfig(a.predictions, a.metadata, a.audio_root, a.output_dir, a.backend, a.seed,
                        a.n_queries, a.pass_threshold, a.retry_failed, a.sample_rate, api, acoustic)

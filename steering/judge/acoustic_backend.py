@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from interp.corpus.voices import GENDER_F0_SPLIT_HZ
 from steering.judge import options as opt
 from steering.judge.acoustics import PitchTrack, pitch_track
 from steering.judge.audio import AudioPart, part_samples, stamp, to_mono
@@ -67,10 +68,9 @@ def get_instrument(name: str) -> Callable | None:
 
 @dataclass(frozen=True)
 class AcousticConfig:
-    pitch_method: str = "auto"
-    """Pitch tracker: auto (Praat via parselmouth if importable), praat, or numpy."""
-    gender_threshold_hz: float = 155.0
-    """Median F0 at or above this is 'female' (fits espeak voices: m3 ~100 Hz, f2 ~180+ Hz)."""
+    gender_threshold_hz: float = GENDER_F0_SPLIT_HZ
+    """Median F0 at or above this is 'female' (the corpus's split: male espeak voices sit at
+    90–110 Hz, female ones at 170–230 Hz)."""
     rate_tolerance: float = 0.15
     """Voiced-duration ratio within 1 ± this counts as the same speaking rate."""
     pitch_tolerance: float = 0.12
@@ -99,16 +99,16 @@ class Measurer:
     cfg: AcousticConfig
 
     def track(self, part: AudioPart) -> PitchTrack:
-        return _track(part, self.cfg.pitch_method, stamp(part.path))
+        return _track(part, stamp(part.path))
 
     def voiced(self, t: PitchTrack) -> bool:
         return t.voiced_duration >= self.cfg.min_voiced_s
 
 
 @lru_cache(maxsize=128)
-def _track(part: AudioPart, method: str, file_stamp: tuple[int, int]) -> PitchTrack:
+def _track(part: AudioPart, file_stamp: tuple[int, int]) -> PitchTrack:
     x, sr = part_samples(part)
-    return pitch_track(to_mono(x), sr, method)
+    return pitch_track(to_mono(x), sr)
 
 
 MeasureFn = Callable[[Measurer, Query, "Targets"], Verdict]
