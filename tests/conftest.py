@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from interp.audio.codec import CodecConfig, SpeechCodec
 from interp.corpus.build import build_corpus
 from interp.corpus.plan import CorpusConfig
 from interp.corpus.table import load_audio, load_table
+
+# Tiny models gain nothing from threads, and oversubscribed cores slow everything else down.
+torch.set_num_threads(1)
 
 # Four voices (two per gender, two accents), 40 utterances, plenty of tags.
 TINY_VOICES = ("en-us+m3@p50", "en-gb-x-rp+m1@p45", "en-us+f2@p50", "en-gb-scotland+f4@p55",

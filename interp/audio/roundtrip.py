@@ -66,7 +66,8 @@ def laughter_labels(row: dict, n_tokens: int, token_rate: float) -> np.ndarray:
     return y
 
 
-def _laughter_classifier(corpus: Path, codec: SpeechCodec, n: int) -> LogisticRegression:
+def fit_laughter_probe(corpus: Path, codec: SpeechCodec, n: int) -> LogisticRegression:
+    """Logistic regression laughter-vs-rest over token features of `n` tagged train utterances."""
     rows = [r for r in load_table(corpus, "train") if r["tags"]][:n]
     xs, ys = [], []
     for r in rows:
@@ -78,6 +79,15 @@ def _laughter_classifier(corpus: Path, codec: SpeechCodec, n: int) -> LogisticRe
     if y.min() == y.max():
         raise ValueError("the train split has no laughter: build a corpus with --laughter-frac > 0")
     return LogisticRegression(max_iter=2000, C=0.1).fit(np.concatenate(xs), y)
+
+
+def laughter_score(audio: np.ndarray, codec: SpeechCodec, probe: LogisticRegression) -> float:
+    """Utterance laughter score: the highest probe probability averaged over 5 tokens (0.2 s),
+    so that one odd token does not count as a laugh."""
+    if len(audio) < 640 * 5:
+        return 0.0
+    p = probe.predict_proba(token_features(audio, codec))[:, 1]
+    return float(np.convolve(p, np.ones(5) / 5, mode="valid").max())
 
 
 def _gender_summary(ratios: dict[str, list[float]], f0s: dict[str, list[tuple]]) -> dict:
@@ -100,7 +110,7 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
     rows = load_table(corpus, cfg.split)[: cfg.max_utts]
     if not rows:
         raise ValueError(f"split {cfg.split!r} of {corpus} is empty; build a larger corpus")
-    clf = _laughter_classifier(corpus, codec, cfg.laughter_train_utts)
+    clf = fit_laughter_probe(corpus, codec, cfg.laughter_train_utts)
     ratios: dict[str, list[float]] = {"male": [], "female": []}
     f0s: dict[str, list[tuple]] = {"male": [], "female": []}
     dur, vdur, tokens, lx_o, lx_r, ly = [], [], [], [], [], []

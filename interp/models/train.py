@@ -73,6 +73,8 @@ class TrainConfig:
     """seed of initialisation and data order"""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda"""
+    threads: int = 0
+    """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
 
 
 def _lr(step: int, cfg: TrainConfig) -> float:
@@ -223,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.models.train", description=__doc__)
     add_config_args(parser, TrainConfig)
     cfg = config_from_args(TrainConfig, parser.parse_args())
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     s = train(cfg)
     print(f"\nTinyCosy ({s['params'] / 1e6:.1f}M params): {s['steps']} steps, {s['epochs']} epochs "
           f"on {s['device']}; held-out loss {s['heldout_loss']} (uniform: "

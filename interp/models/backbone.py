@@ -1,0 +1,81 @@
+"""The interface every backbone offers the workbench (TinyCosy now; real-model adapters later).
+
+A backbone knows its depth and width, names its hook points in TransformerLens grammar, runs a
+teacher-forced forward pass that says which modality each position has, and generates speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from interp.models.data import position_modality
+from interp.models.generate import SamplingConfig, generate_tokens
+from interp.models.tinycosy import TinyCosy
+
+HOOK_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
+              "hook_mlp_out")
+
+
+def hook_names(n_layers: int) -> list[str]:
+    """`blocks.{L}.hook_*` for every layer, in forward order."""
+    return [f"blocks.{layer}.{kind}" for layer in range(n_layers) for kind in HOOK_KINDS]
+
+
+def check_hook(name: str, n_layers: int) -> None:
+    """A clear error, listing what exists, for a hook point that does not."""
+    if name not in hook_names(n_layers):
+        raise ValueError(f"unknown hook point {name!r}: this backbone has blocks.0–"
+                         f"{n_layers - 1} with {', '.join(HOOK_KINDS)} "
+                         f"(e.g. blocks.{n_layers // 2}.hook_resid_post)")
+
+
+@dataclass(frozen=True)
+class TeacherForced:
+    """Output of a teacher-forced pass over one sequence."""
+
+    logits: torch.Tensor  # (T, n_speech)
+    modality: list[str]  # (T,) "text" | "speech" | "special"
+    target_start: int  # first position whose next token is a target speech token
+
+
+class Backbone(Protocol):
+    name: str
+    n_layers: int
+    d_model: int
+    model: torch.nn.Module
+
+    def hook_points(self) -> list[str]: ...
+
+    def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
+                       target: torch.Tensor) -> TeacherForced: ...
+
+    def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
+                 sampling: SamplingConfig | None = None) -> list[int]: ...
+
+
+class TinyCosyBackbone:
+    """TinyCosy behind the `Backbone` interface."""
+
+    def __init__(self, model: TinyCosy, name: str = "tinycosy"):
+        self.model, self.name = model, name
+        self.n_layers, self.d_model = model.cfg.n_layers, model.cfg.hidden
+
+    def hook_points(self) -> list[str]:
+        return hook_names(self.n_layers)
+
+    @torch.no_grad()
+    def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
+                       target: torch.Tensor) -> TeacherForced:
+        dev = self.model.speech_embedding.weight.device
+        pre = self.model.prefix(text_ids, prompt)
+        embeds = torch.cat([pre, self.model.speech_embedding(target.to(dev))])[None]
+        logits, _ = self.model(embeds)
+        return TeacherForced(logits[0], position_modality(len(text_ids), len(prompt), len(target)),
+                             len(pre) - 1)
+
+    def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
+                 sampling: SamplingConfig | None = None) -> list[int]:
+        return generate_tokens(self.model, text_ids, prompt, n_text, sampling)
