@@ -112,3 +112,26 @@ def test_prompt_cut_and_modality(tiny_corpus, tiny_tokens):
     mods = position_modality(4, 3, 5)
     assert mods[0] == mods[5] == "special" and mods[1:5] == ["text"] * 4
     assert mods[6:] == ["speech"] * 8
+
+
+def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tinycosy, tiny_codec_dir):
+    from interp.models.evaluate import EvalConfig, evaluate_tts
+
+    r = evaluate_tts(EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
+                                codec=str(tiny_codec_dir), n=2, examples=1, out=str(tmp_path)))
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["n_sentences"] == r["n_sentences"] == 2 and len(saved["samples"]) == 2
+    assert 0 <= r["gender_agreement"] <= 1 and r["wer"] is None
+    assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
+
+
+def test_backbone_interface(tiny_tinycosy):
+    from interp.models.backbone import TinyCosyBackbone, check_hook
+
+    bb = TinyCosyBackbone(TinyCosy.load(tiny_tinycosy[0]))
+    assert bb.n_layers == 2 and "blocks.1.hook_resid_post" in bb.hook_points()
+    with pytest.raises(ValueError, match="blocks.1.hook_resid_post"):
+        check_hook("blocks.7.hook_resid_post", bb.n_layers)
+    out = bb.teacher_forced(torch.tensor([5, 6]), torch.tensor([1, 2, 3]), torch.tensor([4, 5]))
+    assert out.logits.shape[0] == len(out.modality) == 1 + 2 + 1 + 3 + 2
+    assert out.modality[out.target_start] == "speech" and out.target_start == 6

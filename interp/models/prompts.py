@@ -15,12 +15,17 @@ FILE = "prompts.json"
 
 def write_prompt_bank(rows: list[dict], tokens: dict[str, np.ndarray], folder: Path,
                       max_s: float = 3.0) -> dict:
-    """Per voice: a normal-rate utterance without tags (the first one in corpus order)."""
-    bank: dict[str, dict] = {}
+    """Per voice: the first utterance in corpus order that is at normal rate without tags, else
+    the first without tags, else the first."""
+    best: dict[str, tuple[int, dict]] = {}
     for r in rows:
-        v = r["voice_id"]
-        if v in bank or r["rate_bin"] != "normal" or r["tags"] or r["utt_id"] not in tokens:
+        if r["utt_id"] not in tokens:
             continue
+        rank = (r["rate_bin"] != "normal") + 2 * bool(r["tags"])
+        if r["voice_id"] not in best or rank < best[r["voice_id"]][0]:
+            best[r["voice_id"]] = (rank, r)
+    bank: dict[str, dict] = {}
+    for v, (_, r) in sorted(best.items()):
         text, tok = cut_prompt(r, tokens[r["utt_id"]], max_s)
         bank[v] = {"utt_id": r["utt_id"], "gender": r["gender"], "accent": r["accent"],
                    "split": r["split"], "f0_median": r["f0_median"], "text": text,
