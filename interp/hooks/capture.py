@@ -1,0 +1,69 @@
+"""Read activations at hook points: `capture` for any forward passes, `run_with_cache` for one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from interp.hooks.points import decoder_layers, first, parse_hook
+
+Saver = Callable[[torch.Tensor], None]
+
+
+def attach(layer: nn.Module, kind: str, read: Callable[[torch.Tensor], None]) -> list:
+    """Register hooks that call `read(hidden (B, T, D))` at `kind` of `layer`; returns handles."""
+    if kind == "hook_resid_pre":
+        def pre(_m, args, kwargs):
+            read(args[0] if args else kwargs["hidden_states"])
+        return [layer.register_forward_pre_hook(pre, with_kwargs=True)]
+    if kind == "hook_resid_mid":
+        return [layer.post_attention_layernorm.register_forward_pre_hook(
+            lambda _m, args: read(args[0]))]
+    module = {"hook_resid_post": layer, "hook_attn_out": layer.self_attn,
+              "hook_mlp_out": layer.mlp}[kind]
+    return [module.register_forward_hook(lambda _m, _args, out: read(first(out)))]
+
+
+class ActivationCache(dict):
+    """hook name → (B, T, D) tensor; several forward passes (a generation) are joined along T."""
+
+
+@contextmanager
+def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
+            dtype: torch.dtype | None = None) -> Iterator[ActivationCache]:
+    """Inside the block, every forward pass of `model` records the named hook points."""
+    layers = decoder_layers(model)
+    parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    handles = []
+    cache = ActivationCache()
+    try:
+        for name in names:
+            layer, kind = parse_hook(name, len(layers))
+
+            def read(x: torch.Tensor, name: str = name) -> None:
+                x = x.detach()
+                parts[name].append((x.cpu() if to_cpu else x).to(dtype or x.dtype))
+
+            handles += attach(layers[layer], kind, read)
+        yield cache
+    finally:
+        for h in handles:
+            h.remove()
+        cache.update({n: torch.cat(p, dim=1) for n, p in parts.items() if p})
+
+
+@torch.no_grad()
+def run_with_cache(backbone, text_ids: torch.Tensor, prompt: torch.Tensor, target: torch.Tensor,
+                   names_filter: list[str] | Callable[[str], bool] | None = None):
+    """TransformerLens-style: (teacher-forced output, cache of the selected hook points)."""
+    names = backbone.hook_points()
+    if callable(names_filter):
+        names = [n for n in names if names_filter(n)]
+    elif names_filter is not None:
+        names = list(names_filter)
+    with capture(backbone.model, names) as cache:
+        out = backbone.teacher_forced(text_ids, prompt, target)
+    return out, cache
