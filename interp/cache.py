@@ -1,0 +1,99 @@
+"""`python -m interp.cache --layers 12 | 0-23 | 4,12,20`: cache residual streams of the corpus.
+
+Teacher-forced passes over (text + prompt speech + target speech) of one corpus split, several
+layers in one pass, into a resumable sharded store (see `interp.store.writer`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from interp.audio.tokenize_corpus import MANIFEST as TOKENS_MANIFEST
+from interp.audio.tokenize_corpus import load_tokens, tokenize_corpus
+from interp.cli import run_cli
+from interp.corpus.table import TABLE, load_table
+from interp.hooks.points import HOOK_KINDS
+from interp.models.backbone import TinyCosyBackbone
+from interp.models.data import make_examples
+from interp.models.text_tokenizer import load_tokenizer
+from interp.models.tinycosy import WEIGHTS, TinyCosy
+from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.store.writer import StoreSpec, fingerprint, write_store
+
+
+def parse_layers(text: str, n_layers: int) -> tuple[int, ...]:
+    """"12", "0-23" or "4,12,20" → layer indices, each checked against the model's depth."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out += range(int(lo), int(hi or lo) + 1)
+    except ValueError as exc:
+        raise ValueError(f"--layers {text!r}: write 12, 0-23 or 4,12,20") from exc
+    bad = [layer for layer in out if not 0 <= layer < n_layers]
+    if bad:
+        raise ValueError(f"layer {bad[0]} does not exist: the model has layers 0–{n_layers - 1}")
+    return tuple(sorted(set(out)))
+
+
+def parse_hook_kind(text: str) -> str:
+    kind = text if text.startswith("hook_") else f"hook_{text}"
+    if kind not in HOOK_KINDS:
+        raise ValueError(f"unknown hook {text!r}: use one of "
+                         f"{', '.join(k[5:] for k in HOOK_KINDS)}")
+    return kind
+
+
+def build_cache(args: argparse.Namespace) -> dict:
+    model = TinyCosy.load(args.model)
+    backbone = TinyCosyBackbone(model)
+    layers = parse_layers(args.layers, backbone.n_layers)
+    hook = parse_hook_kind(args.hook)
+    if not (Path(args.tokens) / TOKENS_MANIFEST).exists():
+        tokenize_corpus(Path(args.corpus), Path(args.codec), Path(args.tokens))
+    rows = load_table(args.corpus)
+    index = {r["utt_id"]: i for i, r in enumerate(rows)}
+    split_rows = [r for r in rows if r["split"] == args.split][: args.max_utts or None]
+    if not split_rows:
+        raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
+    examples = make_examples(split_rows, load_tokens(args.tokens), load_tokenizer(args.model),
+                             drop_prompt_text=0.0)
+    by_id = {r["utt_id"]: r for r in rows}
+    triples = [(ex, index[ex.utt_id], index[by_id[ex.utt_id]["prompt_id"]]) for ex in examples]
+    spec = StoreSpec(model=fingerprint(Path(args.model) / WEIGHTS),
+                     corpus=fingerprint(Path(args.corpus) / TABLE), hook=hook, layers=layers,
+                     d_model=backbone.d_model, split=args.split, shard_utts=args.shard_utts)
+    return write_store(Path(args.out), backbone, spec, triples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m interp.cache", description=__doc__)
+    parser.add_argument("--layers", default="12", help="12, 0-23 or 4,12,20 (default: 12)")
+    parser.add_argument("--hook", default="resid_post", help="resid_pre|resid_mid|resid_post|"
+                        "attn_out|mlp_out (default: resid_post)")
+    parser.add_argument("--split", default="train", help="corpus split (default: train)")
+    parser.add_argument("--max-utts", type=int, default=0, help="first N utterances (0 = all)")
+    parser.add_argument("--shard-utts", type=int, default=64, help="utterances per shard")
+    parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)
+    parser.add_argument("--corpus", type=Path, default=Path("runs/tinycosy/corpus"))
+    parser.add_argument("--tokens", type=Path, default=Path("runs/tinycosy/tokens"))
+    parser.add_argument("--codec", type=Path, default=CODEC_DIR)
+    parser.add_argument("--out", type=Path, default=Path("runs/tinycosy/acts"))
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+    m = build_cache(args)
+    mb = sum(f.stat().st_size for f in args.out.rglob("*.np*")) / 1e6
+    print(f"\ncached {m['positions']:,} positions × layers {m['spec']['layers']} "
+          f"({m['spec']['hook']}, split {m['spec']['split']}) in {time.time() - start:.0f} s, "
+          f"{mb:.1f} MB → {args.out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,142 @@
+"""Write residual-stream activations of teacher-forced corpus passes into sharded .npy files.
+
+Folder layout (`runs/<model>/acts/`):
+    manifest.json                 model and corpus fingerprints, hook, layers, shards
+    meta/shard_00000.npz          per position: utt, src_utt, position, token, modality, t0, t1
+    layer_12/shard_00000.npy      (N, d_model) float16, memory-mappable
+A shard is complete when its meta file exists (written last, atomically), so a killed run resumes
+at the first incomplete shard with no position lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from interp.hooks import capture
+from interp.models.data import Example
+
+MANIFEST = "manifest.json"
+MODALITY_CODES = {"text": 0, "speech": 1, "special": 2}
+TOKEN_RATE = 25.0
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 prefix of a file (model weights, corpus table)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What a store holds; two runs with different specs never share a folder."""
+
+    model: str  # model fingerprint
+    corpus: str  # corpus fingerprint
+    hook: str  # e.g. "hook_resid_post"
+    layers: tuple[int, ...]
+    d_model: int
+    split: str
+    shard_utts: int
+
+
+def _atomic_save(path: Path, save) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    save(tmp)
+    os.replace(tmp, path)
+
+
+def position_meta(ex: Example, utt_index: int, prompt_index: int, modality: list[str],
+                  eos: int) -> dict[str, np.ndarray]:
+    """Per-position bookkeeping of [sos] text [task_id] prompt target: the token at each
+    position, its modality and, for speech, the utterance and seconds it sounds in."""
+    n_t, n_p, n_g = len(ex.text_ids), len(ex.prompt), len(ex.target)
+    T = len(modality)
+    token = np.concatenate([[-1], ex.text_ids.numpy(), [-1], ex.prompt.numpy(), ex.target.numpy()])
+    src = np.full(T, utt_index, np.int32)
+    j = np.full(T, -1.0)
+    p0, g0 = 2 + n_t, 2 + n_t + n_p
+    src[p0:g0] = prompt_index
+    j[p0:g0] = np.arange(n_p)
+    j[g0:] = np.arange(n_g)
+    t0 = np.where(j >= 0, j / TOKEN_RATE, np.nan).astype(np.float32)
+    return {"utt": np.full(T, utt_index, np.int32), "src_utt": src,
+            "position": np.arange(T, dtype=np.int32), "token": token.astype(np.int32),
+            "modality": np.array([MODALITY_CODES[m] for m in modality], np.int8),
+            "t0": t0, "t1": (t0 + 1 / TOKEN_RATE).astype(np.float32)}
+
+
+def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, ...],
+                examples: list[tuple[Example, int, int]]) -> int:
+    """Capture `layers` for `examples` [(example, utt index, prompt utt index)]; returns positions."""
+    names = [f"blocks.{layer}.{hook}" for layer in layers]
+    acts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    metas: list[dict[str, np.ndarray]] = []
+    for ex, ui, pi in examples:
+        with torch.no_grad(), capture(backbone.model, names, dtype=torch.float16) as cache:
+            tf = backbone.teacher_forced(ex.text_ids, ex.prompt, ex.target)
+        for n in names:
+            acts[n].append(cache[n][0].numpy())
+        metas.append(position_meta(ex, ui, pi, tf.modality, backbone.model.eos))
+    name = f"shard_{index:05d}"
+    for layer, n in zip(layers, names, strict=True):
+        folder = out / f"layer_{layer}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_save(folder / f"{name}.npy", lambda p, a=np.concatenate(acts[n]): np.save(p, a))
+    meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
+    (out / "meta").mkdir(parents=True, exist_ok=True)
+    _atomic_save(out / "meta" / f"{name}.npz", lambda p: np.savez(p, **meta))  # last: "done"
+    return len(meta["utt"])
+
+
+def open_store(out: Path, spec: StoreSpec) -> dict:
+    """Create the manifest, or check that an existing store was built from the same things."""
+    path = out / MANIFEST
+    if path.exists():
+        manifest = json.loads(path.read_text())
+        old = manifest["spec"]
+        if (old["model"], old["corpus"]) != (spec.model, spec.corpus):
+            raise ValueError(f"{out} was cached from another model or corpus "
+                             f"(model {old['model']}, corpus {old['corpus']}); delete it or "
+                             "use another --out")
+        if old != {**asdict(spec), "layers": list(spec.layers)}:
+            raise ValueError(f"{out} holds another cache ({old}); use another --out")
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"spec": {**asdict(spec), "layers": list(spec.layers)}, "shards": {}}
+    _atomic_save(path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return manifest
+
+
+def write_store(out: Path, backbone, spec: StoreSpec,
+                examples: list[tuple[Example, int, int]]) -> dict:
+    """Cache every shard not yet complete; returns the manifest with per-shard position counts."""
+    manifest = open_store(out, spec)
+    chunks = [examples[i : i + spec.shard_utts] for i in range(0, len(examples), spec.shard_utts)]
+    with tqdm(total=len(chunks), desc=f"cache {spec.hook} {list(spec.layers)}", unit="shard") as bar:
+        for i, chunk in enumerate(chunks):
+            name = f"shard_{i:05d}"
+            meta = out / "meta" / f"{name}.npz"
+            if not meta.exists():
+                manifest["shards"][name] = write_shard(out, i, backbone, spec.hook, spec.layers,
+                                                       chunk)
+                _atomic_save(out / MANIFEST,
+                             lambda p: p.write_text(json.dumps(manifest, indent=1)))
+            elif name not in manifest["shards"]:  # killed between the shard and the manifest
+                with np.load(meta) as z:
+                    manifest["shards"][name] = len(z["utt"])
+            bar.update(1)
+    manifest["complete"] = len(manifest["shards"]) == len(chunks)
+    manifest["positions"] = int(sum(manifest["shards"].values()))
+    _atomic_save(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return manifest

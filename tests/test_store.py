@@ -1,0 +1,87 @@
+"""Activation store: bookkeeping against the corpus, resume after a kill, fingerprint refusal."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from interp.audio.tokenize_corpus import load_tokens
+from interp.cache import build_cache, parse_hook_kind, parse_layers
+from interp.corpus.table import load_table
+from interp.store import ActivationStore
+
+
+def _args(tmp_path, corpus, tokens, model, **kw) -> argparse.Namespace:
+    base = dict(layers="0,1", hook="resid_post", split="train", max_utts=12, shard_utts=4,
+                model=model, corpus=corpus, tokens=tokens, codec=None, out=tmp_path / "acts")
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.fixture()
+def store_args(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
+    return _args(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy[0])
+
+
+def test_bookkeeping_matches_corpus(store_args, tiny_corpus, tiny_tokens):
+    m = build_cache(store_args)
+    assert m["complete"] and m["spec"]["layers"] == [0, 1]
+    store = ActivationStore(store_args.out, 1)
+    rows, tokens = load_table(tiny_corpus), load_tokens(tiny_tokens)
+    meta = {k: np.concatenate([store.meta(s)[k] for s in store.shards])
+            for k in store.meta(store.shards[0])}
+    assert len(store) == len(meta["utt"]) == len(store.all())
+    for u in np.unique(meta["utt"]):
+        row = rows[u]
+        target = (meta["utt"] == u) & (meta["src_utt"] == u) & (meta["modality"] == 1)
+        # every target speech token is stored once, with its own time span in its waveform
+        assert np.array_equal(meta["token"][target], tokens[row["utt_id"]])
+        assert np.allclose(meta["t0"][target], np.arange(target.sum()) / 25)
+        assert meta["t1"][target][-1] <= row["duration"] + 0.04
+        prompt = (meta["utt"] == u) & (meta["src_utt"] != u)
+        assert rows[meta["src_utt"][prompt][0]]["utt_id"] == row["prompt_id"]
+        assert np.isnan(meta["t0"][(meta["utt"] == u) & (meta["modality"] != 1)]).all()
+    batch = next(store.batches(16, modality="speech", buffer=64))
+    assert batch.shape == (16, store.d_model)
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(store_args):
+    build_cache(store_args)
+    full = ActivationStore(store_args.out, 0).all()
+    # kill mid-run: the last shard's meta (its completion mark) never got written
+    last = sorted((store_args.out / "meta").glob("*.npz"))[-1]
+    last.unlink()
+    (store_args.out / "layer_0" / (last.stem + ".npy")).unlink()
+    m = build_cache(store_args)
+    assert m["complete"]
+    assert np.array_equal(ActivationStore(store_args.out, 0).all(), full)
+
+
+def test_other_model_is_refused(store_args, tmp_path, tiny_tinycosy):
+    build_cache(store_args)
+    other = tmp_path / "other_model"
+    shutil.copytree(tiny_tinycosy[0], other)
+    from interp.models.tinycosy import TinyCosy
+
+    model = TinyCosy.load(other)
+    model.speech_embedding.weight.data += 1.0
+    model.save(other)
+    with pytest.raises(ValueError, match="another model or corpus"):
+        build_cache(_args(tmp_path, store_args.corpus, store_args.tokens, other))
+
+
+def test_bad_layer_hook_and_missing_store(tmp_path):
+    with pytest.raises(ValueError, match="layers 0–23"):
+        parse_layers("12,30", 24)
+    assert parse_layers("0-3,12", 24) == (0, 1, 2, 3, 12)
+    with pytest.raises(ValueError, match="unknown hook"):
+        parse_hook_kind("resid_middle")
+    with pytest.raises(FileNotFoundError, match="python -m interp.cache"):
+        ActivationStore(tmp_path, 12)
+    proc = subprocess.run([sys.executable, "-m", "interp.cache", "--layers", "99", "--model",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
