@@ -92,7 +92,8 @@ def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, .
     for layer, n in zip(layers, names, strict=True):
         folder = out / f"layer_{layer}"
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_save(folder / f"{name}.npy", lambda p, a=np.concatenate(acts[n]): np.save(p, a))
+        block = np.concatenate(acts[n])
+        _atomic_save(folder / f"{name}.npy", lambda p, a=block: np.save(p, a))
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     (out / "meta").mkdir(parents=True, exist_ok=True)
     _atomic_save(out / "meta" / f"{name}.npz", lambda p: np.savez(p, **meta))  # last: "done"

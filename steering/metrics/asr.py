@@ -1,16 +1,19 @@
 """Content instrument: a character CTC recogniser (`Wav2Vec2ForCTC`, greedy decoding).
 
-The shipped model is a small wav2vec2 (narrow conv feature extractor on 16 kHz audio → 50 Hz
-frames, four transformer layers) trained from scratch on the corpus's plain text (letters,
-apostrophe, word breaks) over original and codec round-trip audio. Any local HF CTC checkpoint
-with a `vocab.json` (e.g. a wav2vec2-base-960h copy) loads the same way.
+The shipped model is a small wav2vec2 trained from scratch on the corpus's plain text (letters,
+apostrophe, word breaks) over original and codec round-trip audio. To learn fast on a CPU it is
+fed log-mel frames instead of the waveform, through the unchanged HF class: the frontend
+(`frontend.json`) flattens 80-band log-mel at 100 Hz into one sequence of `input_values`, the
+first "convolution" (kernel = stride = 80) reads one frame at a time, the second halves the rate
+to 50 Hz. Any local HF CTC checkpoint with a `vocab.json` and no `frontend.json` (e.g. a
+wav2vec2-base-960h copy) loads as a raw-waveform model.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from transformers import (
     Wav2Vec2ForCTC,
 )
 
+from interp.audio.features import MelConfig, log_mel
 from steering.metrics.common import SAMPLE_RATE, prepare_audio, require_files
 from steering.metrics.data import Augment, ClipPool, augment
 from steering.metrics.text import ALPHABET, corpus_error_rates, normalize_text
@@ -30,6 +34,7 @@ from steering.metrics.training import LoopConfig, fit
 logger = logging.getLogger(__name__)
 
 NAME = "asr"
+FRONTEND = "frontend.json"
 CHUNK_S = 20.0
 VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(ALPHABET)}}
 
@@ -46,17 +51,21 @@ class AsrConfig:
     """attention heads"""
     intermediate_size: int = 768
     """transformer MLP width"""
-    conv_channels: tuple[int, ...] = (32, 32, 64, 64, 128, 128, 128)
-    """channels of the 7 feature-extractor convolutions (strides 5,2,2,2,2,2,2 → 50 Hz)"""
+    frontend: str = "logmel"
+    """logmel (flattened 100 Hz log-mel frames) or waveform (wav2vec2's conv stack on 16 kHz)"""
+    n_mels: int = 80
+    """mel bands of the logmel frontend"""
+    conv_channels: tuple[int, ...] = (256, 256)
+    """feature-extractor channels: logmel takes 2 (frame → 100 Hz, then 50 Hz), waveform 7"""
     mask_time_prob: float = 0.05
     """SpecAugment-style time masking while training"""
-    steps: int = 2500
+    steps: int = 2400
     """optimiser steps"""
-    batch_seconds: float = 40.0
+    batch_seconds: float = 32.0
     """seconds of audio per step (utterances of similar length are batched together)"""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """peak learning rate"""
-    warmup: int = 300
+    warmup: int = 200
     """warm-up steps"""
     roundtrip_frac: float = 0.35
     """share of training utterances taken from codec round trips"""
@@ -68,19 +77,56 @@ class AsrConfig:
     """heldout_voices utterances evaluated after the round trip"""
     seed: int = 0
     """random seed"""
-    max_minutes: float = 20.0
+    max_minutes: float = 18.0
     """stop training after this many minutes"""
 
 
+def normalize(x: np.ndarray) -> np.ndarray:
+    return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """What `input_values` are: the 16 kHz waveform, or flattened per-utterance-normalised
+    log-mel frames (frame-major: T frames × n_mels values)."""
+
+    kind: str = "waveform"
+    n_mels: int = 80
+    n_fft: int = 400
+    hop: int = 160
+    do_normalize: bool = True  # waveform: zero mean, unit variance (HF feature extractors' flag)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        if self.kind == "waveform":
+            return normalize(audio) if self.do_normalize else audio.astype(np.float32)
+        if self.kind != "logmel":
+            raise ValueError(f"unknown ASR frontend {self.kind!r} (logmel or waveform)")
+        x = log_mel(audio, MelConfig(n_fft=self.n_fft, hop_length=self.hop, n_mels=self.n_mels))
+        x = (x - x.mean(0)) / (x.std(0) + 1e-3)  # (T, n_mels)
+        return x.reshape(-1).astype(np.float32)
+
+    def conv(self, channels: tuple[int, ...]) -> dict:
+        if self.kind == "logmel":
+            if len(channels) != 2:
+                raise ValueError("the logmel frontend takes exactly 2 conv channel counts")
+            return {"conv_kernel": (self.n_mels, 3), "conv_stride": (self.n_mels, 2),
+                    "feat_extract_norm": "layer"}
+        if len(channels) != 7:
+            raise ValueError("the waveform frontend takes exactly 7 conv channel counts")
+        return {"conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2),
+                "feat_extract_norm": "group"}
+
+
 def model_config(cfg: AsrConfig) -> Wav2Vec2Config:
+    front = Frontend(cfg.frontend, cfg.n_mels)
     return Wav2Vec2Config(
         vocab_size=len(VOCAB), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
         num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate_size,
-        conv_dim=tuple(cfg.conv_channels), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        conv_stride=(5, 2, 2, 2, 2, 2, 2), feat_extract_norm="group",
+        conv_dim=tuple(cfg.conv_channels), **front.conv(tuple(cfg.conv_channels)),
         num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
         mask_time_prob=cfg.mask_time_prob, mask_time_length=5, layerdrop=0.0,
-        pad_token_id=0, bos_token_id=None, eos_token_id=None, ctc_loss_reduction="mean",
+        do_stable_layer_norm=True, pad_token_id=0, bos_token_id=None, eos_token_id=None,
+        ctc_loss_reduction="mean",
         ctc_zero_infinity=True)
 
 
@@ -91,24 +137,20 @@ def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
                                 word_delimiter_token="|")
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
-
-
 class Recognizer:
     """Greedy CTC transcription of waveforms."""
 
     def __init__(self, model: Wav2Vec2ForCTC, tokenizer: Wav2Vec2CTCTokenizer,
-                 do_normalize: bool = True):
+                 frontend: Frontend | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.do_normalize = do_normalize
+        self.frontend = frontend or Frontend()
 
-    @torch.no_grad()
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         """Transcripts of 16 kHz mono clips (each run alone: no padding effects)."""
         return [self._transcribe(a) for a in audios]
 
+    @torch.no_grad()
     def _transcribe(self, audio: np.ndarray) -> str:
         step = int(CHUNK_S * SAMPLE_RATE)
         parts = []
@@ -116,7 +158,7 @@ class Recognizer:
             chunk = audio[i: i + step]
             if len(chunk) < 800:  # < 50 ms: nothing to hear, and too short for the convolutions
                 continue
-            x = normalize(chunk) if self.do_normalize else chunk
+            x = self.frontend(chunk)
             ids = self.model(torch.from_numpy(x)[None]).logits[0].argmax(-1)  # (N,)
             parts.append(self.tokenizer.decode(ids.tolist()))
         return normalize_text(" ".join(parts))
@@ -129,8 +171,10 @@ class Recognizer:
         folder = Path(folder)
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
-        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=self.do_normalize,
+        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True,
                                  return_attention_mask=True).save_pretrained(folder)
+        if self.frontend.kind != "waveform":
+            (folder / FRONTEND).write_text(json.dumps(asdict(self.frontend), indent=1) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> Recognizer:
@@ -140,13 +184,16 @@ class Recognizer:
             require_files(folder, ("model.safetensors",), NAME)
         model = Wav2Vec2ForCTC.from_pretrained(folder)
         tok = Wav2Vec2CTCTokenizer.from_pretrained(folder)
-        pre = folder / "preprocessor_config.json"
+        front, pre = folder / FRONTEND, folder / "preprocessor_config.json"
+        if front.exists():
+            return cls(model, tok, Frontend(**json.loads(front.read_text())))
         do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
-        return cls(model, tok, bool(do_norm))
+        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)))
 
 
 def new_recognizer(cfg: AsrConfig, folder: Path) -> Recognizer:
-    return Recognizer(Wav2Vec2ForCTC(model_config(cfg)), new_tokenizer(folder))
+    return Recognizer(Wav2Vec2ForCTC(model_config(cfg)), new_tokenizer(folder),
+                      Frontend(cfg.frontend, cfg.n_mels))
 
 
 def _bucket(rows: list[dict], rng: np.random.Generator, seconds: float) -> list[dict]:
@@ -171,7 +218,7 @@ def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
         xs, labels = [], []
         for r in rows:
             audio = pool.audio(r, use_rt)
-            xs.append(normalize(augment(audio, rng, aug)[0]))
+            xs.append(rec.frontend(augment(audio, rng, aug)[0]))
             labels.append(tok(normalize_text(r["text_plain"])).input_ids)
         lens = [len(x) for x in xs]
         x = torch.zeros(len(xs), max(lens))

@@ -206,3 +206,30 @@ def eval_clips(corpus: str | Path, cache: RoundTripCache, split: str, n: int,
     orig = [(load_audio(corpus, r)[0], r) for r in (rows[:n] if n > 0 else rows)]
     rt_rows, rt = cache.get(split, n_rt) if n_rt > 0 else ([], {})
     return orig, [(rt[r["utt_id"]].astype(np.float32) / 32767, r) for r in rt_rows]
+
+
+def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Noise with power ∝ 1/f^exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spec = np.fft.rfft(rng.normal(0, 1, n))
+    f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    x = np.fft.irfft(spec / f ** (exponent / 2), n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-9)
+
+
+def distractor(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A non-speech clip of n samples (label: no laughter, no speech): coloured noise, noise
+    bursts at a laughter-like 3–7 Hz, a steady or pulsed tone, or near-silence; random level."""
+    t = np.arange(n) / SAMPLE_RATE
+    kind = rng.integers(5)
+    if kind == 0:
+        x = _colored_noise(rng, n, float(rng.choice([0.0, 1.0, 2.0])))
+    elif kind == 1:  # pulsed (unvoiced) noise: breath-like, must not count as laughter
+        x = _colored_noise(rng, n, 1.0) * (np.sin(2 * np.pi * rng.uniform(3, 7) * t) > 0)
+    elif kind == 2:
+        x = np.sin(2 * np.pi * rng.uniform(80, 1000) * t)
+    elif kind == 3:  # pulsed tone
+        x = np.sin(2 * np.pi * rng.uniform(80, 400) * t) * (
+            np.sin(2 * np.pi * rng.uniform(3, 7) * t) > 0)
+    else:
+        x = rng.normal(0, 1e-3, n)
+    return (x * 10 ** rng.uniform(-2.5, -0.5)).astype(np.float32)

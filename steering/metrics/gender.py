@@ -55,7 +55,7 @@ class GenderConfig:
     """warm-up steps"""
     roundtrip_frac: float = 0.5
     """share of training crops taken from codec round trips"""
-    n_roundtrip: int = 3072
+    n_roundtrip: int = 1536
     """train utterances with a (cached) round trip"""
     n_calibration: int = 400
     """heldout_sentences utterances (half original, half round trip) to fit the temperature"""

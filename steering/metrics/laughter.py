@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from steering.metrics.common import SAMPLE_RATE, prepare_audio, require_files
-from steering.metrics.data import Augment, ClipPool, augment
+from steering.metrics.data import Augment, ClipPool, augment, distractor
 from steering.metrics.training import LoopConfig, fit
 
 NAME = "laughter"
@@ -135,9 +135,12 @@ class LaughterDetector:
         """Utterance laughter probability: max of the 200 ms-smoothed frame probabilities."""
         return self.score_frames(self.frame_probs(wav, sr))
 
+    def spans_of(self, p: np.ndarray) -> list[tuple[float, float]]:
+        """Laughter spans (seconds) from frame probabilities."""
+        return frames_to_spans(smooth(p, self.cfg.smooth_frames), self.cfg.threshold)
+
     def spans(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> list[tuple[float, float]]:
-        p = smooth(self.frame_probs(wav, sr), self.cfg.smooth_frames)
-        return frames_to_spans(p, self.cfg.threshold)
+        return self.spans_of(self.frame_probs(wav, sr))
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -190,6 +193,8 @@ class LaughterConfig(LaughterModelConfig):
     """warm-up steps"""
     laughter_share: float = 0.5
     """share of training clips drawn from utterances with laughter"""
+    distractor_frac: float = 0.05
+    """share of training clips replaced by non-speech (noise, noise bursts, tones, silence)"""
     roundtrip_frac: float = 0.5
     """share of training clips taken from codec round trips"""
     n_roundtrip: int = 3072
@@ -218,6 +223,10 @@ def train(det: LaughterDetector, pool: ClipPool, cfg: LaughterConfig) -> dict:
     def step_loss(step: int) -> torch.Tensor:
         xs, ys = [], []
         for _ in range(cfg.batch_size):
+            if rng.random() < cfg.distractor_frac:
+                xs.append(distractor(rng, n_frames * SPF))
+                ys.append(np.zeros(n_frames, np.float32))
+                continue
             clip = pool.draw(rng, NAME if rng.random() < cfg.laughter_share else None)
             x, speed = augment(clip.audio, rng, aug)
             y = frame_labels(clip.row["tags"], -(-len(x) // SPF), speed)
@@ -254,6 +263,14 @@ def _f1(tp: int, n_pred: int, n_true: int) -> dict:
     r = tp / n_true if n_true else 1.0
     return {"precision": round(p, 4), "recall": round(r, 4),
             "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
+
+
+def non_speech_false_positives(det: LaughterDetector, n: int = 200, seed: int = 12345) -> dict:
+    """Share of 3 s non-speech clips (noise, noise bursts, tones, silence) scored as laughter."""
+    rng = np.random.default_rng(seed)
+    scores = np.array([det.score(distractor(rng, 3 * SAMPLE_RATE)) for _ in range(n)])
+    return {"n": n, "false_positive_rate": round(float((scores > det.cfg.threshold).mean()), 4),
+            "max_score": round(float(scores.max()), 4)}
 
 
 def evaluate(det: LaughterDetector, clips: list[tuple[np.ndarray, dict]]) -> dict:

@@ -116,6 +116,7 @@ def run_laughter(args: argparse.Namespace) -> dict:
     test_o, test_rt = eval_clips(corpus, cache, "heldout_voices", cfg.n_eval, cfg.n_eval_roundtrip)
     heldout = {k: laughter.evaluate(det, c) for k, c in (("original", test_o),
                                                           ("roundtrip", test_rt)) if c}
+    non_speech = laughter.non_speech_false_positives(det)
     det.save(out)
     card = card_base(laughter.NAME, args, cfg, history,
                      sum(p.numel() for p in det.net.parameters()))
@@ -135,8 +136,12 @@ def run_laughter(args: argparse.Namespace) -> dict:
                           "labels": "frame = 1 when its centre lies in a [laughter] span; speech, "
                                     "silence and [breath] are 0",
                           "augmentation": "gain ±6 dB, white noise (SNR 15–40 dB) half the time, "
-                                          "speed ±10%"},
+                                          "speed ±10%",
+                          "distractors": f"{cfg.distractor_frac:.0%} of clips are non-speech "
+                                         "(noise, noise bursts, tones, silence), all frames 0"},
         "heldout_voices": heldout,
+        "non_speech": {**non_speech, "clips": "3 s of white/pink/brown noise, noise pulsed at "
+                                              "3–7 Hz, steady or pulsed tones, near-silence"},
         "goals": {"utterance_accuracy": ">= 0.95", "span_f1": ">= 0.8 on heldout_voices"},
         "limits": [LIMITS_SYNTHETIC,
                    "Laughter here is the corpus's source–filter 'ha' bursts in the speaker's own "
