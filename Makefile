@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := espeak-ng sox
 DEMO := runs/demo
 DEMO_N ?= 1500
-DEMO_TTS_N ?= 8
 
 .PHONY: demo test install system-deps lint clean-demo
 
@@ -46,10 +45,8 @@ demo: install
 	$(BIN)/python -m interp.corpus build --out $(DEMO)/corpus --n $(DEMO_N)
 	$(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec
 	$(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
-	$(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
 	@echo; echo "demo results: $(DEMO)/"; echo "  corpus table  $(DEMO)/corpus/utterances.parquet"; \
-	echo "  codec         $(DEMO)/codec/"; echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"; \
-	echo "  TinyCosy      $(DEMO)/tinycosy/eval.json (listen: examples/; shipped model: data/tinycosy/)"
+	echo "  codec         $(DEMO)/codec/"; echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"
 
 clean-demo:
 	rm -rf $(DEMO)
