@@ -101,3 +101,20 @@ def test_hooks_are_removed(backbone):
         pass
     layer = backbone.model.layers[0]
     assert not layer.mlp._forward_hooks and not layer._forward_pre_hooks
+
+
+def test_capture_during_generation(backbone):
+    from interp.hooks.capture import generate_with_cache
+    from interp.models.generate import SamplingConfig
+
+    name = "blocks.2.hook_resid_post"
+    g = generate_with_cache(backbone, TEXT, PROMPT, n_text=3, names=[name],
+                            sampling=SamplingConfig(seed=3, min_ratio=2, max_ratio=4))
+    prefix = 1 + len(TEXT) + 1 + len(PROMPT)
+    assert g.cache[name].shape[1] == len(g.modality) == len(g.t0)
+    n_fed = len(g.modality) - prefix
+    assert n_fed == len(g.tokens) >= 6
+    assert g.t0[prefix:] == [j / 25 for j in range(n_fed)]
+    # the cached activations equal a teacher-forced pass over the same tokens
+    _, cache = run_with_cache(backbone, TEXT, PROMPT, torch.tensor(g.tokens[:n_fed]), [name])
+    assert torch.allclose(g.cache[name], cache[name], atol=1e-5)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from interp.hooks.points import decoder_layers, first, parse_hook
+from interp.models.data import TOKEN_RATE, position_modality
 
 Saver = Callable[[torch.Tensor], None]
 
@@ -67,3 +69,28 @@ def run_with_cache(backbone, text_ids: torch.Tensor, prompt: torch.Tensor, targe
     with capture(backbone.model, names) as cache:
         out = backbone.teacher_forced(text_ids, prompt, target)
     return out, cache
+
+
+@dataclass(frozen=True)
+class GeneratedCapture:
+    """Activations of a generation: the prefix, then one position per generated token."""
+
+    tokens: list[int]  # generated speech tokens
+    cache: ActivationCache  # name → (1, T_prefix + len(tokens), D)
+    modality: list[str]  # per position
+    t0: list[float | None]  # start second of each generated token in the rendered audio
+
+
+@torch.no_grad()
+def generate_with_cache(backbone, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
+                        names: list[str], sampling=None) -> GeneratedCapture:
+    """Generate speech and capture the named hook points at every step (KV-cached, so each step
+    adds exactly the position of the token it was fed). Position T_prefix + j holds generated
+    token j, which sounds at [j/25, (j+1)/25) s of the decoded audio."""
+    with capture(backbone.model, names) as cache:
+        tokens = backbone.generate(text_ids, prompt, n_text, sampling)
+    prefix = position_modality(len(text_ids), len(prompt), 0)
+    # Every kept token is fed back once; the stop token that ends generation is not.
+    fed = next(iter(cache.values())).shape[1] - len(prefix) if cache else 0
+    return GeneratedCapture(tokens, cache, prefix + ["speech"] * fed,
+                            [None] * len(prefix) + [j / TOKEN_RATE for j in range(fed)])
