@@ -1,12 +1,14 @@
 """`python -m interp.cache --layers 12 | 0-23 | 4,12,20`: cache residual streams of the corpus.
 
 Teacher-forced passes over (text + prompt speech + target speech) of one corpus split, several
-layers in one pass, into a resumable sharded store (see `interp.store.writer`).
+layers in one pass, into a resumable sharded store (see `interp.store.writer`). Under
+`torchrun --nproc-per-node N -m interp.cache …` the shards are split across the ranks.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -61,13 +63,26 @@ def build_cache(args: argparse.Namespace) -> dict:
     if not split_rows:
         raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
     examples = make_examples(split_rows, load_tokens(args.tokens), load_tokenizer(args.model),
-                             drop_prompt_text=0.0)
+                             drop_prompt_text=0.0, prompt_rows=rows)
     by_id = {r["utt_id"]: r for r in rows}
     triples = [(ex, index[ex.utt_id], index[by_id[ex.utt_id]["prompt_id"]]) for ex in examples]
     spec = StoreSpec(model=fingerprint(Path(args.model) / WEIGHTS),
                      corpus=fingerprint(Path(args.corpus) / TABLE), hook=hook, layers=layers,
                      d_model=backbone.d_model, split=args.split, shard_utts=args.shard_utts)
-    return write_store(Path(args.out), backbone, spec, triples)
+    rank, world, barrier = _distributed()
+    return write_store(Path(args.out), backbone, spec, triples, rank, world, barrier)
+
+
+def _distributed():
+    """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), world, dist.barrier
 
 
 def main() -> None:
@@ -89,6 +104,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     start = time.time()
     m = build_cache(args)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return
     mb = sum(f.stat().st_size for f in args.out.rglob("*.np*")) / 1e6
     print(f"\ncached {m['positions']:,} positions × layers {m['spec']['layers']} "
           f"({m['spec']['hook']}, split {m['spec']['split']}) in {time.time() - start:.0f} s, "

@@ -85,3 +85,20 @@ def test_bad_layer_hook_and_missing_store(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "interp.cache", "--layers", "99", "--model",
                            str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
+
+
+def test_torchrun_two_ranks_equal_one_process(store_args, tmp_path):
+    build_cache(store_args)
+    single = ActivationStore(store_args.out, 1).all()
+    out2 = tmp_path / "acts2"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", "29533", "-m", "interp.cache", "--layers", "0,1", "--max-utts", "12",
+           "--shard-utts", "4", "--model", str(store_args.model), "--corpus",
+           str(store_args.corpus), "--tokens", str(store_args.tokens), "--out", str(out2),
+           "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    store = ActivationStore(out2, 1)
+    assert store.manifest["complete"] and len(store.shards) == 3
+    assert np.array_equal(store.all(), single)

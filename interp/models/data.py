@@ -42,9 +42,10 @@ def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.nda
 
 def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: Tokenizer,
                   max_prompt_s: float = 3.0, drop_prompt_text: float = 0.2,
-                  seed: int = 0) -> list[Example]:
-    """One example per row that has a prompt; rows without tokens are a clear error."""
-    by_id = {r["utt_id"]: r for r in rows}
+                  seed: int = 0, prompt_rows: list[dict] | None = None) -> list[Example]:
+    """One example per row that has a prompt (looked up in `prompt_rows`, default `rows`);
+    rows without tokens are a clear error."""
+    by_id = {r["utt_id"]: r for r in (prompt_rows or rows)}
     rng = random.Random(seed)
     missing = [r["utt_id"] for r in rows if r["utt_id"] not in tokens]
     if missing:

@@ -73,13 +73,27 @@ class Qwen2Encoder(nn.Module):
 class TinyCosy(nn.Module):
     """Speech-token LM. `forward` takes embeddings; `embed` builds them from token ids."""
 
-    def __init__(self, cfg: TinyCosyConfig):
+    def __init__(self, cfg: TinyCosyConfig, qwen2: Qwen2Config | None = None):
         super().__init__()
         self.cfg = cfg
-        self.llm = Qwen2Encoder(cfg.qwen2())
+        self._foreign = qwen2 is not None  # built from someone else's Qwen2 config
+        self.llm = Qwen2Encoder(qwen2 or cfg.qwen2())
         n_speech = cfg.speech_codes + SPEECH_EXTRA
         self.llm_decoder = nn.Linear(cfg.hidden, n_speech, bias=False)
         self.speech_embedding = nn.Embedding(n_speech, cfg.hidden)
+
+    @classmethod
+    def from_qwen2(cls, qwen2: Qwen2Config, speech_codes: int) -> TinyCosy:
+        """The same layout around any Qwen2 config (e.g. CosyVoice3's Qwen2.5-0.5B), untrained.
+
+        `cfg` mirrors the sizes; everything else (RoPE, norms, tying) comes from `qwen2`.
+        """
+        cfg = TinyCosyConfig(
+            n_layers=qwen2.num_hidden_layers, hidden=qwen2.hidden_size,
+            n_heads=qwen2.num_attention_heads, n_kv_heads=qwen2.num_key_value_heads,
+            mlp=qwen2.intermediate_size, text_vocab=qwen2.vocab_size, speech_codes=speech_codes,
+            max_positions=qwen2.max_position_embeddings)
+        return cls(cfg, qwen2)
 
     # special speech ids, as CosyVoice3 numbers them
     @property
@@ -118,6 +132,9 @@ class TinyCosy(nn.Module):
 
     # -- files ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
+        if self._foreign:
+            raise ValueError("this model was built from a foreign Qwen2 config, which TinyCosy's "
+                             "config.json cannot record; save its state_dict with torch.save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()

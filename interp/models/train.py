@@ -154,8 +154,9 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
     tokenizer = _tokenizer(cfg, rows)
     split = {s: [r for r in rows if r["split"] == s] for s in
              ("train", "heldout_sentences", "heldout_voices")}
-    train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed)
-    held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0)[: cfg.eval_examples]
+    train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed, prompt_rows=rows)
+    held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0,
+                             prompt_rows=rows)[: cfg.eval_examples]
             for s in ("heldout_sentences", "heldout_voices")}
     n_codes = load_token_manifest(cfg.tokens)["n_codes"]
     model_cfg = model_cfg or TinyCosyConfig(n_layers=cfg.n_layers, hidden=cfg.hidden,

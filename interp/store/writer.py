@@ -119,25 +119,41 @@ def open_store(out: Path, spec: StoreSpec) -> dict:
     return manifest
 
 
-def write_store(out: Path, backbone, spec: StoreSpec,
-                examples: list[tuple[Example, int, int]]) -> dict:
-    """Cache every shard not yet complete; returns the manifest with per-shard position counts."""
-    manifest = open_store(out, spec)
-    chunks = [examples[i : i + spec.shard_utts] for i in range(0, len(examples), spec.shard_utts)]
-    with tqdm(total=len(chunks), desc=f"cache {spec.hook} {list(spec.layers)}", unit="shard") as bar:
-        for i, chunk in enumerate(chunks):
-            name = f"shard_{i:05d}"
-            meta = out / "meta" / f"{name}.npz"
-            if not meta.exists():
-                manifest["shards"][name] = write_shard(out, i, backbone, spec.hook, spec.layers,
-                                                       chunk)
-                _atomic_save(out / MANIFEST,
-                             lambda p: p.write_text(json.dumps(manifest, indent=1)))
-            elif name not in manifest["shards"]:  # killed between the shard and the manifest
-                with np.load(meta) as z:
-                    manifest["shards"][name] = len(z["utt"])
-            bar.update(1)
-    manifest["complete"] = len(manifest["shards"]) == len(chunks)
-    manifest["positions"] = int(sum(manifest["shards"].values()))
+def _finalize(out: Path, manifest: dict, n_chunks: int) -> dict:
+    """Count the positions of every finished shard (its meta file is its completion mark)."""
+    shards = {}
+    for i in range(n_chunks):
+        meta = out / "meta" / f"shard_{i:05d}.npz"
+        if meta.exists():
+            with np.load(meta) as z:
+                shards[meta.stem] = len(z["utt"])
+    manifest |= {"shards": shards, "complete": len(shards) == n_chunks,
+                 "positions": int(sum(shards.values()))}
     _atomic_save(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
     return manifest
+
+
+def write_store(out: Path, backbone, spec: StoreSpec, examples: list[tuple[Example, int, int]],
+                rank: int = 0, world: int = 1, barrier=None) -> dict:
+    """Cache every shard not yet complete; returns the manifest with per-shard position counts.
+
+    With `world` > 1 (torchrun), rank r writes shards r, r + world, …; rank 0 opens the store
+    first and writes the final manifest after everyone is done (`barrier` synchronises)."""
+    if rank == 0:
+        open_store(out, spec)
+    if barrier:
+        barrier()
+    manifest = open_store(out, spec)  # every rank checks the fingerprints
+    chunks = [examples[i : i + spec.shard_utts] for i in range(0, len(examples), spec.shard_utts)]
+    mine = [i for i in range(len(chunks)) if i % world == rank]
+    desc = f"cache {spec.hook} {list(spec.layers)}" + (f" rank {rank}" if world > 1 else "")
+    for i in tqdm(mine, desc=desc, unit="shard", disable=rank > 0):
+        if not (out / "meta" / f"shard_{i:05d}.npz").exists():
+            write_shard(out, i, backbone, spec.hook, spec.layers, chunks[i])
+    if barrier:
+        barrier()
+    if rank == 0:
+        manifest = _finalize(out, manifest, len(chunks))
+    if barrier:
+        barrier()
+    return json.loads((out / MANIFEST).read_text())
