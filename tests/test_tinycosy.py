@@ -12,7 +12,7 @@ import torch
 
 from interp.audio.tokenize_corpus import load_tokens
 from interp.corpus.table import load_table
-from interp.models.data import cut_prompt, position_modality
+from interp.models.data import cut_prompt
 from interp.models.generate import SamplingConfig, generate_tokens
 from interp.models.text_tokenizer import lm_text, load_tokenizer
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy, TinyCosyConfig
@@ -109,7 +109,7 @@ def test_prompt_cut_and_modality(tiny_corpus, tiny_tokens):
     text, tok = cut_prompt(row, tokens[row["utt_id"]], max_s=1.5)
     assert 0 < len(tok) <= int(np.ceil(1.5 * 25)) and text.split()[0] in row["text"]
     assert len(tok) / 25 >= max(w["end"] for w in row["words"] if w["end"] <= 1.5) - 0.04
-    mods = position_modality(4, 3, 5)
+    mods = TinyCosy.modality(4, 3, 5)
     assert mods[0] == mods[5] == "special" and mods[1:5] == ["text"] * 4
     assert mods[6:] == ["speech"] * 8
 
@@ -126,12 +126,13 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tinycosy, tiny_code
 
 
 def test_backbone_interface(tiny_tinycosy):
-    from interp.models.backbone import TinyCosyBackbone, check_hook
+    from interp.hooks.points import parse_hook
+    from interp.models.backbone import TinyCosyBackbone
 
     bb = TinyCosyBackbone(TinyCosy.load(tiny_tinycosy[0]))
     assert bb.n_layers == 2 and "blocks.1.hook_resid_post" in bb.hook_points()
     with pytest.raises(ValueError, match="blocks.1.hook_resid_post"):
-        check_hook("blocks.7.hook_resid_post", bb.n_layers)
+        parse_hook("blocks.7.hook_resid_post", bb.n_layers)
     out = bb.teacher_forced(torch.tensor([5, 6]), torch.tensor([1, 2, 3]), torch.tensor([4, 5]))
     assert out.logits.shape[0] == len(out.modality) == 1 + 2 + 1 + 3 + 2
     assert out.modality[out.target_start] == "speech" and out.target_start == 6

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from interp.hooks.points import decoder_layers, first, parse_hook
-from interp.models.data import TOKEN_RATE, position_modality
+from interp.models.data import TOKEN_RATE
 
 Saver = Callable[[torch.Tensor], None]
 
@@ -89,7 +89,7 @@ def generate_with_cache(backbone, text_ids: torch.Tensor, prompt: torch.Tensor, 
     token j, which sounds at [j/25, (j+1)/25) s of the decoded audio."""
     with capture(backbone.model, names) as cache:
         tokens = backbone.generate(text_ids, prompt, n_text, sampling)
-    prefix = position_modality(len(text_ids), len(prompt), 0)
+    prefix = backbone.model.modality(len(text_ids), len(prompt), 0)  # the backbone's own layout
     # Every kept token is fed back once; the stop token that ends generation is not.
     fed = next(iter(cache.values())).shape[1] - len(prefix) if cache else 0
     return GeneratedCapture(tokens, cache, prefix + ["speech"] * fed,

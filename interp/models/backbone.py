@@ -1,4 +1,4 @@
-"""The interface every backbone offers the workbench (TinyCosy now; real-model adapters later).
+"""The interface every backbone offers the workbench (TinyCosy, CosyVoice3, editing LMs).
 
 A backbone knows its depth and width, names its hook points in TransformerLens grammar, runs a
 teacher-forced forward pass that says which modality each position has, and generates speech.
@@ -11,25 +11,9 @@ from typing import Protocol
 
 import torch
 
-from interp.models.data import position_modality
+from interp.hooks.points import hook_names
 from interp.models.generate import SamplingConfig, generate_tokens
 from interp.models.tinycosy import TinyCosy
-
-HOOK_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
-              "hook_mlp_out")
-
-
-def hook_names(n_layers: int) -> list[str]:
-    """`blocks.{L}.hook_*` for every layer, in forward order."""
-    return [f"blocks.{layer}.{kind}" for layer in range(n_layers) for kind in HOOK_KINDS]
-
-
-def check_hook(name: str, n_layers: int) -> None:
-    """A clear error, listing what exists, for a hook point that does not."""
-    if name not in hook_names(n_layers):
-        raise ValueError(f"unknown hook point {name!r}: this backbone has blocks.0–"
-                         f"{n_layers - 1} with {', '.join(HOOK_KINDS)} "
-                         f"(e.g. blocks.{n_layers // 2}.hook_resid_post)")
 
 
 @dataclass(frozen=True)
@@ -73,8 +57,8 @@ class TinyCosyBackbone:
         pre = self.model.prefix(text_ids, prompt)
         embeds = torch.cat([pre, self.model.speech_embedding(target.to(dev))])[None]
         logits, _ = self.model(embeds)
-        return TeacherForced(logits[0], position_modality(len(text_ids), len(prompt), len(target)),
-                             len(pre) - 1)
+        return TeacherForced(logits[0], self.model.modality(len(text_ids), len(prompt),
+                                                            len(target)), len(pre) - 1)
 
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]:

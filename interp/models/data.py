@@ -15,6 +15,7 @@ import torch
 from tokenizers import Tokenizer
 
 from interp.models.text_tokenizer import lm_text
+from interp.models.tinycosy import TinyCosy
 
 TOKEN_RATE = 25.0
 
@@ -66,5 +67,5 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: To
 
 
 def position_modality(n_text: int, n_prompt: int, n_target: int) -> list[str]:
-    """Modality of each position of [sos] text [task_id] prompt target."""
-    return ["special"] + ["text"] * n_text + ["special"] + ["speech"] * (n_prompt + n_target)
+    """Modality of each position of TinyCosy's [sos] text [task_id] prompt target."""
+    return TinyCosy.modality(n_text, n_prompt, n_target)

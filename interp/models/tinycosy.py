@@ -112,6 +112,11 @@ class TinyCosy(nn.Module):
     def layers(self) -> nn.ModuleList:
         return self.llm.model.model.layers
 
+    @staticmethod
+    def modality(n_text: int, n_prompt: int, n_target: int) -> list[str]:
+        """Modality of each position of [sos] text [task_id] prompt target."""
+        return ["special"] + ["text"] * n_text + ["special"] + ["speech"] * (n_prompt + n_target)
+
     def text_embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.model.model.embed_tokens(ids)
 
