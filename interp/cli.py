@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import inspect
 import logging
+import signal
 import sys
 import textwrap
 from typing import Any, TypeVar
@@ -54,9 +55,18 @@ def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
     return cls(**values)
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_cli(main) -> None:
-    """Run `main()`; a user error becomes one line on stderr and exit code 2, not a traceback."""
+    """Run `main()`; a user error becomes one line on stderr and exit code 2, not a traceback.
+
+    SIGTERM (a `kill`, a scheduler's time limit) is handled like Ctrl-C, so long stages write
+    their checkpoint on the way out; SIGINT is re-enabled for jobs started in the background."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
