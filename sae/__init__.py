@@ -1,1 +1,1 @@
-
+"""BatchTopK SAEs per layer (SAELens): training, checked loading, metrics, layer sweep."""

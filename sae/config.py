@@ -1,0 +1,102 @@
+"""The settings of one SAE training run; every field is a `python -m sae.train` flag."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from interp.paths import TINYCOSY_DIR
+
+MODALITIES = ("all", "speech", "text")
+
+# Fields that define what is trained: a checkpoint is only resumed when they are unchanged.
+RUN_IDENTITY = ("layer", "hook", "modality", "d_sae", "k", "tokens", "batch_size", "lr",
+                "warmup_frac", "decay_frac", "aux_coef", "dead_window", "threshold_lr", "seed",
+                "buffer", "eval_frac")
+
+
+@dataclass(frozen=True)
+class SAETrainConfig:
+    """A BatchTopK SAE on one layer's cached activations (SAELens architecture and format)."""
+
+    layer: int = 12
+    """layer whose activations are decomposed (12 is TinyCosy's middle, as in CosyVoice3)"""
+    hook: str = "resid_post"
+    """hook kind of `blocks.{layer}.hook_*`: resid_pre|resid_mid|resid_post|attn_out|mlp_out"""
+    modality: str = "all"
+    """train on positions of this modality: all|speech|text"""
+    d_sae: int = 2048
+    """latents: 16 × TinyCosy's width of 128, as the paper's 16384 is ~18 × 896"""
+    k: int = 16
+    """mean active latents per position. The paper's k=50 at width 896, scaled by √(128/896)
+    (between keeping k and scaling it linearly to 7), is ~19; 16 reached explained variance 0.97
+    at d_sae 2048 in the prototype"""
+    tokens: int = 10_240_000
+    """training samples (activation positions, with repeats); steps = tokens / batch_size"""
+    batch_size: int = 1024
+    """positions per step (BatchTopK keeps k × batch_size activations per batch)"""
+    lr: float = 5e-4
+    """peak Adam learning rate"""
+    warmup_frac: float = 0.05
+    """fraction of the steps with a linear learning-rate warm-up"""
+    decay_frac: float = 0.2
+    """fraction of the steps, at the end, with a linear decay to zero"""
+    aux_coef: float = 1.0
+    """weight of the dead-latent auxiliary loss (dead latents reconstruct the residual; 0 = off)"""
+    dead_window: int = 200
+    """steps without firing after which a latent counts as dead (and enters the aux loss)"""
+    threshold_lr: float = 0.01
+    """EMA rate of the BatchTopK threshold that becomes the saved JumpReLU threshold"""
+    seed: int = 0
+    """seed of initialisation and data order"""
+    buffer: int = 200_000
+    """positions shuffled together (whole shards are read into a buffer of about this size)"""
+    eval_frac: float = 0.05
+    """fraction of the store's shards held out for evaluation (at least one when there are two)"""
+    eval_rows: int = 50_000
+    """held-out positions used for explained variance, L0, dead and dense fractions"""
+    eval_examples: int = 64
+    """heldout_sentences utterances for the spliced next-speech-token loss (0 = skip)"""
+    ckpt_every: int = 250
+    """steps between checkpoints (a killed run resumes from the last one)"""
+    out: str = ""
+    """output folder (default runs/tinycosy/sae/layer_{layer})"""
+    store: str = "runs/tinycosy/acts"
+    """activation store; built with interp.cache when missing"""
+    model: str = str(TINYCOSY_DIR)
+    """TinyCosy export the activations come from (checked against the store's fingerprint)"""
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus (for building the store and for the held-out loss)"""
+    speech_tokens: str = "runs/tinycosy/tokens"
+    """speech tokens of the corpus"""
+    device: str = "auto"
+    """auto (CUDA with bf16 autocast when present), cpu or cuda"""
+    threads: int = 0
+    """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"--modality {self.modality!r}: use one of {', '.join(MODALITIES)}")
+        if not 0 < self.k < self.d_sae:
+            raise ValueError(f"--k {self.k} must be between 1 and --d-sae {self.d_sae}")
+        if self.tokens < self.batch_size:
+            raise ValueError(f"--tokens {self.tokens} is less than one batch ({self.batch_size})")
+        if self.warmup_frac + self.decay_frac >= 1:
+            raise ValueError("--warmup-frac + --decay-frac must leave some constant-rate steps")
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // self.batch_size
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"runs/tinycosy/sae/layer_{self.layer}")
+
+    @property
+    def modality_filter(self) -> str | None:
+        """The store's modality name, or None for every position."""
+        return None if self.modality == "all" else self.modality
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in RUN_IDENTITY}

@@ -1,0 +1,185 @@
+"""`python -m sae.sweep --layers 0-23`: an SAE per layer, then the layer sweep figure.
+
+Each layer's SAE is `python -m sae.train`'s (trained, resumed, or reused when finished) in
+`<sae-root>/layer_L`, with the same flags for every layer. On held-out positions the sweep then
+measures the modality composition of its latents, the paper's rule: a latent is *audio-modal*
+when more than 80% of its top activations sit on speech positions, *text-modal* below 20%,
+*mixed* otherwise (only text and speech positions compete; latents with fewer than `min_active`
+positive top activations count as inactive). Writes `<out>/sweep.json` and `<out>/sweep.html`:
+explained variance (overall, text, speech), L0, dead and dense fractions, loss recovered and
+modality composition per layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from interp.cache import parse_hook_kind, parse_layers
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.models.tinycosy import CONFIG
+from interp.store import MODALITY_CODES, ActivationStore
+from sae.config import SAETrainConfig
+from sae.data import eval_rows, split_shards
+from sae.io import load_sae
+from sae.train import open_store, train
+
+log = logging.getLogger(__name__)
+
+AUDIO_MIN, TEXT_MAX = 0.8, 0.2
+KEYS = ("explained_variance", "explained_variance_text", "explained_variance_speech", "l0",
+        "dead_frac", "dense_frac", "loss_clean", "loss_spliced", "loss_zero", "loss_recovered")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A layer sweep; every `python -m sae.train` flag but --layer and --out applies per layer."""
+
+    layers: str = "0-23"
+    """layers to sweep: 0-23, 4,12,20 or 12"""
+    out: str = "runs/tinycosy/sweep"
+    """where sweep.json and sweep.html go"""
+    sae_root: str = "runs/tinycosy/sae"
+    """SAEs are trained into (or read from) <sae-root>/layer_L"""
+    top: int = 50
+    """top activations per latent that decide its modality"""
+    min_active: int = 5
+    """positive top activations a latent needs to be classified at all"""
+
+
+@torch.no_grad()
+def top_codes(sae, x: Tensor, codes: np.ndarray, top: int, chunk: int = 4096
+              ) -> tuple[Tensor, Tensor]:
+    """(values, modality codes), each (top, d_sae): every latent's `top` largest activations
+    over the text and speech rows of x (n, d), and the modality of the row each came from."""
+    keep = np.isin(codes, [MODALITY_CODES["text"], MODALITY_CODES["speech"]])
+    x, codes_t = x[torch.from_numpy(keep)], torch.from_numpy(codes[keep].astype(np.int64))
+    dev = next(sae.parameters()).device
+    d_sae = sae.cfg.d_sae
+    vals = torch.zeros(0, d_sae)
+    mods = torch.zeros(0, d_sae, dtype=torch.long)
+    for i in range(0, len(x), chunk):
+        acts = sae.encode(x[i : i + chunk].to(dev)).float().cpu()  # (c, d_sae)
+        c = codes_t[i : i + chunk, None].expand(-1, d_sae)
+        vals, mods = torch.cat([vals, acts]), torch.cat([mods, c])
+        best = vals.topk(min(top, len(vals)), dim=0).indices  # (top, d_sae)
+        vals, mods = vals.gather(0, best), mods.gather(0, best)
+    return vals, mods
+
+
+def modality_composition(sae, x: Tensor, codes: np.ndarray, top: int = 50,
+                         min_active: int = 5) -> dict:
+    """Fractions of audio-, text-modal, mixed and inactive latents, and each latent's speech
+    fraction of its top activations (None when inactive)."""
+    vals, mods = top_codes(sae, x, codes, top)
+    positive = vals > 0
+    n_pos = positive.sum(0)
+    speech = (positive & (mods == MODALITY_CODES["speech"])).sum(0).float()
+    frac = speech / n_pos.clamp(min=1)
+    active = n_pos >= min_active
+    d_sae = len(n_pos)
+    kinds = {"audio": active & (frac > AUDIO_MIN), "text": active & (frac < TEXT_MAX)}
+    kinds["mixed"] = active & ~kinds["audio"] & ~kinds["text"]
+    out = {f"{k}_frac": float(v.sum()) / d_sae for k, v in kinds.items()}
+    out["inactive_frac"] = float((~active).sum()) / d_sae
+    out["speech_frac_of_top"] = [round(float(f), 4) if a else None
+                                 for f, a in zip(frac, active, strict=True)]
+    return out
+
+
+def figure(rows: list[dict]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    layers = [r["layer"] for r in rows]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=(
+        "explained variance", "L0", "dead / dense latents", "loss recovered",
+        "latent modality (fraction of latents)"))
+
+    def line(key, name, row, col):
+        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], name=name,
+                                 mode="lines+markers"), row=row, col=col)
+
+    for key, name in (("explained_variance", "EV all"), ("explained_variance_text", "EV text"),
+                      ("explained_variance_speech", "EV speech")):
+        line(key, name, 1, 1)
+    line("l0", "L0", 1, 2)
+    line("dead_frac", "dead", 1, 3)
+    line("dense_frac", "dense", 1, 3)
+    line("loss_recovered", "loss recovered", 2, 1)
+    for key, name in (("audio_frac", "audio-modal"), ("mixed_frac", "mixed"),
+                      ("text_frac", "text-modal"), ("inactive_frac", "inactive")):
+        fig.add_trace(go.Bar(x=layers, y=[r[key] for r in rows], name=name), row=2, col=2)
+    fig.update_layout(barmode="stack", height=700, title="SAE layer sweep")
+    fig.update_xaxes(title_text="layer")
+    return fig
+
+
+def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
+    """Train or reuse each layer's SAE, measure it, and write sweep.json + sweep.html."""
+    config = Path(base.model) / CONFIG
+    n_layers = json.loads(config.read_text())["n_layers"] if config.exists() else 10**6
+    layers = parse_layers(sc.layers, n_layers)
+    kind = parse_hook_kind(base.hook)
+    manifest = Path(base.store) / "manifest.json"
+    if manifest.exists():
+        have = json.loads(manifest.read_text())["spec"]["layers"]
+        missing = [layer for layer in layers if layer not in have]
+        if missing:
+            raise ValueError(f"{base.store} caches layers {have}, not {missing}: pass --store with "
+                             f"a new folder (the sweep caches {sc.layers} there first)")
+    open_store(dataclasses.replace(base, layer=layers[0]), kind, ",".join(map(str, layers)))
+    rows = []
+    for layer in layers:
+        cfg = dataclasses.replace(base, layer=layer, out=str(Path(sc.sae_root) / f"layer_{layer}"))
+        m = train(cfg)
+        store = ActivationStore(cfg.store, layer)
+        x, codes = eval_rows(store, split_shards(store, cfg.eval_frac)[1], cfg.eval_rows,
+                             cfg.seed)
+        comp = modality_composition(load_sae(cfg.out_dir), x, codes, sc.top, sc.min_active)
+        rows.append({"layer": layer, "hook": m["hook"], **{k: m.get(k) for k in KEYS}, **comp})
+        log.info("layer %d: EV %.3f, audio/mixed/text %.2f/%.2f/%.2f", layer,
+                 m["explained_variance"], comp["audio_frac"], comp["mixed_frac"],
+                 comp["text_frac"])
+    out = Path(sc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "sweep.json.tmp"
+    tmp.write_text(json.dumps({"layers": rows, "config": dataclasses.asdict(base),
+                               "sweep": dataclasses.asdict(sc)}, indent=1))
+    os.replace(tmp, out / "sweep.json")
+    figure(rows).write_html(out / "sweep.html", include_plotlyjs=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m sae.sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, SweepConfig)
+    add_config_args(parser, SAETrainConfig, skip=("layer", "out"))
+    args = parser.parse_args()
+    sc = config_from_args(SweepConfig, args)
+    base = dataclasses.replace(config_from_args(SAETrainConfig, args), out="")
+    torch.set_num_threads(base.threads or os.cpu_count() or 1)
+    rows = sweep(base, sc)
+    print(f"\n{'layer':>5} {'EV':>6} {'EV txt':>6} {'EV sp':>6} {'L0':>6} {'dead':>5} "
+          f"{'rec':>6} {'audio':>5} {'mixed':>5} {'text':>5}")
+    for r in rows:
+        cells = [r["explained_variance"], r["explained_variance_text"],
+                 r["explained_variance_speech"], r["l0"], r["dead_frac"], r["loss_recovered"],
+                 r["audio_frac"], r["mixed_frac"], r["text_frac"]]
+        print(f"{r['layer']:>5} " + " ".join("     —" if c is None else f"{c:6.3f}"
+                                             for c in cells))
+    print(f"→ {sc.out}/sweep.json, sweep.html")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,191 @@
+"""`python -m sae.train --layer 12`: a BatchTopK SAE (SAELens) on one layer's cached activations.
+
+Reads the activation store (building it with `interp.cache` when missing), trains SAELens's
+`BatchTopKTrainingSAE` with SAELens's `SAETrainer` as the step engine (Adam, warm-up and linear
+decay, gradient clipping, dead-latent tracking and auxiliary loss, bf16 autocast on CUDA) driven
+by our own loop, which adds what `SAETrainer.fit` lacks: a resumable data stream, atomic
+checkpoints every `--ckpt-every` steps (and on Ctrl-C or SIGTERM), and a progress bar with loss, L0,
+explained variance and dead fraction. Inputs are scaled to mean norm √d by a factor measured on
+the store; it is folded into the saved SAE, which takes raw activations. Output (SAELens
+format): `<out>/cfg.json` + `sae_weights.safetensors`, plus `metrics.json`.
+Running the same command again resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig
+from sae_lens.config import SAETrainerConfig
+from sae_lens.saes.sae import SAEMetadata, TrainStepOutput
+from sae_lens.training.sae_trainer import SAETrainer
+from tqdm import tqdm
+
+from interp.cache import build_cache, parse_hook_kind
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.device import pick_device
+from interp.models.tinycosy import WEIGHTS, TinyCosy
+from interp.paths import CODEC_DIR
+from interp.store import ActivationStore, fingerprint
+from interp.store.writer import MANIFEST
+from sae.checkpoint import checkpoint_dir, load_checkpoint, read_run_state, save_checkpoint
+from sae.config import SAETrainConfig
+from sae.data import BatchStream, eval_rows, norm_scale, sample_rows, split_shards
+from sae.evaluate import finish, summary
+from sae.io import METRICS, model_digest, read_metrics
+
+log = logging.getLogger(__name__)
+
+
+def open_store(cfg: SAETrainConfig, kind: str, layers: str | None = None) -> ActivationStore:
+    """The layer's activation store, cached first (`layers`, default the one layer) when the
+    folder has none or an unfinished one; a store of another hook or model is refused."""
+    folder = Path(cfg.store)
+    manifest = folder / MANIFEST
+    if not manifest.exists() or not json.loads(manifest.read_text()).get("complete"):
+        layers = layers or str(cfg.layer)
+        log.info("no finished activation store in %s: caching layers %s first", folder, layers)
+        build_cache(argparse.Namespace(
+            layers=layers, hook=kind, split="train", max_utts=0, shard_utts=64,
+            model=Path(cfg.model), corpus=Path(cfg.corpus), tokens=Path(cfg.speech_tokens),
+            codec=CODEC_DIR, out=folder))
+    store = ActivationStore(folder, cfg.layer)
+    if store.hook != kind:
+        raise ValueError(f"{folder} caches {store.hook}, not {kind}; pass --store with another "
+                         "folder to cache this hook there")
+    weights = Path(cfg.model) / WEIGHTS
+    if weights.exists() and fingerprint(weights) != store.manifest["spec"]["model"]:
+        raise ValueError(f"{folder} was cached from another model than {cfg.model}; rebuild the "
+                         "store or pass the --model it came from")
+    return store
+
+
+def make_sae(cfg: SAETrainConfig, d_in: int, metadata: dict,
+             device: torch.device) -> BatchTopKTrainingSAE:
+    torch.manual_seed(cfg.seed)
+    sae_cfg = BatchTopKTrainingSAEConfig(
+        d_in=d_in, d_sae=cfg.d_sae, k=cfg.k, aux_loss_coefficient=cfg.aux_coef,
+        topk_threshold_lr=cfg.threshold_lr, rescale_acts_by_decoder_norm=True,
+        normalize_activations="none",  # we scale inputs ourselves and fold the scale at the end
+        device=str(device), metadata=SAEMetadata(**metadata))
+    return BatchTopKTrainingSAE(sae_cfg)
+
+
+def make_trainer(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, stream: BatchStream,
+                 device: torch.device) -> SAETrainer:
+    warm = round(cfg.warmup_frac * cfg.steps)
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=cfg.steps * cfg.batch_size, train_batch_size_samples=cfg.batch_size,
+        lr=cfg.lr, lr_end=cfg.lr, lr_scheduler_name="constant",
+        lr_warm_up_steps=warm if warm >= 2 else 0, lr_decay_steps=round(cfg.decay_frac * cfg.steps),
+        device=str(device), autocast=device.type == "cuda", dead_feature_window=cfg.dead_window,
+        logger=LoggingConfig(log_to_wandb=False))
+    return SAETrainer(trainer_cfg, sae, stream)
+
+
+@torch.no_grad()
+def step_stats(out: TrainStepOutput, trainer: SAETrainer) -> dict[str, float]:
+    """Loss, L0, explained variance of the batch, and the fraction of latents now dead."""
+    x, x_hat = out.sae_in.float(), out.sae_out.float()
+    ev = 1 - (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    return {"loss": round(out.loss.item(), 4),
+            "L0": round((out.feature_acts > 0).sum(-1).float().mean().item(), 2),
+            "EV": round(ev.item(), 4),
+            "dead": round(trainer.dead_neurons.float().mean().item(), 4)}
+
+
+def fit(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, trainer: SAETrainer,
+        stream: BatchStream, scale: float) -> dict[str, float]:
+    """Train to `cfg.steps`, checkpointing every `ckpt_every` steps and when interrupted."""
+    out, stats = cfg.out_dir, {}
+    bar = tqdm(total=cfg.steps, initial=trainer.n_training_steps, unit="step",
+               desc=f"SAE {sae.cfg.metadata.hook_name}")
+    whole = True  # False while a step is half done: nothing is saved from there
+    try:
+        while trainer.n_training_steps < cfg.steps:
+            trainer.maybe_reset_sparsity()
+            whole = False
+            output = trainer.step(next(stream))
+            trainer.n_training_steps += 1
+            whole = True
+            step = trainer.n_training_steps
+            if step % 10 == 0 or step == cfg.steps:
+                stats = step_stats(output, trainer)
+                bar.set_postfix({k: f"{v:.3f}" if k != "L0" else f"{v:.1f}"
+                                 for k, v in stats.items()})
+            bar.update(1)
+            if step % cfg.ckpt_every == 0 and step < cfg.steps:
+                save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
+    finally:
+        bar.close()
+        if whole:
+            save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
+    return stats
+
+
+def train(cfg: SAETrainConfig) -> dict:
+    """Train (or resume, or just report a finished run) and return metrics.json's contents."""
+    out, kind = cfg.out_dir, parse_hook_kind(cfg.hook)
+    hook = f"blocks.{cfg.layer}.{kind}"
+    ckpt = checkpoint_dir(out)
+    if ckpt is not None and (out / METRICS).exists():
+        state = read_run_state(ckpt, cfg)
+        if state["step"] >= cfg.steps:
+            log.info("%s is finished; delete it (or pass another --out) to train again", out)
+            return read_metrics(out)
+    device = pick_device(cfg.device)
+    store = open_store(cfg, kind)
+    train_shards, eval_shards = split_shards(store, cfg.eval_frac)
+    model = TinyCosy.load(cfg.model, device) if (Path(cfg.model) / WEIGHTS).exists() else None
+    metadata = {"model_name": "tinycosy", "hook_name": hook, "layer": cfg.layer,
+                "modality": cfg.modality, "d_model": store.d_model, "store": str(cfg.store),
+                "model_fingerprint": store.manifest["spec"]["model"],
+                "model_digest": model_digest(model) if model is not None else None}
+    sae = make_sae(cfg, store.d_model, metadata, device)
+    stream = BatchStream(store, train_shards, cfg.batch_size, cfg.modality_filter, cfg.buffer,
+                         cfg.seed)
+    trainer = make_trainer(cfg, sae, stream, device)
+    out.mkdir(parents=True, exist_ok=True)
+    if ckpt is not None:
+        stream.state, scale = load_checkpoint(ckpt, sae, trainer, cfg)
+        log.info("resuming %s at step %d of %d", out, trainer.n_training_steps, cfg.steps)
+    else:
+        scale = norm_scale(store, train_shards, cfg.modality_filter)
+        mean = sample_rows(store, train_shards, cfg.modality_filter, 8192).mean(0)
+        with torch.no_grad():  # start b_dec at the (scaled) data mean
+            sae.b_dec.copy_(torch.from_numpy(mean * scale))
+    trainer.activation_scaler.scaling_factor = scale
+    start = time.time()
+    stats = fit(cfg, sae, trainer, stream, scale)
+    trainer.set_final_sae_metadata()
+    x, codes = eval_rows(store, eval_shards, cfg.eval_rows, cfg.seed)
+    extra = {"training": {"steps": trainer.n_training_steps,
+                          "samples": trainer.n_training_samples,
+                          "last": stats, "dead_frac_window": float(trainer.dead_neurons.float()
+                                                                   .mean()),
+                          "minutes_this_run": round((time.time() - start) / 60, 2),
+                          "device": str(device)},
+             "eval_on_training_shards": eval_shards == train_shards,
+             "config": dataclasses.asdict(cfg), "metadata": metadata}
+    return finish(cfg, sae, scale, x, codes, hook, model, extra)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m sae.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, SAETrainConfig)
+    cfg = config_from_args(SAETrainConfig, parser.parse_args())
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    m = train(cfg)
+    print("\n" + summary(m, cfg.out_dir))
+
+
+if __name__ == "__main__":
+    run_cli(main)
