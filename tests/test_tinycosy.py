@@ -121,7 +121,9 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tinycosy, tiny_code
                                 codec=str(tiny_codec_dir), n=2, examples=1, out=str(tmp_path)))
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["n_sentences"] == r["n_sentences"] == 2 and len(saved["samples"]) == 2
-    assert 0 <= r["gender_agreement"] <= 1 and r["wer"] is None
+    assert 0 <= r["gender_agreement"] <= 1 and r["measured_with"]
+    # the recognizer's WER when the instruments are shipped, else honestly missing
+    assert (r["wer"] is None) == r["measured_with"].startswith("interim")
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
 
 
