@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := espeak-ng sox
 DEMO := runs/demo
 DEMO_N ?= 1500
+DEMO_TTS_N ?= 8
 
 .PHONY: demo test install system-deps lint clean-demo
 
@@ -43,10 +44,17 @@ test: install lint
 ## demo: the pipeline on the embedded default; resumes when run again
 demo: install
 	$(BIN)/python -m interp.corpus build --out $(DEMO)/corpus --n $(DEMO_N)
-	$(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec
+	@test -f $(DEMO)/codec/codec.safetensors || $(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec --max-utts 1000
 	$(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
-	@echo; echo "demo results: $(DEMO)/"; echo "  corpus table  $(DEMO)/corpus/utterances.parquet"; \
-	echo "  codec         $(DEMO)/codec/"; echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"
+	$(BIN)/python -m interp.audio tokenize --corpus $(DEMO)/corpus --codec data/codec --out $(DEMO)/tokens
+	$(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
+	$(BIN)/python -m interp.cache --layers 12 --max-utts 400 --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts
+	@echo; echo "demo results: $(DEMO)/"; \
+	echo "  corpus table  $(DEMO)/corpus/utterances.parquet"; \
+	echo "  codec         $(DEMO)/codec/  (the shipped one, fit on 24k utterances: data/codec/)"; \
+	echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"; \
+	echo "  TinyCosy      $(DEMO)/tinycosy/eval.json (listen: examples/; shipped model: data/tinycosy/)"; \
+	echo "  activations   $(DEMO)/acts/ (layer 12, hook_resid_post)"
 
 clean-demo:
 	rm -rf $(DEMO)
