@@ -8,6 +8,10 @@ APT_PACKAGES := espeak-ng sox
 DEMO := runs/demo
 DEMO_N ?= 1500
 DEMO_TTS_N ?= 8
+DEMO_SAE_TOKENS ?= 409600
+# TinyCosy's ops are small: one thread each is as fast, and immune to oversubscribed cores
+# (two-thread generation ran 10x slower while another job shared the machine).
+demo: export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test install system-deps lint clean-demo
 
@@ -49,12 +53,14 @@ demo: install
 	$(BIN)/python -m interp.audio tokenize --corpus $(DEMO)/corpus --codec data/codec --out $(DEMO)/tokens
 	$(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
 	$(BIN)/python -m interp.cache --layers 12 --max-utts 400 --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts
+	$(BIN)/python -m sae.train --layer 12 --store $(DEMO)/acts --out $(DEMO)/sae/layer_12 --corpus $(DEMO)/corpus --speech-tokens $(DEMO)/tokens --tokens $(DEMO_SAE_TOKENS) --eval-examples 32
 	@echo; echo "demo results: $(DEMO)/"; \
 	echo "  corpus table  $(DEMO)/corpus/utterances.parquet"; \
 	echo "  codec         $(DEMO)/codec/  (the shipped one, fit on 24k utterances: data/codec/)"; \
 	echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"; \
 	echo "  TinyCosy      $(DEMO)/tinycosy/eval.json (listen: examples/; shipped model: data/tinycosy/)"; \
-	echo "  activations   $(DEMO)/acts/ (layer 12, hook_resid_post)"
+	echo "  activations   $(DEMO)/acts/ (layer 12, hook_resid_post)"; \
+	echo "  SAE layer 12  $(DEMO)/sae/layer_12/ (SAELens format; metrics.json)"
 
 clean-demo:
 	rm -rf $(DEMO)
