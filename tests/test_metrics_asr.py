@@ -1,0 +1,83 @@
+"""Content instrument: tiny CTC training run, save → load → identical transcript, shipped WER."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp.corpus.table import load_audio, load_table
+from steering.metrics import asr
+from steering.metrics.common import InstrumentError, instrument_dir
+from steering.metrics.data import ClipPool
+from steering.metrics.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
+
+TINY = asr.AsrConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64,
+                     conv_channels=(8, 8), steps=2, batch_seconds=6.0, warmup=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_asr(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("asr")
+    rec = asr.new_recognizer(TINY, out)
+    rows = load_table(tiny_corpus, "train")
+    rec.lexicon = Lexicon([w for r in rows for w in normalize_text(r["text_plain"]).split()])
+    history = asr.train(rec, ClipPool(tiny_corpus, rows, {}, 0.0), TINY)
+    assert history["steps"] == TINY.steps and np.isfinite(history["final_loss"])
+    rec.save(out)
+    return rec, out
+
+
+def test_save_load_identical_transcript(tiny_asr, tiny_corpus):
+    rec, out = tiny_asr
+    loaded = asr.Recognizer.load(out)
+    audio, sr = load_audio(tiny_corpus, load_table(tiny_corpus, "heldout_voices")[0])
+    text = rec.transcribe(audio, sr)
+    assert isinstance(text, str) and set(text) <= set(ALPHABET + " ")
+    assert loaded.transcribe(audio, sr) == text
+    assert loaded.lexicon is not None and loaded.lexicon.words == rec.lexicon.words
+    assert set(loaded.correct(text).split()) <= set(rec.lexicon.words) | set(text.split())
+    x = torch.from_numpy(rec.frontend(audio))[None]  # flattened log-mel frames
+    with torch.no_grad():
+        logits, logits2 = rec.model(x).logits, loaded.model(x).logits
+    assert torch.allclose(logits, logits2, atol=1e-5)
+    assert logits.shape[-1] == len(asr.VOCAB)
+    assert abs(logits.shape[1] - len(audio) / 320) <= 2  # 50 Hz frames
+
+
+def test_waveform_checkpoint_loads_as_waveform_model(tiny_corpus, tmp_path):
+    """A plain HF CTC checkpoint (no frontend.json) reads the raw 16 kHz waveform."""
+    cfg = asr.AsrConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64,
+                        frontend="waveform", conv_channels=(8,) * 7)
+    rec = asr.new_recognizer(cfg, tmp_path)
+    rec.save(tmp_path)
+    assert not (tmp_path / asr.FRONTEND).exists()
+    loaded = asr.Recognizer.load(tmp_path)
+    assert loaded.frontend.kind == "waveform"
+    audio, sr = load_audio(tiny_corpus, load_table(tiny_corpus, "heldout_voices")[0])
+    assert loaded.transcribe(audio, sr) == rec.transcribe(audio, sr)
+    with pytest.raises(ValueError, match="exactly 2"):
+        asr.model_config(asr.AsrConfig(conv_channels=(8,) * 7))
+
+
+def test_evaluate_and_errors(tiny_asr, tiny_corpus, tmp_path):
+    rec, _ = tiny_asr
+    clips = [(load_audio(tiny_corpus, r)[0], r) for r in load_table(tiny_corpus, "heldout_voices")]
+    f = asr.evaluate(rec, clips[:2])
+    assert f["n"] == 2 and f["wer"] >= 0 and len(f["examples"]) == 2
+    with pytest.raises(InstrumentError, match="empty"):
+        rec.transcribe(np.zeros(0, np.float32), 16000)
+    with pytest.raises(FileNotFoundError, match="no asr weights"):
+        asr.Recognizer.load(tmp_path)
+
+
+SHIPPED = instrument_dir(asr.NAME)
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="no shipped weights")
+def test_shipped_weights_on_heldout_voices(tiny_corpus):
+    rec = asr.Recognizer.load(SHIPPED)
+    rows = load_table(tiny_corpus, "heldout_voices")[:6]
+    hyps = [rec.transcribe(*load_audio(tiny_corpus, r)) for r in rows]
+    rates = corpus_error_rates([r["text_plain"] for r in rows], hyps)
+    assert rates["wer"] <= 0.25, rates
