@@ -40,12 +40,13 @@ class Backbone(Protocol):
                  sampling: SamplingConfig | None = None) -> list[int]: ...
 
 
-class TinyCosyBackbone:
-    """TinyCosy behind the `Backbone` interface."""
+class SpeechLMBackbone:
+    """What every speech-LM backbone shares: its module offers `prefix(text, prompt)`,
+    `speech_embedding(tokens)`, `modality(n_text, n_prompt, n_target)` and
+    `forward(embeds) -> (logits, cache)`, so hooks, teacher forcing and generation are common."""
 
-    def __init__(self, model: TinyCosy, name: str = "tinycosy"):
-        self.model, self.name = model, name
-        self.n_layers, self.d_model = model.cfg.n_layers, model.cfg.hidden
+    def __init__(self, model: torch.nn.Module, name: str, n_layers: int, d_model: int):
+        self.model, self.name, self.n_layers, self.d_model = model, name, n_layers, d_model
 
     def hook_points(self) -> list[str]:
         return hook_names(self.n_layers)
@@ -53,9 +54,8 @@ class TinyCosyBackbone:
     @torch.no_grad()
     def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
                        target: torch.Tensor) -> TeacherForced:
-        dev = self.model.speech_embedding.weight.device
         pre = self.model.prefix(text_ids, prompt)
-        embeds = torch.cat([pre, self.model.speech_embedding(target.to(dev))])[None]
+        embeds = torch.cat([pre, self.model.speech_embedding(target.to(pre.device))])[None]
         logits, _ = self.model(embeds)
         return TeacherForced(logits[0], self.model.modality(len(text_ids), len(prompt),
                                                             len(target)), len(pre) - 1)
@@ -63,3 +63,10 @@ class TinyCosyBackbone:
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]:
         return generate_tokens(self.model, text_ids, prompt, n_text, sampling)
+
+
+class TinyCosyBackbone(SpeechLMBackbone):
+    """TinyCosy (or CosyVoice3's LM, same layout) behind the `Backbone` interface."""
+
+    def __init__(self, model: TinyCosy, name: str = "tinycosy"):
+        super().__init__(model, name, model.cfg.n_layers, model.cfg.hidden)

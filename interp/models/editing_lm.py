@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from interp.models.backbone import TeacherForced, hook_names
-from interp.models.generate import SamplingConfig, generate_tokens
+from interp.models.backbone import SpeechLMBackbone
+from interp.models.generate import SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -160,29 +160,13 @@ class EditingLM(nn.Module):
                 + ["speech"] * n_target)
 
 
-class EditingLMBackbone:
+class EditingLMBackbone(SpeechLMBackbone):
     """A local causal LM behind the `Backbone` interface: instruction + source → edited speech."""
 
     def __init__(self, model: EditingLM, name: str = "editing-lm", tokenizer=None):
-        self.model, self.name, self.tokenizer = model, name, tokenizer
-        self.n_layers = len(model.layers)
-        self.d_model = model.lm.get_input_embeddings().embedding_dim
-
-    def hook_points(self) -> list[str]:
-        return hook_names(self.n_layers)
-
-    @torch.no_grad()
-    def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
-                       target: torch.Tensor) -> TeacherForced:
-        pre = self.model.prefix(text_ids, prompt)
-        embeds = torch.cat([pre, self.model.speech_embedding(target)])[None]
-        logits, _ = self.model(embeds)
-        return TeacherForced(logits[0], self.model.modality(len(text_ids), len(prompt),
-                                                            len(target)), len(pre) - 1)
-
-    def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
-                 sampling: SamplingConfig | None = None) -> list[int]:
-        return generate_tokens(self.model, text_ids, prompt, n_text, sampling)
+        super().__init__(model, name, len(model.layers),
+                         model.lm.get_input_embeddings().embedding_dim)
+        self.tokenizer = tokenizer
 
     def edit(self, text_ids: torch.Tensor, source: torch.Tensor,
              sampling: SamplingConfig | None = None) -> list[int]:
