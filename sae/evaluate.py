@@ -10,15 +10,14 @@ under `pitfall_check`.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from sae_lens import SAE, BatchTopKTrainingSAE
 
+from interp.atomic import atomic_write_json
 from interp.store import MODALITY_CODES
 from sae.config import SAETrainConfig
 from sae.io import METRICS, save_inference
@@ -94,9 +93,7 @@ def finish(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, scale: float, x: torc
         metrics.update({"loss_clean": None, "loss_spliced": None, "loss_zero": None,
                         "loss_recovered": None, "examples": 0})
     metrics.update(extra)
-    tmp = out / (METRICS + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1))
-    os.replace(tmp, out / METRICS)
+    atomic_write_json(out / METRICS, metrics)
     return metrics
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp.atomic import atomic_write_json
 from interp.cache import parse_hook_kind, parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.models.tinycosy import CONFIG
@@ -152,10 +153,8 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
                  comp["text_frac"])
     out = Path(sc.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "sweep.json.tmp"
-    tmp.write_text(json.dumps({"layers": rows, "config": dataclasses.asdict(base),
-                               "sweep": dataclasses.asdict(sc)}, indent=1))
-    os.replace(tmp, out / "sweep.json")
+    atomic_write_json(out / "sweep.json", {"layers": rows, "config": dataclasses.asdict(base),
+                                           "sweep": dataclasses.asdict(sc)})
     figure(rows).write_html(out / "sweep.html", include_plotlyjs=True)
     return rows
 

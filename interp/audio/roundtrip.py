@@ -11,7 +11,6 @@ Figures (written to `roundtrip.json`, plotted to `roundtrip.html`):
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from interp.atomic import atomic_write_json
 from interp.audio.codec import SpeechCodec
 from interp.audio.features import log_mel
 from interp.audio.pitch import median_f0, voiced_duration
@@ -163,9 +163,7 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
 
 def _write(out: Path, result: dict, f0s: dict[str, list[tuple]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "roundtrip.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out / "roundtrip.json")
+    atomic_write_json(out / "roundtrip.json", result)
     fig = go.Figure()
     for g, color in (("male", "#1f77b4"), ("female", "#d62728")):
         pts = np.array(f0s[g]) if f0s[g] else np.zeros((0, 2))

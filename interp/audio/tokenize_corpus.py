@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from interp.atomic import atomic_save
 from interp.audio.codec import CONFIG, WEIGHTS, SpeechCodec
 from interp.corpus.table import load_audio, load_table
 
@@ -41,10 +42,8 @@ def _tokenize_shard(args: tuple[str, str, list[dict], str]) -> int:
     codec = _codec(codec_dir)
     toks = [codec.encode(*load_audio(corpus, r)).astype(np.int16) for r in rows]
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in toks])])
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, utt_ids=np.array([r["utt_id"] for r in rows]), offsets=offsets,
-             tokens=np.concatenate(toks))
-    os.replace(tmp, path)
+    atomic_save(Path(path), lambda p: np.savez(p, utt_ids=np.array([r["utt_id"] for r in rows]),
+                                               offsets=offsets, tokens=np.concatenate(toks)))
     return len(rows)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from interp.atomic import atomic_save, atomic_write_text
 from interp.corpus.espeak import check_installed
 from interp.corpus.plan import CorpusConfig, UtteranceSpec, plan_corpus
 from interp.corpus.render import render_utterance
@@ -27,12 +28,6 @@ from interp.corpus.voices import Voice, check_voice, default_voices, parse_voice
 
 log = logging.getLogger(__name__)
 CHUNK = 64
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dict[str, str]]:
@@ -57,10 +52,8 @@ def _render_chunk(args: tuple[list[UtteranceSpec], str, int, int]) -> int:
     records = []
     for spec in specs:
         audio, record = render_utterance(spec, sr, seed)
-        wav = out_dir / record["path"]
-        tmp = wav.with_name(wav.stem + ".tmp.wav")
-        sf.write(tmp, audio, sr, subtype="PCM_16")
-        os.replace(tmp, wav)
+        atomic_save(out_dir / record["path"],
+                    lambda p, a=audio: sf.write(p, a, sr, subtype="PCM_16"))
         records.append(record)
     name = out_dir / "chunks" / f"{specs[0].utt_id}.jsonl"
     atomic_write_text(name, "".join(json.dumps(r) + "\n" for r in records))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
+
+from interp.atomic import atomic_save
 
 TABLE = "utterances.parquet"
 MANIFEST = "manifest.json"
@@ -30,9 +31,7 @@ SCHEMA = pa.schema([
 
 def write_table(records: list[dict], path: Path) -> None:
     table = pa.Table.from_pylist(records, schema=SCHEMA)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_save(path, lambda p: pq.write_table(table, p))
 
 
 def load_table(corpus: str | Path, split: str | None = None) -> list[dict]:

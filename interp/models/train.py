@@ -20,6 +20,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
+from interp.atomic import atomic_save
 from interp.audio.tokenize_corpus import load_token_manifest, load_tokens
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
@@ -140,10 +141,8 @@ def _tokenizer(cfg: TrainConfig, rows: list[dict]):
 
 
 def _save_ckpt(path: Path, model, opt, step: int, log: list) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log},
-               tmp)
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}
+    atomic_save(path, lambda p: torch.save(state, p))
 
 
 def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:

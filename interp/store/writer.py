@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from interp.atomic import atomic_save, atomic_write_json
 from interp.hooks import capture
 from interp.models.data import Example
 
@@ -48,12 +48,6 @@ class StoreSpec:
     d_model: int
     split: str
     shard_utts: int
-
-
-def _atomic_save(path: Path, save) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    save(tmp)
-    os.replace(tmp, path)
 
 
 def position_meta(ex: Example, utt_index: int, prompt_index: int, modality: list[str],
@@ -93,10 +87,10 @@ def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, .
         folder = out / f"layer_{layer}"
         folder.mkdir(parents=True, exist_ok=True)
         block = np.concatenate(acts[n])
-        _atomic_save(folder / f"{name}.npy", lambda p, a=block: np.save(p, a))
+        atomic_save(folder / f"{name}.npy", lambda p, a=block: np.save(p, a))
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     (out / "meta").mkdir(parents=True, exist_ok=True)
-    _atomic_save(out / "meta" / f"{name}.npz", lambda p: np.savez(p, **meta))  # last: "done"
+    atomic_save(out / "meta" / f"{name}.npz", lambda p: np.savez(p, **meta))  # last: "done"
     return len(meta["utt"])
 
 
@@ -115,7 +109,7 @@ def open_store(out: Path, spec: StoreSpec) -> dict:
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"spec": {**asdict(spec), "layers": list(spec.layers)}, "shards": {}}
-    _atomic_save(path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    atomic_write_json(path, manifest)
     return manifest
 
 
@@ -129,7 +123,7 @@ def _finalize(out: Path, manifest: dict, n_chunks: int) -> dict:
                 shards[meta.stem] = len(z["utt"])
     manifest |= {"shards": shards, "complete": len(shards) == n_chunks,
                  "positions": int(sum(shards.values()))}
-    _atomic_save(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    atomic_write_json(out / MANIFEST, manifest)
     return manifest
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+
+from interp.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,7 @@ def audio_files(path: str | Path) -> list[Path]:
 def write_json(path: Path, obj: dict) -> None:
     """Atomic JSON write (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
 
 
 def _jsonable(o: object) -> object:
