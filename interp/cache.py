@@ -59,7 +59,8 @@ def build_cache(args: argparse.Namespace) -> dict:
         tokenize_corpus(Path(args.corpus), Path(args.codec), Path(args.tokens))
     rows = load_table(args.corpus)
     index = {r["utt_id"]: i for i, r in enumerate(rows)}
-    split_rows = [r for r in rows if r["split"] == args.split][: args.max_utts or None]
+    splits = args.split.split(",")
+    split_rows = [r for r in rows if r["split"] in splits][: args.max_utts or None]
     if not split_rows:
         raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
     examples = make_examples(split_rows, load_tokens(args.tokens), load_tokenizer(args.model),
@@ -90,7 +91,8 @@ def main() -> None:
     parser.add_argument("--layers", default="12", help="12, 0-23 or 4,12,20 (default: 12)")
     parser.add_argument("--hook", default="resid_post", help="resid_pre|resid_mid|resid_post|"
                         "attn_out|mlp_out (default: resid_post)")
-    parser.add_argument("--split", default="train", help="corpus split (default: train)")
+    parser.add_argument("--split", default="train", help="corpus split, or several "
+                        "joined by commas, e.g. heldout_sentences,heldout_voices (default: train)")
     parser.add_argument("--max-utts", type=int, default=0, help="first N utterances (0 = all)")
     parser.add_argument("--shard-utts", type=int, default=64, help="utterances per shard")
     parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)

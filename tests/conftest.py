@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,44 @@ def tiny_tinycosy(tmp_path_factory, tiny_corpus, tiny_tokens) -> tuple[Path, dic
                       eval_every=6, eval_examples=8, ckpt_every=6, n_layers=2, hidden=32,
                       text_vocab=300)
     return run / "export", train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
+    """Layer-1 residuals of 12 train utterances of the tiny corpus, in shards of 4."""
+    from interp.cache import build_cache
+
+    out = tmp_path_factory.mktemp("store") / "acts"
+    build_cache(argparse.Namespace(layers="1", hook="resid_post", split="train", max_utts=12,
+                                   shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
+                                   tokens=tiny_tokens, codec=None, out=out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_heldout_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
+    """Layer-1 residuals of the tiny corpus's held-out utterances (what auto-interp reads)."""
+    from interp.cache import build_cache
+
+    out = tmp_path_factory.mktemp("store_heldout") / "acts"
+    build_cache(argparse.Namespace(layers="1", hook="resid_post",
+                                   split="heldout_sentences,heldout_voices", max_utts=0,
+                                   shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
+                                   tokens=tiny_tokens, codec=None, out=out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_sae(tmp_path_factory, tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
+    """A layer-1 BatchTopK SAE (d_sae 64, k 4) of the tiny TinyCosy, in SAELens format."""
+    from sae.config import SAETrainConfig
+    from sae.train import train
+
+    out = tmp_path_factory.mktemp("tiny_sae") / "layer_1"
+    train(SAETrainConfig(layer=1, d_sae=64, k=4, tokens=64 * 60, batch_size=64, lr=3e-3,
+                         threshold_lr=0.3, dead_window=20, buffer=2000, eval_frac=0.34,
+                         eval_rows=5000, eval_examples=2, ckpt_every=30, out=str(out),
+                         store=str(tiny_store), model=str(tiny_tinycosy[0]),
+                         corpus=str(tiny_corpus), speech_tokens=str(tiny_tokens), device="cpu",
+                         threads=1))
+    return out

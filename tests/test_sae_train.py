@@ -3,7 +3,6 @@ a kill, refusal of mismatched models, metrics.json."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -15,7 +14,6 @@ import torch
 from sae_lens import SAE, BatchTopKTrainingSAE
 from safetensors.torch import load_file
 
-from interp.cache import build_cache
 from interp.models.backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 from interp.store import ActivationStore
@@ -27,15 +25,6 @@ from sae.io import load_sae
 from sae.train import train
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy):
-    out = tmp_path_factory.mktemp("sae_store") / "acts"
-    build_cache(argparse.Namespace(layers="1", hook="resid_post", split="train", max_utts=12,
-                                   shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
-                                   tokens=tiny_tokens, codec=None, out=out))
-    return out
 
 
 def tiny_cfg(tmp_path, store, corpus, speech_tokens, model, **kw) -> SAETrainConfig:
