@@ -1,0 +1,112 @@
+"""`python -m interp.report --run runs/demo`: the paper's headline figures next to ours, one page.
+
+Reads what the stages wrote under a run folder (each stage's own JSON, never recomputed here) and
+writes `report.json` (every figure with its source file) and `report.html` (self-contained:
+plotly's JS is inlined once). A stage that has not run shows up as "not run" with the command
+that makes it, so the report can be built at any point of the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from interp.atomic import atomic_write_json, atomic_write_text
+from interp.cli import run_cli
+from interp.report_sections import SECTIONS, Section
+
+
+@dataclass
+class Report:
+    run: str
+    created: str
+    sections: list[Section] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "created": self.created,
+                "sections": [s.to_dict() for s in self.sections]}
+
+
+def build_report(run: str | Path, sections: list[Callable[[Path], Section]] | None = None
+                 ) -> Report:
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"no run folder {run}; run `make demo` first")
+    report = Report(str(run), time.strftime("%Y-%m-%d %H:%M"))
+    for make in sections or SECTIONS:
+        report.sections.append(make(run))
+    return report
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def render_html(report: Report) -> str:
+    parts, first_plot = [], True
+    for s in report.sections:
+        rows = "".join(
+            f"<tr><td>{_cell(r.figure)}</td><td>{_cell(r.paper)}</td><td><b>{_cell(r.ours)}</b>"
+            f"</td><td class=src>{_cell(r.source)}</td></tr>" for r in s.rows)
+        plots = []
+        for fig in s.figures:
+            plots.append(fig.to_html(full_html=False, include_plotlyjs=first_plot))
+            first_plot = False
+        status = "" if s.ran else (f"<p class=missing>not run yet: <code>{html.escape(s.command)}"
+                                   "</code></p>")
+        note = f"<p>{html.escape(s.note)}</p>" if s.note else ""
+        parts.append(f"<section><h2>{html.escape(s.title)}</h2>{status}{note}"
+                     "<table><tr><th>figure</th><th>paper (CosyVoice3)</th><th>ours</th>"
+                     f"<th>source</th></tr>{rows}</table>{''.join(plots)}</section>")
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Workbench report · {html.escape(report.run)}</title><style>
+body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1em}} td,th{{border-bottom:1px solid #ddd;
+padding:.25em .8em;text-align:left}} .src{{color:#777;font-size:.85em}}
+.missing{{color:#a33}} section{{margin-bottom:2.5em}}</style></head><body>
+<h1>Audio-LM interpretability workbench — report</h1>
+<p>Run <code>{html.escape(report.run)}</code>, built {report.created}. Every figure links to the
+file it was read from; the paper's figures are those of <i>Interpreting and Steering a TTS LM
+with SAEs</i> on CosyVoice3, ours are on the embedded TinyCosy.</p>
+{''.join(parts)}</body></html>"""
+
+
+def write_report(report: Report, run: Path) -> tuple[Path, Path]:
+    j, h = run / "report.json", run / "report.html"
+    atomic_write_json(j, report.to_dict())
+    atomic_write_text(h, render_html(report))
+    return j, h
+
+
+def summary(report: Report) -> str:
+    lines = []
+    for s in report.sections:
+        lines.append(f"{s.title}{'' if s.ran else '  (not run: ' + s.command + ')'}")
+        for r in s.rows:
+            lines.append(f"  {r.figure:<44} paper {_cell(r.paper):>14}   ours {_cell(r.ours)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m interp.report", description=__doc__)
+    parser.add_argument("--run", type=Path, default=Path("runs/demo"),
+                        help="run folder (default: runs/demo, what `make demo` writes)")
+    args = parser.parse_args()
+    report = build_report(args.run)
+    j, h = write_report(report, args.run)
+    print(summary(report))
+    print(f"\n→ {h}\n→ {j}")
+
+
+__all__ = ["Report", "build_report", "render_html", "write_report"]
+
+if __name__ == "__main__":
+    run_cli(main)

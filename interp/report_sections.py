@@ -1,0 +1,160 @@
+"""The report's sections: each reads one stage's JSON under a run folder into rows and figures.
+
+A row is (figure, the paper's value, ours, source file). The paper's values are those quoted in
+DESIGN.md (CosyVoice3, arXiv 2606.10029); where the paper gives a plot and no number, "plot".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from interp.paths import REPO
+
+
+@dataclass
+class Row:
+    figure: str
+    paper: Any
+    ours: Any
+    source: str
+
+
+@dataclass
+class Section:
+    title: str
+    command: str  # what makes the files this section reads
+    ran: bool = False
+    rows: list[Row] = field(default_factory=list)
+    figures: list[go.Figure] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "command": self.command, "ran": self.ran, "note": self.note,
+                "rows": [r.__dict__ for r in self.rows]}
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def get(d: Any, dotted: str) -> Any:
+    """d["a"]["b"] for "a.b", None when any step is missing."""
+    for key in dotted.split("."):
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _rows(sec: Section, data: dict, src: Path, spec: list[tuple[str, Any, str]]) -> None:
+    for figure, paper, key in spec:
+        sec.rows.append(Row(figure, paper, get(data, key), str(src)))
+
+
+def codec_section(run: Path) -> Section:
+    src = run / "codec_roundtrip" / "roundtrip.json"
+    sec = Section("Speech codec round trip (held-out voices)",
+                  "python -m interp.audio roundtrip --corpus runs/demo/corpus …")
+    if (d := read_json(src)) is not None:
+        sec.ran = True
+        _rows(sec, d, src, [("median F0 ratio, male", None, "f0.male.median_ratio"),
+                            ("median F0 ratio, female", None, "f0.female.median_ratio"),
+                            ("duration ratio", None, "duration_ratio.mean"),
+                            ("laughter AUROC after round trip", None,
+                             "laughter_auroc.roundtrip")])
+    return sec
+
+
+def tinycosy_section(run: Path) -> Section:
+    src = run / "tinycosy" / "eval.json"
+    sec = Section("TinyCosy: does it follow prompt, instruction and tags?",
+                  "python -m interp.models.evaluate --corpus runs/demo/corpus --out …")
+    if (d := read_json(src)) is not None:
+        sec.ran = True
+        _rows(sec, d, src, [("gender follows the prompt speaker", None, "gender_agreement"),
+                            ("voiced duration slow / fast", None, "slow_over_fast"),
+                            ("laughter probability with [laughter] tag", None,
+                             "laughter_with_tag"),
+                            ("laughter probability without tag", None, "laughter_without_tag"),
+                            ("WER of generated speech", None, "wer"),
+                            ("WER of the espeak reference", None, "wer_espeak_reference")])
+    shipped = REPO / "data" / "tinycosy" / "eval.json"
+    if (d := read_json(shipped)) is not None:
+        _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
+                                ("shipped eval: laughter with tag", None, "laughter_with_tag")])
+    return sec
+
+
+def sweep_section(run: Path) -> Section:
+    src = run / "sweep" / "sweep.json"
+    sec = Section("SAE layer sweep (the paper's Figure 1)",
+                  "python -m sae.sweep --layers 4,8,12,16,20 --store runs/demo/acts …")
+    d = read_json(src)
+    if d is None:
+        return sec
+    sec.ran = True
+    rows = d["layers"]
+    layers = [r["layer"] for r in rows]
+    for r in rows:
+        sec.rows.append(Row(f"layer {r['layer']}: explained variance (text / speech)", "plot",
+                            f"{r['explained_variance']:.3f} ({_f(r, 'explained_variance_text')}"
+                            f" / {_f(r, 'explained_variance_speech')})", str(src)))
+        sec.rows.append(Row(f"layer {r['layer']}: audio / mixed / text-modal latents", "plot",
+                            f"{r['audio_frac']:.2f} / {r['mixed_frac']:.2f} / "
+                            f"{r['text_frac']:.2f}", str(src)))
+    fig = go.Figure()
+    for key, name in (("explained_variance", "EV all"), ("explained_variance_text", "EV text"),
+                      ("explained_variance_speech", "EV speech"),
+                      ("loss_recovered", "loss recovered")):
+        fig.add_scatter(x=layers, y=[r.get(key) for r in rows], name=name, mode="lines+markers")
+    fig.update_layout(title="Explained variance and loss recovered per layer", height=350,
+                      xaxis_title="layer")
+    comp = go.Figure([go.Bar(x=layers, y=[r[f"{k}_frac"] for r in rows], name=k)
+                      for k in ("audio", "mixed", "text", "inactive")])
+    comp.update_layout(barmode="stack", title="Modality composition of latents per layer",
+                       height=350, xaxis_title="layer", yaxis_title="fraction of latents")
+    sec.figures += [fig, comp]
+    return sec
+
+
+def _f(r: dict, key: str) -> str:
+    v = r.get(key)
+    return "—" if v is None else f"{v:.3f}"
+
+
+def sae_section(run: Path) -> Section:
+    src = run / "sae" / "layer_12" / "metrics.json"
+    sec = Section("Layer-12 SAE", "python -m sae.train --layer 12 --store runs/demo/acts …")
+    if (d := read_json(src)) is not None:
+        sec.ran = True
+        _rows(sec, d, src, [("explained variance", None, "explained_variance"),
+                            ("L0 (k)", "k=50 at d 896", "l0"),
+                            ("dead fraction", None, "dead_frac"),
+                            ("loss recovered", None, "loss_recovered"),
+                            ("pitfall check (inference L0 = training L0)", None,
+                             "pitfall_check.ok")])
+    return sec
+
+
+def benchmark_section(run: Path) -> Section:
+    src = REPO / "benchmarks" / "results.json"
+    sec = Section("Benchmarks", "python -m benchmarks")
+    if (d := read_json(src)) is not None:
+        sec.ran = True
+        sec.note = f"machine: {json.dumps(d.get('machine', {}))}"
+        _rows(sec, d, src, [("capture overhead, layer 12 (goal ≤ 0.10)", None,
+                             "capture.overhead_vs_bare.layer_12"),
+                            ("capture overhead, all layers", None,
+                             "capture.overhead_vs_bare.all_layers")])
+    return sec
+
+
+SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, benchmark_section]
