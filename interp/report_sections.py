@@ -69,7 +69,9 @@ def codec_section(run: Path) -> Section:
                             ("median F0 ratio, female", None, "f0.female.median_ratio"),
                             ("duration ratio", None, "duration_ratio.mean"),
                             ("laughter AUROC after round trip", None,
-                             "laughter_auroc.roundtrip")])
+                             "laughter_auroc.roundtrip"),
+                            ("recogniser WER, original audio", None, "wer.original"),
+                            ("recogniser WER, after round trip", None, "wer.roundtrip")])
     return sec
 
 

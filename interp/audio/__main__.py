@@ -59,7 +59,10 @@ def roundtrip(args: argparse.Namespace) -> None:
     la = r["laughter_auroc"]
     print(f"  laughter-vs-rest token AUROC: original {la['original']}, round trip {la['roundtrip']}")
     print(f"  codes used {r['codes']['used']}/{r['codes']['of']}, "
-          f"perplexity {r['codes']['perplexity']};  WER: {r['wer']['why_null']}")
+          f"perplexity {r['codes']['perplexity']}")
+    w = r["wer"]
+    print(f"  recogniser WER: original {w['original']}, round trip {w['roundtrip']}"
+          if w["original"] is not None else f"  WER: {w['why_null']}")
     print(f"  listen: {out}/examples/   plot: {out}/roundtrip.html")
 
 

@@ -104,6 +104,27 @@ def _gender_summary(ratios: dict[str, list[float]], f0s: dict[str, list[tuple]])
     return out
 
 
+def _recognizer():  # noqa: ANN202
+    """The shipped recogniser's `transcribe(wav, sr)`, or None when it cannot be loaded."""
+    try:
+        from steering.metrics import transcribe
+
+        transcribe(np.zeros(16000, np.float32), 16000)  # loads the weights once
+        return transcribe
+    except Exception as exc:  # noqa: BLE001 (any failure only costs the WER figure)
+        logging.getLogger(__name__).warning("no content recogniser (%s): WER left null", exc)
+        return None
+
+
+def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str]) -> dict:
+    """Corpus WER of the recogniser on original and round-tripped audio (lexicon-corrected)."""
+    from steering.metrics.text import corpus_error_rates
+
+    return {"original": corpus_error_rates(refs, hyp_o)["wer"],
+            "roundtrip": corpus_error_rates(refs, hyp_r)["wer"],
+            "recognizer": "data/instruments/asr, lexicon-corrected"}
+
+
 def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
                       out: Path | None = None) -> dict:
     """Run the round trip over `cfg.split` and return (and write, when `out` is given) figures."""
@@ -114,6 +135,8 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
     ratios: dict[str, list[float]] = {"male": [], "female": []}
     f0s: dict[str, list[tuple]] = {"male": [], "female": []}
     dur, vdur, tokens, lx_o, lx_r, ly = [], [], [], [], [], []
+    transcribe = _recognizer()
+    refs, hyp_o, hyp_r = [], [], []
     for i, r in enumerate(tqdm(rows, desc="round trip", unit="utt")):
         audio, sr = load_audio(corpus, r)
         tok = codec.encode(audio, sr)
@@ -124,6 +147,10 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
         dur.append(len(rt) / len(audio))
         vdur.append(voiced_duration(rt, sr) / max(voiced_duration(audio, sr), 1e-3))
         tokens.append(tok)
+        if transcribe is not None:
+            refs.append(r["text_plain"])
+            hyp_o.append(transcribe(audio, sr))
+            hyp_r.append(transcribe(rt, sr))
         if r["tags"]:
             xo, xr = token_features(audio, codec), token_features(rt, codec)
             n = min(len(xo), len(xr))
@@ -153,8 +180,9 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
                            "laughter_tokens": int(y.sum()), "tokens": int(len(y))},
         "codes": {"used": int((counts > 0).sum()), "of": codec.n_codes,
                   "perplexity": round(float(np.exp(-(p * np.log(p)).sum())), 1)},
-        "wer": {"original": None, "roundtrip": None,
-                "why_null": "needs the content recognizer (listening-instruments issue)"},
+        "wer": _wer(refs, hyp_o, hyp_r) if transcribe else {
+            "original": None, "roundtrip": None,
+            "why_null": "the content recognizer (data/instruments/asr) did not load"},
     }
     if out is not None:
         _write(out, result, f0s)
