@@ -53,7 +53,8 @@ def test_roundtrip_report(tmp_path, tiny_corpus, tiny_codec):
     assert (tmp_path / "roundtrip.json").exists() and (tmp_path / "roundtrip.html").exists()
     assert abs(r["duration_ratio"]["mean"] - 1) < 0.03
     assert r["codes"]["used"] > 1
-    assert r["wer"]["original"] is None  # honest: no recognizer yet
+    # the shipped recogniser reads plain espeak speech well; round-tripped speech is harder
+    assert r["wer"]["original"] < 0.3 and 0 <= r["wer"]["roundtrip"] <= 2
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 2
 
 
