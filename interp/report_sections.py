@@ -146,6 +146,33 @@ def sae_section(run: Path) -> Section:
     return sec
 
 
+def probes_section(run: Path) -> Section:
+    src = run / "probes" / "probes.json"
+    sec = Section("Concept probes on held-out voices (balanced accuracy; shuffled-label control)",
+                  "python -m sae.probes --store runs/demo/acts …")
+    d = read_json(src)
+    if d is None:
+        return sec
+    sec.ran = True
+    fig = go.Figure()
+    for p in d["probes"]:
+        sec.rows.append(Row(f"{p['concept']}, layer {p['layer']}, {p['features']}", "plot",
+                            f"{p['balanced_accuracy']:.3f} (control "
+                            f"{p['shuffled_balanced_accuracy']:.3f}, chance "
+                            f"{p['chance_balanced_accuracy']:.3f})", str(src)))
+    for concept in dict.fromkeys(p["concept"] for p in d["probes"]):
+        for feats in ("raw", "sae"):
+            ps = [p for p in d["probes"] if p["concept"] == concept and p["features"] == feats]
+            if ps:
+                fig.add_scatter(x=[p["layer"] for p in ps],
+                                y=[p["balanced_accuracy"] for p in ps], name=f"{concept} {feats}",
+                                mode="lines+markers" if feats == "raw" else "markers")
+    fig.update_layout(title="Linear probes per layer (held-out voices)", height=350,
+                      xaxis_title="layer", yaxis_title="balanced accuracy")
+    sec.figures.append(fig)
+    return sec
+
+
 def benchmark_section(run: Path) -> Section:
     src = REPO / "benchmarks" / "results.json"
     sec = Section("Benchmarks", "python -m benchmarks")
@@ -159,4 +186,5 @@ def benchmark_section(run: Path) -> Section:
     return sec
 
 
-SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, benchmark_section]
+SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
+            benchmark_section]
