@@ -8,3 +8,11 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 CODEC_DIR = DATA / "codec"
 TINYCOSY_DIR = DATA / "tinycosy"
+SAE_DIR = DATA / "sae"
+
+
+def default_sae(layer: int) -> Path:
+    """The layer's SAE of the shipped TinyCosy: a locally trained `runs/tinycosy/sae/layer_L`
+    when there is one, else the shipped `data/sae/layer_L` (only layer 12 ships)."""
+    local = Path("runs/tinycosy/sae") / f"layer_{layer}"
+    return local if (local / "cfg.json").exists() else SAE_DIR / f"layer_{layer}"
