@@ -1,0 +1,93 @@
+"""The settings of one auto-interp run; every field is a CLI flag of `python -m autointerp.run`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from interp.paths import TINYCOSY_DIR
+
+RUN = "runs/tinycosy"
+
+
+@dataclass(frozen=True)
+class AutointerpConfig:
+    layer: int = 12
+    """Residual-stream layer; picks the SAE and the store's layer."""
+    store: str = f"{RUN}/acts_heldout"
+    """Held-out activation store (built by `python -m interp.cache --split heldout_…`)."""
+    sae: str = ""
+    """SAE folder; empty means runs/tinycosy/sae/layer_{layer}."""
+    corpus: str = f"{RUN}/corpus"
+    """Corpus folder with the ground-truth table and the wavs."""
+    backbone: str = str(TINYCOSY_DIR)
+    """TinyCosy export (text tokenizer for text windows, final norm + llm_decoder for logit lens)."""
+    out: str = ""
+    """Output folder; empty means runs/tinycosy/autointerp/layer_{layer}."""
+    explainer: str = "offline"
+    """`offline` (labels from the corpus annotations) or `api` (an audio chat model)."""
+    scorer: str = "offline"
+    """`offline` (the label's ground-truth predicate) or `api` (the chat model says yes/no)."""
+    audio_threshold: float = 0.8
+    """A latent is audio-modal when more than this share of its top activations is speech."""
+    text_threshold: float = 0.2
+    """… and text-modal when less than this share is speech; mixed in between."""
+    n_modality: int = 50
+    """Top activations that decide a latent's modality."""
+    n_top: int = 10
+    """Top-activating examples per latent (explanation evidence)."""
+    n_quantile: int = 10
+    """Examples sampled across activation quantiles (explanation evidence)."""
+    n_random: int = 10
+    """Random non-activating examples kept as evidence."""
+    n_score: int = 10
+    """Held-out activating and as many non-activating examples per latent for scoring."""
+    n_clips: int = 4
+    """Audio clips written per latent for its evidence (the first speech examples)."""
+    window: int = 8
+    """Text-window tokens on each side of the activating token."""
+    clip_s: float = 1.0
+    """Clip length in seconds."""
+    min_count: int = 5
+    """Attributes (words, tokens) seen at fewer explain-split positions are not offered."""
+    max_terms: int = 3
+    """Offline labels may OR up to this many attributes (e.g. three speech codes)."""
+    seed: int = 0
+    """Seed of the explain/score utterance split and of every sample."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """OpenAI-compatible endpoint of the api explainer/scorer; the key is read from
+    $AUTOINTERP_API_KEY, else $JUDGE_API_KEY or $OPENAI_API_KEY (none is fine locally)."""
+    model: str = "Qwen3-Omni-30B-A3B-Instruct"
+    """Chat model name sent to the endpoint (the TinyCosy weights are `--backbone`)."""
+    concurrency: int = 8
+    """API requests in flight at once."""
+    retries: int = 2
+    """Re-asks after a malformed answer."""
+    max_attempts: int = 6
+    """HTTP requests per question in all (timeouts and 5xx included)."""
+    timeout: float = 120.0
+    """Seconds allowed for one request."""
+    backoff: float = 1.0
+    """First back-off delay in seconds (doubles, with jitter)."""
+    max_latents: int = 0
+    """Explain and score only the first N live latents (0 = all); for quick looks."""
+
+    @property
+    def sae_dir(self) -> Path:
+        return Path(self.sae or f"{RUN}/sae/layer_{self.layer}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"{RUN}/autointerp/layer_{self.layer}")
+
+    def check(self) -> None:
+        if self.explainer not in ("offline", "api") or self.scorer not in ("offline", "api"):
+            raise ValueError("--explainer and --scorer take `offline` or `api`")
+        if not 0 <= self.text_threshold <= self.audio_threshold <= 1:
+            raise ValueError("need 0 <= --text-threshold <= --audio-threshold <= 1")
+        if min(self.n_top, self.n_score, self.n_modality, self.max_terms) < 1 or self.clip_s <= 0:
+            raise ValueError("--n-top, --n-score, --n-modality, --max-terms and --clip-s must be "
+                             "positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,86 @@
+"""Which positions show a latent: explanation evidence and held-out scoring examples.
+
+Held-out utterances are split in two by a seeded permutation: evidence (top-activating,
+quantile-sampled and random non-activating examples, as Delphi draws them) and the offline
+explainer's attribute matching come from the *explain* half; detection scoring uses only the
+*score* half, so no example that produced a label is used to judge it. Non-activating examples
+are matched to the activating ones' modality (speech for speech, text for text): with random
+positions a label as weak as "speech" would pass for any audio-modal latent, and the
+shuffled-label control would sit far above 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from autointerp.stats import LatentStats
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Global position indices of one latent's examples."""
+
+    top: np.ndarray
+    quantiles: np.ndarray
+    random: np.ndarray
+    score_pos: np.ndarray
+    score_neg: np.ndarray
+
+
+def explain_mask(meta: dict[str, np.ndarray], seed: int, frac: float = 0.5) -> np.ndarray:
+    """(N,) bool: positions of utterances in the explain half (whole sequences stay together)."""
+    seqs = np.unique(meta["seq"])
+    rng = np.random.default_rng([seed, 7])
+    chosen = rng.permutation(seqs)[: max(1, round(frac * len(seqs)))]
+    return np.isin(meta["seq"], chosen)
+
+
+def quantile_sample(idx: np.ndarray, val: np.ndarray, n: int, rng: np.random.Generator
+                    ) -> np.ndarray:
+    """One position from each of `n` equal-count activation bins (all when fewer)."""
+    if len(idx) <= n:
+        return idx[np.argsort(-val, kind="stable")]
+    order = idx[np.argsort(-val, kind="stable")]
+    return np.array([rng.choice(b) for b in np.array_split(order, n)])
+
+
+class Sampler:
+    """Draws one latent's examples; pools of positions per (half, modality) are built once."""
+
+    def __init__(self, stats: LatentStats, explain: np.ndarray, seed: int) -> None:
+        self.stats, self.explain, self.seed = stats, explain, seed
+        mod = stats.meta["modality"]
+        self.pools = {(half, m): np.flatnonzero((explain == half) & (mod == m))
+                      for half in (True, False) for m in (0, 1, 2)}
+
+    def negatives(self, like: np.ndarray, active: np.ndarray, half: bool,
+                  rng: np.random.Generator) -> np.ndarray:
+        """Non-activating positions of `half`, one per position of `like`, same modality."""
+        mod = self.stats.meta["modality"]
+        out = []
+        for m in (0, 1, 2):
+            want = int((mod[like] == m).sum())
+            pool = self.pools[(half, m)]
+            if want == 0 or len(pool) == 0:
+                continue
+            cand = rng.choice(pool, size=min(len(pool), want * 4 + 8), replace=False)
+            out.append(cand[~np.isin(cand, active)][:want])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def draw(self, latent: int, n_top: int, n_quantile: int, n_random: int, n_score: int
+             ) -> Examples:
+        rng = np.random.default_rng([self.seed, latent])
+        idx, val = self.stats.column(latent)
+        in_explain = self.explain[idx]
+        e_idx, e_val = idx[in_explain], val[in_explain]
+        order = np.argsort(-e_val, kind="stable")
+        top = e_idx[order[:n_top]]
+        rest = order[n_top:]
+        quant = quantile_sample(e_idx[rest], e_val[rest], n_quantile, rng)
+        shown = np.concatenate([top, quant]).astype(np.int64)
+        rand = self.negatives(shown[:n_random] if len(shown) else shown, idx, True, rng)
+        score_pos = quantile_sample(idx[~in_explain], val[~in_explain], n_score, rng)
+        score_neg = self.negatives(score_pos, idx, False, rng)
+        return Examples(top, quant, rand, score_pos.astype(np.int64), score_neg)

@@ -1,0 +1,263 @@
+"""Modality-aware auto-interp of one SAE: stats → evidence → labels → detection scores.
+
+    python -m autointerp.run --layer 12 [--explainer offline|api] [--scorer offline|api]
+
+Writes into runs/tinycosy/autointerp/layer_L/: latents.jsonl, evidence/latent_XXXXX.json,
+clips/*.wav, summary.json, figures.html (and stats.npz, api_cache.jsonl to resume). From a
+notebook: `autointerp.run.run(AutointerpConfig(layer=12))` returns the summary dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from autointerp.api import CACHE, ChatClient
+from autointerp.attributes import Attributes, build_attributes
+from autointerp.config import AutointerpConfig
+from autointerp.evidence import Renderer, evidence_path, logit_lens, write_evidence
+from autointerp.examples import Examples, Sampler, explain_mask
+from autointerp.explain import Label, api_labels, offline_labels
+from autointerp.prompts import Templates, parse_matches, score_parts
+from autointerp.report import figures, summary_lines
+from autointerp.score import OfflineScorer, by_modality, matches_score, planted_recall, shuffled
+from autointerp.stats import LatentStats, latent_stats, modality_tags
+from interp.atomic import atomic_write_json, atomic_write_text
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.table import TABLE, load_table
+from interp.models.text_tokenizer import load_tokenizer
+from interp.models.tinycosy import TinyCosy
+from interp.store.reader import ActivationStore
+from interp.store.writer import fingerprint
+from sae.io import load_sae, read_cfg
+
+log = logging.getLogger(__name__)
+
+PAPER_AUROC = {"text": 0.921, "audio": 0.653, "mixed": 0.558}  # CosyVoice3, arXiv 2606.10029
+PROGRESS = "progress.json"
+
+
+def check_inputs(cfg: AutointerpConfig) -> tuple[ActivationStore, list[dict]]:
+    """The store, SAE and corpus exist and fit each other; else a one-line error."""
+    sae_cfg = read_cfg(cfg.sae_dir)
+    store = ActivationStore(cfg.store, cfg.layer)
+    meta = sae_cfg.get("metadata", {})
+    if meta.get("layer") is not None and int(meta["layer"]) != cfg.layer:
+        raise ValueError(f"SAE {cfg.sae_dir} was trained on layer {meta['layer']}, not "
+                         f"--layer {cfg.layer}")
+    if int(sae_cfg["d_in"]) != store.d_model:
+        raise ValueError(f"SAE {cfg.sae_dir} is {sae_cfg['d_in']} wide but store {cfg.store} "
+                         f"holds {store.d_model}-wide activations")
+    fp = meta.get("model_fingerprint")
+    if fp and fp != store.manifest["spec"]["model"]:
+        raise ValueError(f"SAE {cfg.sae_dir} was trained on model {fp}, store {cfg.store} "
+                         f"comes from model {store.manifest['spec']['model']}")
+    hook = meta.get("hook_name")
+    if hook and not hook.endswith(store.hook):
+        raise ValueError(f"SAE {cfg.sae_dir} reads {hook}, store {cfg.store} holds {store.hook}")
+    rows = load_table(cfg.corpus)
+    if store.manifest["spec"]["corpus"] != fingerprint(Path(cfg.corpus) / TABLE):
+        raise ValueError(f"store {cfg.store} was cached from another corpus than {cfg.corpus}")
+    return store, rows
+
+
+@dataclass
+class Context:
+    """What the stages after the stats pass share."""
+
+    cfg: AutointerpConfig
+    stats: LatentStats
+    rows: list[dict]
+    tags: list[str]
+    explain: np.ndarray
+    attrs: Attributes
+    renderer: Renderer
+    draws: dict[int, Examples]
+
+
+def build_context(cfg: AutointerpConfig, store: ActivationStore, rows: list[dict], sae,
+                  out: Path) -> Context:
+    stats = latent_stats(store, sae, cfg.sae_dir, out)
+    tags, _ = modality_tags(stats, cfg.n_modality, cfg.audio_threshold, cfg.text_threshold)
+    explain = explain_mask(stats.meta, cfg.seed)
+    tok = load_tokenizer(cfg.backbone)
+    text_ids = np.unique(stats.meta["token"][stats.meta["modality"] == 0])
+    token_text = {int(i): tok.decode([int(i)], skip_special_tokens=False) for i in text_ids}
+    attrs = build_attributes(stats.meta, rows, token_text, tok.token_to_id("<|endofprompt|>"),
+                             cfg.min_count)
+    live = [lat for lat in range(stats.d_sae) if tags[lat] != "dead"][: cfg.max_latents or None]
+    sampler = Sampler(stats, explain, cfg.seed)
+    draws = {lat: sampler.draw(lat, cfg.n_top, cfg.n_quantile, cfg.n_random, cfg.n_score)
+             for lat in tqdm(live, desc="sample examples", unit="latent")}
+    renderer = Renderer(stats, rows, Path(cfg.corpus), token_text, out, cfg.window, cfg.clip_s)
+    return Context(cfg, stats, rows, tags, explain, attrs, renderer, draws)
+
+
+def all_evidence(ctx: Context, lens: list[dict], out: Path) -> dict[int, dict]:
+    """Write (or, when the settings match a previous run, reload) every live latent's file."""
+    cfg = ctx.cfg
+    keys = ("n_top", "n_quantile", "n_random", "n_clips", "window", "clip_s", "seed",
+            "n_modality", "audio_threshold", "text_threshold", "corpus", "backbone")
+    key = hashlib.sha256(json.dumps({"stats": (out / "stats.npz").stat().st_mtime_ns,
+                                     **{k: getattr(cfg, k) for k in keys}}).encode()).hexdigest()
+    progress = out / PROGRESS
+    same = progress.exists() and json.loads(progress.read_text()).get("evidence") == key
+    if not same:
+        atomic_write_json(progress, {"evidence": key})
+    evidence = {}
+    for lat, ex in tqdm(ctx.draws.items(), desc="evidence", unit="latent"):
+        path = out / evidence_path(lat)
+        if same and path.exists():
+            evidence[lat] = json.loads(path.read_text())
+        else:
+            evidence[lat] = write_evidence(ctx.renderer, lat, ex, ctx.tags[lat], lens[lat],
+                                           cfg.n_clips)
+    return evidence
+
+
+def client_for(cfg: AutointerpConfig, out: Path) -> ChatClient:
+    return ChatClient(cfg.base_url, cfg.model, out / CACHE, cfg.concurrency, cfg.retries,
+                      cfg.max_attempts, cfg.timeout, cfg.backoff)
+
+
+def score_examples(ctx: Context, lat: int) -> tuple[np.ndarray, list[dict]]:
+    """Held-out examples of one latent in a seeded shuffled order: (is-active, rendered)."""
+    ex = ctx.draws[lat]
+    pos = np.concatenate([ex.score_pos, ex.score_neg]).astype(np.int64)
+    y = np.r_[np.ones(len(ex.score_pos), bool), np.zeros(len(ex.score_neg), bool)]
+    perm = np.random.default_rng([ctx.cfg.seed, lat, 17]).permutation(len(pos))
+    pos, y = pos[perm], y[perm]
+    acts = ctx.stats.dense(lat)
+    rendered = ctx.renderer.examples(pos, acts, ctx.tags[lat], f"score_latent_{lat:05d}",
+                                     len(pos))
+    meta = ctx.stats.meta
+    for p, r in zip(pos, rendered, strict=True):
+        if r["clip"] is not None:  # where in the clip the position itself sounds
+            r["t_center"] = float(meta["t0"][p] + meta["t1"][p]) / 2 - r["clip"]["t0"]
+    return y, rendered
+
+
+def api_scores(ctx: Context, client: ChatClient, labels: dict[int, str | None],
+               assign: dict[int, int], desc: str) -> dict[int, dict]:
+    """Score latent `lat` with the label of latent `assign[lat]` (itself, or shuffled)."""
+    tpl = Templates.load()
+    items, truth = [], {}
+    for lat in tqdm(assign, desc=f"render {desc}", unit="latent"):
+        label = labels.get(assign[lat])
+        if label is None or not len(ctx.draws[lat].score_pos):
+            continue
+        y, exs = score_examples(ctx, lat)
+        truth[lat] = y
+        parts = score_parts(tpl, label, exs, ctx.renderer.out)
+        items.append((lat, client.chat(tpl.text["score_system"], parts), parse_matches(len(y))))
+    answers = client.ask_many(items, desc=desc)
+    return {lat: matches_score(truth[lat], answers[lat][0]) if lat in answers
+            else matches_score(np.zeros(0), None) for lat in assign}
+
+
+def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict, dict, str]:
+    """(scores, shuffled-label control scores, scorer name)."""
+    cfg = ctx.cfg
+    lats = [lat for lat in ctx.draws if labels[lat].label is not None]
+    control = shuffled(lats, cfg.seed)
+    if cfg.scorer == "offline":
+        sc = OfflineScorer(ctx.stats, ctx.attrs)
+        attr = {lat: labels[lat].attribute for lat in lats}
+        real = {lat: sc.score(attr[lat], ctx.draws[lat].score_pos, ctx.draws[lat].score_neg)
+                for lat in tqdm(lats, desc="score", unit="latent")}
+        ctrl = {lat: sc.score(attr[control[lat]], ctx.draws[lat].score_pos,
+                              ctx.draws[lat].score_neg) for lat in lats}
+        return real, ctrl, "offline"
+    client = client_for(cfg, out)
+    text = {lat: labels[lat].label for lat in lats}
+    real = api_scores(ctx, client, text, {lat: lat for lat in lats}, "score")
+    ctrl = api_scores(ctx, client, text, control, "control")
+    return real, ctrl, f"api:{cfg.model}"
+
+
+def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | None,
+                  scorer: str, explainer: str) -> dict:
+    st = ctx.stats
+    dead = ctx.tags[lat] == "dead"
+    speech = st.meta["modality"] == 1
+    idx, val = st.column(lat)
+    frac = None if dead else float(speech[idx[np.argsort(-val, kind="stable")
+                                              [: ctx.cfg.n_modality]]].mean())
+    score = score or {"auroc": None, "balanced_accuracy": None}
+    return {"latent": lat, "density": float(st.density[lat]), "max_act": float(st.max_act[lat]),
+            "mean_act": float(st.mean_act[lat]),
+            "quantiles": [float(q) for q in st.quantiles[lat]], "modality": ctx.tags[lat],
+            "speech_frac": frac, "label": label.label if label else None,
+            "explanation": label.explanation if label else None,
+            "explainer": label.explainer if label else explainer,
+            "scores": {"auroc": score["auroc"], "balanced_accuracy": score["balanced_accuracy"],
+                       "scorer": scorer},
+            "evidence": evidence_path(lat) if lat in ctx.draws else None}
+
+
+def run(cfg: AutointerpConfig) -> dict:
+    """The whole pipeline; returns the summary (also written to summary.json)."""
+    start, t = time.time(), {}
+    cfg.check()
+    store, rows = check_inputs(cfg)
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    sae = load_sae(cfg.sae_dir)
+    model = TinyCosy.load(cfg.backbone)
+    if model.cfg.hidden != store.d_model:
+        raise ValueError(f"model {cfg.backbone} is {model.cfg.hidden} wide, store {store.d_model}")
+    ctx = build_context(cfg, store, rows, sae, out)
+    t["stats_s"] = time.time() - start
+    evidence = all_evidence(ctx, logit_lens(model, sae.W_dec.detach()), out)
+    t["evidence_s"] = time.time() - start - sum(t.values())
+    if cfg.explainer == "offline":
+        labels = offline_labels(ctx.stats, ctx.attrs, ctx.explain, list(ctx.draws),
+                                cfg.max_terms)
+    else:
+        labels = api_labels(client_for(cfg, out), Templates.load(), evidence, ctx.tags, out)
+    t["explain_s"] = time.time() - start - sum(t.values())
+    scores, control, scorer = all_scores(ctx, labels, out)
+    recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
+                            cfg.seed, table=rows)
+    t["score_s"] = time.time() - start - sum(t.values())
+    explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.model}"
+    records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer)
+               for lat in range(ctx.stats.d_sae)]
+    atomic_write_text(out / "latents.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    t["total_s"] = time.time() - start
+    summary = {"layer": cfg.layer, "n_latents": ctx.stats.d_sae,
+               "n_positions": ctx.stats.n_positions,
+               "modality_counts": {m: ctx.tags.count(m) for m in ("audio", "text", "mixed",
+                                                                  "dead")},
+               "auroc_by_modality": by_modality(ctx.tags, scores),
+               "balanced_accuracy_by_modality": by_modality(ctx.tags, scores,
+                                                            "balanced_accuracy"),
+               "shuffled_control": by_modality(ctx.tags, control),
+               "paper_auroc_cosyvoice3": PAPER_AUROC, "planted_recall": recall,
+               "settings": {**cfg.to_dict(), "sae": str(cfg.sae_dir), "out": str(out)},
+               "timings": {k: round(v, 2) for k, v in t.items()}}
+    summary["figures"] = figures(records, summary, out)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m autointerp.run",
+                                     description=__doc__.split("\n\n")[0])
+    add_config_args(parser, AutointerpConfig)
+    cfg = config_from_args(AutointerpConfig, parser.parse_args())
+    summary = run(cfg)
+    print("\n".join(summary_lines(summary)))
+    print(f"wrote {cfg.out_dir}/latents.jsonl, summary.json, figures.html")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,231 @@
+"""Auto-interp: modality tags, offline labels on planted latents, scoring controls, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import soundfile as sf
+
+from autointerp.attributes import build_attributes
+from autointerp.config import AutointerpConfig
+from autointerp.examples import Sampler, explain_mask
+from autointerp.explain import offline_labels
+from autointerp.run import main, run
+from autointerp.score import OfflineScorer, auroc, latent_aurocs, planted_recall, shuffled
+from autointerp.stats import META_KEYS, LatentStats, modality_tags, with_sequences
+from interp.cli import run_cli
+from interp.corpus.table import load_table
+from interp.store.reader import ActivationStore
+
+LATENT_KEYS = {"latent", "density", "max_act", "mean_act", "quantiles", "modality",
+               "speech_frac", "label", "explanation", "explainer", "scores", "evidence"}
+EX_KEYS = {"utt_id", "src_utt_id", "position", "modality", "act", "text", "clip"}
+
+
+def store_meta(*store_dirs: Path, layer: int = 1) -> dict[str, np.ndarray]:
+    stores = [ActivationStore(d, layer) for d in store_dirs]
+    metas = [st.meta(s) for st in stores for s in st.shards]
+    return with_sequences({k: np.concatenate([m[k] for m in metas]) for k in META_KEYS})
+
+
+def balanced_seed(meta: dict, attrs, names: list[str]) -> int:
+    """A split seed whose halves both hold each concept and its complement in that modality
+    (34 tiny utterances can put all of one gender in one half)."""
+    for seed in range(50):
+        explain = explain_mask(meta, seed)
+        ok = True
+        for n in names:
+            col = attrs.column(n)
+            same = meta["modality"] == meta["modality"][np.argmax(col)]
+            for half in (explain, ~explain):
+                ok &= bool((col & half).sum() >= 10 and (~col & same & half).sum() >= 10)
+        if ok:
+            return seed
+    raise AssertionError("no balanced split of the tiny corpus")
+
+
+def planted_stats(meta: dict, columns: list[np.ndarray], seed: int = 0) -> LatentStats:
+    """A fake SAE pass: latent i fires (random positive values) exactly where columns[i]."""
+    rng = np.random.default_rng(seed)
+    n = len(meta["seq"])
+    rows, cols = [], []
+    for i, c in enumerate(columns):
+        idx = np.flatnonzero(c)
+        rows.append(idx)
+        cols.append(np.full(len(idx), i))
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    vals = rng.uniform(0.5, 3.0, len(r)).astype(np.float32)
+    return LatentStats(sp.csc_matrix((vals, (r, c)), shape=(n, len(columns))), meta)
+
+
+@pytest.fixture(scope="module")
+def planted(tiny_store, tiny_heldout_store, tiny_corpus):
+    meta = store_meta(tiny_store, tiny_heldout_store)
+    rows = load_table(tiny_corpus)
+    attrs = build_attributes(meta, rows, {}, None)
+    rng = np.random.default_rng(3)
+    names = ["tag:laughter", "gender:female", "gender:male", "index:0-4"]
+    cols = [attrs.column(n) for n in names]
+    cols += [rng.random(len(meta["seq"])) < 0.05 for _ in range(12)]  # unstructured latents
+    cols.append(np.zeros(len(meta["seq"]), bool))  # a dead latent
+    return meta, rows, attrs, names, planted_stats(meta, cols), balanced_seed(meta, attrs, names)
+
+
+def test_modality_thresholds():
+    # 10 positions: 0-8 speech, 9 text; latent 0 tops on speech, latent 1 on the text position
+    meta = with_sequences({"utt": np.zeros(10, int), "src_utt": np.zeros(10, int),
+                           "position": np.arange(10), "token": np.zeros(10, int),
+                           "modality": np.array([1] * 9 + [0]), "t0": np.zeros(10),
+                           "t1": np.zeros(10)})
+    a = np.zeros((10, 3), np.float32)
+    a[:, 0] = np.linspace(1, 2, 10)  # 9 of 10 top activations on speech: 0.9
+    a[9, 1], a[0, 1] = 5.0, 1.0  # 1 of 2 on speech: 0.5
+    stats = LatentStats(sp.csc_matrix(a), meta)
+    tags, frac = modality_tags(stats, 50, 0.8, 0.2)
+    assert tags == ["audio", "mixed", "dead"] and frac[0] == pytest.approx(0.9)
+    assert modality_tags(stats, 50, 0.95, 0.2)[0][0] == "mixed"
+    assert modality_tags(stats, 1, 0.8, 0.2)[0][1] == "text"  # only its top activation counts
+    assert stats.max_act[0] == pytest.approx(2.0) and stats.density[1] == pytest.approx(0.2)
+
+
+def test_auroc_helpers():
+    assert auroc(np.array([1, 1, 0, 0]), np.array([2, 1, 0, 0])) == 1.0
+    assert auroc(np.array([1, 0]), np.array([0, 0])) == 0.5
+    assert auroc(np.array([1, 1]), np.array([1, 2])) is None
+    keys = list(range(10))
+    perm = shuffled(keys, 0)
+    assert sorted(perm.values()) == keys and all(perm[k] != k for k in keys)
+
+
+def test_offline_labels_and_scores_on_planted_latents(planted):
+    meta, rows, attrs, names, stats, seed = planted
+    assert attrs.column("tag:laughter").sum() > 20, "the tiny held-out set needs laughter"
+    explain = explain_mask(meta, seed)
+    live = list(range(stats.d_sae - 1))
+    labels = offline_labels(stats, attrs, explain, live)
+    assert labels[0].attribute == "tag:laughter"
+    assert labels[0].label.startswith("[annotations] laughter")
+    assert [labels[i].attribute for i in (1, 2, 3)] == names[1:]
+    sampler = Sampler(stats, explain, 0)
+    scorer = OfflineScorer(stats, attrs)
+    draws = {lat: sampler.draw(lat, 10, 10, 10, 10) for lat in live}
+    for lat in range(4):  # planted latents: their label detects them on held-out examples
+        ex = draws[lat]
+        assert not np.intersect1d(ex.score_pos, np.flatnonzero(explain)).size  # split kept
+        assert stats.dense(lat)[ex.score_neg].max() == 0  # negatives do not fire
+        assert scorer.score(labels[lat].attribute, ex.score_pos, ex.score_neg)["auroc"] >= 0.9
+    control = shuffled(live, 1)
+    ctrl = [scorer.score(labels[control[lat]].attribute, draws[lat].score_pos,
+                         draws[lat].score_neg)["auroc"] for lat in live]
+    ctrl_mean = np.mean([c for c in ctrl if c is not None])
+    assert abs(ctrl_mean - 0.5) < 0.15, ctrl_mean
+
+
+def test_planted_recall(planted):
+    meta, _, attrs, _, stats, seed = planted
+    explain = explain_mask(meta, seed)
+    live = np.arange(stats.d_sae - 1)
+    rec = planted_recall(stats, attrs, explain, live, seed=0)
+    by = {r["concept"]: r for r in rec["concepts"]}
+    assert by["tag:laughter"]["best_latent"] == 0 and by["tag:laughter"]["auroc"] == 1.0
+    assert by["gender:female"]["best_latent"] == 1 and by["gender:male"]["best_latent"] == 2
+    assert all(0.3 < r["random_auroc"] < 0.7 for r in rec["concepts"])
+    assert rec["random_recall"] < rec["recall"]
+    assert by["tag:laughter"]["group_latents"][0] == 0 and by["tag:laughter"]["group_auroc"] > 0.8
+    # the sparse AUROC equals the dense one
+    speech = meta["modality"] == 1
+    dense = auroc(attrs.column("tag:laughter")[speech], stats.dense(5)[speech])
+    fast = latent_aurocs(stats, attrs.column("tag:laughter"), speech, np.array([5]))[0]
+    assert fast == pytest.approx(dense)
+
+
+@pytest.fixture(scope="module")
+def offline_run(tiny_heldout_store, tiny_sae, tiny_corpus, tiny_tinycosy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("autointerp") / "layer_1"
+    cfg = AutointerpConfig(layer=1, store=str(tiny_heldout_store), sae=str(tiny_sae),
+                           corpus=str(tiny_corpus), backbone=str(tiny_tinycosy[0]), out=str(out),
+                           n_clips=2)
+    return cfg, run(cfg)
+
+
+def test_offline_run_outputs(offline_run):
+    cfg, summary = offline_run
+    out = cfg.out_dir
+    recs = [json.loads(x) for x in (out / "latents.jsonl").read_text().splitlines()]
+    assert len(recs) == 64 and all(set(r) == LATENT_KEYS for r in recs)
+    assert sum(summary["modality_counts"].values()) == 64
+    live = [r for r in recs if r["modality"] != "dead"]
+    assert live and all(r["evidence"] and r["density"] > 0 for r in live)
+    assert all(r["evidence"] is None and r["speech_frac"] is None
+               for r in recs if r["modality"] == "dead")
+    assert any(r["scores"]["auroc"] is not None for r in live)
+    ev = json.loads((out / live[0]["evidence"]).read_text())
+    assert set(ev) == {"latent", "histogram", "top", "quantiles", "random", "logit_lens"}
+    assert len(ev["logit_lens"]["promoted"]) == 10 and ev["top"]
+    assert all(set(e) == EX_KEYS for e in ev["top"] + ev["random"])
+    assert all(e["act"] == 0 for e in ev["random"])
+    assert sum(ev["histogram"]["counts"]) == round(live[0]["density"] * summary["n_positions"])
+    for r in live:  # modality rules: speech → clip, text → window, mixed → both
+        for e in json.loads((out / r["evidence"]).read_text())["top"]:
+            assert (e["clip"] is not None) == (e["modality"] == "speech")
+            assert (e["text"] is not None) == (e["modality"] != "speech"
+                                               or r["modality"] == "mixed")
+            if e["text"]:
+                assert e["text"]["acts"][e["text"]["center"]] == pytest.approx(e["act"], abs=1e-3)
+    clips = [e["clip"] for r in live for e in json.loads((out / r["evidence"]).read_text())["top"]
+             if e["clip"] and e["clip"]["wav"]]
+    assert clips, "no audio clip written"
+    audio, sr = sf.read(out / clips[0]["wav"])
+    assert sr == 16000 and len(audio) == 16000
+    assert all(0 <= t < 1 for t, _ in clips[0]["trace"])
+    html = (out / "figures.html").read_text()
+    assert len(html) > 1_000_000 and "<script src=\"http" not in html  # plotly.js inline
+    assert set(summary["shuffled_control"]) == {"text", "audio", "mixed", "all"}
+
+
+def test_offline_run_resumes(offline_run, caplog):
+    cfg, summary = offline_run
+    stamp = (cfg.out_dir / "stats.npz").stat().st_mtime_ns
+    with caplog.at_level("INFO"):
+        again = run(cfg)
+    assert "reusing" in caplog.text
+    assert (cfg.out_dir / "stats.npz").stat().st_mtime_ns == stamp
+    assert again["auroc_by_modality"] == summary["auroc_by_modality"]
+
+
+def test_input_errors(offline_run, tmp_path):
+    cfg, _ = offline_run
+    base = cfg.to_dict()
+    with pytest.raises(FileNotFoundError, match="no activation store"):
+        run(AutointerpConfig(**{**base, "store": str(tmp_path / "none")}))
+    with pytest.raises(FileNotFoundError, match="no SAE"):
+        run(AutointerpConfig(**{**base, "sae": str(tmp_path / "none")}))
+    with pytest.raises(ValueError, match="layer 3 is not in"):
+        run(AutointerpConfig(**{**base, "layer": 3}))
+    for key, value, msg in (("layer", 5, "trained on layer 5"), ("d_in", 7, "7 wide")):
+        bad = tmp_path / f"sae_{key}"
+        shutil.copytree(cfg.sae_dir, bad)
+        sae_cfg = json.loads((bad / "cfg.json").read_text())
+        if key == "layer":
+            sae_cfg["metadata"]["layer"] = value
+        else:
+            sae_cfg["d_in"] = value
+        (bad / "cfg.json").write_text(json.dumps(sae_cfg))
+        with pytest.raises(ValueError, match=msg):
+            run(AutointerpConfig(**{**base, "sae": str(bad)}))
+
+
+def test_cli_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["autointerp.run", "--layer", "1", "--store",
+                                      str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.strip().count("\n") == 0 and err.startswith("error: no SAE")
