@@ -1,0 +1,12 @@
+"""Feature dashboard: a static site of every latent (label, scores, text windows, audio clips,
+logit lens, steering runs), built by `python -m autointerp.dashboard build` and served by
+`… serve`. From a notebook:
+
+    from autointerp.dashboard import show
+    show("runs/tinycosy/dashboard", latent=42)   # serves it from a thread, returns an IFrame
+"""
+
+from autointerp.dashboard.build import BuildConfig, build_site
+from autointerp.dashboard.serve import SiteServer, serving, show, start
+
+__all__ = ["BuildConfig", "SiteServer", "build_site", "serving", "show", "start"]
