@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interp.paths import TINYCOSY_DIR
+from interp.paths import TINYCOSY_DIR, default_sae
 
 RUN = "runs/tinycosy"
 
@@ -17,7 +17,7 @@ class AutointerpConfig:
     store: str = f"{RUN}/acts_heldout"
     """Held-out activation store (built by `python -m interp.cache --split heldout_…`)."""
     sae: str = ""
-    """SAE folder; empty means runs/tinycosy/sae/layer_{layer}."""
+    """SAE folder; empty means runs/tinycosy/sae/layer_{layer}, else the shipped data/sae one."""
     corpus: str = f"{RUN}/corpus"
     """Corpus folder with the ground-truth table and the wavs."""
     backbone: str = str(TINYCOSY_DIR)
@@ -74,7 +74,7 @@ class AutointerpConfig:
 
     @property
     def sae_dir(self) -> Path:
-        return Path(self.sae or f"{RUN}/sae/layer_{self.layer}")
+        return Path(self.sae) if self.sae else default_sae(self.layer)
 
     @property
     def out_dir(self) -> Path:
