@@ -9,6 +9,12 @@ DEMO := runs/demo
 DEMO_N ?= 1500
 DEMO_TTS_N ?= 8
 DEMO_SAE_TOKENS ?= 409600
+DEMO_LAYERS ?= 4,8,12,16,20
+# Auto-interp and steering read the shipped layer-12 SAE (10k steps on 1M positions): the demo's
+# own 400-step SAEs show that training works, but leave most latents dead.
+DEMO_SAE ?= data/sae/layer_12
+DEMO_STEER_N ?= 8
+DEMO_STRENGTHS ?= 0,4,8
 # TinyCosy's ops are small: one thread each is as fast, and immune to oversubscribed cores
 # (two-thread generation ran 10x slower while another job shared the machine).
 demo: export OMP_NUM_THREADS ?= 1
@@ -45,22 +51,34 @@ test: install lint
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \
 	exit $$rc
 
-## demo: the pipeline on the embedded default; resumes when run again
+## demo: the pipeline on the embedded default; every step resumes or is skipped when done
 demo: install
 	$(BIN)/python -m interp.corpus build --out $(DEMO)/corpus --n $(DEMO_N)
 	@test -f $(DEMO)/codec/codec.safetensors || $(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec --max-utts 1000
-	$(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
+	@test -f $(DEMO)/codec_roundtrip/roundtrip.json || $(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
 	$(BIN)/python -m interp.audio tokenize --corpus $(DEMO)/corpus --codec data/codec --out $(DEMO)/tokens
-	$(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
-	$(BIN)/python -m interp.cache --layers 12 --max-utts 400 --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts
-	$(BIN)/python -m sae.train --layer 12 --store $(DEMO)/acts --out $(DEMO)/sae/layer_12 --corpus $(DEMO)/corpus --speech-tokens $(DEMO)/tokens --tokens $(DEMO_SAE_TOKENS) --eval-examples 32
+	@test -f $(DEMO)/tinycosy/eval.json || $(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
+	$(BIN)/python -m interp.cache --layers $(DEMO_LAYERS) --max-utts 400 --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts
+	$(BIN)/python -m interp.cache --layers $(DEMO_LAYERS) --split heldout_sentences,heldout_voices --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts_heldout
+	$(BIN)/python -m sae.sweep --layers $(DEMO_LAYERS) --store $(DEMO)/acts --sae-root $(DEMO)/sae --out $(DEMO)/sweep --corpus $(DEMO)/corpus --speech-tokens $(DEMO)/tokens --tokens $(DEMO_SAE_TOKENS) --eval-examples 32
+	@test -f $(DEMO)/probes/probes.json || $(BIN)/python -m sae.probes --store $(DEMO)/acts --test-store $(DEMO)/acts_heldout --corpus $(DEMO)/corpus --sae-root $(DEMO)/sae --saes 12=$(DEMO_SAE) --out $(DEMO)/probes
+	$(BIN)/python -m autointerp.run --layer 12 --store $(DEMO)/acts_heldout --sae $(DEMO_SAE) --corpus $(DEMO)/corpus --out $(DEMO)/autointerp/layer_12
+	@for c in laughter gender rate; do \
+	  $(BIN)/python -m steering.run --concept $$c --layer 12 --n $(DEMO_STEER_N) --strength $(DEMO_STRENGTHS) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus --autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering/$$c || exit 1; \
+	done
+	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
+	$(BIN)/python -m interp.report --run $(DEMO)
 	@echo; echo "demo results: $(DEMO)/"; \
+	echo "  report        $(DEMO)/report.html  (every headline figure next to the paper's; report.json)"; \
+	echo "  dashboard     $(BIN)/python -m autointerp.dashboard serve --site $(DEMO)/dashboard   (then open the URL it prints)"; \
 	echo "  corpus table  $(DEMO)/corpus/utterances.parquet"; \
-	echo "  codec         $(DEMO)/codec/  (the shipped one, fit on 24k utterances: data/codec/)"; \
 	echo "  round trip    $(DEMO)/codec_roundtrip/roundtrip.json (plot: roundtrip.html, listen: examples/)"; \
 	echo "  TinyCosy      $(DEMO)/tinycosy/eval.json (listen: examples/; shipped model: data/tinycosy/)"; \
-	echo "  activations   $(DEMO)/acts/ (layer 12, hook_resid_post)"; \
-	echo "  SAE layer 12  $(DEMO)/sae/layer_12/ (SAELens format; metrics.json)"
+	echo "  activations   $(DEMO)/acts/ (train), $(DEMO)/acts_heldout/ (held out); layers $(DEMO_LAYERS)"; \
+	echo "  SAE sweep     $(DEMO)/sweep/sweep.html; SAEs in $(DEMO)/sae/layer_L/ (SAELens format)"; \
+	echo "  probes        $(DEMO)/probes/probes.html"; \
+	echo "  auto-interp   $(DEMO)/autointerp/layer_12/ (latents.jsonl, summary.json, figures.html)"; \
+	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -17,7 +17,20 @@ from pathlib import Path
 
 from interp.atomic import atomic_write_json, atomic_write_text
 from interp.cli import run_cli
-from interp.report_sections import SECTIONS, Section
+from interp.report_sections import (
+    Section,
+    autointerp_section,
+    benchmark_section,
+    codec_section,
+    probes_section,
+    sae_section,
+    sweep_section,
+    tinycosy_section,
+)
+from interp.report_steering import judge_section, steering_section
+
+SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
+            autointerp_section, steering_section, judge_section, benchmark_section]
 
 
 @dataclass

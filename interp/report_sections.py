@@ -173,6 +173,57 @@ def probes_section(run: Path) -> Section:
     return sec
 
 
+def autointerp_section(run: Path) -> Section:
+    src = run / "autointerp" / "layer_12" / "summary.json"
+    sec = Section("Auto-interp, layer 12: detection AUROC by modality and planted-concept recall",
+                  "python -m autointerp.run --layer 12 --store runs/demo/acts_heldout …")
+    d = read_json(src)
+    if d is None:
+        return sec
+    sec.ran = True
+    sec.note = (f"explainer {get(d, 'settings.explainer')}, scorer {get(d, 'settings.scorer')}, "
+                f"SAE {get(d, 'settings.sae')}; latents: {d.get('modality_counts')}")
+    paper = d.get("paper_auroc_cosyvoice3", {})
+    for m in ("text", "audio", "mixed"):
+        sec.rows.append(Row(f"{m}-modal detection AUROC (shuffled-label control)", paper.get(m),
+                            f"{_g(d, f'auroc_by_modality.{m}.mean')} (control "
+                            f"{_g(d, f'shuffled_control.{m}.mean')}, n "
+                            f"{get(d, f'auroc_by_modality.{m}.n')})", str(src)))
+    _rows(sec, d, src, [
+        ("planted-concept recall, per position (random-latent control)", None,
+         "planted_recall.recall"),
+        ("  random-latent control", None, "planted_recall.random_recall"),
+        ("planted-concept recall, per utterance", None, "planted_recall.utterance_recall")])
+    fig = go.Figure([go.Bar(x=["text", "audio", "mixed"], y=[paper.get(m) for m in
+                                                            ("text", "audio", "mixed")],
+                            name="paper (CosyVoice3)"),
+                     go.Bar(x=["text", "audio", "mixed"],
+                            y=[get(d, f"auroc_by_modality.{m}.mean") for m in
+                               ("text", "audio", "mixed")], name="ours (TinyCosy)"),
+                     go.Bar(x=["text", "audio", "mixed"],
+                            y=[get(d, f"shuffled_control.{m}.mean") for m in
+                               ("text", "audio", "mixed")], name="ours, shuffled labels")])
+    fig.update_layout(title="Detection AUROC by latent modality", height=350,
+                      yaxis_range=[0, 1])
+    concepts = get(d, "planted_recall.concepts") or []
+    rec = go.Figure([go.Bar(x=[c["concept"] for c in concepts], y=[c["auroc"] for c in concepts],
+                            name="best latent, per position"),
+                     go.Bar(x=[c["concept"] for c in concepts],
+                            y=[c.get("utterance_auroc") for c in concepts],
+                            name="best latent, per utterance"),
+                     go.Bar(x=[c["concept"] for c in concepts],
+                            y=[c["random_auroc"] for c in concepts], name="random latent")])
+    rec.update_layout(title="Planted concepts: best single latent's AUROC", height=380,
+                      yaxis_range=[0, 1])
+    sec.figures += [fig, rec]
+    return sec
+
+
+def _g(d: dict, key: str) -> str:
+    v = get(d, key)
+    return "—" if v is None else f"{v:.3f}"
+
+
 def benchmark_section(run: Path) -> Section:
     src = REPO / "benchmarks" / "results.json"
     sec = Section("Benchmarks", "python -m benchmarks")
@@ -184,7 +235,3 @@ def benchmark_section(run: Path) -> Section:
                             ("capture overhead, all layers", None,
                              "capture.overhead_vs_bare.all_layers")])
     return sec
-
-
-SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
-            benchmark_section]
