@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import capture
+from benchmarks import capture, dashboard, sae_training
+from benchmarks import steering as steering_bench
 
 
 def main() -> None:
@@ -22,12 +23,19 @@ def main() -> None:
                "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                "date": time.strftime("%Y-%m-%d %H:%M")}
     results = {"machine": machine,
-               "capture": capture.run(n_seqs=8 if args.quick else 40, repeats=1 if args.quick else 3)}
+               "capture": capture.run(n_seqs=8 if args.quick else 40, repeats=1 if args.quick else 3),
+               "dashboard": dashboard.run(repeats=1 if args.quick else 5),
+               "sae_training": sae_training.run(sae_training.QUICK if args.quick
+                                                else sae_training.SAEBenchConfig())}
+    results["steering"] = steering_bench.run(**({"n_seqs": 2, "repeats": 1} if args.quick else {}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     c = results["capture"]
     print(f"capture: {c['tokens_per_s']} tokens/s; overhead vs bare forward {c['overhead_vs_bare']}"
           f" ({c['threads']} threads) → {args.out}")
+    print(sae_training.line(results["sae_training"]))
+    print(steering_bench.line(results["steering"]))
+    print(dashboard.line(results["dashboard"]))
 
 
 if __name__ == "__main__":

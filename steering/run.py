@@ -1,0 +1,205 @@
+"""`python -m steering.run --concept laughter|gender|rate --layer 12 --strength 0,2,4,8 [--n 50]`
+
+Steers TinyCosy through SAE latents at one layer while it speaks held-out sentences in held-out
+voices (fixed seeds), beside the baselines (the latents' decoder direction added to the raw
+residual, the difference of means, the model's own prompt: `[laughter]` tag, slow/fast
+instruction, a prompt voice of the target gender) and the controls (random latents of similar
+density, a random direction of the same norm). Strength is in units of ‖μ_A − μ_B‖, the norm of
+the difference of means, so every additive method makes edits of the same norm. Writes under
+`--out` (default runs/tinycosy/steering/<concept>/): wavs, rows.jsonl, metrics.csv,
+summary.json, dose_response.html, MMAE sets (mmae/) and, with `--judge`, judge scores.
+A killed run resumes where it stopped. From a notebook: `run_steering(SteeringConfig(...))`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from interp.atomic import atomic_write_json
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.models.backbone import TinyCosyBackbone
+from interp.models.tts import TTS
+from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.store.reader import ActivationStore
+from sae.io import load_sae
+from steering.experiment import METHODS, Steerer, plan_items, plan_units, run_units
+from steering.mmae import judge_sets, write_sets
+from steering.report import (
+    console_summary,
+    dose_response,
+    effects,
+    gender_flips,
+    results_table,
+    write_csv,
+)
+from steering.select import check_concept, load_selection, save_selection, select_concept
+from steering.steer import MODES, POSITIONS
+
+log = logging.getLogger(__name__)
+
+SELECTION = "selection.json"
+
+
+@dataclass(frozen=True)
+class SteeringConfig:
+    """One steering experiment."""
+
+    concept: str = "laughter"
+    """laughter | gender | rate"""
+    layer: int = 12
+    """layer whose resid_post is edited (the SAE must be trained there)"""
+    strength: str = "0,2,4,8"
+    """comma-separated strengths, in units of the difference-of-means norm"""
+    n: int = 50
+    """held-out sentences (each with a held-out voice)"""
+    k: int = 8
+    """latents steered per target"""
+    mode: str = "clamp"
+    """SAE edit: clamp (z ← max(z, s·c)), add, scale or set"""
+    positions: str = "speech"
+    """edited positions: speech (prompt + generated), generated, window, or all"""
+    from_step: int = 10
+    """positions=window: first generated step edited"""
+    steps: int = 12
+    """positions=window: generated steps edited (25 steps = 1 s)"""
+    methods: str = ",".join(METHODS)
+    """comma-separated methods to run (sae, baselines, controls)"""
+    select: str = "contrastive"
+    """latent selection: contrastive, or label (autointerp labels, ranked contrastively)"""
+    model: str = str(TINYCOSY_DIR)
+    """TinyCosy folder"""
+    codec: str = str(CODEC_DIR)
+    """codec folder"""
+    sae: str = ""
+    """SAE folder (default runs/tinycosy/sae/layer_<layer>)"""
+    store: str = "runs/tinycosy/acts"
+    """activation store for contrastive selection"""
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus: ground-truth groups and held-out sentences"""
+    autointerp: str = ""
+    """autointerp latents.jsonl (default runs/tinycosy/autointerp/layer_<layer>/latents.jsonl)"""
+    max_positions: int = 100_000
+    """positions per group read for selection"""
+    out: str = ""
+    """output folder (default runs/tinycosy/steering/<concept>)"""
+    seed: int = 0
+    """selection and sampling seed"""
+    judge: str = "none"
+    """also judge the MMAE sets: none, acoustic, or api"""
+    judge_url: str = ""
+    """OpenAI-compatible base URL for --judge api"""
+    judge_model: str = ""
+    """model name for --judge api"""
+    threads: int = 1
+    """torch threads"""
+
+    def strengths(self) -> list[float]:
+        try:
+            vals = [float(s) for s in self.strength.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"--strength {self.strength!r}: give numbers like 0,2,4,8") from None
+        if not vals or any(v < 0 for v in vals):
+            raise ValueError(f"--strength {self.strength!r}: give non-negative numbers")
+        return sorted(set(vals))
+
+    def method_list(self) -> tuple[str, ...]:
+        ms = tuple(m.strip() for m in self.methods.split(",") if m.strip())
+        bad = [m for m in ms if m not in METHODS]
+        if bad or "sae" not in ms:
+            raise ValueError(f"--methods {self.methods!r}: include sae, choose from {METHODS}")
+        return ms
+
+    def validate(self) -> None:
+        check_concept(self.concept)
+        self.strengths()
+        self.method_list()
+        for name, val, ok in (("mode", self.mode, MODES), ("positions", self.positions, POSITIONS),
+                              ("select", self.select, ("contrastive", "label")),
+                              ("judge", self.judge, ("none", "acoustic", "api"))):
+            if val not in ok:
+                raise ValueError(f"--{name} {val!r}: choose from {ok}")
+        if self.n < 1:
+            raise ValueError("--n must be at least 1")
+
+    def paths(self) -> tuple[Path, Path, Path]:
+        """(out, sae, autointerp latents.jsonl) with the defaults filled in."""
+        return (Path(self.out or f"runs/tinycosy/steering/{self.concept}"),
+                Path(self.sae or f"runs/tinycosy/sae/layer_{self.layer}"),
+                Path(self.autointerp
+                     or f"runs/tinycosy/autointerp/layer_{self.layer}/latents.jsonl"))
+
+
+def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path) -> dict:
+    """Select latents once per run folder (selection.json), reuse it when resuming."""
+    import json
+
+    path = out / SELECTION
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("sae") == str(Path(cfg.paths()[1]).resolve()):
+            return load_selection(saved["targets"])
+        raise ValueError(f"{out} holds a run with another SAE ({saved.get('sae')}); use --out")
+    sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, cfg.concept,
+                         cfg.k, labels if cfg.select == "label" else None, cfg.max_positions,
+                         cfg.seed)
+    atomic_write_json(path, {"sae": str(Path(cfg.paths()[1]).resolve()),
+                             "targets": save_selection(sel)})
+    return sel
+
+
+def run_steering(cfg: SteeringConfig) -> dict:
+    """Run (or resume) an experiment; returns the summary also written to summary.json."""
+    cfg.validate()
+    torch.set_num_threads(cfg.threads)
+    out, sae_dir, labels = cfg.paths()
+    hook = f"blocks.{cfg.layer}.hook_resid_post"
+    engine = TTS(Path(cfg.model), Path(cfg.codec), device="cpu")
+    sae = load_sae(sae_dir, TinyCosyBackbone(engine.model), hook)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    selection = _selection(cfg, sae, out, labels)
+    targets, strengths = list(selection), cfg.strengths()
+    steerer = Steerer(engine, sae, hook, selection, cfg.mode, cfg.positions,
+                      (cfg.from_step, cfg.steps), cfg.seed)
+    items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed)
+    units = plan_units(items, targets, strengths, cfg.method_list())
+    with torch.no_grad():
+        rows = list(run_units(steerer, units, out))
+    write_csv(rows, out / "metrics.csv")
+    table = results_table(rows, strengths)
+    summary = {
+        "concept": cfg.concept, "out": str(out), "n_items": len(items),
+        "sae": {"folder": str(sae_dir), "layer": cfg.layer, "hook": hook,
+                "latents": sorted({i for s in selection.values() for i in s.latents}),
+                "by_target": {t: s.latents for t, s in selection.items()},
+                "source": {t: s.source for t, s in selection.items()},
+                "unit_edit_norm": {t: round(s.unit, 4) for t, s in selection.items()}},
+        "strengths": strengths, "results": table,
+        "effects": effects(table, targets, strengths), "config": asdict(cfg)}
+    if cfg.concept == "gender":
+        summary["gender_flips"] = gender_flips(rows)
+    sets = write_sets(rows, out, cfg.concept)
+    if cfg.judge != "none":
+        summary["judge"] = judge_sets(sets, out, cfg.judge, cfg.judge_url, cfg.judge_model)
+    summary["seconds"] = round(time.time() - start, 1)
+    atomic_write_json(out / "summary.json", summary)
+    dose_response(table, cfg.concept, targets, out / "dose_response.html")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m steering.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, SteeringConfig)
+    summary = run_steering(config_from_args(SteeringConfig, parser.parse_args()))
+    print(console_summary(summary))
+
+
+if __name__ == "__main__":
+    run_cli(main)
