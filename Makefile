@@ -13,8 +13,12 @@ DEMO_LAYERS ?= 4,8,12,16,20
 # Auto-interp and steering read the shipped layer-12 SAE (10k steps on 1M positions): the demo's
 # own 400-step SAEs show that training works, but leave most latents dead.
 DEMO_SAE ?= data/sae/layer_12
-DEMO_STEER_N ?= 8
-DEMO_STRENGTHS ?= 0,4,8
+# Steering at one strength per concept (0 reproduces the unsteered output exactly, a tested fact)
+DEMO_STEER_N ?= 6
+DEMO_STRENGTHS ?= 4
+DEMO_GENDER_STRENGTHS ?= 8
+DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
+	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
 # TinyCosy's ops are small: one thread each is as fast, and immune to oversubscribed cores
 # (two-thread generation ran 10x slower while another job shared the machine).
 demo: export OMP_NUM_THREADS ?= 1
@@ -63,9 +67,9 @@ demo: install
 	$(BIN)/python -m sae.sweep --layers $(DEMO_LAYERS) --store $(DEMO)/acts --sae-root $(DEMO)/sae --out $(DEMO)/sweep --corpus $(DEMO)/corpus --speech-tokens $(DEMO)/tokens --tokens $(DEMO_SAE_TOKENS) --eval-examples 32
 	@test -f $(DEMO)/probes/probes.json || $(BIN)/python -m sae.probes --store $(DEMO)/acts --test-store $(DEMO)/acts_heldout --corpus $(DEMO)/corpus --sae-root $(DEMO)/sae --saes 12=$(DEMO_SAE) --out $(DEMO)/probes
 	$(BIN)/python -m autointerp.run --layer 12 --store $(DEMO)/acts_heldout --sae $(DEMO_SAE) --corpus $(DEMO)/corpus --out $(DEMO)/autointerp/layer_12
-	@for c in laughter gender rate; do \
-	  $(BIN)/python -m steering.run --concept $$c --layer 12 --n $(DEMO_STEER_N) --strength $(DEMO_STRENGTHS) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus --autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering/$$c || exit 1; \
-	done
+	$(BIN)/python -m steering.run --concept laughter --strength $(DEMO_STRENGTHS) --positions window $(DEMO_STEER)/laughter
+	$(BIN)/python -m steering.run --concept gender --strength $(DEMO_GENDER_STRENGTHS) $(DEMO_STEER)/gender
+	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_STRENGTHS) $(DEMO_STEER)/rate
 	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
 	$(BIN)/python -m interp.report --run $(DEMO)
 	@echo; echo "demo results: $(DEMO)/"; \

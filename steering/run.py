@@ -25,7 +25,7 @@ from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.models.backbone import TinyCosyBackbone
 from interp.models.tts import TTS
-from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.paths import CODEC_DIR, TINYCOSY_DIR, default_sae
 from interp.store.reader import ActivationStore
 from sae.io import load_sae
 from steering.experiment import METHODS, Steerer, plan_items, plan_units, run_units
@@ -77,7 +77,7 @@ class SteeringConfig:
     codec: str = str(CODEC_DIR)
     """codec folder"""
     sae: str = ""
-    """SAE folder (default runs/tinycosy/sae/layer_<layer>)"""
+    """SAE folder (default runs/tinycosy/sae/layer_<layer>, else the shipped data/sae one)"""
     store: str = "runs/tinycosy/acts"
     """activation store for contrastive selection"""
     corpus: str = "runs/tinycosy/corpus"
@@ -130,7 +130,7 @@ class SteeringConfig:
     def paths(self) -> tuple[Path, Path, Path]:
         """(out, sae, autointerp latents.jsonl) with the defaults filled in."""
         return (Path(self.out or f"runs/tinycosy/steering/{self.concept}"),
-                Path(self.sae or f"runs/tinycosy/sae/layer_{self.layer}"),
+                Path(self.sae) if self.sae else default_sae(self.layer),
                 Path(self.autointerp
                      or f"runs/tinycosy/autointerp/layer_{self.layer}/latents.jsonl"))
 
