@@ -21,6 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from interp.aio import run_sync
 from steering.judge.api_backend import ApiBackend, ApiConfig, _Fatal, _Retryable
 from steering.judge.protocol import Prompts
 
@@ -140,7 +141,7 @@ class ChatClient(ApiBackend):
             await self.aclose()
 
     def ask_many(self, items: list[tuple[Any, dict, Parse]], desc: str = "api") -> dict:
-        out = asyncio.run(self._ask_many(items, desc))
+        out = run_sync(self._ask_many(items, desc))
         failed = sum(err is not None for _, err in out.values())
         if failed:
             log.warning("%s: %d of %d questions failed (kept as unanswered)", desc, failed,

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from interp.paths import CODEC_DIR, REPO, TINYCOSY_DIR
+from interp.paths import CODEC_DIR, REPO, SAE_DIR, TINYCOSY_DIR
 
 SMALL_ENV = "WORKBENCH_SMALL"
 
@@ -71,6 +71,28 @@ class Workbench:
                 corpus=self.ensure_corpus(), tokens=self.ensure_tokens(), codec=CODEC_DIR,
                 out=self.acts))
         return self.acts
+
+    @property
+    def acts_heldout(self) -> Path:
+        return self.run / "acts_heldout"
+
+    def ensure_heldout_acts(self) -> Path:
+        """Residuals of held-out utterances (both held-out splits), what auto-interp reads."""
+        from interp.cache import build_cache
+
+        if not (self.acts_heldout / "manifest.json").exists():
+            build_cache(argparse.Namespace(
+                layers=",".join(map(str, self.layers)), hook="resid_post",
+                split="heldout_sentences,heldout_voices", max_utts=self.cache_utts,
+                shard_utts=64, model=TINYCOSY_DIR, corpus=self.ensure_corpus(),
+                tokens=self.ensure_tokens(), codec=CODEC_DIR, out=self.acts_heldout))
+        return self.acts_heldout
+
+    @property
+    def shipped_sae(self) -> Path:
+        """The shipped layer-12 SAE of TinyCosy (10k steps): what auto-interp and steering use,
+        in both modes, because the model is the same whatever the corpus size."""
+        return SAE_DIR / "layer_12"
 
     def sae_config(self, layer: int):  # noqa: ANN201 (sae.config imports sae_lens: keep it lazy)
         from sae.config import SAETrainConfig

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from interp.aio import run_sync
 from steering.judge.acoustic_backend import AcousticBackend, AcousticConfig
 from steering.judge.api_backend import ApiBackend, ApiConfig
 from steering.judge.format import (
@@ -181,4 +182,4 @@ def score(items: list[JudgeItem], done: dict[Key, dict], cfg: JudgeConfig, n_pla
 def judge(cfg: JudgeConfig, progress: Progress | None = None, backend: Backend | None = None,
           on_plan: Callable[[int], None] | None = None) -> dict:
     """Judge a prediction set; resumable; returns the summary (overall means ×100 and counts)."""
-    return asyncio.run(ajudge(cfg, progress, backend, on_plan))
+    return run_sync(ajudge(cfg, progress, backend, on_plan))
