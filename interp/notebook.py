@@ -17,6 +17,7 @@ from pathlib import Path
 from interp.paths import CODEC_DIR, REPO, SAE_DIR, TINYCOSY_DIR
 
 SMALL_ENV = "WORKBENCH_SMALL"
+RUN_ENV = "WORKBENCH_RUN"  # another run folder (the test suite gives each session a fresh one)
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,9 @@ def workbench(small: bool | None = None) -> Workbench:
     os.chdir(REPO)
     if small is None:
         small = os.environ.get(SMALL_ENV, "") not in ("", "0")
+    run = os.environ.get(RUN_ENV)
     if small:
-        return Workbench(True, Path("runs/notebooks_small"), n_utts=120, cache_utts=40,
+        return Workbench(True, Path(run or "runs/notebooks_small"), n_utts=120, cache_utts=40,
                          sae_tokens=60 * 1024, layers=(6, 12))
-    return Workbench(False, Path("runs/demo"), n_utts=1500, cache_utts=400,
+    return Workbench(False, Path(run or "runs/demo"), n_utts=1500, cache_utts=400,
                      sae_tokens=409_600, layers=(4, 8, 12, 16, 20))

@@ -18,8 +18,11 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path: Path, monkeypatch):
+def test_notebook_runs_top_to_bottom(path: Path, monkeypatch, tmp_path_factory):
+    # one fresh run folder for the session: later notebooks reuse what earlier ones built
+    run = tmp_path_factory.getbasetemp() / "notebooks_run"
     monkeypatch.setenv("WORKBENCH_SMALL", "1")
+    monkeypatch.setenv("WORKBENCH_RUN", str(run))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
