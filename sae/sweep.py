@@ -125,8 +125,21 @@ def figure(rows: list[dict]):
     return fig
 
 
+def _ranks() -> tuple[int, int, object]:
+    """(rank, world size, barrier) under torchrun, else (0, 1, no-op). Each rank drives its own
+    GPU (LOCAL_RANK), so "cuda" in a rank means its device."""
+    from interp.cache import _distributed
+
+    rank, world, barrier = _distributed()
+    if world > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    return rank, world, barrier or (lambda: None)
+
+
 def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
-    """Train or reuse each layer's SAE, measure it, and write sweep.json + sweep.html."""
+    """Train or reuse each layer's SAE, measure it, and write sweep.json + sweep.html. Under
+    `torchrun --nproc-per-node N` the cache is split across ranks, rank r trains layers r, r+N,
+    …, and rank 0 then measures every layer and writes the figure (others return [])."""
     config = Path(base.model) / CONFIG
     n_layers = json.loads(config.read_text())["n_layers"] if config.exists() else 10**6
     layers = parse_layers(sc.layers, n_layers)
@@ -138,25 +151,33 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
         if missing:
             raise ValueError(f"{base.store} caches layers {have}, not {missing}: pass --store with "
                              f"a new folder (the sweep caches {sc.layers} there first)")
+    rank, world, barrier = _ranks()
     open_store(dataclasses.replace(base, layer=layers[0]), kind, ",".join(map(str, layers)))
-    rows = []
-    for layer in layers:
-        cfg = dataclasses.replace(base, layer=layer, out=str(Path(sc.sae_root) / f"layer_{layer}"))
-        m = train(cfg)
-        store = ActivationStore(cfg.store, layer)
-        x, codes = eval_rows(store, split_shards(store, cfg.eval_frac)[1], cfg.eval_rows,
-                             cfg.seed)
-        comp = modality_composition(load_sae(cfg.out_dir), x, codes, sc.top, sc.min_active)
-        rows.append({"layer": layer, "hook": m["hook"], **{k: m.get(k) for k in KEYS}, **comp})
-        log.info("layer %d: EV %.3f, audio/mixed/text %.2f/%.2f/%.2f", layer,
-                 m["explained_variance"], comp["audio_frac"], comp["mixed_frac"],
-                 comp["text_frac"])
+    configs = {layer: dataclasses.replace(base, layer=layer,
+                                          out=str(Path(sc.sae_root) / f"layer_{layer}"))
+               for layer in layers}
+    for layer in layers[rank::world]:
+        train(configs[layer])
+    barrier()
+    if rank > 0:
+        return []
+    rows = [_measure(configs[layer], sc) for layer in layers]  # finished runs only report
     out = Path(sc.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {"layers": rows, "config": dataclasses.asdict(base),
                                            "sweep": dataclasses.asdict(sc)})
     figure(rows).write_html(out / "sweep.html", include_plotlyjs=True)
     return rows
+
+
+def _measure(cfg: SAETrainConfig, sc: SweepConfig) -> dict:
+    m = train(cfg)
+    store = ActivationStore(cfg.store, cfg.layer)
+    x, codes = eval_rows(store, split_shards(store, cfg.eval_frac)[1], cfg.eval_rows, cfg.seed)
+    comp = modality_composition(load_sae(cfg.out_dir), x, codes, sc.top, sc.min_active)
+    log.info("layer %d: EV %.3f, audio/mixed/text %.2f/%.2f/%.2f", cfg.layer,
+             m["explained_variance"], comp["audio_frac"], comp["mixed_frac"], comp["text_frac"])
+    return {"layer": cfg.layer, "hook": m["hook"], **{k: m.get(k) for k in KEYS}, **comp}
 
 
 def main() -> None:
@@ -169,6 +190,8 @@ def main() -> None:
     base = dataclasses.replace(config_from_args(SAETrainConfig, args), out="")
     torch.set_num_threads(base.threads or os.cpu_count() or 1)
     rows = sweep(base, sc)
+    if not rows:  # a torchrun rank other than 0
+        return
     print(f"\n{'layer':>5} {'EV':>6} {'EV txt':>6} {'EV sp':>6} {'L0':>6} {'dead':>5} "
           f"{'rec':>6} {'audio':>5} {'mixed':>5} {'text':>5}")
     for r in rows:

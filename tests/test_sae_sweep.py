@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -66,3 +69,25 @@ def test_sweep_refuses_a_store_without_its_layers(tmp_path, tiny_tinycosy):
     base = SAETrainConfig(store=str(tmp_path / "acts"), model=str(tiny_tinycosy[0]))
     with pytest.raises(ValueError, match=r"caches layers \[1\], not \[0\]"):
         sweep(base, SweepConfig(layers="0-1", out=str(tmp_path / "sweep")))
+
+
+def test_torchrun_two_ranks_split_the_layers(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
+    """Two CPU processes (gloo): the cache is split across ranks, each rank trains one layer,
+    rank 0 writes the sweep of both."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", "29541", "-m", "sae.sweep", "--layers", "0,1",
+           "--out", str(tmp_path / "sweep"), "--sae-root", str(tmp_path / "sae"),
+           "--top", "20", "--min-active", "2", "--d-sae", "32", "--k", "4",
+           "--tokens", str(64 * 10), "--batch-size", "64", "--buffer", "1000",
+           "--eval-frac", "0.5", "--eval-rows", "2000", "--eval-examples", "0",
+           "--store", str(tmp_path / "acts"), "--model", str(tiny_tinycosy[0]),
+           "--corpus", str(tiny_corpus), "--speech-tokens", str(tiny_tokens),
+           "--device", "cpu", "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [r["layer"] for r in saved["layers"]] == [0, 1]
+    for layer in (0, 1):
+        trained = json.loads((tmp_path / "sae" / f"layer_{layer}" / "metrics.json").read_text())
+        assert trained["training"]["steps"] == 10
