@@ -52,7 +52,24 @@ def build_report(run: str | Path, sections: list[Callable[[Path], Section]] | No
     report = Report(str(run), time.strftime("%Y-%m-%d %H:%M"))
     for make in sections or SECTIONS:
         report.sections.append(make(run))
+    headline = headlines(report.sections)
+    if headline.rows:
+        report.sections.insert(0, headline)
     return report
+
+
+# (section function, how many of its first rows) that make the headline table
+HEADLINE_ROWS = {"Layer-12 SAE": 1, "Auto-interp": 5, "Steering": 5, "MMAE rubric judge": 0}
+
+
+def headlines(sections: list[Section]) -> Section:
+    """The paper's headline figures next to ours, copied from the sections below."""
+    out = Section("Headlines", "make demo", ran=True,
+                  note="The rows below are repeated from their sections, with their sources.")
+    for s in sections:
+        n = next((n for prefix, n in HEADLINE_ROWS.items() if s.title.startswith(prefix)), 0)
+        out.rows += s.rows[:n]
+    return out
 
 
 def _cell(v: object) -> str:
@@ -108,13 +125,36 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
+def screenshot(page: Path, png: Path, width: int = 1100, height: int = 1400) -> None:
+    """A PNG of the top of the report, with Debian's chromium through Playwright (for README)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise FileNotFoundError("no chromium for --png: apt-get install -y chromium")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": width, "height": height})
+        tab.goto(page.resolve().as_uri())
+        tab.wait_for_timeout(1500)  # plotly draws after load
+        tab.screenshot(path=str(png))
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.report", description=__doc__)
     parser.add_argument("--run", type=Path, default=Path("runs/demo"),
                         help="run folder (default: runs/demo, what `make demo` writes)")
+    parser.add_argument("--png", type=Path, default=None,
+                        help="also save a screenshot of the page's top here (needs chromium)")
     args = parser.parse_args()
     report = build_report(args.run)
     j, h = write_report(report, args.run)
+    if args.png:
+        screenshot(h, args.png)
     print(summary(report))
     print(f"\n→ {h}\n→ {j}")
 

@@ -137,7 +137,7 @@ def sae_section(run: Path) -> Section:
     sec = Section("Layer-12 SAE", "python -m sae.train --layer 12 --store runs/demo/acts …")
     if (d := read_json(src)) is not None:
         sec.ran = True
-        _rows(sec, d, src, [("explained variance", None, "explained_variance"),
+        _rows(sec, d, src, [("layer-12 SAE: explained variance", None, "explained_variance"),
                             ("L0 (k)", "k=50 at d 896", "l0"),
                             ("dead fraction", None, "dead_frac"),
                             ("loss recovered", None, "loss_recovered"),
@@ -190,7 +190,7 @@ def autointerp_section(run: Path) -> Section:
                             f"{_g(d, f'shuffled_control.{m}.mean')}, n "
                             f"{get(d, f'auroc_by_modality.{m}.n')})", str(src)))
     _rows(sec, d, src, [
-        ("planted-concept recall, per position (random-latent control)", None,
+        ("planted-concept recall (share with a latent at AUROC ≥ 0.9), per position", None,
          "planted_recall.recall"),
         ("  random-latent control", None, "planted_recall.random_recall"),
         ("planted-concept recall, per utterance", None, "planted_recall.utterance_recall")])
