@@ -45,6 +45,12 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def open_section(src: Path, title: str, command: str) -> tuple[Section, dict | None]:
+    """A section that has run when its source file reads, with that file's content."""
+    d = read_json(src)
+    return Section(title, command, ran=d is not None), d
+
+
 def get(d: Any, dotted: str) -> Any:
     """d["a"]["b"] for "a.b", None when any step is missing."""
     for key in dotted.split("."):
@@ -97,12 +103,10 @@ def tinycosy_section(run: Path) -> Section:
 
 def sweep_section(run: Path) -> Section:
     src = run / "sweep" / "sweep.json"
-    sec = Section("SAE layer sweep (the paper's Figure 1)",
+    sec, d = open_section(src, "SAE layer sweep (the paper's Figure 1)",
                   "python -m sae.sweep --layers 4,8,12,16,20 --store runs/demo/acts …")
-    d = read_json(src)
     if d is None:
         return sec
-    sec.ran = True
     rows = d["layers"]
     layers = [r["layer"] for r in rows]
     for r in rows:
@@ -148,12 +152,10 @@ def sae_section(run: Path) -> Section:
 
 def probes_section(run: Path) -> Section:
     src = run / "probes" / "probes.json"
-    sec = Section("Concept probes on held-out voices (balanced accuracy; shuffled-label control)",
+    sec, d = open_section(src, "Concept probes on held-out voices (balanced accuracy; shuffled-label control)",
                   "python -m sae.probes --store runs/demo/acts …")
-    d = read_json(src)
     if d is None:
         return sec
-    sec.ran = True
     fig = go.Figure()
     for p in d["probes"]:
         sec.rows.append(Row(f"{p['concept']}, layer {p['layer']}, {p['features']}", "plot",
@@ -175,12 +177,10 @@ def probes_section(run: Path) -> Section:
 
 def autointerp_section(run: Path) -> Section:
     src = run / "autointerp" / "layer_12" / "summary.json"
-    sec = Section("Auto-interp, layer 12: detection AUROC by modality and planted-concept recall",
+    sec, d = open_section(src, "Auto-interp, layer 12: detection AUROC by modality and planted-concept recall",
                   "python -m autointerp.run --layer 12 --store runs/demo/acts_heldout …")
-    d = read_json(src)
     if d is None:
         return sec
-    sec.ran = True
     sec.note = (f"explainer {get(d, 'settings.explainer')}, scorer {get(d, 'settings.scorer')}, "
                 f"SAE {get(d, 'settings.sae')}; latents: {d.get('modality_counts')}")
     paper = d.get("paper_auroc_cosyvoice3", {})
