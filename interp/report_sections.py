@@ -104,7 +104,7 @@ def tinycosy_section(run: Path) -> Section:
 def sweep_section(run: Path) -> Section:
     src = run / "sweep" / "sweep.json"
     sec, d = open_section(src, "SAE layer sweep (the paper's Figure 1)",
-                  "python -m sae.sweep --layers 4,8,12,16,20 --store runs/demo/acts …")
+                          "python -m sae.sweep --layers 4,8,12,16,20 --store runs/demo/acts …")
     if d is None:
         return sec
     rows = d["layers"]
@@ -152,8 +152,9 @@ def sae_section(run: Path) -> Section:
 
 def probes_section(run: Path) -> Section:
     src = run / "probes" / "probes.json"
-    sec, d = open_section(src, "Concept probes on held-out voices (balanced accuracy; shuffled-label control)",
-                  "python -m sae.probes --store runs/demo/acts …")
+    sec, d = open_section(
+        src, "Concept probes on held-out voices (balanced accuracy; shuffled-label control)",
+        "python -m sae.probes --store runs/demo/acts …")
     if d is None:
         return sec
     fig = go.Figure()
@@ -177,8 +178,9 @@ def probes_section(run: Path) -> Section:
 
 def autointerp_section(run: Path) -> Section:
     src = run / "autointerp" / "layer_12" / "summary.json"
-    sec, d = open_section(src, "Auto-interp, layer 12: detection AUROC by modality and planted-concept recall",
-                  "python -m autointerp.run --layer 12 --store runs/demo/acts_heldout …")
+    sec, d = open_section(
+        src, "Auto-interp, layer 12: detection AUROC by modality and planted-concept recall",
+        "python -m autointerp.run --layer 12 --store runs/demo/acts_heldout …")
     if d is None:
         return sec
     sec.note = (f"explainer {get(d, 'settings.explainer')}, scorer {get(d, 'settings.scorer')}, "
