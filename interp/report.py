@@ -22,6 +22,7 @@ from interp.report_sections import (
     autointerp_section,
     benchmark_section,
     codec_section,
+    instruments_section,
     probes_section,
     sae_section,
     sweep_section,
@@ -29,7 +30,7 @@ from interp.report_sections import (
 )
 from interp.report_steering import judge_section, steering_section
 
-SECTIONS = [codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
+SECTIONS = [instruments_section, codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
             autointerp_section, steering_section, judge_section, benchmark_section]
 
 

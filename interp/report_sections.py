@@ -52,11 +52,19 @@ def open_section(src: Path, title: str, command: str) -> tuple[Section, dict | N
 
 
 def get(d: Any, dotted: str) -> Any:
-    """d["a"]["b"] for "a.b", None when any step is missing."""
-    for key in dotted.split("."):
-        if not isinstance(d, dict) or key not in d:
+    """d["a"]["b"] for "a.b" (a key may itself hold dots, e.g. "span_iou0.5"); None when any step
+    is missing."""
+    parts = dotted.split(".")
+    while parts:
+        if not isinstance(d, dict):
             return None
-        d = d[key]
+        for n in range(len(parts), 0, -1):  # the longest key that exists
+            key = ".".join(parts[:n])
+            if key in d:
+                d, parts = d[key], parts[n:]
+                break
+        else:
+            return None
     return d
 
 
@@ -98,6 +106,26 @@ def tinycosy_section(run: Path) -> Section:
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
                                 ("shipped eval: laughter with tag", None, "laughter_with_tag")])
+    return sec
+
+
+def instruments_section(run: Path) -> Section:
+    """The shipped listening instruments' held-out figures (every audio figure is read by them)."""
+    sec = Section("Listening instruments on held-out voices (data/instruments/*/card.json)",
+                  "python -m steering.metrics.train gender|laughter|asr")
+    spec = {"gender": [("gender classifier accuracy (original / round trip)", "accuracy")],
+            "laughter": [("laughter detector utterance accuracy", "utterance_accuracy"),
+                         ("laughter span F1 (IoU ≥ 0.5)", "span_iou0.5.f1")],
+            "asr": [("recogniser WER", "wer"),
+                    ("recogniser WER, lexicon-corrected", "lexicon_corrected.wer")]}
+    for name, rows in spec.items():
+        src = REPO / "data" / "instruments" / name / "card.json"
+        if (d := read_json(src)) is None:
+            continue
+        sec.ran = True
+        for figure, key in rows:
+            sec.rows.append(Row(figure, None, f"{get(d, f'heldout_voices.original.{key}')} / "
+                                f"{get(d, f'heldout_voices.roundtrip.{key}')}", str(src)))
     return sec
 
 
