@@ -50,24 +50,53 @@ def parse_hook_kind(text: str) -> str:
     return kind
 
 
+def resolve_model(model: str | Path) -> tuple[Path, bool]:
+    """(export folder, is TinyEdit) of `--model`: tinycosy, tinyedit[:<dir>] or a folder."""
+    from interp.edit.model import TINYEDIT_DIR, is_tinyedit
+
+    text = str(model)
+    if text == "tinycosy":
+        return TINYCOSY_DIR, False
+    if text == "tinyedit" or text.startswith("tinyedit:"):
+        return Path(text.partition(":")[2] or TINYEDIT_DIR), True
+    return Path(text), is_tinyedit(text)
+
+
+def corpus_triples(args: argparse.Namespace, rows: list[dict], is_edit: bool) -> list[tuple]:
+    """(example, utterance row, prompt row) of the selected splits. For TinyEdit the corpus is a
+    pairs folder (`python -m interp.edit build`): the target takes the utterance slot and the
+    source speech the prompt slot."""
+    splits = args.split.split(",")
+    tokenizer = load_tokenizer(resolve_model(args.model)[0])
+    if is_edit:
+        from interp.edit.build import load_pairs
+        from interp.edit.data import store_examples
+
+        pairs = [p for s in splits for p in load_pairs(args.corpus, s)][: args.max_utts or None]
+        if not pairs:
+            raise ValueError(f"split {args.split!r} of the pairs in {args.corpus} is empty")
+        return store_examples(pairs, rows, load_tokens(args.tokens), tokenizer)
+    split_rows = [r for r in rows if r["split"] in splits][: args.max_utts or None]
+    if not split_rows:
+        raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
+    index = {r["utt_id"]: i for i, r in enumerate(rows)}
+    examples = make_examples(split_rows, load_tokens(args.tokens), tokenizer,
+                             drop_prompt_text=0.0, prompt_rows=rows)
+    by_id = {r["utt_id"]: r for r in rows}
+    return [(ex, index[ex.utt_id], index[by_id[ex.utt_id]["prompt_id"]]) for ex in examples]
+
+
 def build_cache(args: argparse.Namespace) -> dict:
-    model = TinyCosy.load(args.model)
-    backbone = TinyCosyBackbone(model)
+    folder, is_edit = resolve_model(args.model)
+    model = TinyCosy.load(folder)
+    backbone = TinyCosyBackbone(model, "tinyedit" if is_edit else "tinycosy")
     layers = parse_layers(args.layers, backbone.n_layers)
     hook = parse_hook_kind(args.hook)
     if not (Path(args.tokens) / TOKENS_MANIFEST).exists():
         tokenize_corpus(Path(args.corpus), Path(args.codec), Path(args.tokens))
     rows = load_table(args.corpus)
-    index = {r["utt_id"]: i for i, r in enumerate(rows)}
-    splits = args.split.split(",")
-    split_rows = [r for r in rows if r["split"] in splits][: args.max_utts or None]
-    if not split_rows:
-        raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
-    examples = make_examples(split_rows, load_tokens(args.tokens), load_tokenizer(args.model),
-                             drop_prompt_text=0.0, prompt_rows=rows)
-    by_id = {r["utt_id"]: r for r in rows}
-    triples = [(ex, index[ex.utt_id], index[by_id[ex.utt_id]["prompt_id"]]) for ex in examples]
-    spec = StoreSpec(model=fingerprint(Path(args.model) / WEIGHTS),
+    triples = corpus_triples(args, rows, is_edit)
+    spec = StoreSpec(model=fingerprint(folder / WEIGHTS),
                      corpus=fingerprint(Path(args.corpus) / TABLE), hook=hook, layers=layers,
                      d_model=backbone.d_model, split=args.split, shard_utts=args.shard_utts)
     rank, world, barrier = _distributed()
@@ -95,7 +124,10 @@ def main() -> None:
                         "joined by commas, e.g. heldout_sentences,heldout_voices (default: train)")
     parser.add_argument("--max-utts", type=int, default=0, help="first N utterances (0 = all)")
     parser.add_argument("--shard-utts", type=int, default=64, help="utterances per shard")
-    parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)
+    parser.add_argument("--model", default=str(TINYCOSY_DIR),
+                        help="tinycosy, tinyedit[:<dir>] or an export folder (default: the "
+                        "shipped TinyCosy); for tinyedit, --corpus is a pairs folder of "
+                        "`python -m interp.edit build` and --tokens its tokens/")
     parser.add_argument("--corpus", type=Path, default=Path("runs/tinycosy/corpus"))
     parser.add_argument("--tokens", type=Path, default=Path("runs/tinycosy/tokens"))
     parser.add_argument("--codec", type=Path, default=CODEC_DIR)

@@ -56,15 +56,25 @@ def pitfall_check(train_sae: BatchTopKTrainingSAE, loaded: SAE, x: torch.Tensor,
 def heldout_examples(cfg: SAETrainConfig) -> list:
     """heldout_sentences examples for the spliced loss; [] (with a warning) without a corpus."""
     from interp.audio.tokenize_corpus import load_tokens
+    from interp.cache import resolve_model
     from interp.corpus.table import load_table
     from interp.models.data import make_examples
     from interp.models.text_tokenizer import load_tokenizer
 
     if cfg.eval_examples <= 0:
         return []
+    folder, is_edit = resolve_model(cfg.model)
     try:
+        if is_edit:  # held-out edit pairs: source speech in the prompt slot, target predicted
+            from interp.edit.build import load_pairs
+            from interp.edit.data import store_examples
+
+            pairs = load_pairs(cfg.corpus, "heldout_sentences")[: cfg.eval_examples]
+            return [t[0] for t in store_examples(pairs, load_table(cfg.corpus),
+                                                 load_tokens(cfg.speech_tokens),
+                                                 load_tokenizer(folder))]
         rows = [r for r in load_table(cfg.corpus) if r["split"] == "heldout_sentences"]
-        examples = make_examples(rows, load_tokens(cfg.speech_tokens), load_tokenizer(cfg.model),
+        examples = make_examples(rows, load_tokens(cfg.speech_tokens), load_tokenizer(folder),
                                  drop_prompt_text=0.0)
     except (FileNotFoundError, ValueError) as exc:
         log.warning("no held-out loss: %s", exc)

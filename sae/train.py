@@ -28,7 +28,7 @@ from sae_lens.saes.sae import SAEMetadata, TrainStepOutput
 from sae_lens.training.sae_trainer import SAETrainer
 from tqdm import tqdm
 
-from interp.cache import build_cache, parse_hook_kind
+from interp.cache import build_cache, parse_hook_kind, resolve_model
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.device import pick_device
 from interp.models.tinycosy import WEIGHTS, TinyCosy
@@ -54,13 +54,13 @@ def open_store(cfg: SAETrainConfig, kind: str, layers: str | None = None) -> Act
         log.info("no finished activation store in %s: caching layers %s first", folder, layers)
         build_cache(argparse.Namespace(
             layers=layers, hook=kind, split="train", max_utts=0, shard_utts=64,
-            model=Path(cfg.model), corpus=Path(cfg.corpus), tokens=Path(cfg.speech_tokens),
+            model=cfg.model, corpus=Path(cfg.corpus), tokens=Path(cfg.speech_tokens),
             codec=CODEC_DIR, out=folder))
     store = ActivationStore(folder, cfg.layer)
     if store.hook != kind:
         raise ValueError(f"{folder} caches {store.hook}, not {kind}; pass --store with another "
                          "folder to cache this hook there")
-    weights = Path(cfg.model) / WEIGHTS
+    weights = resolve_model(cfg.model)[0] / WEIGHTS
     if weights.exists() and fingerprint(weights) != store.manifest["spec"]["model"]:
         raise ValueError(f"{folder} was cached from another model than {cfg.model}; rebuild the "
                          "store or pass the --model it came from")
@@ -143,8 +143,9 @@ def train(cfg: SAETrainConfig) -> dict:
     device = pick_device(cfg.device)
     store = open_store(cfg, kind)
     train_shards, eval_shards = split_shards(store, cfg.eval_frac)
-    model = TinyCosy.load(cfg.model, device) if (Path(cfg.model) / WEIGHTS).exists() else None
-    metadata = {"model_name": "tinycosy", "hook_name": hook, "layer": cfg.layer,
+    folder, is_edit = resolve_model(cfg.model)
+    model = TinyCosy.load(folder, device) if (folder / WEIGHTS).exists() else None
+    metadata = {"model_name": "tinyedit" if is_edit else "tinycosy", "hook_name": hook, "layer": cfg.layer,
                 "modality": cfg.modality, "d_model": store.d_model, "store": str(cfg.store),
                 "model_fingerprint": store.manifest["spec"]["model"],
                 "model_digest": model_digest(model) if model is not None else None}

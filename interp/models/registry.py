@@ -2,6 +2,8 @@
 
     tinycosy               the embedded default (data/tinycosy)
     tinycosy:<dir>         another TinyCosy export
+    tinyedit               the embedded audio-editing LM (data/tinyedit; interp.edit)
+    tinyedit:<dir>         another TinyEdit export
     cosyvoice3:<dir>       a CosyVoice3 model dir (llm.pt + CosyVoice-BlankEN/)
     editing-lm:<dir>       a local transformers causal LM used as an audio-editing backbone
     <dir>                  one of the above, told apart by the files in it
@@ -29,6 +31,14 @@ def _tinycosy(folder: str | None, device: torch.device, **options) -> Backbone:
     return TinyCosyBackbone(TinyCosy.load(folder or TINYCOSY_DIR, device))
 
 
+def _tinyedit(folder: str | None, device: torch.device, **options) -> Backbone:
+    from interp.edit.model import load_tinyedit
+
+    if options:
+        raise ValueError(f"tinyedit takes no options (got {sorted(options)})")
+    return load_tinyedit(folder, device)
+
+
 def _cosyvoice3(folder: str | None, device: torch.device, **options) -> Backbone:
     from interp.models.cosyvoice3 import CosyVoice3Backbone
 
@@ -43,10 +53,10 @@ def _editing_lm(folder: str | None, device: torch.device, **options) -> Backbone
     return load_editing_lm(_need_dir("editing-lm", folder), config_from_flags(**options), device)
 
 
-LOADERS: dict[str, Loader] = {"tinycosy": _tinycosy, "cosyvoice3": _cosyvoice3,
-                              "editing-lm": _editing_lm}
-USAGE = ("tinycosy (default), tinycosy:<dir>, cosyvoice3:<dir>, editing-lm:<dir>, or a model "
-         "directory")
+LOADERS: dict[str, Loader] = {"tinycosy": _tinycosy, "tinyedit": _tinyedit,
+                              "cosyvoice3": _cosyvoice3, "editing-lm": _editing_lm}
+USAGE = ("tinycosy (default), tinycosy:<dir>, tinyedit[:<dir>], cosyvoice3:<dir>, "
+         "editing-lm:<dir>, or a model directory")
 
 
 def _need_dir(kind: str, folder: str | None) -> str:
@@ -59,6 +69,8 @@ def detect(folder: Path) -> str:
     """Which loader a directory is for, from the files it holds."""
     if (folder / "llm.pt").exists():
         return "cosyvoice3"
+    if (folder / "edit.json").exists():
+        return "tinyedit"
     config = folder / "config.json"
     if config.exists():
         arch = json.loads(config.read_text()).get("architecture")

@@ -145,27 +145,17 @@ def _save_ckpt(path: Path, model, opt, step: int, log: list) -> None:
     atomic_save(path, lambda p: torch.save(state, p))
 
 
-def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    rows = load_table(cfg.corpus)
-    tokens = load_tokens(cfg.tokens)
-    tokenizer = _tokenizer(cfg, rows)
-    split = {s: [r for r in rows if r["split"] == s] for s in
-             ("train", "heldout_sentences", "heldout_voices")}
-    train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed, prompt_rows=rows)
-    held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0,
-                             prompt_rows=rows)[: cfg.eval_examples]
-            for s in ("heldout_sentences", "heldout_voices")}
-    n_codes = load_token_manifest(cfg.tokens)["n_codes"]
-    model_cfg = model_cfg or TinyCosyConfig(n_layers=cfg.n_layers, hidden=cfg.hidden,
-                                            mlp=4 * cfg.hidden,
-                                            text_vocab=tokenizer.get_vocab_size(),
-                                            speech_codes=n_codes)
-    model = TinyCosy(model_cfg).to(device)
+def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]],
+        cfg) -> tuple[int, list[dict], float]:
+    """The training loop, shared by TinyCosy and TinyEdit: AdamW with warm-up and cosine decay
+    over `train_ex`, held-out losses every `eval_every` steps, checkpoints in `cfg.out/ckpt.pt`
+    (resumed from when present). `cfg` has TrainConfig's optimisation and schedule fields.
+    Returns (steps done, log, start time of this run)."""
+    device = model.speech_embedding.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "ckpt.pt"
     step, log = 0, []
     if ckpt.exists():
@@ -185,10 +175,9 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
             epoch, i = divmod(step, per_epoch)
             if epoch not in order:
                 order = {epoch: batches(train_ex, cfg.batch_size, cfg.seed, epoch)}
-            batch = order[epoch][i]
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg)
-            loss = batch_loss(model, batch)
+            loss = batch_loss(model, order[epoch][i])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -205,14 +194,43 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
                 _save_ckpt(ckpt, model, opt, step, log)
     finally:
         bar.close()
-        out.mkdir(parents=True, exist_ok=True)
         _save_ckpt(ckpt, model, opt, step, log)
+    return step, log, start
+
+
+def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]],
+                cfg, step: int, log: list[dict], start: float) -> dict:
+    """What `train.json` records of a finished (or stopped) run."""
+    per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     final = {s: round(evaluate(model, e, cfg.batch_size), 4) for s, e in held.items()}
-    summary = {"steps": step, "params": n_params, "train_examples": len(train_ex),
-               "epochs": round(step / per_epoch, 2), "heldout_loss": final,
-               "last_train_loss": log[-1]["loss"] if log else None,
-               "minutes_this_run": round((time.time() - start) / 60, 1),
-               "device": str(device), "config": asdict(cfg), "model": model_cfg.to_dict()}
+    return {"steps": step, "params": sum(p.numel() for p in model.parameters()),
+            "train_examples": len(train_ex), "epochs": round(step / per_epoch, 2),
+            "heldout_loss": final, "last_train_loss": log[-1]["loss"] if log else None,
+            "minutes_this_run": round((time.time() - start) / 60, 1),
+            "device": str(model.speech_embedding.weight.device), "config": asdict(cfg),
+            "model": model.cfg.to_dict()}
+
+
+def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    rows = load_table(cfg.corpus)
+    tokens = load_tokens(cfg.tokens)
+    tokenizer = _tokenizer(cfg, rows)
+    split = {s: [r for r in rows if r["split"] == s] for s in
+             ("train", "heldout_sentences", "heldout_voices")}
+    train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed, prompt_rows=rows)
+    held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0,
+                             prompt_rows=rows)[: cfg.eval_examples]
+            for s in ("heldout_sentences", "heldout_voices")}
+    n_codes = load_token_manifest(cfg.tokens)["n_codes"]
+    model_cfg = model_cfg or TinyCosyConfig(n_layers=cfg.n_layers, hidden=cfg.hidden,
+                                            mlp=4 * cfg.hidden,
+                                            text_vocab=tokenizer.get_vocab_size(),
+                                            speech_codes=n_codes)
+    model = TinyCosy(model_cfg).to(device)
+    step, log, start = fit(model, train_ex, held, cfg)
+    summary = run_summary(model, train_ex, held, cfg, step, log, start)
     export = Path(cfg.export)
     model.cpu().save(export)
     tokenizer.save(str(export / TOKENIZER_FILE))
