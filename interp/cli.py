@@ -36,7 +36,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
             continue
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})"
+        # argparse %-formats help strings: a literal "20%" in a docstring must reach it as "20%%"
+        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)

@@ -1,0 +1,25 @@
+"""Every CLI of the README answers --help (argparse renders every flag's help text)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+
+CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
+        "interp.models.evaluate", "interp.cache", "interp.edit", "interp.report", "sae.train",
+        "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
+        "steering.judge", "steering.metrics", "benchmarks",
+        "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
+        "interp.audio roundtrip", "autointerp.dashboard build", "autointerp.dashboard serve"]
+
+
+@pytest.mark.parametrize("module", CLIS)
+def test_help(module, monkeypatch, capsys):
+    module, *sub = module.split()
+    monkeypatch.setattr(sys, "argv", [module, *sub, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert exit_.value.code in (0, None)
+    assert "usage" in capsys.readouterr().out.lower()
