@@ -70,6 +70,8 @@ demo: install
 	$(BIN)/python -m steering.run --concept laughter --strength $(DEMO_STRENGTHS) --positions window $(DEMO_STEER)/laughter
 	$(BIN)/python -m steering.run --concept gender --strength $(DEMO_GENDER_STRENGTHS) $(DEMO_STEER)/gender
 	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_STRENGTHS) $(DEMO_STEER)/rate
+	$(BIN)/python -m interp.edit build --out $(DEMO)/edit_pairs --n-pairs 200
+	@test -f $(DEMO)/tinyedit_edits/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(DEMO)/edit_pairs --n 1 --examples 1 --loss-pairs 0 --out $(DEMO)/tinyedit_edits --judge-dir $(DEMO)/tinyedit_edits/judge
 	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
 	$(BIN)/python -m interp.report --run $(DEMO)
 	@echo; echo "demo results: $(DEMO)/"; \
@@ -82,7 +84,8 @@ demo: install
 	echo "  SAE sweep     $(DEMO)/sweep/sweep.html; SAEs in $(DEMO)/sae/layer_L/ (SAELens format)"; \
 	echo "  probes        $(DEMO)/probes/probes.html"; \
 	echo "  auto-interp   $(DEMO)/autointerp/layer_12/ (latents.jsonl, summary.json, figures.html)"; \
-	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"
+	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"; \
+	echo "  TinyEdit      $(DEMO)/tinyedit_edits/eval.json (one edit per operation, judged; listen: examples/)"
 
 clean-demo:
 	rm -rf $(DEMO)

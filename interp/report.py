@@ -28,10 +28,11 @@ from interp.report_sections import (
     sweep_section,
     tinycosy_section,
 )
-from interp.report_steering import judge_section, steering_section
+from interp.report_steering import judge_section, steering_section, tinyedit_section
 
 SECTIONS = [instruments_section, codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
-            autointerp_section, steering_section, judge_section, benchmark_section]
+            autointerp_section, steering_section, judge_section, tinyedit_section,
+            benchmark_section]
 
 
 @dataclass

@@ -175,6 +175,12 @@ def sae_section(run: Path) -> Section:
                             ("loss recovered", None, "loss_recovered"),
                             ("pitfall check (inference L0 = training L0)", None,
                              "pitfall_check.ok")])
+    shipped = REPO / "data" / "sae" / "layer_12" / "metrics.json"
+    if (d := read_json(shipped)) is not None:  # what auto-interp and steering read
+        _rows(sec, d, shipped, [("shipped SAE (10k steps): explained variance", None,
+                                 "explained_variance"),
+                                ("shipped SAE: dead fraction", None, "dead_frac"),
+                                ("shipped SAE: loss recovered", None, "loss_recovered")])
     return sec
 
 

@@ -80,3 +80,24 @@ def judge_section(run: Path) -> Section:
                                 f"IFR {s['IFR']:.1f} · CR {s['CR']:.1f} · EMR {s['EMR']:.1f} "
                                 f"(n {s['n']})", str(src)))
     return sec
+
+
+def tinyedit_section(run: Path) -> Section:
+    """TinyEdit's edits per operation and the judge beside Identity / Noise / espeak targets."""
+    src = run / "tinyedit_edits" / "eval.json"
+    sec = Section("TinyEdit: one edit per operation on held-out voices, judged",
+                  "python -m interp.edit evaluate --pairs runs/demo/edit_pairs --n 1 …")
+    d = read_json(src)
+    if d is None:
+        return sec
+    sec.ran = True
+    for op, m in d["by_operation"].items():
+        t = m["tinyedit"]
+        sec.rows.append(Row(f"{op} ({m['mmae_operation']}): edit done / speaker kept / WER", None,
+                            f"{_fmt(t['edit_done'])} / {_fmt(t['speaker_kept'])} / "
+                            f"{_fmt(t['wer'])} (n {m['n']})", str(src)))
+    for name, j in d.get("mmae_acoustic_judge", {}).items():
+        o = j["overall"]
+        sec.rows.append(Row(f"judge: {name}", None, f"IFR {o['IFR']:.1f} · CR {o['CR']:.1f} · "
+                            f"EMR {o['EMR']:.1f} (n {j['n']})", str(src)))
+    return sec
