@@ -165,22 +165,25 @@ def _f(r: dict, key: str) -> str:
 
 
 def sae_section(run: Path) -> Section:
+    """The shipped SAE first (auto-interp and steering read it), then the run's own."""
     src = run / "sae" / "layer_12" / "metrics.json"
     sec = Section("Layer-12 SAE", "python -m sae.train --layer 12 --store runs/demo/acts …")
-    if (d := read_json(src)) is not None:
-        sec.ran = True
-        _rows(sec, d, src, [("layer-12 SAE: explained variance", None, "explained_variance"),
-                            ("L0 (k)", "k=50 at d 896", "l0"),
-                            ("dead fraction", None, "dead_frac"),
-                            ("loss recovered", None, "loss_recovered"),
-                            ("pitfall check (inference L0 = training L0)", None,
-                             "pitfall_check.ok")])
     shipped = REPO / "data" / "sae" / "layer_12" / "metrics.json"
-    if (d := read_json(shipped)) is not None:  # what auto-interp and steering read
-        _rows(sec, d, shipped, [("shipped SAE (10k steps): explained variance", None,
+    if (d := read_json(shipped)) is not None:
+        _rows(sec, d, shipped, [("shipped layer-12 SAE (10k steps): explained variance", None,
                                  "explained_variance"),
+                                ("shipped SAE: L0 (k 16)", "k=50 at d 896", "l0"),
                                 ("shipped SAE: dead fraction", None, "dead_frac"),
                                 ("shipped SAE: loss recovered", None, "loss_recovered")])
+    if (d := read_json(src)) is not None:
+        sec.ran = True
+        _rows(sec, d, src, [("this run's layer-12 SAE: explained variance", None,
+                             "explained_variance"),
+                            ("this run's SAE: L0", None, "l0"),
+                            ("this run's SAE: dead fraction", None, "dead_frac"),
+                            ("this run's SAE: loss recovered", None, "loss_recovered"),
+                            ("this run's SAE: pitfall check (inference L0 = training L0)", None,
+                             "pitfall_check.ok")])
     return sec
 
 
