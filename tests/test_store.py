@@ -102,3 +102,14 @@ def test_torchrun_two_ranks_equal_one_process(store_args, tmp_path):
     store = ActivationStore(out2, 1)
     assert store.manifest["complete"] and len(store.shards) == 3
     assert np.array_equal(store.all(), single)
+
+
+def test_model_names_resolve_to_exports():
+    from interp.cache import resolve_model
+    from interp.edit.model import TINYEDIT_DIR
+    from interp.paths import TINYCOSY_DIR
+
+    assert resolve_model("tinycosy") == (TINYCOSY_DIR, False)
+    assert resolve_model("tinyedit") == (TINYEDIT_DIR, True)
+    assert resolve_model(str(TINYEDIT_DIR)) == (TINYEDIT_DIR, True)  # told apart by edit.json
+    assert resolve_model(TINYCOSY_DIR) == (TINYCOSY_DIR, False)
