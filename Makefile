@@ -25,7 +25,7 @@ demo: export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test install system-deps lint clean-demo
 
-## system-deps: Debian packages (espeak-ng and its library, sox); as root directly, else say how
+## system-deps: Debian packages (espeak-ng and its library, sox; chromium for the dashboard's browser test); as root directly, else say how
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	ldconfig -p | grep -q libespeak-ng || missing="$$missing libespeak-ng1"; \
