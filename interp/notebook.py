@@ -63,15 +63,7 @@ class Workbench:
 
     def ensure_acts(self) -> Path:
         """Residuals of `layers` (one teacher-forced pass per utterance, train split)."""
-        from interp.cache import build_cache
-
-        if not (self.acts / "manifest.json").exists():
-            build_cache(argparse.Namespace(
-                layers=",".join(map(str, self.layers)), hook="resid_post", split="train",
-                max_utts=self.cache_utts, shard_utts=64, model=TINYCOSY_DIR,
-                corpus=self.ensure_corpus(), tokens=self.ensure_tokens(), codec=CODEC_DIR,
-                out=self.acts))
-        return self.acts
+        return self._ensure_cache("train", self.acts)
 
     @property
     def acts_heldout(self) -> Path:
@@ -79,15 +71,19 @@ class Workbench:
 
     def ensure_heldout_acts(self) -> Path:
         """Residuals of held-out utterances (both held-out splits), what auto-interp reads."""
+        return self._ensure_cache("heldout_sentences,heldout_voices", self.acts_heldout)
+
+    def _ensure_cache(self, split: str, out: Path) -> Path:
+        """`python -m interp.cache` of `layers` over `split` into `out`, unless already there."""
         from interp.cache import build_cache
 
-        if not (self.acts_heldout / "manifest.json").exists():
+        if not (out / "manifest.json").exists():
             build_cache(argparse.Namespace(
-                layers=",".join(map(str, self.layers)), hook="resid_post",
-                split="heldout_sentences,heldout_voices", max_utts=self.cache_utts,
-                shard_utts=64, model=TINYCOSY_DIR, corpus=self.ensure_corpus(),
-                tokens=self.ensure_tokens(), codec=CODEC_DIR, out=self.acts_heldout))
-        return self.acts_heldout
+                layers=",".join(map(str, self.layers)), hook="resid_post", split=split,
+                max_utts=self.cache_utts, shard_utts=64, model=TINYCOSY_DIR,
+                corpus=self.ensure_corpus(), tokens=self.ensure_tokens(), codec=CODEC_DIR,
+                out=out))
+        return out
 
     @property
     def shipped_sae(self) -> Path:
