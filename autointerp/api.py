@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from interp.aio import run_sync
-from steering.judge.api_backend import ApiBackend, ApiConfig, _Fatal, _Retryable
+from steering.judge.api_backend import ApiBackend, ApiConfig, FatalReply, RetryableReply
 from steering.judge.protocol import Prompts
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class ChatClient(ApiBackend):
             attempts += 1
             try:
                 reply = await self._post(next(self._cycle), payload)
-            except _Fatal as e:
+            except FatalReply as e:
                 return None, str(e)
-            except _Retryable as e:
+            except RetryableReply as e:
                 error, failures = str(e), failures + 1
                 await asyncio.sleep(self._delay(failures))
                 continue

@@ -58,11 +58,11 @@ def chat_url(base_url: str) -> str:
     return u + ("/chat/completions" if u.endswith("/v1") else "/v1/chat/completions")
 
 
-class _Retryable(Exception):
+class RetryableReply(Exception):
     """A transport-level failure worth another attempt after a back-off."""
 
 
-class _Fatal(Exception):
+class FatalReply(Exception):
     """A failure another attempt would not fix (e.g. HTTP 400, 404)."""
 
 
@@ -70,7 +70,7 @@ def _reply_text(body: object) -> str:
     try:
         content = body["choices"][0]["message"]["content"]  # type: ignore[index]
     except (KeyError, IndexError, TypeError) as e:
-        raise _Retryable(f"malformed response: no choices[0].message.content ({e!r})") from e
+        raise RetryableReply(f"malformed response: no choices[0].message.content ({e!r})") from e
     if isinstance(content, list):
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return "" if content is None else str(content)
@@ -121,17 +121,17 @@ class ApiBackend:
             r = await asyncio.wait_for(
                 self.client.post(url, json=payload, headers=self._headers), self.cfg.timeout)
         except (asyncio.TimeoutError, httpx.TimeoutException) as e:
-            raise _Retryable(f"timeout after {self.cfg.timeout:g} s") from e
+            raise RetryableReply(f"timeout after {self.cfg.timeout:g} s") from e
         except httpx.TransportError as e:
-            raise _Retryable(f"connection error: {type(e).__name__}: {e}") from e
+            raise RetryableReply(f"connection error: {type(e).__name__}: {e}") from e
         if r.status_code >= 500 or r.status_code in (408, 409, 429):
-            raise _Retryable(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise RetryableReply(f"HTTP {r.status_code}: {r.text[:200]}")
         if r.status_code >= 400:
-            raise _Fatal(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise FatalReply(f"HTTP {r.status_code}: {r.text[:200]}")
         try:
             body = r.json()
         except ValueError as e:
-            raise _Retryable(f"malformed response body: {r.text[:120]!r}") from e
+            raise RetryableReply(f"malformed response body: {r.text[:120]!r}") from e
         return _reply_text(body)
 
     def _delay(self, failures: int) -> float:
@@ -154,10 +154,10 @@ class ApiBackend:
             attempts += 1
             try:
                 reply = await self._post(url, payload)
-            except _Fatal as e:
+            except FatalReply as e:
                 error = str(e)
                 break
-            except _Retryable as e:
+            except RetryableReply as e:
                 error, failures = str(e), failures + 1
                 logger.debug("%s q%d via %s: %s", query.key, attempts, url, e)
                 await asyncio.sleep(self._delay(failures))
