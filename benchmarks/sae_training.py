@@ -1,14 +1,17 @@
 """SAE training speed and quality: our trainer (`sae.train`) vs EleutherAI sparsify, side by side.
 
-Both train on the same in-memory batches, in the same order, of the same cached activations
+All train on the same in-memory batches, in the same order, of the same cached activations
 (scaled to mean norm √d, as `sae.train` does), with the same d_in, d_sae, k, batch size and
 token count, each with its own default optimiser and schedule:
-- ours: `sae.train`'s SAE and step engine (SAELens `BatchTopKTrainingSAE` + `SAETrainer.step`,
-  Adam, warm-up and decay, dead-latent auxiliary loss), driven by the loop `sae.train.fit` runs,
-  without its checkpoints and progress bar;
+- ours: `sae.train`'s SAE (SAELens `BatchTopKTrainingSAE`) and default step engine
+  (`sae.engine`: one dense matmul per step, sparse gathers for the rest; Adam, warm-up and
+  decay, dead-latent auxiliary loss), driven by the loop `sae.train.fit` runs, without its
+  checkpoints and progress bar;
+- ours with `--engine saelens`: the same SAE and loop with SAELens's `SAETrainer.step`;
 - sparsify: its real `Trainer.fit` (TopK `SparseCoder`, SignSGD + schedule-free, sparse
   decoder) fed through a stand-in model whose hooked layer replays the same batches.
-Reported: tokens/s of each training loop, and FVU (1 − explained variance), L0 and the never-
+Reported: tokens/s of each training loop (and for ours the achieved TFLOP/s, a fraction of the
+bf16 peak on a GPU), and FVU (1 − explained variance), L0 and the never-
 firing fraction on a held-out slice (shards the training rows do not come from).
 """
 
@@ -36,10 +39,12 @@ from interp.store import ActivationStore
 from interp.store.writer import MANIFEST
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, sample_rows, split_shards
+from sae.engine import SparseTrainer, flops_per_step
 from sae.metrics import encode_decode, explained_variance
-from sae.train import make_sae, make_trainer
+from sae.train import engine_step, make_sae, make_trainer
 
 STORES = ("runs/tinycosy/acts", "runs/demo/acts")
+BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig,
-             device: torch.device) -> dict:
-    """`sae.train`'s SAE and step on `batches`; tokens/s of the loop, then held-out FVU."""
-    tc = SAETrainConfig(d_sae=cfg.d_sae, k=cfg.k, batch_size=cfg.batch_size,
+ENGINES = {"sparse": "ours: sae.train --engine sparse (BatchTopK, one dense matmul, Adam)",
+           "saelens": "ours: sae.train --engine saelens (SAELens BatchTopK step, Adam)"}
+
+
+def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig, device: torch.device,
+             engine: str = "sparse") -> dict:
+    """`sae.train`'s SAE and step engine on `batches`; tokens/s of the loop, then held-out FVU."""
+    tc = SAETrainConfig(engine=engine, d_sae=cfg.d_sae, k=cfg.k, batch_size=cfg.batch_size,
                         tokens=len(batches) * cfg.batch_size, seed=cfg.seed, device=str(device))
     sae = make_sae(tc, held.shape[1], {"model_name": "benchmark", "hook_name": "benchmark"},
                    device)
@@ -137,14 +146,18 @@ def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig,
     _sync(device)
     start = time.perf_counter()
     for x in batches:  # the loop of sae.train.fit, less checkpoints and the progress bar
-        trainer.maybe_reset_sparsity()
-        trainer.step(x)
-        trainer.n_training_steps += 1
+        engine_step(trainer, x)
     _sync(device)
     seconds = time.perf_counter() - start
+    if isinstance(trainer, SparseTrainer):
+        trainer.sync()
     x_hat, l0, fires = encode_decode(sae, held, cfg.batch_size)
-    return _figures("ours: sae.train (SAELens BatchTopK, Adam)", len(batches) * cfg.batch_size,
-                    seconds, held, x_hat, l0, fires)
+    out = _figures(ENGINES[engine], len(batches) * cfg.batch_size, seconds, held, x_hat, l0,
+                   fires)
+    if engine == "sparse":
+        out["tflops"] = round(len(batches) * flops_per_step(
+            cfg.batch_size, held.shape[1], cfg.d_sae, cfg.k) / seconds / 1e12, 4)
+    return out
 
 
 def _figures(trainer: str, tokens: int, seconds: float, held: Tensor, x_hat: Tensor,
@@ -242,20 +255,29 @@ def run(cfg: SAEBenchConfig = SAEBenchConfig()) -> dict:
     batches = [b for b in batches if len(b) == cfg.batch_size]
     if not batches:
         raise ValueError(f"--tokens {cfg.tokens} is less than one batch of {cfg.batch_size}")
+    contestants = {"ours": lambda *a: run_ours(*a, engine="sparse"),
+                   "ours_saelens_engine": lambda *a: run_ours(*a, engine="saelens"),
+                   "sparsify": run_sparsify}
     best: dict[str, dict] = {}
-    for _ in range(cfg.repeats):  # interleaved, so load changes hit both alike
-        for name, fn in (("ours", run_ours), ("sparsify", run_sparsify)):
+    for _ in range(cfg.repeats):  # interleaved, so load changes hit all alike
+        for name, fn in contestants.items():
             r = fn(batches, held, cfg, device)
             if name not in best or r.get("tokens_per_s", 0) > best[name].get("tokens_per_s", 0):
                 best[name] = r
     ours, theirs = best["ours"], best["sparsify"]
     out = {"config": asdict(cfg), "data": source, "d_in": int(train.shape[1]),
            "steps": len(batches), "device": str(device), "threads": torch.get_num_threads(),
-           "load_average_1min": round(os.getloadavg()[0], 2), "ours": ours, "sparsify": theirs}
+           "load_average_1min": round(os.getloadavg()[0], 2), **best}
+    out["sparse_vs_saelens_engine_tokens_per_s"] = round(
+        ours["tokens_per_s"] / best["ours_saelens_engine"]["tokens_per_s"], 3)
     if "error" not in theirs:
         out["ours_vs_sparsify_tokens_per_s"] = round(ours["tokens_per_s"]
                                                      / theirs["tokens_per_s"], 3)
         out["fvu_ours_minus_sparsify"] = round(ours["fvu"] - theirs["fvu"], 5)
+    if device.type == "cuda":  # the chip's dense bf16 peak, for the achieved fraction
+        peak = BF16_PEAK_TFLOPS.get(torch.cuda.get_device_name().split()[-1])
+        if peak:
+            out["ours"]["fraction_of_bf16_peak"] = round(ours["tflops"] / peak, 4)
     return out
 
 
@@ -265,9 +287,10 @@ def line(r: dict) -> str:
     theirs = (f"sparsify {s['tokens_per_s']:,.0f} tokens/s, FVU {s['fvu']:.4f}; speed ratio "
               f"ours/sparsify {r['ours_vs_sparsify_tokens_per_s']}" if "error" not in s
               else f"sparsify: {s['error']}")
+    e = r["ours_saelens_engine"]
     return (f"SAE training ({r['steps']} steps of {r['config']['batch_size']}, {r['data']}, "
-            f"{r['device']}): ours {o['tokens_per_s']:,.0f} tokens/s, FVU {o['fvu']:.4f}; "
-            f"{theirs}")
+            f"{r['device']}): ours {o['tokens_per_s']:,.0f} tokens/s, FVU {o['fvu']:.4f} "
+            f"(SAELens engine {e['tokens_per_s']:,.0f} tokens/s, FVU {e['fvu']:.4f}); {theirs}")
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """Training checkpoints: SAELens's own training files plus where the data stream stands.
 
 `<out>/checkpoint/` holds `cfg.json` + `sae_weights.safetensors` (the *training* SAE, SAELens's
-`save_model`), `trainer_state.pt` + `activation_scaler.json` (SAELens's `save_trainer_state`:
-optimizer, learning-rate schedule, step and sample counts, dead-latent statistics, the norm
-scale) and `run_state.json` (our data-stream position and run settings). It is written to
+`save_model`), the step engine's state (`engine_state.pt` of `sae.engine.SparseTrainer`, or
+SAELens's `trainer_state.pt` + `activation_scaler.json`: optimizer, learning-rate schedule, step
+and sample counts, dead-latent statistics) and `run_state.json` (our data-stream position and run settings). It is written to
 `checkpoint.tmp/` and swapped in by renames, so a kill at any moment leaves a whole checkpoint.
 """
 
@@ -20,6 +20,7 @@ from sae_lens.training.sae_trainer import SAETrainer
 
 from sae.config import SAETrainConfig
 from sae.data import StreamState
+from sae.engine import SparseTrainer
 
 CKPT, RUN_STATE = "checkpoint", "run_state.json"
 
@@ -33,13 +34,14 @@ def checkpoint_dir(out: Path) -> Path | None:
     return final if (final / RUN_STATE).exists() else None
 
 
-def save_checkpoint(out: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer,
+def save_checkpoint(out: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer | SparseTrainer,
                     stream: StreamState, scale: float, cfg: SAETrainConfig) -> None:
     tmp, final, old = out / f"{CKPT}.tmp", out / CKPT, out / f"{CKPT}.old"
     checkpoint_dir(out)  # finish a swap a kill interrupted, so `old` never holds the only copy
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trainer.save_trainer_state(tmp)  # first: the sparse engine syncs its weights into `sae` here
     sae.save_model(tmp)
-    trainer.save_trainer_state(tmp)
     state = {"step": trainer.n_training_steps, "stream": asdict(stream), "norm_scale": scale,
              "config": cfg.identity()}
     (tmp / RUN_STATE).write_text(json.dumps(state, indent=1))
@@ -53,6 +55,7 @@ def save_checkpoint(out: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer,
 def read_run_state(folder: Path, cfg: SAETrainConfig) -> dict:
     """The checkpoint's run state; a run with other settings is refused, not silently mixed."""
     state = json.loads((folder / RUN_STATE).read_text())
+    state["config"].setdefault("engine", "saelens")  # runs from before the sparse engine
     mine = cfg.identity()
     diff = {k: (v, mine.get(k)) for k, v in state["config"].items() if mine.get(k) != v}
     if diff:
@@ -62,7 +65,7 @@ def read_run_state(folder: Path, cfg: SAETrainConfig) -> dict:
     return state
 
 
-def load_checkpoint(folder: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer,
+def load_checkpoint(folder: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer | SparseTrainer,
                     cfg: SAETrainConfig) -> tuple[StreamState, float]:
     """Restore the SAE and trainer in place; returns (stream position, norm scale)."""
     state = read_run_state(folder, cfg)

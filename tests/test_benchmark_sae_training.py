@@ -17,9 +17,12 @@ HAS_SPARSIFY = importlib.util.find_spec("sparsify") is not None
 
 def check(r: dict, steps: int, k: int) -> None:
     assert r["steps"] == steps
-    assert set(r["ours"]) == FIGURES
-    assert r["ours"]["tokens_per_s"] > 0 and 0 <= r["ours"]["fvu"] < 1.5
-    assert r["ours"]["l0"] <= 2 * k
+    assert set(r["ours"]) == FIGURES | {"tflops"} and r["ours"]["tflops"] > 0
+    assert set(r["ours_saelens_engine"]) == FIGURES
+    for name in ("ours", "ours_saelens_engine"):
+        assert r[name]["tokens_per_s"] > 0 and 0 <= r[name]["fvu"] < 1.5
+        assert r[name]["l0"] <= 2 * k
+    assert r["sparse_vs_saelens_engine_tokens_per_s"] > 0
     if HAS_SPARSIFY:
         assert set(r["sparsify"]) == FIGURES
         assert r["sparsify"]["l0"] <= k

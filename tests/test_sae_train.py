@@ -92,10 +92,11 @@ def test_metrics_json_keys_and_ranges(trained):
     assert train(cfg)["training"] == m["training"]
 
 
+@pytest.mark.parametrize("engine", ["sparse", "saelens"])
 def test_resume_after_kill_continues_identically(tmp_path, tiny_store, tiny_corpus, tiny_tokens,
-                                                  tiny_tinycosy, monkeypatch):
+                                                  tiny_tinycosy, monkeypatch, engine):
     cfg = tiny_cfg(tmp_path / "a", tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy[0],
-                   tokens=64 * 30, eval_examples=0)
+                   tokens=64 * 30, eval_examples=0, engine=engine)
     straight = train(cfg)
     cfg_b = replace(cfg, out=str(tmp_path / "b" / "sae"))
     real_next, calls = BatchStream.__next__, {"n": 0}
@@ -122,6 +123,9 @@ def test_resume_after_kill_continues_identically(tmp_path, tiny_store, tiny_corp
     # a run with other settings in the same folder is refused, not mixed in
     with pytest.raises(ValueError, match="other settings"):
         train(replace(cfg_b, k=8))
+    other = "saelens" if engine == "sparse" else "sparse"
+    with pytest.raises(ValueError, match=f"engine '{engine}' → '{other}'"):
+        train(replace(cfg_b, engine=other))
 
 
 def test_interrupted_checkpoint_swap_is_repaired(tmp_path):
