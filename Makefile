@@ -8,7 +8,7 @@ APT_PACKAGES := espeak-ng sox chromium
 DEMO := runs/demo
 DEMO_N ?= 1500
 DEMO_TTS_N ?= 8
-DEMO_SAE_TOKENS ?= 409600
+DEMO_SAE_TOKENS ?= 1024000
 DEMO_LAYERS ?= 4,8,12,16,20
 # Auto-interp and steering read the shipped layer-12 SAE (10k steps on 1M positions): the demo's
 # own 400-step SAEs show that training works, but leave most latents dead.

@@ -62,8 +62,11 @@ class SAEBenchConfig:
     """active latents per position"""
     batch_size: int = 1024
     """positions per step"""
-    tokens: int = 200_000
-    """training positions (the steps are tokens / batch_size)"""
+    tokens: int = 1_000_000
+    """training positions (the steps are tokens / batch_size; ~1,000 steps, a tenth of
+    sae.train's default run)"""
+    lr: float = 0.0
+    """our peak learning rate (0 = sae.train's default for each engine)"""
     eval_rows: int = 20_000
     """held-out positions for FVU"""
     device: str = "auto"
@@ -137,6 +140,7 @@ def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig, device: t
              engine: str = "sparse") -> dict:
     """`sae.train`'s SAE and step engine on `batches`; tokens/s of the loop, then held-out FVU."""
     tc = SAETrainConfig(engine=engine, d_sae=cfg.d_sae, k=cfg.k, batch_size=cfg.batch_size,
+                        lr=cfg.lr if engine == "sparse" else 0.0,
                         tokens=len(batches) * cfg.batch_size, seed=cfg.seed, device=str(device))
     sae = make_sae(tc, held.shape[1], {"model_name": "benchmark", "hook_name": "benchmark"},
                    device)

@@ -272,5 +272,9 @@ def benchmark_section(run: Path) -> Section:
         _rows(sec, d, src, [("capture overhead, layer 12 (goal ≤ 0.10)", None,
                              "capture.overhead_vs_bare.layer_12"),
                             ("capture overhead, all layers", None,
-                             "capture.overhead_vs_bare.all_layers")])
+                             "capture.overhead_vs_bare.all_layers"),
+                            ("SAE training tokens/s, ours / sparsify (goal ≥ 1)", None,
+                             "sae_training.ours_vs_sparsify_tokens_per_s"),
+                            ("SAE training FVU, ours − sparsify (goal ≤ 0)", None,
+                             "sae_training.fvu_ours_minus_sparsify")])
     return sec
