@@ -11,7 +11,8 @@ DEMO_TTS_N ?= 8
 DEMO_SAE_TOKENS ?= 1024000
 DEMO_LAYERS ?= 4,8,12,16,20
 # Auto-interp and steering read the shipped layer-12 SAE (10k steps on 1M positions): the demo's
-# own 400-step SAEs show that training works, but leave most latents dead.
+# own 1000-step SAEs (EV 0.96-0.98) are trained on 67k positions: ~20% of their latents never
+# fire on the held-out slice.
 DEMO_SAE ?= data/sae/layer_12
 # Steering at one strength per concept (0 reproduces the unsteered output exactly, a tested fact)
 DEMO_STEER_N ?= 6
