@@ -56,10 +56,12 @@ def rubrics(pair: dict) -> list[dict]:
              "right_choice": accent, "wrong_choices": wrong}, WORDS, SPEAKER]
 
 
-def judge_edits(items: list[dict], root: Path, sr: int = 16000) -> dict:
+def judge_edits(items: list[dict], root: Path, sr: int = 16000, name: str = "tinyedit",
+                references: bool = True) -> dict:
     """`items`: {pair, source (path), target (path), target_codec (array), output (array)}.
-    Writes the MMAE set under root and judges five prediction sets; IFR/CR/EMR overall and per
-    operation for each."""
+    Writes the MMAE set under root and judges the outputs (as `name`) and, with `references`,
+    the Identity, Noise, oracle and codec-oracle sets; IFR/CR/EMR overall and per operation for
+    each."""
     root = Path(root)
     samples = [build_sample(root, it["pair"]["instruction"], it["source"], (it["output"], sr),
                             rubrics(it["pair"]), sample_id=make_sample_id("tinyedit", it["pair"]["pair_id"]),
@@ -67,22 +69,26 @@ def judge_edits(items: list[dict], root: Path, sr: int = 16000) -> dict:
                             granularity=it["pair"]["granularity"],
                             tags=[it["pair"]["operation"]]) for it in items]
     meta, preds = write_mmae_set(root, samples)
-    sets = {"tinyedit": preds, **write_controls(meta, root, root / "controls")}
-    for name, key in (("oracle", "target"), ("codec_oracle", "target_codec")):
+    sets = {name: preds}
+    if references:
+        sets.update(write_controls(meta, root, root / "controls"))
+    for ref, key in (("oracle", "target"), ("codec_oracle", "target_codec")):
+        if not references or any(it[key] is None for it in items):
+            continue
         rows = []
         for (m, _), it in zip(samples, items, strict=True):
             wav = it[key]
             if not isinstance(wav, (str, Path)):
-                wav = root / name / f"{m['id']}.wav"
+                wav = root / ref / f"{m['id']}.wav"
                 _write(wav, it[key], sr)
             rows.append(with_output(m, str(Path(wav).resolve())))
-        sets[name] = root / name / "predictions.json"
-        sets[name].parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(sets[name], rows)
+        sets[ref] = root / ref / "predictions.json"
+        sets[ref].parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(sets[ref], rows)
     op_of = {m["id"]: it["pair"]["operation"] for (m, _), it in zip(samples, items, strict=True)}
-    return {name: _scores(judge(JudgeConfig(pred, meta, root, root / "judged" / name,
-                                            backend="acoustic")), root / "judged" / name, op_of)
-            for name, pred in sets.items()}
+    return {n: _scores(judge(JudgeConfig(pred, meta, root, root / "judged" / n,
+                                         backend="acoustic")), root / "judged" / n, op_of)
+            for n, pred in sets.items()}
 
 
 def _write(path: Path, audio: np.ndarray, sr: int) -> None:

@@ -1,0 +1,361 @@
+"""Steering an editing LM through SAE latents vs asking it by instruction, in one table.
+
+`python -m steering.edit_compare --sae runs/tinyedit/sae/layer_12` takes held-out TinyEdit pairs,
+`n` per operation, and edits each source six ways, all measured by the listening instruments
+and scored by the MMAE acoustic judge:
+
+    none              no instruction (the transcript alone): what the editor does unasked
+    instruct          the pair's edit instruction (TinyEdit as trained)
+    steer             no instruction + the target's SAE latents clamped up (steering.select's
+                      contrastive latents, read off TinyEdit's own activations)
+    instruct+steer    both
+    random_latents    no instruction + as many random latents of similar firing rate, same edit
+    random_direction  no instruction + a random residual direction of the same norm
+
+Operations and their targets: gender → the pair's target gender; faster / slower → the fast /
+slow rate; add_laughter → laughter; remove_laughter → the laughter latents *ablated* (set to 0;
+random latents ablated as its control; no random direction). Accent has no instrument and is
+left out. Each output is one line of `rows.jsonl` (resumable); `summary.json` has per
+operation × method the edit-done rate with its 95% CI, WER, speaker kept, duration ratio and the
+judge's IFR / CR / EMR; `table.html` shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from interp.atomic import atomic_write_json
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.edit.build import load_pairs
+from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, edit_text
+from interp.hooks.intervene import Intervention, intervene
+from interp.models.generate import SamplingConfig
+from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
+from interp.paths import CODEC_DIR
+from steering.experiment import read_rows
+from steering.report import mean_ci
+from steering.select import TargetSelection, select_concept
+from steering.steer import LatentEdit, direction_intervention, position_mask, sae_intervention
+
+log = logging.getLogger(__name__)
+
+SR = 16000
+METHODS = ("none", "instruct", "steer", "instruct+steer", "random_latents", "random_direction")
+# operation → (steering.select concept, target or None for the pair's target gender)
+TARGETS: dict[str, tuple[str, str | None]] = {
+    "gender": ("gender", None), "faster": ("rate", "fast"), "slower": ("rate", "slow"),
+    "add_laughter": ("laughter", "laughter"), "remove_laughter": ("laughter", "laughter")}
+ROWS = "rows.jsonl"
+
+
+@dataclass(frozen=True)
+class EditSteerConfig:
+    """Which editor, SAE and pairs; how hard to steer."""
+
+    sae: str = "runs/tinyedit/sae/layer_12"
+    """an SAE trained on TinyEdit (python -m sae.train --model tinyedit)"""
+    layer: int = 12
+    """layer of the SAE's hook (blocks.{layer}.hook_resid_post)"""
+    store: str = "runs/tinyedit/acts"
+    """TinyEdit activation store the latents are selected from (python -m interp.cache
+    --model tinyedit)"""
+    pairs: str = "runs/tinyedit/pairs"
+    """edit-pairs folder (python -m interp.edit build); its held-out pairs are edited"""
+    model: str = str(TINYEDIT_DIR)
+    """TinyEdit folder"""
+    codec: str = str(CODEC_DIR)
+    """codec folder"""
+    split: str = "heldout_sentences,heldout_voices"
+    """pairs splits to edit (comma-separated)"""
+    n: int = 8
+    """pairs per operation"""
+    operations: str = "gender,faster,slower,add_laughter,remove_laughter"
+    """operations to compare (comma-separated)"""
+    strengths: str = "gender=8,faster=4,slower=4,add_laughter=4"
+    """steering strength per operation, in units of ‖μ_target − μ_other‖ (remove_laughter
+    ablates, strength-free)"""
+    k: int = 8
+    """latents steered per target"""
+    positions: str = "speech"
+    """where edits apply: speech (source and generated), generated, all"""
+    judge: bool = True
+    """score every method with the MMAE acoustic judge"""
+    seed: int = 0
+    """sampling seed (the same for every method of a pair)"""
+    out: str = "runs/tinyedit/steer_vs_instruct"
+    """output folder"""
+
+    def strength(self, op: str) -> float:
+        table = dict(kv.split("=") for kv in self.strengths.split(",") if kv)
+        return float(table.get(op, 4.0))
+
+    def ops(self) -> list[str]:
+        ops = [o for o in self.operations.split(",") if o]
+        unknown = [o for o in ops if o not in TARGETS]
+        if unknown:
+            raise ValueError(f"--operations: no steering target for {unknown}; use some of "
+                             f"{', '.join(TARGETS)}")
+        return ops
+
+
+def neutral_text(transcript: str) -> str:
+    """The editor's text with no instruction: the transcript alone (or nothing)."""
+    return lm_text(transcript) if transcript.strip() else f"{SYSTEM_PROMPT}<|endofprompt|>"
+
+
+def pick_pairs(cfg: EditSteerConfig) -> list[dict]:
+    pairs = [p for s in cfg.split.split(",") for p in load_pairs(cfg.pairs, s)]
+    out = [p for op in cfg.ops() for p in [q for q in pairs if q["operation"] == op][: cfg.n]]
+    if not out:
+        raise ValueError(f"no {cfg.split} pairs of {cfg.operations} in {cfg.pairs}; build more "
+                         "with `python -m interp.edit build --n-pairs 1200`")
+    return out
+
+
+def target_of(pair: dict) -> str:
+    concept, target = TARGETS[pair["operation"]]
+    return target or pair["target_gender"]
+
+
+class EditSteerer:
+    """TinyEdit with interventions at the SAE's hook during its generation."""
+
+    def __init__(self, editor, sae, hook: str, selection: dict[str, TargetSelection],
+                 positions: str, seed: int):
+        self.editor, self.sae, self.hook = editor, sae, hook
+        self.selection, self.positions, self.seed = selection, positions, seed
+
+    def interventions(self, pair: dict, method: str, strength: float, modality: list[str]
+                      ) -> list[Intervention]:
+        if method in ("none", "instruct"):
+            return []
+        sel = self.selection[target_of(pair)]
+        mask = position_mask(self.positions, modality)
+        ablate = pair["operation"] == "remove_laughter"
+        if method in ("steer", "instruct+steer", "random_latents"):
+            lat, amt = ((sel.random_latents, sel.random_amounts) if method == "random_latents"
+                        else (sel.latents, sel.amounts))
+            edit = LatentEdit(tuple(lat), tuple(amt), "set" if ablate else "clamp")
+            return [sae_intervention(self.sae, self.hook, edit, 0.0 if ablate else strength,
+                                     mask)]
+        vec = torch.tensor(sel.random_direction, dtype=torch.float32) * strength
+        return [direction_intervention(self.hook, vec, mask)]
+
+    def tokens(self, pair: dict, method: str, strength: float, source: np.ndarray,
+               transcript: str, seed: int) -> list[int]:
+        text = (edit_text(pair["instruction"], transcript) if "instruct" in method
+                else neutral_text(transcript))
+        ids = torch.tensor(self.editor.tokenizer.encode(text).ids)
+        model = self.editor.backbone.model
+        ivs = self.interventions(pair, method, strength, model.modality(len(ids), len(source), 0))
+        sampling = SamplingConfig(**{**EDIT_SAMPLING.__dict__, "seed": seed})
+        with intervene(model, ivs):
+            return self.editor.backbone.edit(ids, torch.from_numpy(source), sampling)
+
+
+def methods_for(op: str) -> tuple[str, ...]:
+    return tuple(m for m in METHODS if not (op == "remove_laughter" and m == "random_direction"))
+
+
+def run_rows(cfg: EditSteerConfig, steerer: EditSteerer, listen, pairs: list[dict], out: Path,
+             utts: dict[str, dict], load: Callable) -> list[dict]:
+    """Edit, save and measure every (pair, method) not yet in rows.jsonl; returns all rows."""
+    from interp.edit.evaluate import judge_one, measure
+
+    done = read_rows(out)
+    units = [(p, m) for p in pairs for m in methods_for(p["operation"])]
+    todo = [(p, m) for p, m in units if f"{p['pair_id']}|{m}" not in done]
+    log.info("%d edits planned, %d already done", len(units), len(units) - len(todo))
+    src_cache: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}
+    with open(out / ROWS, "a") as f:
+        for i, (pair, method) in enumerate(tqdm(todo, desc="edit + measure")):
+            pid, text = pair["pair_id"], pair["text_plain"]
+            if pid not in src_cache:
+                audio = load(utts[pair["source_id"]])
+                src_cache[pid] = (audio, steerer.editor.codec.encode(audio),
+                                  measure(listen, audio, text))
+            src_audio, src_tokens, src_m = src_cache[pid]
+            seed = cfg.seed + int(pid.lstrip("p") or i)
+            toks = steerer.tokens(pair, method, cfg.strength(pair["operation"]), src_tokens,
+                                  text, seed)
+            audio = (steerer.editor.codec.decode(np.array(toks)) if toks
+                     else np.zeros(0, np.float32))
+            wav = out / "wav" / method / f"{pid}.wav"
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(wav), audio, SR, subtype="PCM_16")
+            m = measure(listen, audio, text)
+            row = {"key": f"{pid}|{method}", "pair_id": pid, "operation": pair["operation"],
+                   "target": target_of(pair), "method": method,
+                   "strength": cfg.strength(pair["operation"]), "n_tokens": len(toks),
+                   "wav": str(wav.relative_to(out)), **m, **judge_one(pair, src_m, m)}
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[row["key"]] = row
+    return [done[f"{p['pair_id']}|{m}"] for p, m in units]
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per operation × method: edit done (mean, 95% CI), WER, speaker kept, duration ratio,
+    P(male), laughter."""
+    out: dict = {}
+    for op in dict.fromkeys(r["operation"] for r in rows):
+        out[op] = {}
+        for method in METHODS:
+            rs = [r for r in rows if r["operation"] == op and r["method"] == method]
+            if not rs:
+                continue
+            out[op][method] = {
+                "edit_done": mean_ci([None if r["done"] is None else float(r["done"])
+                                      for r in rs]),
+                **{k: mean_ci([r.get(k) for r in rs]) for k in
+                   ("wer", "duration_ratio", "p_male", "laughter")},
+                "speaker_kept": mean_ci([None if r["speaker_kept"] is None
+                                         else float(r["speaker_kept"]) for r in rs])}
+    return out
+
+
+def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out: Path) -> dict:
+    """IFR / CR / EMR of every method (MMAE acoustic judge), with Identity and Noise once."""
+    from interp.edit.mmae import judge_edits
+
+    by_id = {p["pair_id"]: p for p in pairs}
+    utt_path = {r["utt_id"]: Path(cfg.pairs) / r["path"] for r in _table(cfg.pairs)}
+    scores: dict = {}
+    for i, method in enumerate(METHODS):
+        items = []
+        for r in rows:
+            if r["method"] != method:
+                continue
+            pair = by_id[r["pair_id"]]
+            audio, _ = sf.read(str(out / r["wav"]), dtype="float32")
+            items.append({"pair": pair, "source": utt_path[pair["source_id"]],
+                          "target": utt_path[pair["target_id"]], "target_codec": None,
+                          "output": audio})
+        if items:
+            got = judge_edits(items, out / "judge" / method, SR, name=method,
+                              references=i == 0)
+            scores.update(got)
+    return scores
+
+
+def _table(folder: str) -> list[dict]:
+    from interp.corpus.table import load_table
+
+    return load_table(folder)
+
+
+def table_html(summary: dict, judged: dict, path: Path) -> None:
+    """One plotly table: operation × method, edit done with its CI, WER, judge IFR / CR."""
+    import plotly.graph_objects as go
+
+    cols: list[list[str]] = [[] for _ in range(7)]
+    for op, by_m in summary.items():
+        for method, s in by_m.items():
+            e = s["edit_done"]
+            j = judged.get(method, {}).get("by_operation", {}).get(op, {})
+            for c, v in zip(cols, (op, method, _pct(e["mean"], e["ci95"]), str(e["n"]),
+                                   _f(s["wer"]["mean"]), _f(j.get("IFR"), 0),
+                                   _f(j.get("CR"), 0)), strict=True):
+                c.append(v)
+    fig = go.Figure(go.Table(
+        header={"values": ["operation", "method", "edit done (95% CI)", "n", "WER",
+                           "judge IFR", "judge CR"]}, cells={"values": cols}))
+    fig.update_layout(title="TinyEdit: steering through SAE latents vs asking by instruction",
+                      height=60 + 24 * len(cols[0]))
+    fig.write_html(str(path), include_plotlyjs=True)
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _pct(m: float | None, ci: list) -> str:
+    if m is None:
+        return "—"
+    return f"{m:.2f} [{max(ci[0], 0):.2f}, {min(ci[1], 1):.2f}]"
+
+
+def compare(cfg: EditSteerConfig) -> dict:
+    """Run (or resume) the comparison and write summary.json and table.html."""
+    from interp.corpus.table import load_audio
+    from interp.edit.editor import TinyEditor
+    from interp.models.evaluate import Listener
+    from interp.store import ActivationStore
+    from sae.io import load_sae
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = pick_pairs(cfg)
+    editor = TinyEditor(cfg.model, cfg.codec)
+    hook = f"blocks.{cfg.layer}.hook_resid_post"
+    sae = load_sae(cfg.sae, editor.backbone, hook)
+    sel_path = out / "selection.json"
+    if sel_path.exists():
+        from steering.select import load_selection
+
+        selection = load_selection(json.loads(sel_path.read_text()))
+    else:
+        from steering.select import save_selection
+
+        store = ActivationStore(cfg.store, cfg.layer)
+        selection = {}
+        for concept in dict.fromkeys(TARGETS[o][0] for o in cfg.ops()):
+            selection.update(select_concept(sae, store, cfg.pairs, concept, k=cfg.k,
+                                            seed=cfg.seed))
+        atomic_write_json(sel_path, save_selection(selection))
+    steerer = EditSteerer(editor, sae, hook, selection, cfg.positions, cfg.seed)
+    utts = {r["utt_id"]: r for r in _table(cfg.pairs)}
+    listen = Listener(Path(cfg.pairs), editor.codec)
+    rows = run_rows(cfg, steerer, listen, pairs, out, utts,
+                    lambda row: load_audio(cfg.pairs, row)[0])
+    summary = summarize(rows)
+    judged = judge_methods(cfg, rows, pairs, out) if cfg.judge else {}
+    result = {"summary": summary, "judge": judged, "n_pairs": len(pairs),
+              "measured_with": listen.kind, "config": asdict(cfg),
+              "selection": {t: {"latents": s.latents, "n_positions": s.n_positions}
+                            for t, s in selection.items()}}
+    atomic_write_json(out / "summary.json", result)
+    table_html(summary, judged, out / "table.html")
+    return result
+
+
+def print_table(r: dict) -> None:
+    print(f"\nTinyEdit, {r['n_pairs']} held-out pairs ({r['measured_with']}):")
+    print(f"  {'operation':16s} {'method':17s} {'edit done':>18s} {'WER':>6s} {'IFR':>5s} "
+          f"{'CR':>5s}")
+    for op, by_m in r["summary"].items():
+        for method, s in by_m.items():
+            e = s["edit_done"]
+            j = r["judge"].get(method, {}).get("by_operation", {}).get(op, {})
+            print(f"  {op:16s} {method:17s} {_pct(e['mean'], e['ci95']):>18s} "
+                  f"{_f(s['wer']['mean']):>6s} {_f(j.get('IFR'), 0):>5s} {_f(j.get('CR'), 0):>5s}")
+    for name in ("identity", "noise"):
+        o = r["judge"].get(name, {}).get("overall")
+        if o:
+            print(f"  judge control {name:9s} IFR {_f(o['IFR'], 0)}  CR {_f(o['CR'], 0)}  "
+                  f"EMR {_f(o['EMR'], 0)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m steering.edit_compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, EditSteerConfig)
+    cfg = config_from_args(EditSteerConfig, parser.parse_args())
+    r = compare(cfg)
+    print_table(r)
+    print(f"  → {Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'table.html'}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
