@@ -73,6 +73,9 @@ demo: install
 	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_STRENGTHS) $(DEMO_STEER)/rate
 	$(BIN)/python -m interp.edit build --out $(DEMO)/edit_pairs --n-pairs 200
 	@test -f $(DEMO)/tinyedit_edits/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(DEMO)/edit_pairs --n 1 --examples 1 --loss-pairs 0 --out $(DEMO)/tinyedit_edits --judge-dir $(DEMO)/tinyedit_edits/judge
+	$(BIN)/python -m interp.cache --model tinyedit --layers 12 --corpus $(DEMO)/edit_pairs --tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_acts
+	$(BIN)/python -m sae.train --model tinyedit --layer 12 --store $(DEMO)/tinyedit_acts --corpus $(DEMO)/edit_pairs --speech-tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_sae/layer_12 --tokens 1024000 --eval-examples 16
+	$(BIN)/python -m steering.edit_compare --sae $(DEMO)/tinyedit_sae/layer_12 --store $(DEMO)/tinyedit_acts --pairs $(DEMO)/edit_pairs --n 1 --out $(DEMO)/tinyedit_steer
 	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
 	$(BIN)/python -m interp.report --run $(DEMO)
 	@echo; echo "demo results: $(DEMO)/"; \
@@ -86,7 +89,8 @@ demo: install
 	echo "  probes        $(DEMO)/probes/probes.html"; \
 	echo "  auto-interp   $(DEMO)/autointerp/layer_12/ (latents.jsonl, summary.json, figures.html)"; \
 	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"; \
-	echo "  TinyEdit      $(DEMO)/tinyedit_edits/eval.json (one edit per operation, judged; listen: examples/)"
+	echo "  TinyEdit      $(DEMO)/tinyedit_edits/eval.json (one edit per operation, judged; listen: examples/)"; \
+	echo "  steer vs ask  $(DEMO)/tinyedit_steer/table.html (TinyEdit steered through SAE latents vs instructed; summary.json)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -28,11 +28,16 @@ from interp.report_sections import (
     sweep_section,
     tinycosy_section,
 )
-from interp.report_steering import judge_section, steering_section, tinyedit_section
+from interp.report_steering import (
+    edit_steering_section,
+    judge_section,
+    steering_section,
+    tinyedit_section,
+)
 
 SECTIONS = [instruments_section, codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
             autointerp_section, steering_section, judge_section, tinyedit_section,
-            benchmark_section]
+            edit_steering_section, benchmark_section]
 
 
 @dataclass

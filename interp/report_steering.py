@@ -101,3 +101,23 @@ def tinyedit_section(run: Path) -> Section:
         sec.rows.append(Row(f"judge: {name}", None, f"IFR {o['IFR']:.1f} · CR {o['CR']:.1f} · "
                             f"EMR {o['EMR']:.1f} (n {j['n']})", str(src)))
     return sec
+
+
+def edit_steering_section(run: Path) -> Section:
+    """TinyEdit steered through SAE latents vs asked by instruction (steering.edit_compare)."""
+    src = run / "tinyedit_steer" / "summary.json"
+    sec = Section("TinyEdit: steering through SAE latents vs asking by instruction",
+                  "python -m steering.edit_compare --pairs runs/demo/edit_pairs --n 1 …")
+    d = read_json(src)
+    if d is None:
+        return sec
+    sec.ran = True
+    for op, by_method in d["summary"].items():
+        done = " · ".join(f"{m} {_fmt(s['edit_done']['mean'])}" for m, s in by_method.items())
+        n = max(s["edit_done"]["n"] for s in by_method.values())
+        sec.rows.append(Row(f"{op}: edit done by method", None, f"{done} (n {n})", str(src)))
+    for name, j in d.get("judge", {}).items():
+        o = j["overall"]
+        sec.rows.append(Row(f"judge: {name}", None, f"IFR {_fmt(o['IFR'])} · CR "
+                            f"{_fmt(o['CR'])} · EMR {_fmt(o['EMR'])} (n {j['n']})", str(src)))
+    return sec
