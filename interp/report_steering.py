@@ -96,11 +96,19 @@ def tinyedit_section(run: Path) -> Section:
         sec.rows.append(Row(f"{op} ({m['mmae_operation']}): edit done / speaker kept / WER", None,
                             f"{_fmt(t['edit_done'])} / {_fmt(t['speaker_kept'])} / "
                             f"{_fmt(t['wer'])} (n {m['n']})", str(src)))
-    for name, j in d.get("mmae_acoustic_judge", {}).items():
-        o = j["overall"]
-        sec.rows.append(Row(f"judge: {name}", None, f"IFR {o['IFR']:.1f} · CR {o['CR']:.1f} · "
-                            f"EMR {o['EMR']:.1f} (n {j['n']})", str(src)))
+    _judge_rows(sec, d.get("mmae_acoustic_judge", {}), src)
     return sec
+
+
+def _judge_rows(sec: Section, judged: dict, src: Path) -> None:
+    """One row per judged prediction set: overall IFR · CR · EMR."""
+    def pct(v) -> str:
+        return "—" if v is None else f"{v:.1f}"
+
+    for name, j in judged.items():
+        o = j["overall"]
+        sec.rows.append(Row(f"judge: {name}", None, f"IFR {pct(o['IFR'])} · CR {pct(o['CR'])} · "
+                            f"EMR {pct(o['EMR'])} (n {j['n']})", str(src)))
 
 
 def edit_steering_section(run: Path) -> Section:
@@ -116,8 +124,5 @@ def edit_steering_section(run: Path) -> Section:
         done = " · ".join(f"{m} {_fmt(s['edit_done']['mean'])}" for m, s in by_method.items())
         n = max(s["edit_done"]["n"] for s in by_method.values())
         sec.rows.append(Row(f"{op}: edit done by method", None, f"{done} (n {n})", str(src)))
-    for name, j in d.get("judge", {}).items():
-        o = j["overall"]
-        sec.rows.append(Row(f"judge: {name}", None, f"IFR {_fmt(o['IFR'])} · CR "
-                            f"{_fmt(o['CR'])} · EMR {_fmt(o['EMR'])} (n {j['n']})", str(src)))
+    _judge_rows(sec, d.get("judge", {}), src)
     return sec
