@@ -15,14 +15,23 @@ and scored by the MMAE acoustic judge:
 Operations and their targets: gender → the pair's target gender; faster / slower → the fast /
 slow rate; add_laughter → laughter; remove_laughter → the laughter latents *ablated* (set to 0;
 random latents ablated as its control; no random direction). Accent has no instrument and is
-left out. Each output is one line of `rows.jsonl` (resumable); `summary.json` has per
-operation × method the edit-done rate with its 95% CI, WER, speaker kept, duration ratio and the
-judge's IFR / CR / EMR; `table.html` shows it.
+left out. TinyEdit was never trained on a "keep it as it is" instruction (interp.edit.plan has
+none), so the neutral input of `none` and `steer` is no instruction at all: TinyCosy's own text
+layout, transcript only, which re-speaks the source in its voice.
+
+Each output is one line of `rows.jsonl` (resumable: a re-run edits only what is missing). A
+steered output is keyed by its strength too, so re-running the same `--out` with other
+`--strengths` adds a dose-response without redoing `none` / `instruct`. `summary.json` has per
+operation × method (at this run's strengths) the edit-done rate with its 95% CI, the operation's
+own measure, WER, speaker kept, duration ratio and the judge's IFR / CR / EMR, and `by_strength`
+the same instrument readings at every strength in the folder; `metrics.csv` has every output;
+`table.html` shows the summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import math
@@ -35,7 +44,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from interp.atomic import atomic_write_json
+from interp.atomic import atomic_save, atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.edit.build import load_pairs
 from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, edit_text
@@ -57,6 +66,15 @@ TARGETS: dict[str, tuple[str, str | None]] = {
     "gender": ("gender", None), "faster": ("rate", "fast"), "slower": ("rate", "slow"),
     "add_laughter": ("laughter", "laughter"), "remove_laughter": ("laughter", "laughter")}
 ROWS = "rows.jsonl"
+UNSTEERED = ("none", "instruct")
+DEFAULT_STRENGTH = 4.0
+# each operation's own instrument reading (the edit measure of the table); a gender edit's is
+# P(target gender), P(male) for a pair toward male and 1 − P(male) toward female
+MEASURE = {"gender": "p_target_gender", "faster": "duration_ratio", "slower": "duration_ratio",
+           "add_laughter": "laughter", "remove_laughter": "laughter"}
+CSV_FIELDS = ("pair_id", "operation", "target", "method", "strength", "n_tokens", "seconds",
+              "voiced", "f0", "p_male", "laughter", "wer", "done", "speaker_kept",
+              "duration_ratio", "wav")
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,8 @@ class EditSteerConfig:
     operations: str = "gender,faster,slower,add_laughter,remove_laughter"
     """operations to compare (comma-separated)"""
     strengths: str = "gender=8,faster=4,slower=4,add_laughter=4"
-    """steering strength per operation, in units of ‖μ_target − μ_other‖ (remove_laughter
-    ablates, strength-free)"""
+    """steering strength in units of ‖μ_target − μ_other‖: one number for every operation, or
+    op=number pairs (unnamed operations get 4); remove_laughter ablates, strength-free"""
     k: int = 8
     """latents steered per target"""
     positions: str = "speech"
@@ -96,9 +114,24 @@ class EditSteerConfig:
     out: str = "runs/tinyedit/steer_vs_instruct"
     """output folder"""
 
+    def strength_table(self) -> dict[str, float]:
+        """--strengths parsed: every operation named, or one number for all."""
+        text = self.strengths.replace(" ", "")
+        try:
+            if "=" not in text:
+                return dict.fromkeys(TARGETS, _finite(float(text)))
+            table = {op: _finite(float(v)) for op, v in
+                     (kv.split("=") for kv in text.split(",") if kv)}
+        except ValueError:
+            raise ValueError(f"--strengths {self.strengths!r}: give one number (e.g. 4) or "
+                             "op=number pairs (e.g. gender=8,faster=4)") from None
+        unknown = sorted(set(table) - set(TARGETS))
+        if unknown:
+            raise ValueError(f"--strengths names {unknown}; use some of {', '.join(TARGETS)}")
+        return {op: table.get(op, DEFAULT_STRENGTH) for op in TARGETS}
+
     def strength(self, op: str) -> float:
-        table = dict(kv.split("=") for kv in self.strengths.split(",") if kv)
-        return float(table.get(op, 4.0))
+        return self.strength_table()[op]
 
     def ops(self) -> list[str]:
         ops = [o for o in self.operations.split(",") if o]
@@ -107,6 +140,39 @@ class EditSteerConfig:
             raise ValueError(f"--operations: no steering target for {unknown}; use some of "
                              f"{', '.join(TARGETS)}")
         return ops
+
+
+def _finite(x: float) -> float:
+    if not math.isfinite(x):
+        raise ValueError(f"strength {x} is not a finite number")
+    return x
+
+
+def applied_strength(cfg: EditSteerConfig, op: str, method: str) -> float | None:
+    """The strength an output is made at; None where none applies (unsteered, or an ablation)."""
+    return None if method in UNSTEERED or op == "remove_laughter" else cfg.strength(op)
+
+
+def unit_key(pair_id: str, method: str, strength: float | None) -> str:
+    """A row's identity: a steered output's strength is part of it."""
+    return f"{pair_id}|{method}" if strength is None else f"{pair_id}|{method}|s{strength:g}"
+
+
+def row_strength(r: dict) -> float | None:
+    """The strength a row was made at (rows of older runs record one for every method)."""
+    s = r.get("strength")
+    return None if s is None or r["method"] in UNSTEERED or r["operation"] == "remove_laughter" \
+        else float(s)
+
+
+def read_edit_rows(out: Path) -> dict[str, dict]:
+    """Finished rows by `unit_key`; rows written before keys carried the strength are re-keyed
+    by the strength they record."""
+    done = {}
+    for key, r in read_rows(out).items():
+        s = row_strength(r)
+        done[unit_key(r["pair_id"], r["method"], s) if key.count("|") == 1 else key] = r
+    return done
 
 
 def neutral_text(transcript: str) -> str:
@@ -173,13 +239,14 @@ def run_rows(cfg: EditSteerConfig, steerer: EditSteerer, listen, pairs: list[dic
     """Edit, save and measure every (pair, method) not yet in rows.jsonl; returns all rows."""
     from interp.edit.evaluate import judge_one, measure
 
-    done = read_rows(out)
-    units = [(p, m) for p in pairs for m in methods_for(p["operation"])]
-    todo = [(p, m) for p, m in units if f"{p['pair_id']}|{m}" not in done]
+    done = read_edit_rows(out)
+    units = [(p, m, applied_strength(cfg, p["operation"], m))
+             for p in pairs for m in methods_for(p["operation"])]
+    todo = [u for u in units if unit_key(u[0]["pair_id"], u[1], u[2]) not in done]
     log.info("%d edits planned, %d already done", len(units), len(units) - len(todo))
     src_cache: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}
     with open(out / ROWS, "a") as f:
-        for i, (pair, method) in enumerate(tqdm(todo, desc="edit + measure")):
+        for i, (pair, method, strength) in enumerate(tqdm(todo, desc="edit + measure")):
             pid, text = pair["pair_id"], pair["text_plain"]
             if pid not in src_cache:
                 audio = load(utts[pair["source_id"]])
@@ -187,42 +254,90 @@ def run_rows(cfg: EditSteerConfig, steerer: EditSteerer, listen, pairs: list[dic
                                   measure(listen, audio, text))
             src_audio, src_tokens, src_m = src_cache[pid]
             seed = cfg.seed + int(pid.lstrip("p") or i)
-            toks = steerer.tokens(pair, method, cfg.strength(pair["operation"]), src_tokens,
-                                  text, seed)
+            toks = steerer.tokens(pair, method, strength or 0.0, src_tokens, text, seed)
             audio = (steerer.editor.codec.decode(np.array(toks)) if toks
                      else np.zeros(0, np.float32))
-            wav = out / "wav" / method / f"{pid}.wav"
+            at = "" if strength is None else f"s{strength:g}"
+            wav = out / "wav" / method / at / f"{pid}.wav"
             wav.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(wav), audio, SR, subtype="PCM_16")
             m = measure(listen, audio, text)
-            row = {"key": f"{pid}|{method}", "pair_id": pid, "operation": pair["operation"],
-                   "target": target_of(pair), "method": method,
-                   "strength": cfg.strength(pair["operation"]), "n_tokens": len(toks),
+            row = {"key": unit_key(pid, method, strength), "pair_id": pid,
+                   "operation": pair["operation"], "target": target_of(pair), "method": method,
+                   "strength": strength, "n_tokens": len(toks),
                    "wav": str(wav.relative_to(out)), **m, **judge_one(pair, src_m, m)}
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[row["key"]] = row
-    return [done[f"{p['pair_id']}|{m}"] for p, m in units]
+    return [done[unit_key(p["pair_id"], m, s)] for p, m, s in units]
+
+
+def pair_rows(out: Path, pairs: list[dict]) -> list[dict]:
+    """Every row in the folder of these pairs, at any strength (the dose-response so far)."""
+    ids = {p["pair_id"] for p in pairs}
+    return [r for r in read_edit_rows(out).values() if r["pair_id"] in ids]
+
+
+def write_metrics_csv(rows: list[dict], path: Path) -> None:
+    """One line per output, every strength in the folder (blank where none applies)."""
+    def save(p: Path) -> None:
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(sorted(({**r, "strength": row_strength(r)} for r in rows),
+                               key=lambda r: (r["operation"], METHODS.index(r["method"]),
+                                              r["strength"] or 0.0, r["pair_id"])))
+    atomic_save(path, save)
+
+
+def measure_of(r: dict) -> float | None:
+    """The row's reading of its operation's own instrument (MEASURE)."""
+    if r["operation"] != "gender":
+        return r.get(MEASURE[r["operation"]])
+    p = r.get("p_male")
+    return None if p is None else (p if r["target"] == "male" else 1.0 - p)
+
+
+def _stats(rs: list[dict]) -> dict:
+    op = rs[0]["operation"]
+    return {"strength": row_strength(rs[0]),
+            "edit_done": mean_ci([None if r["done"] is None else float(r["done"]) for r in rs]),
+            "measure": {"name": MEASURE[op], **mean_ci([measure_of(r) for r in rs])},
+            **{k: mean_ci([r.get(k) for r in rs]) for k in
+               ("wer", "duration_ratio", "p_male", "laughter")},
+            "speaker_kept": mean_ci([None if r["speaker_kept"] is None
+                                     else float(r["speaker_kept"]) for r in rs])}
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per operation × method: edit done (mean, 95% CI), WER, speaker kept, duration ratio,
-    P(male), laughter."""
+    """Per operation × method: edit done (mean, 95% CI), the operation's measure, WER, speaker
+    kept, duration ratio, P(male), laughter."""
     out: dict = {}
     for op in dict.fromkeys(r["operation"] for r in rows):
         out[op] = {}
         for method in METHODS:
             rs = [r for r in rows if r["operation"] == op and r["method"] == method]
-            if not rs:
-                continue
-            out[op][method] = {
-                "edit_done": mean_ci([None if r["done"] is None else float(r["done"])
-                                      for r in rs]),
-                **{k: mean_ci([r.get(k) for r in rs]) for k in
-                   ("wer", "duration_ratio", "p_male", "laughter")},
-                "speaker_kept": mean_ci([None if r["speaker_kept"] is None
-                                         else float(r["speaker_kept"]) for r in rs])}
+            if rs:
+                out[op][method] = _stats(rs)
     return out
+
+
+def by_strength(rows: list[dict]) -> dict:
+    """Per operation × steered method × strength (every strength in the folder): the same
+    instrument readings as `summarize`, so repeated runs at other strengths read as a
+    dose-response; the unsteered methods are listed once under "-"."""
+    out: dict = {}
+    for r in rows:
+        st = row_strength(r)
+        s = "-" if st is None else f"{st:g}"
+        out.setdefault(r["operation"], {}).setdefault(r["method"], {}).setdefault(s, []).append(r)
+    return {op: {m: {s: _stats(rs) for s, rs in sorted(by_s.items(), key=_strength_order)}
+                 for m, by_s in sorted(by_m.items(), key=lambda kv: METHODS.index(kv[0]))}
+            for op, by_m in out.items()}
+
+
+def _strength_order(kv: tuple[str, list]) -> float:
+    return -1.0 if kv[0] == "-" else float(kv[0])
 
 
 def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out: Path) -> dict:
@@ -241,7 +356,8 @@ def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out
             audio, _ = sf.read(str(out / r["wav"]), dtype="float32")
             items.append({"pair": pair, "source": utt_path[pair["source_id"]],
                           "target": utt_path[pair["target_id"]], "target_codec": None,
-                          "output": audio})
+                          "output": audio,  # a steered output is judged per strength
+                          "sample_key": r["pair_id"] if row_strength(r) is None else r["key"]})
         if items:
             got = judge_edits(items, out / "judge" / method, SR, name=method,
                               references=i == 0)
@@ -255,24 +371,37 @@ def _table(folder: str) -> list[dict]:
     return load_table(folder)
 
 
-def table_html(summary: dict, judged: dict, path: Path) -> None:
-    """One plotly table: operation × method, edit done with its CI, WER, judge IFR / CR."""
-    import plotly.graph_objects as go
-
-    cols: list[list[str]] = [[] for _ in range(7)]
+def table_cells(summary: dict, judged: dict) -> list[list[str]]:
+    """Rows of the table: operation, method, strength, edit done (95% CI), the operation's
+    measure (95% CI), n, WER, judge IFR / CR / EMR."""
+    rows = []
     for op, by_m in summary.items():
         for method, s in by_m.items():
-            e = s["edit_done"]
+            e, m = s["edit_done"], s["measure"]
             j = judged.get(method, {}).get("by_operation", {}).get(op, {})
-            for c, v in zip(cols, (op, method, _pct(e["mean"], e["ci95"]), str(e["n"]),
-                                   _f(s["wer"]["mean"]), _f(j.get("IFR"), 0),
-                                   _f(j.get("CR"), 0)), strict=True):
-                c.append(v)
-    fig = go.Figure(go.Table(
-        header={"values": ["operation", "method", "edit done (95% CI)", "n", "WER",
-                           "judge IFR", "judge CR"]}, cells={"values": cols}))
+            strength = s.get("strength")
+            rows.append([op, method, "—" if strength is None else f"{strength:g}",
+                         _pct(e["mean"], e["ci95"]),
+                         f"{m['name']} {_f(m['mean'])} [{_f(m['ci95'][0])}, {_f(m['ci95'][1])}]",
+                         str(e["n"]), _f(s["wer"]["mean"]), _f(j.get("IFR"), 0),
+                         _f(j.get("CR"), 0), _f(j.get("EMR"), 0)])
+    return rows
+
+
+TABLE_HEADER = ["operation", "method", "strength", "edit done (95% CI)", "measure (95% CI)", "n",
+                "WER", "judge IFR", "judge CR", "judge EMR"]
+
+
+def table_html(summary: dict, judged: dict, path: Path) -> None:
+    """One plotly table: operation × method, edit done and the operation's measure with their
+    CIs, WER, judge IFR / CR / EMR."""
+    import plotly.graph_objects as go
+
+    rows = table_cells(summary, judged)
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in TABLE_HEADER]
+    fig = go.Figure(go.Table(header={"values": TABLE_HEADER}, cells={"values": cols}))
     fig.update_layout(title="TinyEdit: steering through SAE latents vs asking by instruction",
-                      height=60 + 24 * len(cols[0]))
+                      height=60 + 24 * len(rows))
     fig.write_html(str(path), include_plotlyjs=True)
 
 
@@ -294,6 +423,7 @@ def compare(cfg: EditSteerConfig) -> dict:
     from interp.store import ActivationStore
     from sae.io import load_sae
 
+    cfg.strength_table()  # a bad --strengths fails before anything loads
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = pick_pairs(cfg)
@@ -320,8 +450,11 @@ def compare(cfg: EditSteerConfig) -> dict:
     rows = run_rows(cfg, steerer, listen, pairs, out, utts,
                     lambda row: load_audio(cfg.pairs, row)[0])
     summary = summarize(rows)
+    every = pair_rows(out, pairs)
+    write_metrics_csv(every, out / "metrics.csv")
     judged = judge_methods(cfg, rows, pairs, out) if cfg.judge else {}
-    result = {"summary": summary, "judge": judged, "n_pairs": len(pairs),
+    result = {"summary": summary, "by_strength": by_strength(every), "judge": judged,
+              "n_pairs": len(pairs),
               "measured_with": listen.kind, "config": asdict(cfg),
               "selection": {t: {"latents": s.latents, "n_positions": s.n_positions}
                             for t, s in selection.items()}}
@@ -332,14 +465,10 @@ def compare(cfg: EditSteerConfig) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"\nTinyEdit, {r['n_pairs']} held-out pairs ({r['measured_with']}):")
-    print(f"  {'operation':16s} {'method':17s} {'edit done':>18s} {'WER':>6s} {'IFR':>5s} "
-          f"{'CR':>5s}")
-    for op, by_m in r["summary"].items():
-        for method, s in by_m.items():
-            e = s["edit_done"]
-            j = r["judge"].get(method, {}).get("by_operation", {}).get(op, {})
-            print(f"  {op:16s} {method:17s} {_pct(e['mean'], e['ci95']):>18s} "
-                  f"{_f(s['wer']['mean']):>6s} {_f(j.get('IFR'), 0):>5s} {_f(j.get('CR'), 0):>5s}")
+    widths = (16, 17, 8, 18, 36, 3, 5, 5, 5, 5)
+    print("  " + " ".join(f"{h[:w]:{w}s}" for h, w in zip(TABLE_HEADER, widths, strict=True)))
+    for row in table_cells(r["summary"], r["judge"]):
+        print("  " + " ".join(f"{v:{w}s}" for v, w in zip(row, widths, strict=True)))
     for name in ("identity", "noise"):
         o = r["judge"].get(name, {}).get("overall")
         if o:
@@ -354,7 +483,8 @@ def main() -> None:
     cfg = config_from_args(EditSteerConfig, parser.parse_args())
     r = compare(cfg)
     print_table(r)
-    print(f"  → {Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'table.html'}")
+    print(f"  → {Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'metrics.csv'}, "
+          f"{Path(cfg.out) / 'table.html'}")
 
 
 if __name__ == "__main__":

@@ -58,13 +58,16 @@ def rubrics(pair: dict) -> list[dict]:
 
 def judge_edits(items: list[dict], root: Path, sr: int = 16000, name: str = "tinyedit",
                 references: bool = True) -> dict:
-    """`items`: {pair, source (path), target (path), target_codec (array), output (array)}.
-    Writes the MMAE set under root and judges the outputs (as `name`) and, with `references`,
-    the Identity, Noise, oracle and codec-oracle sets; IFR/CR/EMR overall and per operation for
-    each."""
+    """`items`: {pair, source (path), target (path), target_codec (array), output (array)
+    [, sample_key]}. Writes the MMAE set under root and judges the outputs (as `name`) and, with
+    `references`, the Identity, Noise, oracle and codec-oracle sets; IFR/CR/EMR overall and per
+    operation for each. `sample_key` (default: the pair id) names the sample, so that outputs of
+    one pair made differently (e.g. another steering strength) are judged afresh, not resumed."""
     root = Path(root)
     samples = [build_sample(root, it["pair"]["instruction"], it["source"], (it["output"], sr),
-                            rubrics(it["pair"]), sample_id=make_sample_id("tinyedit", it["pair"]["pair_id"]),
+                            rubrics(it["pair"]),
+                            sample_id=make_sample_id("tinyedit",
+                                                     it.get("sample_key", it["pair"]["pair_id"])),
                             operation=it["pair"]["mmae_operation"],
                             granularity=it["pair"]["granularity"],
                             tags=[it["pair"]["operation"]]) for it in items]
