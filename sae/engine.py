@@ -207,7 +207,7 @@ class SparseTrainer:
         self.coder = SparseBatchTopK(sae).to(sae.W_dec.device)
         with torch.no_grad():  # a fresh start (a resumed run loads its weights over this)
             self.coder.W_enc.copy_(self.coder.W_dec * ENCODER_INIT_NORM)
-        self.steps, self.dead_window, self.aux_coef = steps, dead_window, aux_coef
+        self.dead_window, self.aux_coef = dead_window, aux_coef
         self.optimizer = torch.optim.Adam(self.coder.parameters(), lr=lr, betas=(0.9, 0.999),
                                           fused=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

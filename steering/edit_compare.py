@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_save, atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.table import load_table
 from interp.edit.build import load_pairs
 from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, edit_text
 from interp.hooks.intervene import Intervention, intervene
@@ -190,8 +191,7 @@ def pick_pairs(cfg: EditSteerConfig) -> list[dict]:
 
 
 def target_of(pair: dict) -> str:
-    concept, target = TARGETS[pair["operation"]]
-    return target or pair["target_gender"]
+    return TARGETS[pair["operation"]][1] or pair["target_gender"]
 
 
 class EditSteerer:
@@ -340,12 +340,13 @@ def _strength_order(kv: tuple[str, list]) -> float:
     return -1.0 if kv[0] == "-" else float(kv[0])
 
 
-def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out: Path) -> dict:
+def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out: Path,
+                  utts: dict[str, dict]) -> dict:
     """IFR / CR / EMR of every method (MMAE acoustic judge), with Identity and Noise once."""
     from interp.edit.mmae import judge_edits
 
     by_id = {p["pair_id"]: p for p in pairs}
-    utt_path = {r["utt_id"]: Path(cfg.pairs) / r["path"] for r in _table(cfg.pairs)}
+    utt_path = {u: Path(cfg.pairs) / r["path"] for u, r in utts.items()}
     scores: dict = {}
     for i, method in enumerate(METHODS):
         items = []
@@ -363,12 +364,6 @@ def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out
                               references=i == 0)
             scores.update(got)
     return scores
-
-
-def _table(folder: str) -> list[dict]:
-    from interp.corpus.table import load_table
-
-    return load_table(folder)
 
 
 def table_cells(summary: dict, judged: dict) -> list[list[str]]:
@@ -445,14 +440,14 @@ def compare(cfg: EditSteerConfig) -> dict:
                                             seed=cfg.seed))
         atomic_write_json(sel_path, save_selection(selection))
     steerer = EditSteerer(editor, sae, hook, selection, cfg.positions, cfg.seed)
-    utts = {r["utt_id"]: r for r in _table(cfg.pairs)}
+    utts = {r["utt_id"]: r for r in load_table(cfg.pairs)}
     listen = Listener(Path(cfg.pairs), editor.codec)
     rows = run_rows(cfg, steerer, listen, pairs, out, utts,
                     lambda row: load_audio(cfg.pairs, row)[0])
     summary = summarize(rows)
     every = pair_rows(out, pairs)
     write_metrics_csv(every, out / "metrics.csv")
-    judged = judge_methods(cfg, rows, pairs, out) if cfg.judge else {}
+    judged = judge_methods(cfg, rows, pairs, out, utts) if cfg.judge else {}
     result = {"summary": summary, "by_strength": by_strength(every), "judge": judged,
               "n_pairs": len(pairs),
               "measured_with": listen.kind, "config": asdict(cfg),
