@@ -101,7 +101,9 @@ def tinycosy_section(run: Path) -> Section:
                              "laughter_with_tag"),
                             ("laughter probability without tag", None, "laughter_without_tag"),
                             ("WER of generated speech", None, "wer"),
-                            ("WER of the espeak reference", None, "wer_espeak_reference")])
+                            ("WER of the espeak reference", None, "wer_espeak_reference"),
+                            ("WER of that reference after the codec round trip", None,
+                             "wer_roundtrip_reference")])
     shipped = REPO / "data" / "tinycosy" / "eval.json"
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
@@ -117,7 +119,7 @@ def instruments_section(run: Path) -> Section:
             "laughter": [("laughter detector utterance accuracy", "utterance_accuracy"),
                          ("laughter span F1 (IoU ≥ 0.5)", "span_iou0.5.f1")],
             "asr": [("recogniser WER", "wer"),
-                    ("recogniser WER, lexicon-corrected", "lexicon_corrected.wer")]}
+                    ("recogniser WER, lexicon-constrained", "lexicon_corrected.wer")]}
     for name, rows in spec.items():
         src = REPO / "data" / "instruments" / name / "card.json"
         if (d := read_json(src)) is None:

@@ -54,6 +54,31 @@ def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):
     assert summary["steps"] == 5 and [r["step"] for r in log] == [1, 2, 3, 4, 5]
 
 
+def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
+    """--init-from starts from an export's weights and tokenizer (not a fresh model) and records
+    the stage it continued; the schedule anneals by the time budget too."""
+    from interp.models.train import TrainConfig, _lr, _progress, train
+
+    export, first = tiny_tinycosy
+    cfg = TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
+                      export=str(tmp_path / "export"), steps=0, batch_size=8, lr=1e-3, warmup=1,
+                      eval_every=100, eval_examples=8, n_layers=1, hidden=16, text_vocab=200,
+                      init_from=str(export))
+    summary = train(cfg)
+    assert summary["model"]["n_layers"] == 2 and summary["model"]["hidden"] == 32  # not the flags
+    assert summary["continued_from"]["steps"] == first["steps"]
+    assert (tmp_path / "export" / "tokenizer.json").read_text() == (
+        export / "tokenizer.json").read_text()
+    for split, loss in first["heldout_loss"].items():  # zero steps: exactly the export's model
+        assert summary["heldout_loss"][split] == pytest.approx(loss, abs=2e-4)
+    timed = TrainConfig(steps=1000, warmup=10, lr=1.0, min_lr_frac=0.1, max_minutes=1.0)
+    assert _lr(100, timed, _progress(100, timed, elapsed_s=60.0)) == pytest.approx(0.1)  # spent
+    assert _lr(100, timed, _progress(100, timed, elapsed_s=0.0)) > 0.9
+    # a resumed run continues the decay from where it stood, never back up
+    assert _progress(100, timed, elapsed_s=0.0, start_t=0.5) == 0.5
+    assert _progress(100, timed, elapsed_s=30.0, start_t=0.5) == pytest.approx(0.75)
+
+
 def test_save_load_identical_logits(tmp_path, tiny_tinycosy):
     export, _ = tiny_tinycosy
     model = TinyCosy.load(export)

@@ -117,12 +117,12 @@ def _recognizer():  # noqa: ANN202
 
 
 def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str]) -> dict:
-    """Corpus WER of the recogniser on original and round-tripped audio (lexicon-corrected)."""
+    """Corpus WER of the recogniser on original and round-tripped audio (lexicon-constrained)."""
     from steering.metrics.text import corpus_error_rates
 
     return {"original": corpus_error_rates(refs, hyp_o)["wer"],
             "roundtrip": corpus_error_rates(refs, hyp_r)["wer"],
-            "recognizer": "data/instruments/asr, lexicon-corrected"}
+            "recognizer": "data/instruments/asr, lexicon-constrained"}
 
 
 def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,

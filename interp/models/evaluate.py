@@ -7,7 +7,8 @@ with a `[laughter]` tag in the middle. Measured:
 - rate follows the instruction: mean voiced duration slow / fast, and normal in between;
 - laughter follows the tag: the laughter detector fires with the tag and stays quiet without it;
 - content: the recognizer's WER on generated speech next to its WER on the espeak reference of
-  the same sentence.
+  the same sentence, and on that reference after the codec round trip (what a perfect LM over
+  these speech tokens could reach: the gap splits into codec loss and model loss).
 The listening instruments (`steering.metrics`, weights in data/instruments/) are used when they
 are there; without them gender comes from F0 alone, laughter from an interim probe (a token
 classifier on log-mel statistics trained on the corpus's laughter spans, `interp.audio.roundtrip`)
@@ -134,8 +135,11 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     rng = random.Random(cfg.seed)
     rows = []
     for i, (text, voice, gender, ref) in enumerate(tqdm(_plan(cfg, engine), desc="generate")):
+        ref_audio = load_audio(cfg.corpus, ref)[0]
         rec: dict = {"text": text, "voice": voice, "gender": gender,
-                     "wer_reference": listen.wer(load_audio(cfg.corpus, ref)[0], text)}
+                     "wer_reference": listen.wer(ref_audio, text),
+                     "wer_roundtrip_reference": listen.wer(
+                         engine.codec.decode(engine.codec.encode(ref_audio)), text)}
         for rate, instruction in RATES.items():
             audio = engine(text, voice, instruction, seed=cfg.seed + i)
             rec[rate] = {"gender": _gender(audio), "p_male": listen.p_male(audio),
@@ -166,6 +170,8 @@ def summarize(rows: list[dict]) -> dict:
     clf = [(g, r[k]["p_male"]) for r in rows for k in RATES for g in [r["gender"]]
            if r[k]["p_male"] is not None]
     wers = [(r["wer"], r["wer_reference"]) for r in rows if r["wer"] is not None]
+    rt = [r["wer_roundtrip_reference"] for r in rows
+          if r.get("wer_roundtrip_reference") is not None]
     return {
         "n_sentences": len(rows), "n_voices": len({r["voice"] for r in rows}),
         "gender_agreement": round(float(np.mean([a == b for a, b in outs])), 4),
@@ -178,6 +184,7 @@ def summarize(rows: list[dict]) -> dict:
         "laughter_without_tag": round(float(np.mean(without > 0.5)), 4),
         "wer": round(float(np.mean([w for w, _ in wers])), 4) if wers else None,
         "wer_espeak_reference": round(float(np.mean([w for _, w in wers])), 4) if wers else None,
+        "wer_roundtrip_reference": round(float(np.mean(rt)), 4) if rt else None,
         "goals": {"gender_agreement": ">= 0.95", "slow_over_fast": ">= 1.8",
                   "laughter_with_tag": ">= 0.90", "laughter_without_tag": "<= 0.05",
                   "wer - wer_espeak_reference": "<= 0.15"},
@@ -195,7 +202,8 @@ def main() -> None:
     print(f"  laughter with tag {r['laughter_with_tag']:.0%} (goal ≥ 90%), without "
           f"{r['laughter_without_tag']:.0%} (goal ≤ 5%)")
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
-          f"reference {r['wer_espeak_reference']};  measured with {r['measured_with']}")
+          f"reference {r['wer_espeak_reference']} (after the codec round trip "
+          f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
 
 
 if __name__ == "__main__":

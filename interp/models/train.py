@@ -76,12 +76,26 @@ class TrainConfig:
     """auto (CUDA when present), cpu or cuda"""
     threads: int = 0
     """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
+    init_from: str = ""
+    """continue from this exported model folder (its weights, architecture and tokenizer) with a
+    fresh optimiser and schedule; its train.json is kept under `continued_from`"""
 
 
-def _lr(step: int, cfg: TrainConfig) -> float:
+def _progress(step: int, cfg: TrainConfig, elapsed_s: float = 0.0, start_t: float = 0.0) -> float:
+    """How far through the cosine decay a step is (0..1): by steps, or by this run's minutes when
+    `max_minutes` would run out first (continuing from `start_t`, where a resumed run's schedule
+    stood), so a run stopped by its time budget still ends annealed and a resume never jumps back."""
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if getattr(cfg, "max_minutes", 0):
+        t = max(t, start_t + (1 - start_t) * elapsed_s / (cfg.max_minutes * 60))
+    return min(max(t, start_t, 0.0), 1.0)
+
+
+def _lr(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
+    """Warm-up, then cosine decay to `min_lr_frac` (`progress` defaults to the share of steps)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = _progress(step, cfg) if progress is None else progress
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -132,6 +146,10 @@ def batches(examples: list[Example], bs: int, seed: int, epoch: int) -> list[lis
 
 def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     out = Path(cfg.out)
+    if cfg.init_from and not (out / TOKENIZER_FILE).exists():
+        # The continued model's text embedding is indexed by its own tokenizer: reuse it.
+        out.mkdir(parents=True, exist_ok=True)
+        load_tokenizer(cfg.init_from).save(str(out / TOKENIZER_FILE))
     if not (out / TOKENIZER_FILE).exists():
         texts = [r["text"] for r in rows] + [r["instruction"] or "" for r in rows]
         tok = train_tokenizer(texts + [SYSTEM_PROMPT] * 100, cfg.text_vocab)
@@ -140,8 +158,9 @@ def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     return load_tokenizer(out)
 
 
-def _save_ckpt(path: Path, model, opt, step: int, log: list) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}
+def _save_ckpt(path: Path, model, opt, step: int, log: list, progress: float = 0.0) -> None:
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log,
+             "progress": progress}
     atomic_save(path, lambda p: torch.save(state, p))
 
 
@@ -157,12 +176,13 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "ckpt.pt"
-    step, log = 0, []
+    step, log, start_t = 0, [], 0.0
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        step, log = state["step"], state["log"]
+        step, log, start_t = state["step"], state["log"], state.get("progress", 0.0)
+    progress = start_t
     n_params = sum(p.numel() for p in model.parameters())
     start, per_epoch = time.time(), math.ceil(len(train_ex) / cfg.batch_size)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {n_params / 1e6:.1f}M", unit="step")
@@ -175,8 +195,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             epoch, i = divmod(step, per_epoch)
             if epoch not in order:
                 order = {epoch: batches(train_ex, cfg.batch_size, cfg.seed, epoch)}
+            progress = _progress(step, cfg, time.time() - start, start_t)
             for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg)
+                g["lr"] = _lr(step, cfg, progress)
             loss = batch_loss(model, order[epoch][i])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -191,10 +212,10 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
             if step % cfg.ckpt_every == 0:
-                _save_ckpt(ckpt, model, opt, step, log)
+                _save_ckpt(ckpt, model, opt, step, log, progress)
     finally:
         bar.close()
-        _save_ckpt(ckpt, model, opt, step, log)
+        _save_ckpt(ckpt, model, opt, step, log, progress)
     return step, log, start
 
 
@@ -209,6 +230,15 @@ def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[E
             "minutes_this_run": round((time.time() - start) / 60, 1),
             "device": str(model.speech_embedding.weight.device), "config": asdict(cfg),
             "model": model.cfg.to_dict()}
+
+
+def _previous_runs(init_from: str) -> dict | None:
+    """The train.json of the model a run continues from (minus its loss log), so an export records
+    every stage that made it."""
+    path = Path(init_from) / "train.json" if init_from else None
+    if path is None or not path.exists():
+        return None
+    return {k: v for k, v in json.loads(path.read_text()).items() if k != "log"}
 
 
 def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
@@ -228,9 +258,18 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
                                             mlp=4 * cfg.hidden,
                                             text_vocab=tokenizer.get_vocab_size(),
                                             speech_codes=n_codes)
-    model = TinyCosy(model_cfg).to(device)
+    if cfg.init_from:  # its architecture wins over the size flags (a checkpoint in out/ wins over it)
+        model = TinyCosy.load(cfg.init_from, device=device)
+        if model.cfg.speech_codes != n_codes:
+            raise SystemExit(f"--init-from {cfg.init_from} has {model.cfg.speech_codes} speech codes "
+                             f"but --tokens {cfg.tokens} has {n_codes}: tokenize with its codec")
+    else:
+        model = TinyCosy(model_cfg).to(device)
+    previous = _previous_runs(cfg.init_from)
     step, log, start = fit(model, train_ex, held, cfg)
     summary = run_summary(model, train_ex, held, cfg, step, log, start)
+    if previous:
+        summary["continued_from"] = previous
     export = Path(cfg.export)
     model.cpu().save(export)
     tokenizer.save(str(export / TOKENIZER_FILE))

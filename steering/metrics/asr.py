@@ -1,4 +1,4 @@
-"""Content instrument: a character CTC recogniser (`Wav2Vec2ForCTC`, greedy decoding).
+"""Content instrument: a character CTC recogniser (`Wav2Vec2ForCTC`; greedy and lexicon decoding).
 
 The shipped model is a small wav2vec2 trained from scratch on the corpus's plain text (letters,
 apostrophe, word breaks) over original and codec round-trip audio. To learn fast on a CPU it is
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 from transformers import (
     Wav2Vec2Config,
     Wav2Vec2CTCTokenizer,
@@ -27,6 +28,7 @@ from transformers import (
 
 from interp.audio.features import MelConfig, log_mel
 from steering.metrics.common import SAMPLE_RATE, prepare_audio, require_files
+from steering.metrics.ctc_lexicon import LexiconDecoder
 from steering.metrics.data import Augment, ClipPool, augment
 from steering.metrics.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
 from steering.metrics.training import LoopConfig, fit
@@ -144,8 +146,8 @@ def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
 
 
 class Recognizer:
-    """Greedy CTC transcription of waveforms; with a `lexicon`, `correct` snaps misspelt words
-    to the nearest known word."""
+    """CTC transcription of waveforms: greedy, and with a `lexicon` also lexicon-constrained
+    (beam search over known words, `steering.metrics.ctc_lexicon`)."""
 
     def __init__(self, model: Wav2Vec2ForCTC, tokenizer: Wav2Vec2CTCTokenizer,
                  frontend: Frontend | None = None, lexicon: Lexicon | None = None):
@@ -153,31 +155,46 @@ class Recognizer:
         self.tokenizer = tokenizer
         self.frontend = frontend or Frontend()
         self.lexicon = lexicon
-
-    def correct(self, text: str) -> str:
-        """The transcript with out-of-lexicon words snapped (unchanged without a lexicon)."""
-        return self.lexicon.correct(text) if self.lexicon is not None else text
-
-    def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
-        """Transcripts of 16 kHz mono clips (each run alone: no padding effects)."""
-        return [self._transcribe(a) for a in audios]
+        self._decoder = None
+        if lexicon is not None:
+            vocab = tokenizer.get_vocab()
+            self._decoder = LexiconDecoder(lexicon.words, vocab, blank=tokenizer.pad_token,
+                                           delimiter=tokenizer.word_delimiter_token)
 
     @torch.no_grad()
-    def _transcribe(self, audio: np.ndarray) -> str:
+    def _log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
+        """(frames, vocab) log-probabilities of each CHUNK_S piece of a 16 kHz clip."""
         step = int(CHUNK_S * SAMPLE_RATE)
-        parts = []
+        out = []
         for i in range(0, len(audio), step):
             chunk = audio[i: i + step]
             if len(chunk) < 800:  # < 50 ms: nothing to hear, and too short for the convolutions
                 continue
-            x = self.frontend(chunk)
-            ids = self.model(torch.from_numpy(x)[None]).logits[0].argmax(-1)  # (N,)
-            parts.append(self.tokenizer.decode(ids.tolist()))
-        return normalize_text(" ".join(parts))
+            logits = self.model(torch.from_numpy(self.frontend(chunk))[None]).logits[0]
+            out.append(torch.log_softmax(logits.float(), -1).numpy())
+        return out
 
-    def transcribe(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> str:
+    def _greedy(self, lp: np.ndarray) -> str:
+        return self.tokenizer.decode(lp.argmax(-1).tolist())
+
+    def _lexicon(self, lp: np.ndarray) -> str:
+        text = self._decoder.decode(lp)
+        # No all-known-words reading fits (an out-of-lexicon word): snap the greedy one instead.
+        return text if text is not None else self.lexicon.correct(self._greedy(lp))
+
+    def transcribe_both(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[str, str]:
+        """(greedy transcript, lexicon-constrained transcript) from one forward pass; without a
+        lexicon both are the greedy one."""
         audio, _ = prepare_audio(wav, sr)
-        return self._transcribe(audio)
+        lps = self._log_probs(audio)
+        greedy = normalize_text(" ".join(self._greedy(lp) for lp in lps))
+        if self._decoder is None:
+            return greedy, greedy
+        return greedy, normalize_text(" ".join(self._lexicon(lp) for lp in lps))
+
+    def transcribe(self, wav: np.ndarray, sr: int = SAMPLE_RATE, lexicon: bool = False) -> str:
+        """Greedy transcript, or the lexicon-constrained one (`lexicon=True`, when shipped)."""
+        return self.transcribe_both(wav, sr)[1 if lexicon else 0]
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -249,12 +266,12 @@ def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
 
 
 def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: int = 5) -> dict:
-    """Corpus WER/CER of greedy transcripts against `text_plain` (and of lexicon-corrected ones
+    """Corpus WER/CER of greedy transcripts against `text_plain` (and of lexicon-constrained ones
     when the recogniser has a lexicon), plus a few examples."""
-    hyps = rec.transcribe_batch([a for a, _ in clips])
+    both = [rec.transcribe_both(a) for a, _ in tqdm(clips, desc="transcribe", leave=False)]
+    hyps, fixed = [b[0] for b in both], [b[1] for b in both]
     refs = [r["text_plain"] for _, r in clips]
     out = corpus_error_rates(refs, hyps)
-    fixed = [rec.correct(h) for h in hyps]
     if rec.lexicon is not None:
         out["lexicon_corrected"] = corpus_error_rates(refs, fixed)
     out["examples"] = [{"ref": normalize_text(r), "hyp": h, "corrected": f}

@@ -2,7 +2,7 @@
 
 `measure(wav_or_path, sr=None, ref_text=None)` → {p_male, laughter, laughter_spans,
 voiced_duration_s, duration_s, median_f0_hz, transcript, wer, cer, transcript_corrected,
-wer_corrected, ...} (the *_corrected fields: lexicon-corrected greedy transcript, when the
+wer_corrected, ...} (the *_corrected fields: the lexicon-constrained transcript, when the
 recogniser ships a lexicon). Weights load lazily, once
 per folder; `model_dirs` points an instrument at another folder (e.g. a local HF checkpoint).
 """
@@ -54,10 +54,9 @@ def laughter_probability(wav: np.ndarray, sr: int) -> float:
 
 
 def transcribe(wav: np.ndarray, sr: int) -> str:
-    """Transcript with the shipped recogniser: greedy CTC, then lexicon correction (the judge
-    compares transcripts, where snapping spelling noise to known words makes them steadier)."""
-    rec = asr_model()
-    return rec.correct(rec.transcribe(wav, sr))
+    """Transcript with the shipped recogniser, lexicon-constrained (the judge compares
+    transcripts, where spelling noise decoded to known words makes them steadier)."""
+    return asr_model().transcribe(wav, sr, lexicon=True)
 
 
 def _load(wav_or_path: np.ndarray | str | Path, sr: int | None) -> tuple[np.ndarray, int, dict]:
@@ -107,9 +106,9 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
         from steering.metrics.text import cer, wer
 
         rec = asr_model(dirs.get("asr"))
-        out["transcript"] = rec.transcribe(audio, 16000)
+        out["transcript"], corrected = rec.transcribe_both(audio, 16000)
         if rec.lexicon is not None:
-            out["transcript_corrected"] = rec.correct(out["transcript"])
+            out["transcript_corrected"] = corrected
         if ref_text is not None:
             out["ref_text"] = ref_text
             out["wer"] = round(wer(ref_text, out["transcript"]), 4)

@@ -189,8 +189,10 @@ def run_asr(args: argparse.Namespace) -> dict:
                  "transformers Wav2Vec2ForCTC (from scratch) on the 16 kHz waveform (7 narrow "
                  "convolutions → 50 Hz), a small transformer, a character head; greedy CTC.",
         "output": "lower-case transcript (letters, apostrophe, spaces) by greedy CTC; "
-                  "`lexicon_corrected` figures snap each out-of-lexicon word to the nearest of "
-                  "the train split's words (lexicon.txt) when within a third of its letters. "
+                  "`lexicon_corrected` figures decode the same CTC output by a lexicon-"
+                  "constrained beam search over the train split's words (lexicon.txt; "
+                  "steering.metrics.ctc_lexicon), snapping the greedy words instead where no "
+                  "all-known-words reading fits. "
                   "WER = word Levenshtein / reference words after normalisation, corpus-level.",
         "vocabulary": list(asr.VOCAB),
         "training_data": {"split": "train", "utterances": len(train_rows),
