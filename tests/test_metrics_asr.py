@@ -72,6 +72,27 @@ def test_evaluate_and_errors(tiny_asr, tiny_corpus, tmp_path):
         asr.Recognizer.load(tmp_path)
 
 
+def test_eval_only_rewrites_the_card_figures(tiny_asr, tiny_corpus, tmp_path):
+    """`--eval-only` re-measures a trained recogniser in place and keeps its training record."""
+    import json
+    import shutil
+
+    from steering.metrics.train import main
+
+    _, folder = tiny_asr
+    out = tmp_path / "asr"
+    shutil.copytree(folder, out)
+    run = {"steps": 2, "wall_s": 1.0, "final_loss": 3.0}
+    (out / "card.json").write_text(json.dumps({"instrument": "asr", "parameters": 1,
+                                               "training_run": run}))
+    main(["asr", "--eval-only", "--corpus", str(tiny_corpus), "--out", str(out), "--n-eval", "3",
+          "--n-eval-roundtrip", "0", "--roundtrip-cache", str(tmp_path / "rt")])
+    card = json.loads((out / "card.json").read_text())
+    assert card["training_run"] == run and "reevaluated" in card
+    fig = card["heldout_voices"]["original"]
+    assert fig["n"] == 3 and fig["lexicon_corrected"]["shuffled_reference_wer"] >= 0
+
+
 SHIPPED = instrument_dir(asr.NAME)
 
 
@@ -82,3 +103,7 @@ def test_shipped_weights_on_heldout_voices(tiny_corpus):
     hyps = [rec.transcribe(*load_audio(tiny_corpus, r)) for r in rows]
     rates = corpus_error_rates([r["text_plain"] for r in rows], hyps)
     assert rates["wer"] <= 0.25, rates
+    # lexicon decoding: near-perfect on the grammar, yet far off against the wrong sentence
+    f = asr.evaluate(rec, [(load_audio(tiny_corpus, r)[0], r) for r in rows])
+    assert f["lexicon_corrected"]["wer"] <= 0.1, f
+    assert f["lexicon_corrected"]["shuffled_reference_wer"] >= 0.5, f

@@ -267,13 +267,18 @@ def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
 
 def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: int = 5) -> dict:
     """Corpus WER/CER of greedy transcripts against `text_plain` (and of lexicon-constrained ones
-    when the recogniser has a lexicon), plus a few examples."""
+    when the recogniser has a lexicon), plus a few examples. Control: `shuffled_reference_wer`
+    scores the same transcripts against another clip's text (chance level for this grammar)."""
     both = [rec.transcribe_both(a) for a, _ in tqdm(clips, desc="transcribe", leave=False)]
     hyps, fixed = [b[0] for b in both], [b[1] for b in both]
     refs = [r["text_plain"] for _, r in clips]
+    shuffled = refs[1:] + refs[:1]
     out = corpus_error_rates(refs, hyps)
+    out["shuffled_reference_wer"] = corpus_error_rates(shuffled, hyps)["wer"]
     if rec.lexicon is not None:
         out["lexicon_corrected"] = corpus_error_rates(refs, fixed)
+        out["lexicon_corrected"]["shuffled_reference_wer"] = corpus_error_rates(shuffled,
+                                                                                fixed)["wer"]
     out["examples"] = [{"ref": normalize_text(r), "hyp": h, "corrected": f}
                        for r, h, f in list(zip(refs, hyps, fixed, strict=True))[:n_examples]]
     return out
