@@ -103,7 +103,9 @@ def tinycosy_section(run: Path) -> Section:
                             ("WER of generated speech", None, "wer"),
                             ("WER of the espeak reference", None, "wer_espeak_reference"),
                             ("WER of that reference after the codec round trip", None,
-                             "wer_roundtrip_reference")])
+                             "wer_roundtrip_reference"),
+                            ("nats/token gained by reading its own sentence", None,
+                             "text_conditioning_nats.gain")])
     shipped = REPO / "data" / "tinycosy" / "eval.json"
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),

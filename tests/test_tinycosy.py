@@ -139,11 +139,15 @@ def test_prompt_cut_and_modality(tiny_corpus, tiny_tokens):
     assert mods[6:] == ["speech"] * 8
 
 
-def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tinycosy, tiny_codec_dir):
+def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy,
+                                 tiny_codec_dir):
     from interp.models.evaluate import EvalConfig, evaluate_tts
 
     r = evaluate_tts(EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
-                                codec=str(tiny_codec_dir), n=2, examples=1, out=str(tmp_path)))
+                                codec=str(tiny_codec_dir), n=2, examples=1, out=str(tmp_path),
+                                tokens=str(tiny_tokens), n_conditioning=8))
+    c = r["text_conditioning_nats"]
+    assert 2 <= c["n"] <= 8 and c["gain"] == pytest.approx(c["other_text"] - c["own_text"], abs=1e-3)
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["n_sentences"] == r["n_sentences"] == 2 and len(saved["samples"]) == 2
     assert 0 <= r["gender_agreement"] <= 1 and r["measured_with"]

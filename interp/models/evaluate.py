@@ -8,7 +8,10 @@ with a `[laughter]` tag in the middle. Measured:
 - laughter follows the tag: the laughter detector fires with the tag and stays quiet without it;
 - content: the recognizer's WER on generated speech next to its WER on the espeak reference of
   the same sentence, and on that reference after the codec round trip (what a perfect LM over
-  these speech tokens could reach: the gap splits into codec loss and model loss).
+  these speech tokens could reach: the gap splits into codec loss and model loss);
+- text conditioning: the teacher-forced loss of held-out speech given its own sentence against
+  given another held-out sentence of similar length, in nats per token — how much the model
+  reads its text at all (near 0: it speaks from the speaker and the length alone).
 The listening instruments (`steering.metrics`, weights in data/instruments/) are used when they
 are there; without them gender comes from F0 alone, laughter from an interim probe (a token
 classifier on log-mel statistics trained on the corpus's laughter spans, `interp.audio.roundtrip`)
@@ -57,6 +60,11 @@ class EvalConfig:
     """where eval.json and example wavs go (default: <model>/eval.json)"""
     examples: int = 3
     """sentences whose wavs are kept for listening"""
+    tokens: str = ""
+    """speech tokens of the corpus, for the text-conditioning figure (default: <corpus>/../tokens;
+    skipped when missing)"""
+    n_conditioning: int = 200
+    """held-out utterances of the text-conditioning figure"""
 
 
 def _with_laughter(text: str, rng: random.Random) -> str:
@@ -110,6 +118,32 @@ class Listener:
         return float(wer(text, self.instruments.transcribe(audio, 16000)))
 
 
+def text_conditioning(engine: TTS, corpus: Path, tokens: Path, n: int) -> dict | None:
+    """Held-out loss (nats per speech token, teacher-forced) of heldout_voices utterances given
+    their own sentence and given another one of similar length (swapped in pairs); `gain` is
+    what reading the text is worth. None when the corpus has no speech tokens here."""
+    from interp.audio.tokenize_corpus import load_tokens
+    from interp.models.data import make_examples
+    from interp.models.train import evaluate
+
+    if not (tokens / "manifest.json").exists():
+        logging.getLogger(__name__).warning("no speech tokens in %s: text conditioning skipped",
+                                            tokens)
+        return None
+    rows = load_table(corpus)
+    held = [r for r in rows if r["split"] == "heldout_voices"][:n]
+    swapped = [dict(r) for r in held]
+    by_len = sorted(range(len(held)), key=lambda i: len(held[i]["text"]))
+    for a, b in zip(by_len[0::2], by_len[1::2], strict=False):
+        swapped[a]["text"], swapped[b]["text"] = held[b]["text"], held[a]["text"]
+    codes = load_tokens(tokens)
+    own, other = (make_examples(r, codes, engine.tokenizer, drop_prompt_text=0.0,
+                                prompt_rows=rows) for r in (held, swapped))
+    right, wrong = evaluate(engine.model, own, 16), evaluate(engine.model, other, 16)
+    return {"n": len(own), "own_text": round(right, 4), "other_text": round(wrong, 4),
+            "gain": round(wrong - right, 4)}
+
+
 def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
     held-out voices."""
@@ -157,7 +191,10 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         if i < cfg.examples:
             sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
         rows.append(rec)
-    result = summarize(rows) | {"measured_with": listen.kind, "config": asdict(cfg)}
+    tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
+    conditioning = text_conditioning(engine, Path(cfg.corpus), tokens, cfg.n_conditioning)
+    result = summarize(rows) | {"text_conditioning_nats": conditioning,
+                                "measured_with": listen.kind, "config": asdict(cfg)}
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
     return result
 
@@ -201,6 +238,9 @@ def main() -> None:
           f" normal in between: {r['normal_between']}")
     print(f"  laughter with tag {r['laughter_with_tag']:.0%} (goal ≥ 90%), without "
           f"{r['laughter_without_tag']:.0%} (goal ≤ 5%)")
+    if (c := r["text_conditioning_nats"]) is not None:
+        print(f"  reads its text: held-out loss {c['own_text']} nats/token with its own sentence,"
+              f" {c['other_text']} with another (gain {c['gain']})")
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
