@@ -410,12 +410,40 @@ def _pct(m: float | None, ci: list) -> str:
     return f"{m:.2f} [{max(ci[0], 0):.2f}, {min(ci[1], 1):.2f}]"
 
 
+def _selection(cfg: EditSteerConfig, sae, path: Path) -> dict:
+    """The steered latents per target: chosen once per --out and saved with the identity of the
+    SAE and settings that chose them, so a re-run with another --sae, --k or --seed is refused
+    instead of mixing outputs steered through different latents."""
+    from sae_lens.constants import SAE_WEIGHTS_FILENAME
+
+    from interp.store.writer import fingerprint
+    from steering.select import load_selection, save_selection
+
+    made_by = {"sae": fingerprint(Path(cfg.sae) / SAE_WEIGHTS_FILENAME), "k": cfg.k,
+               "seed": cfg.seed}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if "made_by" not in saved:  # written before the identity was recorded
+            return load_selection(saved)
+        if saved["made_by"] != made_by:
+            raise ValueError(f"{path} was chosen with another SAE or settings ({saved['made_by']},"
+                             f" now {made_by}); use another --out or delete {path.parent}")
+        return load_selection(saved["targets"])
+    from interp.store import ActivationStore
+
+    store = ActivationStore(cfg.store, cfg.layer)
+    selection: dict = {}
+    for concept in dict.fromkeys(TARGETS[o][0] for o in cfg.ops()):
+        selection.update(select_concept(sae, store, cfg.pairs, concept, k=cfg.k, seed=cfg.seed))
+    atomic_write_json(path, {"made_by": made_by, "targets": save_selection(selection)})
+    return selection
+
+
 def compare(cfg: EditSteerConfig) -> dict:
     """Run (or resume) the comparison and write summary.json and table.html."""
     from interp.corpus.table import load_audio
     from interp.edit.editor import TinyEditor
     from interp.models.evaluate import Listener
-    from interp.store import ActivationStore
     from sae.io import load_sae
 
     cfg.strength_table()  # a bad --strengths fails before anything loads
@@ -425,20 +453,7 @@ def compare(cfg: EditSteerConfig) -> dict:
     editor = TinyEditor(cfg.model, cfg.codec)
     hook = f"blocks.{cfg.layer}.hook_resid_post"
     sae = load_sae(cfg.sae, editor.backbone, hook)
-    sel_path = out / "selection.json"
-    if sel_path.exists():
-        from steering.select import load_selection
-
-        selection = load_selection(json.loads(sel_path.read_text()))
-    else:
-        from steering.select import save_selection
-
-        store = ActivationStore(cfg.store, cfg.layer)
-        selection = {}
-        for concept in dict.fromkeys(TARGETS[o][0] for o in cfg.ops()):
-            selection.update(select_concept(sae, store, cfg.pairs, concept, k=cfg.k,
-                                            seed=cfg.seed))
-        atomic_write_json(sel_path, save_selection(selection))
+    selection = _selection(cfg, sae, out / "selection.json")
     steerer = EditSteerer(editor, sae, hook, selection, cfg.positions, cfg.seed)
     utts = {r["utt_id"]: r for r in load_table(cfg.pairs)}
     listen = Listener(Path(cfg.pairs), editor.codec)

@@ -3,6 +3,7 @@ the backbone behind the registry, and the evaluation's figures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -245,6 +246,8 @@ def test_steer_vs_instruct_table_resumes_and_refuses_other_saes(
     assert len(lines) == 2 * len(METHODS)
     compare(cfg)  # a re-run only reports: nothing is edited again
     assert (tmp_path / "cmp" / ROWS).read_text().splitlines() == lines
+    with pytest.raises(ValueError, match="chosen with another SAE or settings"):
+        compare(dataclasses.replace(cfg, k=cfg.k + 1))  # would mix two latent selections
     with pytest.raises(ValueError, match="trained on model 'tinycosy'"):
         compare(_compare_cfg(tmp_path / "b", tiny_tinyedit, tiny_pairs, tiny_codec_dir,
                              tiny_edit_sae[0], tiny_sae))
