@@ -91,12 +91,11 @@ def _progress(step: int, cfg: TrainConfig, elapsed_s: float = 0.0, start_t: floa
     return min(max(t, start_t, 0.0), 1.0)
 
 
-def _lr(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
-    """Warm-up, then cosine decay to `min_lr_frac` (`progress` defaults to the share of steps)."""
+def _lr(step: int, cfg: TrainConfig, progress: float) -> float:
+    """Warm-up, then cosine decay to `min_lr_frac` at `progress` (from `_progress`)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = _progress(step, cfg) if progress is None else progress
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def batch_loss(model: TinyCosy, batch: list[Example]) -> torch.Tensor:
@@ -261,7 +260,7 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
     if cfg.init_from:  # its architecture wins over the size flags (a checkpoint in out/ wins over it)
         model = TinyCosy.load(cfg.init_from, device=device)
         if model.cfg.speech_codes != n_codes:
-            raise SystemExit(f"--init-from {cfg.init_from} has {model.cfg.speech_codes} speech codes "
+            raise ValueError(f"--init-from {cfg.init_from} has {model.cfg.speech_codes} speech codes "
                              f"but --tokens {cfg.tokens} has {n_codes}: tokenize with its codec")
     else:
         model = TinyCosy(model_cfg).to(device)
