@@ -95,7 +95,8 @@ def _lr(step: int, cfg: TrainConfig, progress: float) -> float:
     """Warm-up, then cosine decay to `min_lr_frac` at `progress` (from `_progress`)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+    decay = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * decay)
 
 
 def batch_loss(model: TinyCosy, batch: list[Example]) -> torch.Tensor:
