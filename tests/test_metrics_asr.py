@@ -38,6 +38,8 @@ def test_save_load_identical_transcript(tiny_asr, tiny_corpus):
     assert loaded.lexicon is not None and loaded.lexicon.words == rec.lexicon.words
     greedy, constrained = loaded.transcribe_both(audio, sr)
     assert greedy == text and set(constrained.split()) <= set(rec.lexicon.words) | set(text.split())
+    # the lexicon set after construction (as training does) decodes the same way
+    assert rec.transcribe_both(audio, sr) == (greedy, constrained)
     x = torch.from_numpy(rec.frontend(audio))[None]  # flattened log-mel frames
     with torch.no_grad():
         logits, logits2 = rec.model(x).logits, loaded.model(x).logits

@@ -155,11 +155,19 @@ class Recognizer:
         self.tokenizer = tokenizer
         self.frontend = frontend or Frontend()
         self.lexicon = lexicon
-        self._decoder = None
+
+    @property
+    def lexicon(self) -> Lexicon | None:
+        return self._lexicon_words
+
+    @lexicon.setter
+    def lexicon(self, lexicon: Lexicon | None) -> None:
+        """Setting the lexicon (also after construction, as training does) rebuilds its decoder."""
+        self._lexicon_words, self._decoder = lexicon, None
         if lexicon is not None:
-            vocab = tokenizer.get_vocab()
-            self._decoder = LexiconDecoder(lexicon.words, vocab, blank=tokenizer.pad_token,
-                                           delimiter=tokenizer.word_delimiter_token)
+            self._decoder = LexiconDecoder(lexicon.words, self.tokenizer.get_vocab(),
+                                           blank=self.tokenizer.pad_token,
+                                           delimiter=self.tokenizer.word_delimiter_token)
 
     @torch.no_grad()
     def _log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
