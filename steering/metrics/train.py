@@ -179,6 +179,13 @@ ASR_OUTPUT_TEXT = (
     "another clip's text (the chance level).")
 
 
+def _asr_heldout(rec: asr.Recognizer, corpus: Path, cache: RoundTripCache,
+                 cfg: asr.AsrConfig) -> dict:
+    """The recogniser's figures on heldout_voices, original audio and codec round trips."""
+    test_o, test_rt = eval_clips(corpus, cache, "heldout_voices", cfg.n_eval, cfg.n_eval_roundtrip)
+    return {k: asr.evaluate(rec, c) for k, c in (("original", test_o), ("roundtrip", test_rt)) if c}
+
+
 def evaluate_asr(args: argparse.Namespace) -> dict:
     """Re-measure a trained recogniser's held-out figures in place (e.g. after a decoding
     change), keeping its training record; the card says when and at which revision."""
@@ -186,9 +193,7 @@ def evaluate_asr(args: argparse.Namespace) -> dict:
     corpus, cache = setup(args, cfg.seed)
     out = instrument_dir(asr.NAME, args.out)
     rec, card = asr.Recognizer.load(out), read_card(out)
-    test_o, test_rt = eval_clips(corpus, cache, "heldout_voices", cfg.n_eval, cfg.n_eval_roundtrip)
-    card["heldout_voices"] = {k: asr.evaluate(rec, c) for k, c in (("original", test_o),
-                                                                   ("roundtrip", test_rt)) if c}
+    card["heldout_voices"] = _asr_heldout(rec, corpus, cache, cfg)
     card["output"] = ASR_OUTPUT_TEXT
     card["reevaluated"] = {"command": command_line(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                            "git": git_revision()}
@@ -207,9 +212,7 @@ def run_asr(args: argparse.Namespace) -> dict:
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
     rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()])
     history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg)
-    test_o, test_rt = eval_clips(corpus, cache, "heldout_voices", cfg.n_eval, cfg.n_eval_roundtrip)
-    heldout = {k: asr.evaluate(rec, c) for k, c in (("original", test_o),
-                                                     ("roundtrip", test_rt)) if c}
+    heldout = _asr_heldout(rec, corpus, cache, cfg)
     rec.save(out)
     card = card_base(asr.NAME, args, cfg, history, sum(p.numel() for p in rec.model.parameters()))
     card.update({
