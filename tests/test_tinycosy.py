@@ -153,6 +153,12 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     assert 0 <= r["gender_agreement"] <= 1 and r["measured_with"]
     # the recognizer's WER when the instruments are shipped, else honestly missing
     assert (r["wer"] is None) == r["measured_with"].startswith("interim")
+    from steering.metrics.text import wer
+
+    for s in saved["samples"]:  # the transcript behind each WER is kept, and is the one scored
+        assert "transcript" in s
+        if s["transcript"] is not None:
+            assert s["wer"] == pytest.approx(wer(s["text"], s["transcript"]))
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
 
 

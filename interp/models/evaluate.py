@@ -110,12 +110,19 @@ class Listener:
             return None
         return float(self.instruments.p_male(audio, 16000))
 
-    def wer(self, audio: np.ndarray, text: str) -> float | None:
+    def transcribe(self, audio: np.ndarray) -> str | None:
         if not self.instruments or len(audio) < 1600:
+            return None
+        return self.instruments.transcribe(audio, 16000)
+
+    def wer(self, audio: np.ndarray, text: str, heard: str | None = None) -> float | None:
+        """WER of `audio` against `text` (`heard`: its transcript, when already made)."""
+        heard = heard if heard is not None else self.transcribe(audio)
+        if heard is None:
             return None
         from steering.metrics.text import wer
 
-        return float(wer(text, self.instruments.transcribe(audio, 16000)))
+        return float(wer(text, heard))
 
 
 def text_conditioning(engine: TTS, corpus: Path, tokens: Path, n: int) -> dict | None:
@@ -181,7 +188,8 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                          "voiced": voiced_duration(audio, 16000) if len(audio) else 0.0}
             if rate == "normal":
                 rec["laughter_without_tag"] = listen.laughter(audio)
-                rec["wer"] = listen.wer(audio, text)
+                rec["transcript"] = listen.transcribe(audio)  # kept: what the errors are
+                rec["wer"] = listen.wer(audio, text, rec["transcript"])
             if i < cfg.examples:
                 (out / "examples").mkdir(parents=True, exist_ok=True)
                 sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, 16000)
