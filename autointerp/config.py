@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from interp.paths import TINYCOSY_DIR, default_sae
+from sae.modality import AUDIO_MIN, TEXT_MAX
 
 RUN = "runs/tinycosy"
 
@@ -28,9 +29,9 @@ class AutointerpConfig:
     """`offline` (labels from the corpus annotations) or `api` (an audio chat model)."""
     scorer: str = "offline"
     """`offline` (the label's ground-truth predicate) or `api` (the chat model says yes/no)."""
-    audio_threshold: float = 0.8
+    audio_threshold: float = AUDIO_MIN
     """A latent is audio-modal when more than this share of its top activations is speech."""
-    text_threshold: float = 0.2
+    text_threshold: float = TEXT_MAX
     """… and text-modal when less than this share is speech; mixed in between."""
     n_modality: int = 50
     """Top activations that decide a latent's modality."""

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from interp.atomic import atomic_save
 from interp.store.reader import ActivationStore
 from interp.store.writer import fingerprint
+from sae.modality import modality_tag
 
 log = logging.getLogger(__name__)
 
@@ -154,5 +155,5 @@ def modality_tags(stats: LatentStats, n_top: int, audio: float, text: float
         top = idx[np.argsort(-val, kind="stable")[:n_top]]
         f = float(speech[top].mean())
         frac[lat] = f
-        tags.append("audio" if f > audio else "text" if f < text else "mixed")
+        tags.append(modality_tag(f, audio, text))
     return tags, frac

@@ -2,9 +2,9 @@
 
 Each layer's SAE is `python -m sae.train`'s (trained, resumed, or reused when finished) in
 `<sae-root>/layer_L`, with the same flags for every layer. On held-out positions the sweep then
-measures the modality composition of its latents, the paper's rule: a latent is *audio-modal*
-when more than 80% of its top activations sit on speech positions, *text-modal* below 20%,
-*mixed* otherwise (only text and speech positions compete; latents with fewer than `min_active`
+measures the modality composition of its latents by the paper's rule (`sae.modality`): a latent
+is *audio-modal* when more than 80% of its top activations sit on speech positions, *text-modal*
+below 20%, *mixed* otherwise (only text and speech positions compete; latents with fewer than `min_active`
 positive top activations count as inactive). Writes `<out>/sweep.json` and `<out>/sweep.html`:
 explained variance (overall, text, speech), L0, dead and dense fractions, loss recovered and
 modality composition per layer.
@@ -32,11 +32,11 @@ from interp.store import MODALITY_CODES, ActivationStore
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, split_shards
 from sae.io import load_sae
+from sae.modality import modality_tag
 from sae.train import open_store, train
 
 log = logging.getLogger(__name__)
 
-AUDIO_MIN, TEXT_MAX = 0.8, 0.2
 KEYS = ("explained_variance", "explained_variance_text", "explained_variance_speech", "l0",
         "dead_frac", "dense_frac", "loss_clean", "loss_spliced", "loss_zero", "loss_recovered")
 
@@ -88,10 +88,8 @@ def modality_composition(sae, x: Tensor, codes: np.ndarray, top: int = 50,
     frac = speech / n_pos.clamp(min=1)
     active = n_pos >= min_active
     d_sae = len(n_pos)
-    kinds = {"audio": active & (frac > AUDIO_MIN), "text": active & (frac < TEXT_MAX)}
-    kinds["mixed"] = active & ~kinds["audio"] & ~kinds["text"]
-    out = {f"{k}_frac": float(v.sum()) / d_sae for k, v in kinds.items()}
-    out["inactive_frac"] = float((~active).sum()) / d_sae
+    tags = [modality_tag(float(f)) if a else "inactive" for f, a in zip(frac, active, strict=True)]
+    out = {f"{k}_frac": tags.count(k) / d_sae for k in ("audio", "text", "mixed", "inactive")}
     out["speech_frac_of_top"] = [round(float(f), 4) if a else None
                                  for f, a in zip(frac, active, strict=True)]
     return out

@@ -91,3 +91,15 @@ def test_torchrun_two_ranks_split_the_layers(tmp_path, tiny_corpus, tiny_tokens,
     for layer in (0, 1):
         trained = json.loads((tmp_path / "sae" / f"layer_{layer}" / "metrics.json").read_text())
         assert trained["training"]["steps"] == 10
+
+
+def test_modality_rule_is_one_definition():
+    from autointerp.config import AutointerpConfig
+    from sae.modality import AUDIO_MIN, TEXT_MAX, modality_tag
+
+    assert [modality_tag(f) for f in (0.81, 0.8, 0.5, 0.2, 0.19)] == [
+        "audio", "mixed", "mixed", "mixed", "text"]
+    cfg = AutointerpConfig()
+    assert (cfg.audio_threshold, cfg.text_threshold) == (AUDIO_MIN, TEXT_MAX)
+    with pytest.raises(ValueError, match="thresholds"):
+        modality_tag(0.5, audio=0.2, text=0.8)
