@@ -80,3 +80,23 @@ def test_bad_input_is_a_clear_error(tmp_path, tiny_codec):
 def test_cli_help(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_read_wav_errors_are_one_line(tmp_path):
+    """The one reader behind `interp.audio encode`, TinyCosy's wav prompts and TinyEdit's sources."""
+    import soundfile as sf
+
+    from interp.audio.wav import read_wav
+
+    sf.write(tmp_path / "ok.wav", np.zeros((800, 2), np.float32), 16000)
+    assert read_wav(tmp_path / "ok.wav", 16000).shape == (800,)  # stereo → mono
+    sf.write(tmp_path / "8k.wav", np.zeros(800, np.float32), 8000)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really a wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    for name, exc, msg in (("none.wav", FileNotFoundError, "no wav file"),
+                           ("bad.wav", ValueError, "cannot read"),
+                           ("8k.wav", ValueError, "sox"),
+                           ("empty.wav", ValueError, "empty")):
+        with pytest.raises(exc, match=msg) as info:
+            read_wav(tmp_path / name, 16000)
+        assert "\n" not in str(info.value)

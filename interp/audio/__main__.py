@@ -15,22 +15,11 @@ from tqdm import tqdm
 from interp.audio.codec import CodecConfig, SpeechCodec
 from interp.audio.roundtrip import RoundTripConfig, measure_roundtrip
 from interp.audio.tokenize_corpus import tokenize_corpus
+from interp.audio.wav import read_wav
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_audio, load_table
 
 DEFAULT_CODEC = Path("data/codec")
-
-
-def read_wav(path: Path, sr: int) -> np.ndarray:
-    """Mono float32 audio at `sr`; unreadable or mis-sampled files are one-line errors."""
-    try:
-        audio, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ValueError(f"cannot read {path} as audio ({exc}); give a valid wav file") from exc
-    if file_sr != sr:
-        raise ValueError(f"{path} is {file_sr} Hz; the codec needs {sr} Hz "
-                         f"(convert with: sox {path} -r {sr} out.wav)")
-    return audio.mean(1)
 
 
 def fit(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from interp.audio.codec import SpeechCodec
+from interp.audio.wav import read_wav
 from interp.device import pick_device
 from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, edit_text, load_tinyedit
 from interp.models.generate import SamplingConfig
@@ -34,12 +35,7 @@ class TinyEditor:
     def source_tokens(self, source: str | Path | np.ndarray) -> np.ndarray:
         """Speech tokens of a 16 kHz wav path or waveform."""
         if isinstance(source, (str, Path)):
-            if not Path(source).exists():
-                raise FileNotFoundError(f"no source wav at {source}")
-            audio, sr = sf.read(source, dtype="float32", always_2d=True)
-            if sr != self.codec.sample_rate:
-                raise ValueError(f"{source} is {sr} Hz; give a {self.codec.sample_rate} Hz wav")
-            source = audio.mean(1)
+            source = read_wav(source, self.codec.sample_rate)
         return self.codec.encode(np.asarray(source, np.float32))
 
     def tokens(self, instruction: str, source_tokens: np.ndarray, transcript: str = "",

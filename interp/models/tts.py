@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from interp.audio.codec import SpeechCodec
+from interp.audio.wav import read_wav
 from interp.device import pick_device
 from interp.models.generate import SamplingConfig, generate_tokens
 from interp.models.prompts import load_prompt_bank
@@ -49,10 +49,7 @@ class TTS:
             if not path.exists():
                 raise ValueError(f"prompt {prompt!r} is neither a voice id nor a wav file; "
                                  "list voices with `python -m interp.models.tts --list-voices`")
-            audio, sr = sf.read(path, dtype="float32", always_2d=True)
-            if sr != self.codec.sample_rate:
-                raise ValueError(f"{path} is {sr} Hz; give a {self.codec.sample_rate} Hz wav")
-            prompt = audio.mean(1)
+            prompt = read_wav(path, self.codec.sample_rate)
         tokens = self.codec.encode(np.asarray(prompt, np.float32)[: int(PROMPT_SECONDS * 16000)])
         return "", tokens
 
