@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import runpy
 import sys
 
@@ -24,3 +25,18 @@ def test_help(module, monkeypatch, capsys):
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     assert exit_.value.code in (0, None)
     assert "usage" in capsys.readouterr().out.lower()
+
+
+def test_config_docs_are_inherited():
+    """TinyCosy's and TinyEdit's runs share the loop's fields; --help documents every one, and a
+    field a subclass documents again keeps its own text."""
+    from interp.cli import field_docs
+    from interp.edit.train import EditTrainConfig
+    from interp.models.train import LoopConfig, TrainConfig
+
+    for cls in (TrainConfig, EditTrainConfig):
+        docs = field_docs(cls)
+        assert set(docs) == {f.name for f in dataclasses.fields(cls)}
+        assert docs["batch_size"] == field_docs(LoopConfig)["batch_size"]
+    assert "fine-tuning" in field_docs(EditTrainConfig)["lr"]
+    assert "fine-tuning" not in field_docs(TrainConfig)["lr"]

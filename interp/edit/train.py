@@ -27,16 +27,30 @@ from interp.edit.plan import INSTRUCTIONS, OPERATIONS
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
 from interp.models.text_tokenizer import load_tokenizer
 from interp.models.tinycosy import TinyCosy
-from interp.models.train import fit, run_summary
+from interp.models.train import LoopConfig, fit, run_summary
 from interp.paths import TINYCOSY_DIR
 
 HELD = ("heldout_sentences", "heldout_voices")
 
 
 @dataclass(frozen=True)
-class EditTrainConfig:
-    """Fine-tuning run of TinyEdit."""
+class EditTrainConfig(LoopConfig):
+    """Fine-tuning run of TinyEdit (the loop's fields with fine-tuning defaults)."""
 
+    steps: int = 1000
+    """optimiser steps"""
+    lr: float = 5e-4
+    """peak learning rate (fine-tuning: lower than TinyCosy's)"""
+    warmup: int = 50
+    """warm-up steps"""
+    eval_every: int = 200
+    """steps between held-out evaluations"""
+    eval_examples: int = 100
+    """held-out examples per evaluated split"""
+    ckpt_every: int = 50
+    """steps between checkpoints"""
+    seed: int = 0
+    """seed of data order"""
     pairs: str = "runs/tinyedit/pairs"
     """edit-pairs folder (python -m interp.edit build)"""
     tokens: str = ""
@@ -47,34 +61,8 @@ class EditTrainConfig:
     """run folder: checkpoint"""
     export: str = "data/tinyedit"
     """where the finished model, tokenizer, edit.json and train.json are written"""
-    steps: int = 1000
-    """optimiser steps"""
-    batch_size: int = 16
-    """sequences per step"""
-    lr: float = 5e-4
-    """peak learning rate (fine-tuning: lower than TinyCosy's)"""
-    warmup: int = 50
-    """warm-up steps"""
-    min_lr_frac: float = 0.1
-    """final learning rate as a fraction of the peak"""
-    weight_decay: float = 0.01
-    """AdamW weight decay"""
-    max_minutes: float = 0.0
-    """stop (and export) after this many minutes of this run; 0 = no limit"""
-    eval_every: int = 200
-    """steps between held-out evaluations"""
-    eval_examples: int = 100
-    """held-out examples per evaluated split"""
-    ckpt_every: int = 50
-    """steps between checkpoints"""
     drop_transcript: float = 0.2
     """fraction of training examples without the source transcript"""
-    seed: int = 0
-    """seed of data order"""
-    device: str = "auto"
-    """auto (CUDA when present), cpu or cuda"""
-    threads: int = 0
-    """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
 
 
 def _check_compatible(model: TinyCosy, tokenizer, token_manifest: dict, init: str) -> None:

@@ -33,17 +33,9 @@ from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training run of TinyCosy."""
+class LoopConfig:
+    """Optimisation, schedule and checkpointing of `fit`, the loop TinyCosy and TinyEdit share."""
 
-    corpus: str = "runs/tinycosy/corpus"
-    """corpus folder (utterances.parquet)"""
-    tokens: str = "runs/tinycosy/tokens"
-    """speech tokens of the corpus (python -m interp.audio tokenize)"""
-    out: str = "runs/tinycosy/model"
-    """run folder: checkpoint, log"""
-    export: str = "data/tinycosy"
-    """where the finished model, tokenizer and prompt bank are written"""
     steps: int = 3000
     """optimiser steps"""
     batch_size: int = 16
@@ -64,34 +56,48 @@ class TrainConfig:
     """held-out examples per evaluated split"""
     ckpt_every: int = 100
     """steps between checkpoints"""
-    text_vocab: int = 1024
-    """text tokenizer vocabulary (trained on first run)"""
-    n_layers: int = 24
-    """decoder layers"""
-    hidden: int = 128
-    """residual width"""
     seed: int = 0
     """seed of initialisation and data order"""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda"""
     threads: int = 0
     """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    """Training run of TinyCosy."""
+
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus folder (utterances.parquet)"""
+    tokens: str = "runs/tinycosy/tokens"
+    """speech tokens of the corpus (python -m interp.audio tokenize)"""
+    out: str = "runs/tinycosy/model"
+    """run folder: checkpoint, log"""
+    export: str = "data/tinycosy"
+    """where the finished model, tokenizer and prompt bank are written"""
+    text_vocab: int = 1024
+    """text tokenizer vocabulary (trained on first run)"""
+    n_layers: int = 24
+    """decoder layers"""
+    hidden: int = 128
+    """residual width"""
     init_from: str = ""
     """continue from this exported model folder (its weights, architecture and tokenizer) with a
     fresh optimiser and schedule; its train.json is kept under `continued_from`"""
 
 
-def _progress(step: int, cfg: TrainConfig, elapsed_s: float = 0.0, start_t: float = 0.0) -> float:
+def _progress(step: int, cfg: LoopConfig, elapsed_s: float = 0.0, start_t: float = 0.0) -> float:
     """How far through the cosine decay a step is (0..1): by steps, or by this run's minutes when
     `max_minutes` would run out first (continuing from `start_t`, where a resumed run's schedule
     stood), so a run stopped by its time budget still ends annealed and a resume never jumps back."""
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    if getattr(cfg, "max_minutes", 0):
+    if cfg.max_minutes:
         t = max(t, start_t + (1 - start_t) * elapsed_s / (cfg.max_minutes * 60))
     return min(max(t, start_t, 0.0), 1.0)
 
 
-def _lr(step: int, cfg: TrainConfig, progress: float) -> float:
+def _lr(step: int, cfg: LoopConfig, progress: float) -> float:
     """Warm-up, then cosine decay to `min_lr_frac` at `progress` (from `_progress`)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -165,10 +171,10 @@ def _save_ckpt(path: Path, model, opt, step: int, log: list, progress: float = 0
 
 
 def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]],
-        cfg) -> tuple[int, list[dict], float]:
+        cfg: LoopConfig) -> tuple[int, list[dict], float]:
     """The training loop, shared by TinyCosy and TinyEdit: AdamW with warm-up and cosine decay
     over `train_ex`, held-out losses every `eval_every` steps, checkpoints in `cfg.out/ckpt.pt`
-    (resumed from when present). `cfg` has TrainConfig's optimisation and schedule fields.
+    (resumed from when present).
     Returns (steps done, log, start time of this run)."""
     device = model.speech_embedding.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
