@@ -76,21 +76,34 @@ def judge_section(run: Path) -> Section:
             continue
         sec.ran = True
         for name, s in d["judge"].items():
-            sec.rows.append(Row(f"{concept}: {name}", None,
-                                f"IFR {s['IFR']:.1f} · CR {s['CR']:.1f} · EMR {s['EMR']:.1f} "
-                                f"(n {s['n']})", str(src)))
+            sec.rows.append(Row(f"{concept}: {name}", None, _rubric(s, s["n"]), str(src)))
     return sec
+
+
+def _rubric(scores: dict, n: int) -> str:
+    """The judge's IFR · CR · EMR (n) as the report shows it; a missing score is a dash."""
+    def pct(v) -> str:
+        return "—" if v is None else f"{v:.1f}"
+
+    return f"IFR {pct(scores['IFR'])} · CR {pct(scores['CR'])} · EMR {pct(scores['EMR'])} (n {n})"
+
+
+def _json_section(title: str, command: str, src: Path) -> tuple[Section, dict | None]:
+    """A section fed by one JSON file, marked as run when the file is there."""
+    sec = Section(title, command)
+    d = read_json(src)
+    sec.ran = d is not None
+    return sec, d
 
 
 def tinyedit_section(run: Path) -> Section:
     """TinyEdit's edits per operation and the judge beside Identity / Noise / espeak targets."""
     src = run / "tinyedit_edits" / "eval.json"
-    sec = Section("TinyEdit: one edit per operation on held-out voices, judged",
-                  "python -m interp.edit evaluate --pairs runs/demo/edit_pairs --n 1 …")
-    d = read_json(src)
+    sec, d = _json_section("TinyEdit: one edit per operation on held-out voices, judged",
+                           "python -m interp.edit evaluate --pairs runs/demo/edit_pairs --n 1 …",
+                           src)
     if d is None:
         return sec
-    sec.ran = True
     for op, m in d["by_operation"].items():
         t = m["tinyedit"]
         sec.rows.append(Row(f"{op} ({m['mmae_operation']}): edit done / speaker kept / WER", None,
@@ -102,24 +115,18 @@ def tinyedit_section(run: Path) -> Section:
 
 def _judge_rows(sec: Section, judged: dict, src: Path) -> None:
     """One row per judged prediction set: overall IFR · CR · EMR."""
-    def pct(v) -> str:
-        return "—" if v is None else f"{v:.1f}"
-
     for name, j in judged.items():
-        o = j["overall"]
-        sec.rows.append(Row(f"judge: {name}", None, f"IFR {pct(o['IFR'])} · CR {pct(o['CR'])} · "
-                            f"EMR {pct(o['EMR'])} (n {j['n']})", str(src)))
+        sec.rows.append(Row(f"judge: {name}", None, _rubric(j["overall"], j["n"]), str(src)))
 
 
 def edit_steering_section(run: Path) -> Section:
     """TinyEdit steered through SAE latents vs asked by instruction (steering.edit_compare)."""
     src = run / "tinyedit_steer" / "summary.json"
-    sec = Section("TinyEdit: steering through SAE latents vs asking by instruction",
-                  "python -m steering.edit_compare --pairs runs/demo/edit_pairs --n 1 …")
-    d = read_json(src)
+    sec, d = _json_section("TinyEdit: steering through SAE latents vs asking by instruction",
+                           "python -m steering.edit_compare --pairs runs/demo/edit_pairs --n 1 …",
+                           src)
     if d is None:
         return sec
-    sec.ran = True
     for op, by_method in d["summary"].items():
         done = " · ".join(f"{m} {_fmt(s['edit_done']['mean'])}" for m, s in by_method.items())
         n = max(s["edit_done"]["n"] for s in by_method.values())

@@ -35,3 +35,30 @@ def test_report_reads_stage_files_and_flags_missing_ones(tmp_path):
 def test_missing_run_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="make demo"):
         build_report(tmp_path / "nope")
+
+
+def test_steering_and_tinyedit_sections_show_judge_scores(tmp_path):
+    from interp.report_steering import edit_steering_section, judge_section, tinyedit_section
+
+    judged = {"IFR": 75.0, "CR": 40.0, "EMR": None}
+    (tmp_path / "steering" / "laughter").mkdir(parents=True)
+    (tmp_path / "steering" / "laughter" / "summary.json").write_text(json.dumps(
+        {"judge": {"sae": judged | {"n": 4}}}))
+    (tmp_path / "tinyedit_edits").mkdir()
+    (tmp_path / "tinyedit_edits" / "eval.json").write_text(json.dumps({
+        "by_operation": {"gender": {"tinyedit": {"edit_done": 1.0, "speaker_kept": 0.5,
+                                                 "wer": 0.9}, "mmae_operation": "alteration",
+                                    "n": 2}},
+        "mmae_acoustic_judge": {"tinyedit": {"overall": judged, "n": 2}}}))
+    assert not edit_steering_section(tmp_path).ran  # no edit_compare run yet
+    (tmp_path / "tinyedit_steer").mkdir()
+    (tmp_path / "tinyedit_steer" / "summary.json").write_text(json.dumps({
+        "summary": {"gender": {"steer": {"edit_done": {"mean": 1.0, "n": 3}}}},
+        "judge": {"steer": {"overall": judged, "n": 3}}}))
+    rows = {s.title: [r.figure + " = " + str(r.ours) for r in s.rows]
+            for s in (judge_section(tmp_path), tinyedit_section(tmp_path),
+                      edit_steering_section(tmp_path))}
+    text = "\n".join(sum(rows.values(), []))
+    assert "laughter: sae = IFR 75.0 · CR 40.0 · EMR — (n 4)" in text  # a missing score is a dash
+    assert "judge: tinyedit = IFR 75.0 · CR 40.0 · EMR — (n 2)" in text
+    assert "gender: edit done by method = steer 1.000 (n 3)" in text
