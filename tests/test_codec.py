@@ -73,7 +73,8 @@ def test_bad_input_is_a_clear_error(tmp_path, tiny_codec):
     proc = subprocess.run([sys.executable, "-m", "interp.audio", "encode", str(bad),
                            "--codec", str(tmp_path / "codec")], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: cannot read") and "\n" not in proc.stderr.strip()
+    err = proc.stderr.strip()
+    assert err.startswith("error: ") and "cannot read" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("module", ["interp.corpus", "interp.audio"])
@@ -93,7 +94,7 @@ def test_read_wav_errors_are_one_line(tmp_path):
     sf.write(tmp_path / "8k.wav", np.zeros(800, np.float32), 8000)
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really a wav")
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
-    for name, exc, msg in (("none.wav", FileNotFoundError, "no wav file"),
+    for name, exc, msg in (("none.wav", FileNotFoundError, "no audio file"),
                            ("bad.wav", ValueError, "cannot read"),
                            ("8k.wav", ValueError, "sox"),
                            ("empty.wav", ValueError, "empty")):

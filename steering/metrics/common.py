@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from interp.atomic import atomic_write_text
+from interp.audio import wav
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +69,7 @@ def prepare_audio(wav: np.ndarray, sr: int, source: str = "audio") -> tuple[np.n
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """(float32 samples, sample rate) of an audio file; unreadable files are one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no audio file at {path}")
-    try:
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise InstrumentError(f"{path}: cannot read it as audio ({exc})") from exc
-    if audio.shape[0] == 0:
-        raise InstrumentError(f"{path}: the audio is empty")
-    return audio.mean(1), int(sr)
+    return wav.read_audio(path, error=InstrumentError)
 
 
 def audio_files(path: str | Path) -> list[Path]:
