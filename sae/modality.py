@@ -13,6 +13,4 @@ TEXT_MAX = 0.2
 
 def modality_tag(speech_frac: float, audio: float = AUDIO_MIN, text: float = TEXT_MAX) -> str:
     """"audio", "text" or "mixed" for a latent whose top activations are `speech_frac` speech."""
-    if not 0 <= text <= audio <= 1:
-        raise ValueError(f"modality thresholds need 0 <= text ({text}) <= audio ({audio}) <= 1")
     return "audio" if speech_frac > audio else "text" if speech_frac < text else "mixed"

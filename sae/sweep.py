@@ -4,8 +4,8 @@ Each layer's SAE is `python -m sae.train`'s (trained, resumed, or reused when fi
 `<sae-root>/layer_L`, with the same flags for every layer. On held-out positions the sweep then
 measures the modality composition of its latents by the paper's rule (`sae.modality`): a latent
 is *audio-modal* when more than 80% of its top activations sit on speech positions, *text-modal*
-below 20%, *mixed* otherwise (only text and speech positions compete; latents with fewer than `min_active`
-positive top activations count as inactive). Writes `<out>/sweep.json` and `<out>/sweep.html`:
+below 20%, *mixed* otherwise (only text and speech positions compete; latents with fewer than
+`min_active` positive top activations count as inactive). Writes `<out>/sweep.json` and `<out>/sweep.html`:
 explained variance (overall, text, speech), L0, dead and dense fractions, loss recovered and
 modality composition per layer.
 """

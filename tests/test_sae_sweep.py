@@ -101,5 +101,3 @@ def test_modality_rule_is_one_definition():
         "audio", "mixed", "mixed", "mixed", "text"]
     cfg = AutointerpConfig()
     assert (cfg.audio_threshold, cfg.text_threshold) == (AUDIO_MIN, TEXT_MAX)
-    with pytest.raises(ValueError, match="thresholds"):
-        modality_tag(0.5, audio=0.2, text=0.8)
