@@ -53,8 +53,8 @@ from interp.hooks.intervene import Intervention, intervene
 from interp.models.generate import SamplingConfig
 from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
 from interp.paths import CODEC_DIR
+from interp.stats import mean_ci
 from steering.experiment import read_rows
-from steering.report import mean_ci
 from steering.select import TargetSelection, select_concept
 from steering.steer import LatentEdit, direction_intervention, position_mask, sae_intervention
 

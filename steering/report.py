@@ -4,12 +4,10 @@ metric; effects against the unsteered outputs; the issue's goals; a dose-respons
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
-import numpy as np
-
 from interp.atomic import atomic_save, atomic_write_text
+from interp.stats import mean_ci
 from steering.experiment import CONTROLS, METRICS
 
 PRIMARY = {"laughter": "laughter", "male": "p_male", "female": "p_male",
@@ -17,16 +15,6 @@ PRIMARY = {"laughter": "laughter", "male": "p_male", "female": "p_male",
 CSV_FIELDS = ("item", "method", "target", "strength", "voice", "voice_gender", "n_tokens",
               "laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "wer_raw",
               "wav", "text", "transcript")
-
-
-def mean_ci(values: list) -> dict:
-    """Mean and normal-approximation 95% CI of the non-missing values."""
-    x = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if not len(x):
-        return {"mean": None, "ci95": [None, None], "n": 0}
-    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else 0.0
-    m = float(x.mean())
-    return {"mean": round(m, 4), "ci95": [round(m - half, 4), round(m + half, 4)], "n": len(x)}
 
 
 def _stats(rows: list[dict]) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,6 +161,30 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
         if s["transcript"] is not None:
             assert s["wer"] == pytest.approx(wer(s["text"], s["transcript"]))
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
+    # against itself as the baseline: the same plan, seeded, so every paired difference is 0
+    cfg = EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
+                     codec=str(tiny_codec_dir), n=2, examples=0, out=str(tmp_path / "again"),
+                     tokens=str(tiny_tokens), n_conditioning=8,
+                     baseline=str(tmp_path / "eval.json"))
+    v = evaluate_tts(cfg)["vs_baseline"]
+    assert v["laughter_with_tag_diff"]["mean"] == 0
+    assert v["wer_diff"]["mean"] in (None, 0)
+    with pytest.raises(ValueError, match="other sentences or voices"):
+        evaluate_tts(replace(cfg, n=1, out=str(tmp_path / "bad")))
+    assert not (tmp_path / "bad").exists()  # refused before generating anything
+
+
+def test_compare_pairs_sentences():
+    from interp.models.evaluate import compare
+
+    old = [{"text": f"s{i}", "voice": "v", "wer": 0.5, "laughter_with_tag": 0.9} for i in range(4)]
+    new = [dict(r, wer=w, laughter_with_tag=0.1) for r, w in zip(old, [0.25, 0.25, 0.5, 0.75], strict=True)]
+    v = compare(old, new)
+    assert v["wer_diff"]["mean"] == pytest.approx(-0.0625) and v["wer_diff"]["n"] == 4
+    assert v["wer_better_worse_same"] == [2, 1, 1]
+    lo, hi = v["wer_diff"]["ci95"]
+    assert lo < -0.0625 < hi
+    assert v["laughter_with_tag_diff"]["mean"] == -1
 
 
 def test_backbone_interface(tiny_tinycosy):

@@ -9,6 +9,9 @@ with a `[laughter]` tag in the middle. Measured:
 - content: the recognizer's WER on generated speech next to its WER on the espeak reference of
   the same sentence, and on that reference after the codec round trip (what a perfect LM over
   these speech tokens could reach: the gap splits into codec loss and model loss);
+- uncertainty: WER's 95% interval over sentences, and with `--baseline` (an earlier eval.json of the
+  same plan) the paired per-sentence difference to it, which is what says whether a new
+  checkpoint really reads better;
 - text conditioning: the teacher-forced loss of held-out speech given its own sentence against
   given another held-out sentence of similar length, in nats per token — how much the model
   reads its text at all (near 0: it speaks from the speaker and the length alone).
@@ -38,6 +41,7 @@ from interp.corpus.table import load_audio, load_table
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
 from interp.models.tts import TTS
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.stats import mean_ci
 
 RATES = {"normal": None, "slow": "Please speak slowly.", "fast": "Please speak quickly."}
 
@@ -65,6 +69,9 @@ class EvalConfig:
     skipped when missing)"""
     n_conditioning: int = 200
     """held-out utterances of the text-conditioning figure"""
+    baseline: str = ""
+    """an earlier eval.json made with the same --n and --seed (another checkpoint): adds the paired
+    per-sentence differences to it (`vs_baseline`)"""
 
 
 def _with_laughter(text: str, rng: random.Random) -> str:
@@ -170,12 +177,14 @@ def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
 
 def evaluate_tts(cfg: EvalConfig) -> dict:
     engine = TTS(Path(cfg.model), Path(cfg.codec))
+    plan = _plan(cfg, engine)
+    baseline = _load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
     listen = Listener(Path(cfg.corpus), engine.codec)
     out = Path(cfg.out) if cfg.out else Path(cfg.model)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     rows = []
-    for i, (text, voice, gender, ref) in enumerate(tqdm(_plan(cfg, engine), desc="generate")):
+    for i, (text, voice, gender, ref) in enumerate(tqdm(plan, desc="generate")):
         ref_audio = load_audio(cfg.corpus, ref)[0]
         rec: dict = {"text": text, "voice": voice, "gender": gender,
                      "wer_reference": listen.wer(ref_audio, text),
@@ -203,8 +212,43 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     conditioning = text_conditioning(engine, Path(cfg.corpus), tokens, cfg.n_conditioning)
     result = summarize(rows) | {"text_conditioning_nats": conditioning,
                                 "measured_with": listen.kind, "config": asdict(cfg)}
+    if baseline is not None:
+        result["vs_baseline"] = compare(baseline, rows) | {"baseline": cfg.baseline}
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
     return result
+
+
+def _load_baseline(path: Path, plan: list[tuple]) -> list[dict]:
+    """The baseline's samples, checked before anything is generated to be of the same plan."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no baseline eval.json at {path}; give one written by this command")
+    samples = json.loads(path.read_text()).get("samples")
+    if not samples:
+        raise ValueError(f"{path} has no per-sentence samples; re-run its evaluation with this "
+                         "version of the command")
+    if [(s["text"], s["voice"]) for s in samples] != [(text, voice) for text, voice, *_ in plan]:
+        raise ValueError(f"{path} was made on other sentences or voices; evaluate both with the "
+                         "same --corpus, --n and --seed")
+    return samples
+
+
+def compare(baseline: list[dict], rows: list[dict]) -> dict:
+    """Paired per-sentence differences (new - baseline) of WER and of laughter with the tag, with
+    95% CIs; the rows must come from the same plan (same sentences and voices, in order)."""
+    plan = [(r["text"], r["voice"]) for r in rows]
+    if plan != [(r["text"], r["voice"]) for r in baseline]:
+        raise ValueError("the baseline was made on other sentences or voices; evaluate both with "
+                         "the same --corpus, --n and --seed")
+    pairs = [(b["wer"], r["wer"]) for b, r in zip(baseline, rows, strict=True)
+             if b.get("wer") is not None and r.get("wer") is not None]
+    return {
+        "wer_diff": mean_ci([new - old for old, new in pairs]),
+        "wer_better_worse_same": [sum(n < o for o, n in pairs), sum(n > o for o, n in pairs),
+                                  sum(n == o for o, n in pairs)],
+        "laughter_with_tag_diff": mean_ci([float(r["laughter_with_tag"] > 0.5)
+                                           - float(b["laughter_with_tag"] > 0.5)
+                                           for b, r in zip(baseline, rows, strict=True)]),
+    }
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -228,6 +272,7 @@ def summarize(rows: list[dict]) -> dict:
         "laughter_with_tag": round(float(np.mean(with_tag > 0.5)), 4),
         "laughter_without_tag": round(float(np.mean(without > 0.5)), 4),
         "wer": round(float(np.mean([w for w, _ in wers])), 4) if wers else None,
+        "wer_ci95": mean_ci([w for w, _ in wers])["ci95"] if wers else None,
         "wer_espeak_reference": round(float(np.mean([w for _, w in wers])), 4) if wers else None,
         "wer_roundtrip_reference": round(float(np.mean(rt)), 4) if rt else None,
         "goals": {"gender_agreement": ">= 0.95", "slow_over_fast": ">= 1.8",
@@ -252,6 +297,10 @@ def main() -> None:
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
+    if (v := r.get("vs_baseline")) is not None:
+        d = v["wer_diff"]
+        print(f"  against {v['baseline']}: WER {d['mean']:+} (95% CI {d['ci95'][0]:+} to "
+              f"{d['ci95'][1]:+}), sentences better / worse / same {v['wer_better_worse_same']}")
 
 
 if __name__ == "__main__":
