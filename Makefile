@@ -18,6 +18,9 @@ DEMO_SAE ?= data/sae/layer_12
 DEMO_STEER_N ?= 6
 DEMO_STRENGTHS ?= 4
 DEMO_GENDER_STRENGTHS ?= 8
+# Rate breaks generation at 4 on the shipped model: every edit, a random direction's too, babbles
+# to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6): SAE slow 4.27 s, fast 2.22 s, random direction 2.93 s.
+DEMO_RATE_STRENGTHS ?= 2
 DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
 	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
 # TinyCosy's ops are small: one thread each is as fast, and immune to oversubscribed cores
@@ -70,7 +73,7 @@ demo: install
 	$(BIN)/python -m autointerp.run --layer 12 --store $(DEMO)/acts_heldout --sae $(DEMO_SAE) --corpus $(DEMO)/corpus --out $(DEMO)/autointerp/layer_12
 	$(BIN)/python -m steering.run --concept laughter --strength $(DEMO_STRENGTHS) --positions window $(DEMO_STEER)/laughter
 	$(BIN)/python -m steering.run --concept gender --strength $(DEMO_GENDER_STRENGTHS) $(DEMO_STEER)/gender
-	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_STRENGTHS) $(DEMO_STEER)/rate
+	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_RATE_STRENGTHS) $(DEMO_STEER)/rate
 	$(BIN)/python -m interp.edit build --out $(DEMO)/edit_pairs --n-pairs 200
 	@test -f $(DEMO)/tinyedit_edits/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(DEMO)/edit_pairs --n 1 --examples 1 --loss-pairs 0 --out $(DEMO)/tinyedit_edits --judge-dir $(DEMO)/tinyedit_edits/judge
 	$(BIN)/python -m interp.cache --model tinyedit --layers 12 --corpus $(DEMO)/edit_pairs --tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_acts
