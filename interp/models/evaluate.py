@@ -226,19 +226,20 @@ def _load_baseline(path: Path, plan: list[tuple]) -> list[dict]:
     if not samples:
         raise ValueError(f"{path} has no per-sentence samples; re-run its evaluation with this "
                          "version of the command")
-    if [(s["text"], s["voice"]) for s in samples] != [(text, voice) for text, voice, *_ in plan]:
-        raise ValueError(f"{path} was made on other sentences or voices; evaluate both with the "
-                         "same --corpus, --n and --seed")
+    _check_same_plan(samples, [(text, voice) for text, voice, *_ in plan], str(path))
     return samples
+
+
+def _check_same_plan(baseline: list[dict], plan: list[tuple[str, str]], name: str) -> None:
+    if [(b["text"], b["voice"]) for b in baseline] != plan:
+        raise ValueError(f"{name} was made on other sentences or voices; evaluate both with the "
+                         "same --corpus, --n and --seed")
 
 
 def compare(baseline: list[dict], rows: list[dict]) -> dict:
     """Paired per-sentence differences (new - baseline) of WER and of laughter with the tag, with
     95% CIs; the rows must come from the same plan (same sentences and voices, in order)."""
-    plan = [(r["text"], r["voice"]) for r in rows]
-    if plan != [(r["text"], r["voice"]) for r in baseline]:
-        raise ValueError("the baseline was made on other sentences or voices; evaluate both with "
-                         "the same --corpus, --n and --seed")
+    _check_same_plan(baseline, [(r["text"], r["voice"]) for r in rows], "the baseline")
     pairs = [(b["wer"], r["wer"]) for b, r in zip(baseline, rows, strict=True)
              if b.get("wer") is not None and r.get("wer") is not None]
     return {
