@@ -109,7 +109,9 @@ def tinycosy_section(run: Path) -> Section:
     shipped = REPO / "data" / "tinycosy" / "eval.json"
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
-                                ("shipped eval: laughter with tag", None, "laughter_with_tag")])
+                                ("shipped eval: laughter with tag", None, "laughter_with_tag"),
+                                ("shipped eval: WER change vs the previous checkpoint (paired)",
+                                 None, "vs_baseline.wer_diff.mean")])
     return sec
 
 

@@ -298,8 +298,7 @@ def main() -> None:
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
-    if (v := r.get("vs_baseline")) is not None:
-        d = v["wer_diff"]
+    if (v := r.get("vs_baseline")) is not None and (d := v["wer_diff"])["mean"] is not None:
         print(f"  against {v['baseline']}: WER {d['mean']:+} (95% CI {d['ci95'][0]:+} to "
               f"{d['ci95'][1]:+}), sentences better / worse / same {v['wer_better_worse_same']}")
 
