@@ -55,6 +55,28 @@ def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):
     assert summary["steps"] == 5 and [r["step"] for r in log] == [1, 2, 3, 4, 5]
 
 
+def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tiny_tokens):
+    """--speech-noise swaps about that fraction of the input speech for random codes; the loss
+    still scores the clean targets (so noise 0 is exactly the clean loss) and bad values are refused."""
+    from interp.models.data import make_examples
+    from interp.models.train import LoopConfig, batch_loss, corrupt, fit
+
+    target = torch.arange(64).repeat(50)
+    noisy = corrupt(target, 0.2, 64, torch.Generator().manual_seed(0))
+    assert 0.14 < (noisy != target).float().mean() < 0.22 and noisy.max() < 64
+
+    export, _ = tiny_tinycosy
+    model = TinyCosy.load(export).eval()
+    rows = load_table(tiny_corpus)
+    ex = make_examples(rows, load_tokens(tiny_tokens), load_tokenizer(export))[:4]
+    with torch.no_grad():
+        clean = batch_loss(model, ex).item()
+        assert batch_loss(model, ex, 0.0).item() == clean
+        assert batch_loss(model, ex, 0.5, torch.Generator().manual_seed(1)).item() != clean
+    with pytest.raises(ValueError, match="speech-noise"):
+        fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
+
+
 def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
     """--init-from starts from an export's weights and tokenizer (not a fresh model) and records
     the stage it continued; the schedule anneals by the time budget too."""

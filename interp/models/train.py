@@ -62,6 +62,9 @@ class LoopConfig:
     """auto (CUDA when present), cpu or cuda"""
     threads: int = 0
     """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
+    speech_noise: float = 0.0
+    """fraction of the target speech tokens replaced by random codes in the model's input (never
+    in the labels), so that the model cannot lean on the speech so far and must read its text"""
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,24 @@ def _lr(step: int, cfg: LoopConfig, progress: float) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * decay)
 
 
-def batch_loss(model: TinyCosy, batch: list[Example]) -> torch.Tensor:
-    """Mean next-token cross-entropy over target speech tokens and eos."""
+def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generator) -> torch.Tensor:
+    """`target` with a random `frac` of its tokens replaced by uniformly drawn codes."""
+    flip = torch.rand(target.shape, generator=gen) < frac
+    return torch.where(flip, torch.randint(0, n_codes, target.shape, generator=gen), target)
+
+
+def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
+               gen: torch.Generator | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over target speech tokens and eos; with `speech_noise`, the
+    input copy of the target is corrupted (`corrupt`) while the labels stay clean."""
     dev = model.speech_embedding.weight.device
     seqs, starts, labels = [], [], []
     for ex in batch:
         pre = model.prefix(ex.text_ids, ex.prompt)
-        seqs.append(torch.cat([pre, model.speech_embedding(ex.target.to(dev))]))
+        inp = ex.target
+        if speech_noise:
+            inp = corrupt(inp, speech_noise, model.cfg.speech_codes, gen or torch.Generator())
+        seqs.append(torch.cat([pre, model.speech_embedding(inp.to(dev))]))
         starts.append(len(pre) - 1)
         labels.append(torch.cat([ex.target, torch.tensor([model.eos])]).to(dev))
     lengths = torch.tensor([len(s) for s in seqs], device=dev)
@@ -176,6 +190,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     over `train_ex`, held-out losses every `eval_every` steps, checkpoints in `cfg.out/ckpt.pt`
     (resumed from when present).
     Returns (steps done, log, start time of this run)."""
+    if not 0 <= cfg.speech_noise < 1:
+        raise ValueError(f"--speech-noise {cfg.speech_noise}: give a fraction in [0, 1), e.g. 0.15")
     device = model.speech_embedding.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
@@ -204,7 +220,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             progress = _progress(step, cfg, time.time() - start, start_t)
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg, progress)
-            loss = batch_loss(model, order[epoch][i])
+            # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
