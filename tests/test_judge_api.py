@@ -170,12 +170,14 @@ def test_transport_failures_are_retried_then_recorded(tmp_path: Path) -> None:
         key = (req.question, tuple(req.options.values()))
         per_query[key] += 1
         n = per_query[key]
-        steps = [FakeReply(status=500), FakeReply(letter="A", delay=1.0),
+        steps = [FakeReply(status=500), FakeReply(letter="A", delay=3.0),
                  FakeReply(broken_body=True), FakeReply(letter="Z")]
         return steps[n - 1] if n <= len(steps) else FakeReply(letter=req.letter_of("Right"))
 
+    # The timeout leaves room for 27 concurrent requests on 2 loaded cores (at 0.5 s the fast
+    # replies timed out too); only the scripted 3-second reply should miss it.
     with FakeJudgeServer(flaky) as srv:
-        cfg = cfg_for(tmp_path, meta, pred, [srv.base_url], timeout=0.5, concurrency=32)
+        cfg = cfg_for(tmp_path, meta, pred, [srv.base_url], timeout=2.0, concurrency=32)
         judge(cfg)
         recs = read_results(tmp_path / "judge/results.jsonl")
         good = [r for r in recs.values() if not r["question"].startswith("[BAD]")]
@@ -184,7 +186,7 @@ def test_transport_failures_are_retried_then_recorded(tmp_path: Path) -> None:
         # a spurious timeout, so at least 5 requests
         assert all(r["attempts"] >= 5 and r["asks"] == 2 for r in good)
         per_query.clear()
-        judge(cfg_for(tmp_path, meta, pred, [srv.base_url], out="short", timeout=0.5,
+        judge(cfg_for(tmp_path, meta, pred, [srv.base_url], out="short", timeout=2.0,
                       max_attempts=3, concurrency=32))
     recs = read_results(tmp_path / "short/results.jsonl")
     assert len(recs) == 27  # nothing lost: every query has a line
