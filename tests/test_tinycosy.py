@@ -55,7 +55,8 @@ def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):
     assert summary["steps"] == 5 and [r["step"] for r in log] == [1, 2, 3, 4, 5]
 
 
-def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tiny_tokens):
+def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tiny_tokens,
+                                                 monkeypatch):
     """--speech-noise swaps about that fraction of the input speech for random codes; the loss
     still scores the clean targets (so noise 0 is exactly the clean loss) and bad values are refused."""
     from interp.models.data import make_examples
@@ -72,7 +73,13 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
     with torch.no_grad():
         clean = batch_loss(model, ex).item()
         assert batch_loss(model, ex, 0.0).item() == clean
+        labels = []
+        ce = torch.nn.functional.cross_entropy
+        monkeypatch.setattr(torch.nn.functional, "cross_entropy",
+                            lambda x, y: labels.append(y) or ce(x, y))
         assert batch_loss(model, ex, 0.5, torch.Generator().manual_seed(1)).item() != clean
+        assert torch.equal(labels[0], torch.cat([torch.cat([e.target, torch.tensor([model.eos])])
+                                                 for e in ex]))
     with pytest.raises(ValueError, match="speech-noise"):
         fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
 
