@@ -221,7 +221,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg, progress)
             # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            gen = (torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                   if cfg.speech_noise else None)
             loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
