@@ -9,7 +9,7 @@ import sys
 import pytest
 
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
-        "interp.models.evaluate", "interp.cache", "interp.edit", "interp.report", "sae.train",
+        "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "interp.report", "sae.train",
         "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
         "steering.edit_compare",
         "steering.judge", "steering.metrics", "benchmarks",

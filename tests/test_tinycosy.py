@@ -227,3 +227,28 @@ def test_backbone_interface(tiny_tinycosy):
     out = bb.teacher_forced(torch.tensor([5, 6]), torch.tensor([1, 2, 3]), torch.tensor([4, 5]))
     assert out.logits.shape[0] == len(out.modality) == 1 + 2 + 1 + 3 + 2
     assert out.modality[out.target_start] == "speech" and out.target_start == 6
+
+
+def test_compare_cli_pools_plans(tmp_path):
+    from interp.models.compare import CompareConfig, compare_evals
+
+    def write(name, rows):
+        (tmp_path / name).write_text(json.dumps({"samples": rows}))
+        return str(tmp_path / name)
+
+    def plan(prefix, wers):
+        return [{"text": f"{prefix}{i}", "voice": "v", "wer": w, "laughter_with_tag": 1.0}
+                for i, w in enumerate(wers)]
+
+    old = [write("o0.json", plan("a", [0.5, 0.5])), write("o1.json", plan("b", [0.5, 1.0]))]
+    new = [write("n0.json", plan("a", [0.25, 0.5])), write("n1.json", plan("b", [0.0, 1.0]))]
+    r = compare_evals(CompareConfig(old=tuple(old), new=tuple(new), out=str(tmp_path / "c.json")))
+    assert r["n_sentences"] == 4 and r["wer_old"] == 0.625 and r["wer_new"] == 0.4375
+    assert r["wer_diff"]["mean"] == pytest.approx(-0.1875) and r["wer_better_worse_same"] == [2, 0, 2]
+    assert json.loads((tmp_path / "c.json").read_text())["wer_new"] == 0.4375
+    with pytest.raises(ValueError, match="other sentences or voices"):  # plans in the wrong order
+        compare_evals(CompareConfig(old=tuple(old), new=tuple(reversed(new))))
+    with pytest.raises(ValueError, match="one eval.json per plan"):
+        compare_evals(CompareConfig(old=tuple(old), new=tuple(new[:1])))
+    with pytest.raises(FileNotFoundError, match="interp.models.evaluate"):
+        compare_evals(CompareConfig(old=(str(tmp_path / "missing.json"),), new=(new[0],)))
