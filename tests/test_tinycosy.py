@@ -84,6 +84,53 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
         fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
 
 
+def test_align_loss_asks_each_frame_for_its_spoken_word(tiny_tinycosy, tiny_corpus, tiny_tokens):
+    """--align-loss: every target frame is labelled with the text token of the word spoken at
+    its centre (per the corpus timings), and the loss reads blocks.L.hook_resid_post at the
+    positions that predict those frames (recomputed here from the HF hidden states)."""
+    from interp.models.data import TOKEN_RATE, make_examples
+    from interp.models.train import LoopConfig, batch_loss, fit
+
+    export, _ = tiny_tinycosy
+    model = TinyCosy.load(export).eval()
+    with torch.no_grad():  # a few training steps leave the layers near identity: set them apart
+        model.layers[1].mlp.down_proj.weight *= 50
+    tok = load_tokenizer(export)
+    rows = load_table(tiny_corpus)
+    ex = make_examples(rows, load_tokens(tiny_tokens), tok)[:3]
+    by_id = {r["utt_id"]: r for r in rows}
+    for e in ex:
+        row = by_id[e.utt_id]
+        assert len(e.spoken) == len(e.target) and (e.spoken >= 0).float().mean() > 0.5
+        for w in row["words"]:
+            mid = int((w["start"] + w["end"]) / 2 * TOKEN_RATE)
+            if mid < len(e.spoken) and w["end"] - w["start"] > 2 / TOKEN_RATE:
+                assert tok.decode([int(e.spoken[mid])]).strip() in w["word"]
+        assert (e.spoken[int(np.ceil(row["words"][-1]["end"] * TOKEN_RATE)) + 1:] == -100).all()
+    with torch.no_grad():
+        clean = batch_loss(model, ex).item()
+        assert batch_loss(model, ex, align_loss=0.0).item() == clean
+        seen = []
+        for layer in (0, 1):
+            aux = batch_loss(model, ex, align_loss=1.0, align_layer=layer).item() - clean
+            logits, labels = [], []
+            for e in ex:
+                pre = model.prefix(e.text_ids, e.prompt)
+                seq = torch.cat([pre, model.speech_embedding(e.target)])[None]
+                h = model.llm.model.model(inputs_embeds=seq, output_hidden_states=True
+                                          ).hidden_states[layer + 1][0]
+                h = h[len(pre) - 1 : len(pre) - 1 + len(e.target)]
+                h = h / h.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+                logits.append(h @ model.text_embed(torch.arange(model.cfg.text_vocab)).T)
+                labels.append(e.spoken)
+            want = torch.nn.functional.cross_entropy(torch.cat(logits), torch.cat(labels))
+            assert aux == pytest.approx(want.item(), rel=1e-3)
+            seen.append(aux)
+        assert abs(seen[0] - seen[1]) > 1e-2  # the two layers are told apart
+    with pytest.raises(ValueError, match="align-layer"):
+        fit(model, ex, {}, LoopConfig(steps=1, align_loss=0.1, align_layer=2))
+
+
 def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
     """--init-from starts from an export's weights and tokenizer (not a fresh model) and records
     the stage it continued; the schedule anneals by the time budget too."""

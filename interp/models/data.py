@@ -26,6 +26,9 @@ class Example:
     text_ids: torch.Tensor  # (n_text,)
     prompt: torch.Tensor  # (n_prompt,) speech tokens
     target: torch.Tensor  # (n_target,) speech tokens
+    # (n_target,) per target frame, the text token of the word being spoken (-100 in pauses);
+    # from the corpus's word timings, for the `--align-loss` auxiliary objective
+    spoken: torch.Tensor | None = None
 
 
 def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.ndarray]:
@@ -39,6 +42,27 @@ def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.nda
     items += [(t["start"], f"[{t['tag']}]") for t in row["tags"] if t["end"] <= end]
     text = " ".join(x for _, x in sorted(items))
     return text, tokens[: max(1, int(np.ceil(end * TOKEN_RATE)))]
+
+
+def spoken_tokens(row: dict, text: str, ids: list[int], offsets: list[tuple[int, int]],
+                  n_frames: int) -> torch.Tensor:
+    """Per speech frame of `row`, the id of the text token (the word's first) whose word is
+    being spoken at the frame's centre, -100 where no word is (pauses, tags). `text` is the
+    whole LM text the ids and character offsets were encoded from; the row's text is its end."""
+    labels = torch.full((n_frames,), -100, dtype=torch.long)
+    cursor = len(text) - len(row["text"])
+    for w in row["words"]:
+        pos = text.find(w["word"], cursor)
+        if pos < 0:  # a word the text spells otherwise: leave its frames unlabelled
+            continue
+        cursor = pos + len(w["word"])
+        tok = next((i for i, (a, b) in enumerate(offsets) if a <= pos < b), None)
+        if tok is None:
+            continue
+        lo = max(0, int(np.ceil(w["start"] * TOKEN_RATE - 0.5)))
+        hi = min(n_frames, int(np.ceil(w["end"] * TOKEN_RATE - 0.5)))
+        labels[lo:hi] = ids[tok]
+    return labels
 
 
 def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: Tokenizer,
@@ -60,9 +84,12 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: To
         p_text, p_tok = cut_prompt(prompt_row, tokens[prompt_row["utt_id"]], max_prompt_s)
         if rng.random() < drop_prompt_text:
             p_text = ""
-        ids = tokenizer.encode(lm_text(r["text"], p_text, r["instruction"])).ids
-        out.append(Example(r["utt_id"], torch.tensor(ids), torch.from_numpy(p_tok.copy()),
-                           torch.from_numpy(tokens[r["utt_id"]].copy())))
+        text = lm_text(r["text"], p_text, r["instruction"])
+        enc = tokenizer.encode(text)
+        target = tokens[r["utt_id"]]
+        out.append(Example(r["utt_id"], torch.tensor(enc.ids), torch.from_numpy(p_tok.copy()),
+                           torch.from_numpy(target.copy()),
+                           spoken_tokens(r, text, enc.ids, enc.offsets, len(target))))
     return out
 
 

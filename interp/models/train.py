@@ -65,6 +65,13 @@ class LoopConfig:
     speech_noise: float = 0.0
     """fraction of the target speech tokens replaced by random codes in the model's input (never
     in the labels), so that the model cannot lean on the speech so far and must read its text"""
+    align_loss: float = 0.0
+    """weight of an auxiliary loss: at each target speech position, the residual stream
+    blocks.<--align-layer>.hook_resid_post predicts, through the (tied) text embedding, the text
+    token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights"""
+    align_layer: int = 8
+    """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
+    plants is not read back as a discovery there)"""
 
 
 @dataclass(frozen=True)
@@ -115,9 +122,11 @@ def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generato
 
 
 def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
-               gen: torch.Generator | None = None) -> torch.Tensor:
+               gen: torch.Generator | None = None, align_loss: float = 0.0,
+               align_layer: int = 8) -> torch.Tensor:
     """Mean next-token cross-entropy over target speech tokens and eos; with `speech_noise`, the
-    input copy of the target is corrupted (`corrupt`) while the labels stay clean."""
+    input copy of the target is corrupted (`corrupt`) while the labels stay clean; with
+    `align_loss`, plus that weight times the word-alignment loss (`LoopConfig.align_loss`)."""
     dev = model.speech_embedding.weight.device
     seqs, starts, labels = [], [], []
     for ex in batch:
@@ -131,11 +140,31 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
     lengths = torch.tensor([len(s) for s in seqs], device=dev)
     embeds = pad_sequence(seqs, batch_first=True)  # (B, T, D)
     mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        logits, _ = model(embeds, attention_mask=mask)
+    hidden: list[torch.Tensor] = []
+    handle = model.layers[align_layer].register_forward_hook(
+        lambda _m, _i, out: hidden.append(out[0] if isinstance(out, tuple) else out)) \
+        if align_loss else None
+    try:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits, _ = model(embeds, attention_mask=mask)
+    finally:
+        if handle is not None:
+            handle.remove()
     picked = torch.cat([logits[b, s : s + len(y)] for b, (s, y) in enumerate(zip(starts, labels,
                                                                                   strict=True))])
-    return torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
+    loss = torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
+    if not align_loss:
+        return loss
+    # Position s + j predicts target frame j: it is asked which word frame j belongs to.
+    words = [(b, s, ex.spoken) for b, (s, ex) in enumerate(zip(starts, batch, strict=True))
+             if ex.spoken is not None]
+    if not words:
+        raise ValueError("--align-loss needs word timings: these examples have none")
+    h = torch.cat([hidden[0][b, s : s + len(w)] for b, s, w in words]).float()
+    h = torch.nn.functional.rms_norm(h, h.shape[-1:])  # the raw residual's scale grows with depth
+    text_logits = torch.nn.functional.linear(h, model.llm.model.model.embed_tokens.weight.float())
+    return loss + align_loss * torch.nn.functional.cross_entropy(
+        text_logits, torch.cat([w for _, _, w in words]).to(dev), ignore_index=-100)
 
 
 @torch.no_grad()
@@ -192,6 +221,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     Returns (steps done, log, start time of this run)."""
     if not 0 <= cfg.speech_noise < 1:
         raise ValueError(f"--speech-noise {cfg.speech_noise}: give a fraction in [0, 1), e.g. 0.15")
+    if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
+        raise ValueError(f"--align-layer {cfg.align_layer}: this model has layers 0 to "
+                         f"{len(model.layers) - 1}")
     device = model.speech_embedding.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
@@ -223,7 +255,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
             gen = (torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
                    if cfg.speech_noise else None)
-            loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen)
+            loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
+                              cfg.align_layer)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
