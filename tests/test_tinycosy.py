@@ -299,3 +299,16 @@ def test_compare_cli_pools_plans(tmp_path):
         compare_evals(CompareConfig(old=tuple(old), new=tuple(new[:1])))
     with pytest.raises(FileNotFoundError, match="interp.models.evaluate"):
         compare_evals(CompareConfig(old=(str(tmp_path / "missing.json"),), new=(new[0],)))
+
+
+def test_word_recall_splits_template_and_slot_words():
+    from interp.models.evaluate import slot_words, word_recall
+
+    slot = slot_words()
+    assert "pencil" in slot and {"the", "will", "think", "i"}.isdisjoint(slot)
+    rows = [{"text": "I think the pencil will go. The pencils!",
+             "transcript": "i think the pencil will the pencils"},
+            {"text": "no transcript here", "transcript": None}]
+    r = word_recall(rows)  # only "go" is missed
+    assert r == {"template": round(5 / 6, 4), "slot": 1.0, "n_template": 6, "n_slot": 2}
+    assert word_recall([dict(rows[0], transcript="the the the")])["slot"] == 0.0

@@ -27,6 +27,8 @@ import argparse
 import json
 import logging
 import random
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from tqdm import tqdm
 from interp.audio.pitch import median_f0, voiced_duration
 from interp.audio.roundtrip import fit_laughter_probe, laughter_score
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.sentences import TEMPLATES, lexicon
 from interp.corpus.table import load_audio, load_table
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
 from interp.models.tts import TTS
@@ -252,6 +255,35 @@ def compare(baseline: list[dict], rows: list[dict]) -> dict:
     }
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def slot_words() -> set[str]:
+    """Words that only the grammar's slots put in a sentence (nouns, names, places, …): the
+    content a sentence carries, as opposed to its template's fixed words."""
+    fixed = {w for t in TEMPLATES for w in _words(re.sub(r"\{\w+\}", " ", t))}
+    return {w for fill in lexicon().values() for phrase in fill for w in _words(phrase)} - fixed
+
+
+def word_recall(rows: list[dict]) -> dict:
+    """Share of the sentence's words found in the transcript (bag of words, each heard word used
+    once), split into template words and slot words (`slot_words`): a model that coasts on the
+    grammar says the former and swaps the latter."""
+    slot = slot_words()
+    hits: dict[str, list[bool]] = {"template": [], "slot": []}
+    for r in rows:
+        if r.get("transcript") is None:
+            continue
+        heard = Counter(_words(r["transcript"]))
+        for w in _words(r["text"]):
+            is_slot = w in slot or (w.endswith("s") and w[:-1] in slot)  # "{noun}s"
+            hits["slot" if is_slot else "template"].append(heard[w] > 0)
+            heard[w] -= heard[w] > 0
+    return {k: round(float(np.mean(v)), 4) if v else None for k, v in hits.items()} | {
+        f"n_{k}": len(v) for k, v in hits.items()}
+
+
 def summarize(rows: list[dict]) -> dict:
     outs = [(r["gender"], r[k]["gender"]) for r in rows for k in RATES]
     voiced = {k: float(np.mean([r[k]["voiced"] for r in rows])) for k in RATES}
@@ -276,6 +308,7 @@ def summarize(rows: list[dict]) -> dict:
         "wer_ci95": mean_ci([w for w, _ in wers])["ci95"] if wers else None,
         "wer_espeak_reference": round(float(np.mean([w for _, w in wers])), 4) if wers else None,
         "wer_roundtrip_reference": round(float(np.mean(rt)), 4) if rt else None,
+        "word_recall": word_recall(rows),
         "goals": {"gender_agreement": ">= 0.95", "slow_over_fast": ">= 1.8",
                   "laughter_with_tag": ">= 0.90", "laughter_without_tag": "<= 0.05",
                   "wer - wer_espeak_reference": "<= 0.15"},
@@ -298,6 +331,9 @@ def main() -> None:
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
+    if (w := r["word_recall"])["slot"] is not None:
+        print(f"  words heard: template words {w['template']:.0%}, slot words (the content) "
+              f"{w['slot']:.0%}")
     if (v := r.get("vs_baseline")) is not None and (d := v["wer_diff"])["mean"] is not None:
         print(f"  against {v['baseline']}: WER {d['mean']:+} (95% CI {d['ci95'][0]:+} to "
               f"{d['ci95'][1]:+}), sentences better / worse / same {v['wer_better_worse_same']}")
