@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from interp.cli import add_config_args, config_from_args, run_cli
-from interp.models.evaluate import compare
+from interp.models.evaluate import compare, load_samples
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,7 @@ class CompareConfig:
 
 def pooled_samples(paths: tuple[str, ...] | list[str]) -> list[dict]:
     """The per-sentence samples of several eval.json files, concatenated in order."""
-    rows: list[dict] = []
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise FileNotFoundError(f"no eval.json at {p}; run python -m interp.models.evaluate first")
-        samples = json.loads(p.read_text()).get("samples")
-        if not samples:
-            raise ValueError(f"{p} has no per-sentence samples; re-run its evaluation with this "
-                             "version of interp.models.evaluate")
-        rows += samples
-    return rows
+    return [row for p in paths for row in load_samples(Path(p))]
 
 
 def compare_evals(cfg: CompareConfig) -> dict:

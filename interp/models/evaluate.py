@@ -221,14 +221,21 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     return result
 
 
-def _load_baseline(path: Path, plan: list[tuple]) -> list[dict]:
-    """The baseline's samples, checked before anything is generated to be of the same plan."""
+def load_samples(path: Path) -> list[dict]:
+    """The per-sentence samples of an eval.json written by this command."""
     if not path.is_file():
-        raise FileNotFoundError(f"no baseline eval.json at {path}; give one written by this command")
+        raise FileNotFoundError(f"no eval.json at {path}; write one with "
+                                "python -m interp.models.evaluate")
     samples = json.loads(path.read_text()).get("samples")
     if not samples:
         raise ValueError(f"{path} has no per-sentence samples; re-run its evaluation with this "
-                         "version of the command")
+                         "version of python -m interp.models.evaluate")
+    return samples
+
+
+def _load_baseline(path: Path, plan: list[tuple]) -> list[dict]:
+    """The baseline's samples, checked before anything is generated to be of the same plan."""
+    samples = load_samples(path)
     _check_same_plan(samples, [(text, voice) for text, voice, *_ in plan], str(path))
     return samples
 
