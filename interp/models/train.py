@@ -68,7 +68,8 @@ class LoopConfig:
     align_loss: float = 0.0
     """weight of an auxiliary loss: at each target speech position, the residual stream
     blocks.<--align-layer>.hook_resid_post predicts, through the (tied) text embedding, the text
-    token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights"""
+    token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights;
+    the training loss shown includes it, the held-out losses do not"""
     align_layer: int = 8
     """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
     plants is not read back as a discovery there)"""
