@@ -104,12 +104,16 @@ def tinycosy_section(run: Path) -> Section:
                             ("WER of the espeak reference", None, "wer_espeak_reference"),
                             ("WER of that reference after the codec round trip", None,
                              "wer_roundtrip_reference"),
+                            ("words heard: the template's fixed words", None,
+                             "word_recall.template"),
+                            ("words heard: slot words (the content)", None, "word_recall.slot"),
                             ("nats/token gained by reading its own sentence", None,
                              "text_conditioning_nats.gain")])
     shipped = REPO / "data" / "tinycosy" / "eval.json"
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
                                 ("shipped eval: laughter with tag", None, "laughter_with_tag"),
+                                ("shipped eval: slot words heard", None, "word_recall.slot"),
                                 ("shipped eval: WER change vs the previous checkpoint (paired)",
                                  None, "vs_baseline.wer_diff.mean")])
     return sec

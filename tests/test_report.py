@@ -62,3 +62,14 @@ def test_steering_and_tinyedit_sections_show_judge_scores(tmp_path):
     assert "laughter: sae = IFR 75.0 · CR 40.0 · EMR — (n 4)" in text  # a missing score is a dash
     assert "judge: tinyedit = IFR 75.0 · CR 40.0 · EMR — (n 2)" in text
     assert "gender: edit done by method = steer 1.000 (n 3)" in text
+
+
+def test_tinycosy_section_shows_word_recall(tmp_path):
+    from interp.report_sections import tinycosy_section
+
+    (tmp_path / "tinycosy").mkdir()
+    (tmp_path / "tinycosy" / "eval.json").write_text(json.dumps(
+        {"wer": 0.5, "word_recall": {"template": 0.9, "slot": 0.2}}))
+    rows = {r.figure: r.ours for r in tinycosy_section(tmp_path).rows}
+    assert rows["words heard: the template's fixed words"] == 0.9
+    assert rows["words heard: slot words (the content)"] == 0.2
