@@ -129,6 +129,9 @@ def test_align_loss_asks_each_frame_for_its_spoken_word(tiny_tinycosy, tiny_corp
         assert abs(seen[0] - seen[1]) > 1e-2  # the two layers are told apart
     with pytest.raises(ValueError, match="align-layer"):
         fit(model, ex, {}, LoopConfig(steps=1, align_loss=0.1, align_layer=2))
+    with pytest.raises(ValueError, match="word timings"):  # e.g. TinyEdit's pairs
+        fit(model, [replace(ex[0], spoken=None)], {}, LoopConfig(steps=1, align_loss=0.1,
+                                                                  align_layer=1))
 
 
 def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):

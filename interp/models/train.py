@@ -225,6 +225,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
         raise ValueError(f"--align-layer {cfg.align_layer}: this model has layers 0 to "
                          f"{len(model.layers) - 1}")
+    if cfg.align_loss and any(ex.spoken is None for ex in train_ex):
+        raise ValueError("--align-loss needs the corpus's word timings, which these examples "
+                         "(e.g. TinyEdit's edit pairs) do not have; train without it")
     device = model.speech_embedding.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
