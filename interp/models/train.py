@@ -25,6 +25,7 @@ from interp.audio.tokenize_corpus import load_token_manifest, load_tokens
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.device import pick_device
+from interp.hooks.capture import attach
 from interp.models.data import Example, make_examples
 from interp.models.prompts import write_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
@@ -141,16 +142,15 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
     lengths = torch.tensor([len(s) for s in seqs], device=dev)
     embeds = pad_sequence(seqs, batch_first=True)  # (B, T, D)
     mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
-    hidden: list[torch.Tensor] = []
-    handle = model.layers[align_layer].register_forward_hook(
-        lambda _m, _i, out: hidden.append(out[0] if isinstance(out, tuple) else out)) \
-        if align_loss else None
+    hidden: list[torch.Tensor] = []  # blocks.<align_layer>.hook_resid_post, gradients kept
+    handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
+        if align_loss else []
     try:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             logits, _ = model(embeds, attention_mask=mask)
     finally:
-        if handle is not None:
-            handle.remove()
+        for h in handles:
+            h.remove()
     picked = torch.cat([logits[b, s : s + len(y)] for b, (s, y) in enumerate(zip(starts, labels,
                                                                                   strict=True))])
     loss = torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
