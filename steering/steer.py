@@ -31,7 +31,7 @@ from interp.hooks.intervene import (
     modality_positions,
 )
 from interp.models.generate import SamplingConfig, generate_tokens
-from interp.models.text_tokenizer import lm_text
+from interp.models.text_tokenizer import length_units, lm_text
 
 MODES = ("add", "clamp", "scale", "set")
 POSITIONS = ("speech", "generated", "window", "all")
@@ -153,7 +153,7 @@ def prepare(engine, text: str, voice: str, instruction: str | None = None) -> Pr
     """Tokenize as `TTS.tokens` does, keeping the prefix's modality for position masks."""
     p_text, p_tokens = engine.prompt(voice)
     ids = engine.tokenizer.encode(lm_text(text, p_text, instruction)).ids
-    n_text = len(engine.tokenizer.encode(text).ids)
+    n_text = length_units(engine.tokenizer, text)
     return Prompted(torch.tensor(ids), torch.from_numpy(p_tokens), n_text,
                     engine.model.modality(len(ids), len(p_tokens), 0))
 

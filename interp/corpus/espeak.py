@@ -22,6 +22,7 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
+_PHONEMES_SPACED = ord(" ") << 8  # ASCII phoneme names, a space between two
 
 
 class _EventId(ctypes.Union):
@@ -78,6 +79,9 @@ class Espeak:
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                              ctypes.c_int]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -122,6 +126,19 @@ class Espeak:
         # merge short words ("that it") into one event, so callers align events to their words.
         words = [(p - 1, ms / 1000.0) for p, _, ms in self._events]
         return Rendered(audio=audio, sample_rate=self.sample_rate, words=words)
+
+    def phonemes(self, text: str, voice: str = "en-us") -> list[list[str]]:
+        """espeak-ng's phonemes of `text` (its ASCII names, e.g. ``'oU``, stress marks on the
+        vowel that follows them), one list per word, as `voice` would say it."""
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise EspeakError(f"unknown espeak-ng voice {voice!r}; list them with `espeak-ng --voices=en`")
+        ptr = ctypes.c_char_p(text.encode("utf-8"))
+        words: list[list[str]] = []
+        while ptr.value:  # one clause per call; the library advances `ptr` (NULL at the end)
+            out = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_SPACED)
+            # Phonemes come separated by one space and words by two.
+            words += [w.split(" ") for w in (out or b"").decode().split("  ") if w.strip()]
+        return words
 
 
 @functools.lru_cache(maxsize=1)

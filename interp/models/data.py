@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from interp.models.phonemes import PhonemeTokenizer
 from interp.models.text_tokenizer import lm_text
 from interp.models.tinycosy import TinyCosy
 
@@ -65,7 +66,8 @@ def spoken_tokens(row: dict, text: str, ids: list[int], offsets: list[tuple[int,
     return labels
 
 
-def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: Tokenizer,
+def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
+                  tokenizer: Tokenizer | PhonemeTokenizer,
                   max_prompt_s: float = 3.0, drop_prompt_text: float = 0.2,
                   seed: int = 0, prompt_rows: list[dict] | None = None) -> list[Example]:
     """One example per row that has a prompt (looked up in `prompt_rows`, default `rows`);
@@ -87,9 +89,11 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray], tokenizer: To
         text = lm_text(r["text"], p_text, r["instruction"])
         enc = tokenizer.encode(text)
         target = tokens[r["utt_id"]]
+        # Word labels need character offsets into `text`; the phoneme front end's are not.
+        spoken = (None if isinstance(tokenizer, PhonemeTokenizer)
+                  else spoken_tokens(r, text, enc.ids, enc.offsets, len(target)))
         out.append(Example(r["utt_id"], torch.tensor(enc.ids), torch.from_numpy(p_tok.copy()),
-                           torch.from_numpy(target.copy()),
-                           spoken_tokens(r, text, enc.ids, enc.offsets, len(target))))
+                           torch.from_numpy(target.copy()), spoken))
     return out
 
 

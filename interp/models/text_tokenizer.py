@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from interp.models.phonemes import PhonemeTokenizer, is_phoneme_folder
+
 SPECIAL_TOKENS = ("<|endoftext|>", "<|endofprompt|>", "[laughter]", "[breath]")
 SYSTEM_PROMPT = "You are a helpful assistant."
 FILE = "tokenizer.json"
@@ -26,12 +28,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Tokenizer:
     return tok
 
 
-def load_tokenizer(folder: str | Path) -> Tokenizer:
+def load_tokenizer(folder: str | Path) -> Tokenizer | PhonemeTokenizer:
+    """The folder's text tokenizer: the BPE, or the phoneme front end where the folder says so."""
     path = Path(folder) / FILE
     if not path.exists():
         raise FileNotFoundError(f"no text tokenizer at {path}; train TinyCosy first "
                                 "(`python -m interp.models.train`)")
-    return Tokenizer.from_file(str(path))
+    inner = Tokenizer.from_file(str(path))
+    return PhonemeTokenizer(inner) if is_phoneme_folder(folder) else inner
+
+
+def length_units(tokenizer: Tokenizer | PhonemeTokenizer, text: str) -> int:
+    """Length of `text` in the units generation's min/max length ratios are set for: tokens of
+    the BPE (about one per word), words for the phoneme front end."""
+    if isinstance(tokenizer, PhonemeTokenizer):
+        return tokenizer.length_units(text)
+    return len(tokenizer.encode(text).ids)
 
 
 def lm_text(text: str, prompt_text: str = "", instruction: str | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -134,6 +134,21 @@ class TinyCosy(nn.Module):
         out = self.llm.model.model(inputs_embeds=embeds, attention_mask=attention_mask,
                                    use_cache=use_cache, **{_CACHE_ARG: past_key_values})
         return self.llm_decoder(out.last_hidden_state), getattr(out, _CACHE_ARG, None)
+
+    def with_text_vocab(self, n: int) -> TinyCosy:
+        """A copy with every weight but the text embedding, which is new, random, `n` rows, at
+        the old rows' mean norm (so that text enters the residual at the scale the layers know):
+        for continuing a model with another text front end."""
+        new = TinyCosy(replace(self.cfg, text_vocab=n)).to(self.speech_embedding.weight.device)
+        keep = {k: v for k, v in self.state_dict().items()
+                if k not in ("llm.model.model.embed_tokens.weight", "llm.model.lm_head.weight")}
+        new.load_state_dict(keep, strict=False)
+        with torch.no_grad():
+            old = self.llm.model.model.embed_tokens.weight
+            emb = new.llm.model.model.embed_tokens.weight
+            emb.mul_(old.norm(dim=-1).mean() / emb.norm(dim=-1).mean())
+        new.llm.model.tie_weights()
+        return new
 
     # -- files ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:

@@ -27,9 +27,15 @@ from interp.corpus.table import load_table
 from interp.device import pick_device
 from interp.hooks.capture import attach
 from interp.models.data import Example, make_examples
+from interp.models.phonemes import is_phoneme_folder, train_phoneme_tokenizer
 from interp.models.prompts import write_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
-from interp.models.text_tokenizer import SYSTEM_PROMPT, load_tokenizer, train_tokenizer
+from interp.models.text_tokenizer import (
+    SPECIAL_TOKENS,
+    SYSTEM_PROMPT,
+    load_tokenizer,
+    train_tokenizer,
+)
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 
 
@@ -89,7 +95,11 @@ class TrainConfig(LoopConfig):
     export: str = "data/tinycosy"
     """where the finished model, tokenizer and prompt bank are written"""
     text_vocab: int = 1024
-    """text tokenizer vocabulary (trained on first run)"""
+    """text tokenizer vocabulary (trained on first run; BPE only)"""
+    text_frontend: str = ""
+    """bpe (byte-level BPE over the text) or phonemes (espeak-ng phonemes, one token each;
+    `interp.models.phonemes`); empty = --init-from's, else bpe. Continuing a model with another
+    front end keeps all its weights but the text embedding, which starts afresh"""
     n_layers: int = 24
     """decoder layers"""
     hidden: int = 128
@@ -194,15 +204,29 @@ def batches(examples: list[Example], bs: int, seed: int, epoch: int) -> list[lis
     return out
 
 
+def _frontend(cfg: TrainConfig) -> str:
+    """The run's text front end: the flag's, else --init-from's, else bpe."""
+    if cfg.text_frontend not in ("", "bpe", "phonemes"):
+        raise ValueError(f"--text-frontend {cfg.text_frontend!r}: give bpe or phonemes")
+    if cfg.text_frontend:
+        return cfg.text_frontend
+    return "phonemes" if cfg.init_from and is_phoneme_folder(cfg.init_from) else "bpe"
+
+
 def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     out = Path(cfg.out)
-    if cfg.init_from and not (out / TOKENIZER_FILE).exists():
+    frontend = _frontend(cfg)
+    same = cfg.init_from and frontend == ("phonemes" if is_phoneme_folder(cfg.init_from) else "bpe")
+    if same and not (out / TOKENIZER_FILE).exists():
         # The continued model's text embedding is indexed by its own tokenizer: reuse it.
         out.mkdir(parents=True, exist_ok=True)
         load_tokenizer(cfg.init_from).save(str(out / TOKENIZER_FILE))
     if not (out / TOKENIZER_FILE).exists():
         texts = [r["text"] for r in rows] + [r["instruction"] or "" for r in rows]
-        tok = train_tokenizer(texts + [SYSTEM_PROMPT] * 100, cfg.text_vocab)
+        if frontend == "phonemes":
+            tok = train_phoneme_tokenizer(texts + [SYSTEM_PROMPT], SPECIAL_TOKENS)
+        else:
+            tok = train_tokenizer(texts + [SYSTEM_PROMPT] * 100, cfg.text_vocab)
         out.mkdir(parents=True, exist_ok=True)
         tok.save(str(out / TOKENIZER_FILE))
     return load_tokenizer(out)
@@ -325,6 +349,8 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
         if model.cfg.speech_codes != n_codes:
             raise ValueError(f"--init-from {cfg.init_from} has {model.cfg.speech_codes} speech codes "
                              f"but --tokens {cfg.tokens} has {n_codes}: tokenize with its codec")
+        if _frontend(cfg) != ("phonemes" if is_phoneme_folder(cfg.init_from) else "bpe"):
+            model = model.with_text_vocab(tokenizer.get_vocab_size())
     else:
         model = TinyCosy(model_cfg).to(device)
     previous = _previous_runs(cfg.init_from)

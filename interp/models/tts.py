@@ -17,7 +17,7 @@ from interp.audio.wav import read_wav
 from interp.device import pick_device
 from interp.models.generate import SamplingConfig, generate_tokens
 from interp.models.prompts import load_prompt_bank
-from interp.models.text_tokenizer import lm_text, load_tokenizer
+from interp.models.text_tokenizer import length_units, lm_text, load_tokenizer
 from interp.models.tinycosy import TinyCosy
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
 
@@ -57,7 +57,7 @@ class TTS:
                sampling: SamplingConfig | None = None) -> list[int]:
         p_text, p_tokens = self.prompt(prompt)
         ids = self.tokenizer.encode(lm_text(text, p_text, instruction)).ids
-        n_text = len(self.tokenizer.encode(text).ids)
+        n_text = length_units(self.tokenizer, text)
         return generate_tokens(self.model, torch.tensor(ids), torch.from_numpy(p_tokens), n_text,
                                sampling or SamplingConfig())
 

@@ -1,0 +1,99 @@
+"""A phoneme text front end for TinyCosy: text → espeak-ng phonemes → one token per phoneme.
+
+With the byte-level BPE, each content word is one token whose embedding must learn the word's
+whole sound from the few hundred utterances it occurs in; with phonemes, every word is spelled in
+~50 symbols the model sees in every sentence. Tags (`[laughter]`), `<|endofprompt|>` and
+punctuation stay tokens of their own; `|` marks a word boundary.
+
+The phonemes are espeak-ng's ASCII names in one reference voice (en-us), whatever the speaker's
+accent: the prompt carries the accent. espeak-ng is needed at inference too, as for the corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Encoding, Tokenizer, models, pre_tokenizers
+
+FRONTEND_FILE = "text_frontend.json"
+VOICE = "en-us"
+WORD_BOUNDARY = "|"
+UNK = "[UNK]"
+# specials and tags, punctuation; the runs of words between them are phonemized whole, so that
+# espeak-ng reads each word in context ("a" is /a#/, not the letter's name)
+_MARKS = re.compile(r"(<\|[a-z]+\|>|\[[a-z_]+\]|[.,!?;:])")
+
+
+@functools.lru_cache(maxsize=200_000)
+def run_phonemes(words: str) -> tuple[tuple[str, ...], ...]:
+    """espeak-ng's phonemes of a run of words, one tuple per word as espeak-ng splits them."""
+    from interp.corpus.espeak import engine
+
+    return tuple(tuple(w) for w in engine().phonemes(words, VOICE))
+
+
+def to_phonemes(text: str) -> str:
+    """`text` as space-separated phoneme symbols, `|` between words; specials, tags and
+    punctuation kept as they are."""
+    out: list[str] = []
+    for piece in _MARKS.split(text):
+        if _MARKS.fullmatch(piece):
+            out.append(piece)
+            continue
+        for word in run_phonemes(piece.strip()) if piece.strip() else ():
+            if out and out[-1][0] not in "[<":  # not at the start, nor after a special or tag
+                out.append(WORD_BOUNDARY)
+            out += word
+    return " ".join(out)
+
+
+class PhonemeTokenizer:
+    """The phoneme front end with the interface TinyCosy's callers use of an HF `Tokenizer`
+    (`encode(text).ids`, `decode`, `token_to_id`, `get_vocab_size`, `save`)."""
+
+    def __init__(self, inner: Tokenizer):
+        self.inner = inner
+
+    def encode(self, text: str) -> Encoding:
+        return self.inner.encode(to_phonemes(text))
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self.inner.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.inner.token_to_id(token)
+
+    def get_vocab_size(self) -> int:
+        return self.inner.get_vocab_size()
+
+    def length_units(self, text: str) -> int:
+        """Words in `text`: the unit generation's min/max length ratios are set for (CosyVoice's
+        BPE has about one token per word; a phoneme tokenizer has four or five)."""
+        return len(re.findall(r"[A-Za-z0-9']+", _MARKS.sub(" ", text)))
+
+    def save(self, path: str) -> None:
+        """`path` is the tokenizer.json; the front end's marker goes next to it."""
+        self.inner.save(path)
+        (Path(path).parent / FRONTEND_FILE).write_text(json.dumps({"frontend": "phonemes",
+                                                                  "voice": VOICE}))
+
+
+def train_phoneme_tokenizer(texts: Iterable[str], specials: Iterable[str]) -> PhonemeTokenizer:
+    """A word-level vocabulary over the phoneme symbols of `texts` (plus `specials`)."""
+    symbols: set[str] = set()
+    for t in texts:
+        symbols.update(to_phonemes(t).split())
+    specials = [UNK, *specials]
+    vocab = {s: i for i, s in enumerate(specials + sorted(symbols - set(specials)))}
+    inner = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    inner.add_special_tokens(specials)
+    return PhonemeTokenizer(inner)
+
+
+def is_phoneme_folder(folder: str | Path) -> bool:
+    return (Path(folder) / FRONTEND_FILE).exists()
