@@ -14,6 +14,8 @@ from interp.models.text_tokenizer import (
     length_units,
     lm_text,
     load_tokenizer,
+    save_tokenizer,
+    train_tokenizer,
 )
 from interp.models.tinycosy import TinyCosy
 from interp.models.tts import TTS
@@ -45,6 +47,11 @@ def test_phoneme_tokenizer_round_trip_and_length_units(tmp_path):
     # min/max generation lengths count words, as with the BPE's ~1 token per word
     assert length_units(again, "the red kettle [laughter] is here.") == 5
     assert len(ids) > 4 * 5
+    # a BPE written over the folder is read as a BPE again (no stale phoneme marker)
+    save_tokenizer(train_tokenizer(texts, 300), tmp_path)
+    assert not isinstance(load_tokenizer(tmp_path), PhonemeTokenizer)
+    save_tokenizer(tok, tmp_path)
+    assert isinstance(load_tokenizer(tmp_path), PhonemeTokenizer)
 
 
 def test_continue_a_bpe_model_with_phonemes(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy,

@@ -24,8 +24,7 @@ from interp.edit.build import TOKENS, load_pairs
 from interp.edit.data import make_edit_examples
 from interp.edit.model import EDIT_FILE, EDIT_SAMPLING
 from interp.edit.plan import INSTRUCTIONS, OPERATIONS
-from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
-from interp.models.text_tokenizer import load_tokenizer
+from interp.models.text_tokenizer import load_tokenizer, save_tokenizer
 from interp.models.tinycosy import TinyCosy
 from interp.models.train import LoopConfig, fit, run_summary
 from interp.paths import TINYCOSY_DIR
@@ -93,7 +92,7 @@ def train_edit(cfg: EditTrainConfig) -> dict:
         "architecture": "tinyedit", "init": cfg.init}
     export = Path(cfg.export)
     model.cpu().save(export)
-    tokenizer.save(str(export / TOKENIZER_FILE))
+    save_tokenizer(tokenizer, export)
     atomic_write_json(export / EDIT_FILE, {
         "architecture": "tinyedit", "init": cfg.init, "pairs": cfg.pairs,
         "operations": {k: {"mmae_operation": v[0], "granularity": v[1]}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from interp.models.phonemes import PhonemeTokenizer, is_phoneme_folder
+from interp.models.phonemes import FRONTEND_FILE, PhonemeTokenizer, is_phoneme_folder
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|endofprompt|>", "[laughter]", "[breath]")
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -36,6 +36,16 @@ def load_tokenizer(folder: str | Path) -> Tokenizer | PhonemeTokenizer:
                                 "(`python -m interp.models.train`)")
     inner = Tokenizer.from_file(str(path))
     return PhonemeTokenizer(inner) if is_phoneme_folder(folder) else inner
+
+
+def save_tokenizer(tokenizer: Tokenizer | PhonemeTokenizer, folder: str | Path) -> None:
+    """Write `folder`/tokenizer.json, with the phoneme front end's marker or without any stale one
+    (a BPE exported over a phoneme model's folder must not be read as phonemes)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tokenizer, PhonemeTokenizer):
+        (folder / FRONTEND_FILE).unlink(missing_ok=True)
+    tokenizer.save(str(folder / FILE))
 
 
 def length_units(tokenizer: Tokenizer | PhonemeTokenizer, text: str) -> int:

@@ -34,6 +34,7 @@ from interp.models.text_tokenizer import (
     SPECIAL_TOKENS,
     SYSTEM_PROMPT,
     load_tokenizer,
+    save_tokenizer,
     train_tokenizer,
 )
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
@@ -219,16 +220,14 @@ def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     same = cfg.init_from and frontend == ("phonemes" if is_phoneme_folder(cfg.init_from) else "bpe")
     if same and not (out / TOKENIZER_FILE).exists():
         # The continued model's text embedding is indexed by its own tokenizer: reuse it.
-        out.mkdir(parents=True, exist_ok=True)
-        load_tokenizer(cfg.init_from).save(str(out / TOKENIZER_FILE))
+        save_tokenizer(load_tokenizer(cfg.init_from), out)
     if not (out / TOKENIZER_FILE).exists():
         texts = [r["text"] for r in rows] + [r["instruction"] or "" for r in rows]
         if frontend == "phonemes":
             tok = train_phoneme_tokenizer(texts + [SYSTEM_PROMPT], SPECIAL_TOKENS)
         else:
             tok = train_tokenizer(texts + [SYSTEM_PROMPT] * 100, cfg.text_vocab)
-        out.mkdir(parents=True, exist_ok=True)
-        tok.save(str(out / TOKENIZER_FILE))
+        save_tokenizer(tok, out)
     return load_tokenizer(out)
 
 
@@ -360,7 +359,7 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
         summary["continued_from"] = previous
     export = Path(cfg.export)
     model.cpu().save(export)
-    tokenizer.save(str(export / TOKENIZER_FILE))
+    save_tokenizer(tokenizer, export)
     write_prompt_bank(rows, tokens, export)
     (export / "train.json").write_text(json.dumps(summary | {"log": log[-50:]}, indent=1))
     return summary
