@@ -95,5 +95,6 @@ def train_phoneme_tokenizer(texts: Iterable[str], specials: Iterable[str]) -> Ph
     return PhonemeTokenizer(inner)
 
 
-def is_phoneme_folder(folder: str | Path) -> bool:
-    return (Path(folder) / FRONTEND_FILE).exists()
+def frontend_of(folder: str | Path) -> str:
+    """The text front end a model folder was trained with: phonemes or bpe."""
+    return "phonemes" if (Path(folder) / FRONTEND_FILE).exists() else "bpe"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from interp.models.phonemes import FRONTEND_FILE, PhonemeTokenizer, is_phoneme_folder
+from interp.models.phonemes import FRONTEND_FILE, PhonemeTokenizer, frontend_of
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|endofprompt|>", "[laughter]", "[breath]")
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -35,7 +35,7 @@ def load_tokenizer(folder: str | Path) -> Tokenizer | PhonemeTokenizer:
         raise FileNotFoundError(f"no text tokenizer at {path}; train TinyCosy first "
                                 "(`python -m interp.models.train`)")
     inner = Tokenizer.from_file(str(path))
-    return PhonemeTokenizer(inner) if is_phoneme_folder(folder) else inner
+    return PhonemeTokenizer(inner) if frontend_of(folder) == "phonemes" else inner
 
 
 def save_tokenizer(tokenizer: Tokenizer | PhonemeTokenizer, folder: str | Path) -> None:

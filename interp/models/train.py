@@ -27,7 +27,7 @@ from interp.corpus.table import load_table
 from interp.device import pick_device
 from interp.hooks.capture import attach
 from interp.models.data import Example, make_examples
-from interp.models.phonemes import is_phoneme_folder, train_phoneme_tokenizer
+from interp.models.phonemes import frontend_of, train_phoneme_tokenizer
 from interp.models.prompts import write_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
 from interp.models.text_tokenizer import (
@@ -209,15 +209,13 @@ def _frontend(cfg: TrainConfig) -> str:
     """The run's text front end: the flag's, else --init-from's, else bpe."""
     if cfg.text_frontend not in ("", "bpe", "phonemes"):
         raise ValueError(f"--text-frontend {cfg.text_frontend!r}: give bpe or phonemes")
-    if cfg.text_frontend:
-        return cfg.text_frontend
-    return "phonemes" if cfg.init_from and is_phoneme_folder(cfg.init_from) else "bpe"
+    return cfg.text_frontend or (frontend_of(cfg.init_from) if cfg.init_from else "bpe")
 
 
 def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     out = Path(cfg.out)
     frontend = _frontend(cfg)
-    same = cfg.init_from and frontend == ("phonemes" if is_phoneme_folder(cfg.init_from) else "bpe")
+    same = cfg.init_from and frontend == frontend_of(cfg.init_from)
     if same and not (out / TOKENIZER_FILE).exists():
         # The continued model's text embedding is indexed by its own tokenizer: reuse it.
         save_tokenizer(load_tokenizer(cfg.init_from), out)
@@ -348,7 +346,7 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
         if model.cfg.speech_codes != n_codes:
             raise ValueError(f"--init-from {cfg.init_from} has {model.cfg.speech_codes} speech codes "
                              f"but --tokens {cfg.tokens} has {n_codes}: tokenize with its codec")
-        if _frontend(cfg) != ("phonemes" if is_phoneme_folder(cfg.init_from) else "bpe"):
+        if _frontend(cfg) != frontend_of(cfg.init_from):
             model = model.with_text_vocab(tokenizer.get_vocab_size())
     else:
         model = TinyCosy(model_cfg).to(device)
