@@ -44,7 +44,8 @@ def to_phonemes(text: str) -> str:
         if _MARKS.fullmatch(piece):
             out.append(piece)
             continue
-        for word in run_phonemes(piece.strip()) if piece.strip() else ():
+        words = piece.strip()
+        for word in run_phonemes(words) if words else ():
             if out and out[-1][0] not in "[<":  # not at the start, nor after a special or tag
                 out.append(WORD_BOUNDARY)
             out += word
