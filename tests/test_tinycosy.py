@@ -315,3 +315,45 @@ def test_word_recall_splits_template_and_slot_words():
     r = word_recall(rows)  # only "go" is missed
     assert r == {"template": round(5 / 6, 4), "slot": 1.0, "n_template": 6, "n_slot": 2}
     assert word_recall([dict(rows[0], transcript="the the the")])["slot"] == 0.0
+
+
+def test_word_crops_speak_a_span_of_words(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
+    """--word-crops: each crop is a run of a training utterance's words with exactly the speech
+    tokens whose frame centres fall inside those words' timings, timings shifted to the cut, tags
+    kept only when they lie inside; training takes them as extra examples."""
+    from interp.models.data import TOKEN_RATE, crop_rows, make_examples
+    from interp.models.train import TrainConfig, train
+
+    rows = load_table(tiny_corpus, "train")
+    tokens = load_tokens(tiny_tokens)
+    crops, cut = crop_rows(rows, tokens, 1.0, seed=3)
+    assert 0.8 * len(rows) <= len(crops) <= len(rows) and set(cut) == {c["utt_id"] for c in crops}
+    by_id = {r["utt_id"]: r for r in rows}
+    spans = set()
+    for c in crops:
+        row = by_id[c["utt_id"].split("@")[0]]
+        words = [w["word"] for w in row["words"]]
+        i = next(i for i in range(len(words)) if words[i : i + len(c["words"])]
+                 == [w["word"] for w in c["words"]])
+        spans.add((i, len(c["words"]) == len(words)))
+        lo = int(np.ceil(row["words"][i]["start"] * TOKEN_RATE - 0.5))
+        hi = int(np.ceil(row["words"][i + len(c["words"]) - 1]["end"] * TOKEN_RATE - 0.5))
+        assert np.array_equal(cut[c["utt_id"]], tokens[row["utt_id"]][lo:hi])
+        assert c["words"][0]["start"] == pytest.approx(row["words"][i]["start"] - lo / TOKEN_RATE)
+        assert [w for w in c["text"].split() if not w.startswith("[")] == [
+            w["word"] for w in c["words"]]
+        assert c["text"].count("[") == len(c["tags"]) and all(
+            t["start"] >= 0 and t["end"] <= c["words"][-1]["end"] for t in c["tags"])
+        assert c["voice_id"] == row["voice_id"] and c["instruction"] == row["instruction"]
+    assert any(i > 0 for i, _ in spans) and any(not whole for _, whole in spans)  # mid-sentence
+    ex = make_examples(crops, tokens | cut, load_tokenizer(tiny_tinycosy[0]),
+                       prompt_rows=load_table(tiny_corpus))
+    assert len(ex) == len(crops) and all(len(e.spoken) == len(e.target) for e in ex)
+    with pytest.raises(ValueError, match="word-crops"):
+        crop_rows(rows, tokens, -1.0)
+    cfg = TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
+                      export=str(tmp_path / "export"), steps=1, batch_size=8, eval_examples=4,
+                      init_from=str(tiny_tinycosy[0]), word_crops=0.5)
+    plain = replace(cfg, out=str(tmp_path / "run0"), word_crops=0.0)
+    n_plain = train(plain)["train_examples"]
+    assert n_plain + 0.4 * len(rows) <= train(cfg)["train_examples"] <= n_plain + 0.5 * len(rows)

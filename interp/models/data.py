@@ -66,6 +66,46 @@ def spoken_tokens(row: dict, text: str, ids: list[int], offsets: list[tuple[int,
     return labels
 
 
+def crop_rows(rows: list[dict], tokens: dict[str, np.ndarray], frac: float,
+              seed: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Word-span crops of `frac` × len(rows) random rows: a random run of 1 to all of a row's
+    words, its speech tokens cut at the words' timings, as rows of their own (same voice, prompt
+    and instruction) with their tokens.
+
+    Why: the model speaks the grammar's fixed words and guesses the slot fillers: a sentence's
+    template tells it most of what comes next, so it need not read. A span that starts anywhere
+    has no template to lean on, only its text.
+    """
+    if not 0 <= frac <= 4:
+        raise ValueError(f"--word-crops {frac}: give crops per training utterance in [0, 4], "
+                         "e.g. 0.5")
+    rng = random.Random(seed)
+    pool = [r for r in rows if r["words"] and r["utt_id"] in tokens]
+    out, cut = [], {}
+    for n in range(round(frac * len(rows)) if pool else 0):
+        r = rng.choice(pool)
+        k = rng.randint(1, len(r["words"]))
+        i = rng.randint(0, len(r["words"]) - k)
+        words = r["words"][i : i + k]
+        start, end = words[0]["start"], words[-1]["end"]
+        lo = max(0, int(np.ceil(start * TOKEN_RATE - 0.5)))
+        hi = int(np.ceil(end * TOKEN_RATE - 0.5))
+        if hi - lo < 2:
+            continue
+        tags = [t for t in r["tags"] if start <= t["start"] and t["end"] <= end]
+        items = [(w["start"], w["word"]) for w in words] + [(t["start"], f"[{t['tag']}]")
+                                                            for t in tags]
+        utt_id = f"{r['utt_id']}@crop{n}"
+        shift = lo / TOKEN_RATE
+        out.append({**r, "utt_id": utt_id, "text": " ".join(x for _, x in sorted(items)),
+                    "words": [{**w, "start": w["start"] - shift, "end": w["end"] - shift}
+                              for w in words],
+                    "tags": [{**t, "start": t["start"] - shift, "end": t["end"] - shift}
+                             for t in tags]})
+        cut[utt_id] = tokens[r["utt_id"]][lo:hi]
+    return out, cut
+
+
 def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
                   tokenizer: Tokenizer | PhonemeTokenizer,
                   max_prompt_s: float = 3.0, drop_prompt_text: float = 0.2,

@@ -26,7 +26,7 @@ from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.device import pick_device
 from interp.hooks.capture import attach
-from interp.models.data import Example, make_examples
+from interp.models.data import Example, crop_rows, make_examples
 from interp.models.phonemes import frontend_of, train_phoneme_tokenizer
 from interp.models.prompts import write_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
@@ -105,6 +105,10 @@ class TrainConfig(LoopConfig):
     """decoder layers"""
     hidden: int = 128
     """residual width"""
+    word_crops: float = 0.0
+    """extra training examples per training utterance that speak a random run of its words (cut
+    at the corpus's word timings), e.g. 0.5; 0 = off. They have no template to lean on, only
+    their text (`interp.models.data.crop_rows`)"""
     init_from: str = ""
     """continue from this exported model folder (its weights, architecture and tokenizer) with a
     fresh optimiser and schedule; its train.json is kept under `continued_from`"""
@@ -333,6 +337,10 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
     split = {s: [r for r in rows if r["split"] == s] for s in
              ("train", "heldout_sentences", "heldout_voices")}
     train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed, prompt_rows=rows)
+    if cfg.word_crops:
+        crops, crop_tokens = crop_rows(split["train"], tokens, cfg.word_crops, cfg.seed)
+        train_ex += make_examples(crops, tokens | crop_tokens, tokenizer, seed=cfg.seed + 1,
+                                  prompt_rows=rows)
     held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0,
                              prompt_rows=rows)[: cfg.eval_examples]
             for s in ("heldout_sentences", "heldout_voices")}
