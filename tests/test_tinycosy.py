@@ -188,6 +188,22 @@ def test_generation_is_seeded_and_bounded(tiny_tinycosy):
     b = generate_tokens(model, ids, prompt, n_text=3, cfg=SamplingConfig(seed=1))
     assert a == b
     assert 6 <= len(a) <= 60 and all(0 <= t < model.cfg.speech_codes for t in a)
+    # top-k 1 without the repetition fallback is greedy decoding, whatever the seed
+    greedy = [generate_tokens(model, ids, prompt, n_text=3,
+                              cfg=SamplingConfig(top_k=1, tau_r=2.0, seed=s)) for s in (0, 1)]
+    want, seq = [], model.prefix(ids, prompt)
+    with torch.no_grad():
+        for i in range(30):
+            logits = model(seq[None])[0][0, -1]
+            if i < 6:
+                logits[model.cfg.speech_codes:] = float("-inf")
+            if (tok := int(logits.argmax())) >= model.cfg.speech_codes:
+                break
+            want.append(tok)
+            seq = torch.cat([seq, model.speech_embedding(torch.tensor([tok]))])
+    assert greedy[0] == greedy[1] == want
+    with pytest.raises(ValueError, match="top-k"):
+        SamplingConfig(top_k=0)
 
 
 def test_tts_api_and_bad_input(tmp_path, tiny_tinycosy, tiny_codec_dir):

@@ -8,6 +8,7 @@ from pathlib import Path
 import soundfile as sf
 
 from interp.cli import run_cli
+from interp.models.generate import SamplingConfig
 from interp.models.tts import TTS
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
 
@@ -20,6 +21,10 @@ def main() -> None:
     parser.add_argument("--instruction", default=None, help='e.g. "Please speak slowly."')
     parser.add_argument("--out", type=Path, default=Path("tts.wav"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-k", type=int, default=SamplingConfig.top_k,
+                        help="sampling: at most this many candidates per step (1 = greedy)")
+    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p,
+                        help="sampling: nucleus mass")
     parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)
     parser.add_argument("--codec", type=Path, default=CODEC_DIR)
     parser.add_argument("--list-voices", action="store_true", help="print the prompt bank")
@@ -31,7 +36,8 @@ def main() -> None:
         return
     if not args.text:
         parser.error("give the text to speak (or --list-voices)")
-    audio = engine(args.text, args.prompt, args.instruction, args.seed)
+    audio = engine(args.text, args.prompt, args.instruction, args.seed,
+                   SamplingConfig(top_k=args.top_k, top_p=args.top_p))
     sf.write(args.out, audio, engine.codec.sample_rate)
     print(f"wrote {args.out} ({len(audio) / engine.codec.sample_rate:.2f} s)")
 

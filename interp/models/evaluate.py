@@ -42,6 +42,7 @@ from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.sentences import TEMPLATES, lexicon
 from interp.corpus.table import load_audio, load_table
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
+from interp.models.generate import SamplingConfig
 from interp.models.tts import TTS
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
 from interp.stats import mean_ci
@@ -72,6 +73,11 @@ class EvalConfig:
     skipped when missing)"""
     n_conditioning: int = 200
     """held-out utterances of the text-conditioning figure"""
+    top_k: int = SamplingConfig.top_k
+    """sampling: at most this many candidates per step (1 = greedy, with the repetition-aware
+    fallback still on)"""
+    top_p: float = SamplingConfig.top_p
+    """sampling: nucleus mass"""
     baseline: str = ""
     """an earlier eval.json made with the same --n and --seed (another checkpoint): adds the paired
     per-sentence differences to it (`vs_baseline`)"""
@@ -186,6 +192,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     out = Path(cfg.out) if cfg.out else Path(cfg.model)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
+    sampling = SamplingConfig(top_k=cfg.top_k, top_p=cfg.top_p)
     rows = []
     for i, (text, voice, gender, ref) in enumerate(tqdm(plan, desc="generate")):
         ref_audio = load_audio(cfg.corpus, ref)[0]
@@ -194,7 +201,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                      "wer_roundtrip_reference": listen.wer(
                          engine.codec.decode(engine.codec.encode(ref_audio)), text)}
         for rate, instruction in RATES.items():
-            audio = engine(text, voice, instruction, seed=cfg.seed + i)
+            audio = engine(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
             rec[rate] = {"gender": _gender(audio), "p_male": listen.p_male(audio),
                          "seconds": len(audio) / 16000,
                          "voiced": voiced_duration(audio, 16000) if len(audio) else 0.0}
@@ -206,7 +213,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                 (out / "examples").mkdir(parents=True, exist_ok=True)
                 sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, 16000)
         tagged = _with_laughter(text, rng)
-        audio = engine(tagged, voice, None, seed=cfg.seed + i)
+        audio = engine(tagged, voice, None, seed=cfg.seed + i, sampling=sampling)
         rec["laughter_with_tag"] = listen.laughter(audio)
         if i < cfg.examples:
             sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
@@ -326,7 +333,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.models.evaluate", description=__doc__)
     add_config_args(parser, EvalConfig)
     r = evaluate_tts(config_from_args(EvalConfig, parser.parse_args()))
-    print(f"\nTinyCosy on {r['n_sentences']} held-out sentences × {r['n_voices']} held-out voices:")
+    print(f"\nTinyCosy on {r['n_sentences']} held-out sentences × {r['n_voices']} held-out voices"
+          f" (sampling top-k {r['config']['top_k']}, top-p {r['config']['top_p']}):")
     print(f"  voice follows prompt (F0 gender agrees): {r['gender_agreement']:.1%}  (goal ≥ 95%)")
     print(f"  voiced seconds {r['voiced_seconds']}, slow/fast {r['slow_over_fast']}  (goal ≥ 1.8),"
           f" normal in between: {r['normal_between']}")

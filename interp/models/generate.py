@@ -35,6 +35,11 @@ class SamplingConfig:
     seed: int = 0
     """random seed of the sampler"""
 
+    def __post_init__(self):
+        if self.top_k < 1 or not 0 < self.top_p <= 1:
+            raise ValueError(f"top-k {self.top_k}, top-p {self.top_p}: give top-k ≥ 1 (1 = greedy) "
+                             "and top-p in (0, 1], e.g. CosyVoice's 25 and 0.8")
+
 
 def nucleus(logits: torch.Tensor, top_p: float, top_k: int, gen: torch.Generator) -> int:
     probs, idx = logits.softmax(-1).sort(descending=True, stable=True)

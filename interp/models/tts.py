@@ -6,6 +6,7 @@ path, or a 16 kHz waveform; a wav prompt is cut to its first 3 s and used withou
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,8 +63,10 @@ class TTS:
                                sampling or SamplingConfig())
 
     def __call__(self, text: str, prompt, instruction: str | None = None,
-                 seed: int = 0) -> np.ndarray:
-        toks = self.tokens(text, prompt, instruction, SamplingConfig(seed=seed))
+                 seed: int = 0, sampling: SamplingConfig | None = None) -> np.ndarray:
+        """Speech of `text`; `sampling` (CosyVoice's by default) with its seed replaced by `seed`."""
+        toks = self.tokens(text, prompt, instruction,
+                           replace(sampling or SamplingConfig(), seed=seed))
         if not toks:
             return np.zeros(0, np.float32)
         return self.codec.decode(np.array(toks))
