@@ -249,6 +249,11 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     assert 0 <= r["gender_agreement"] <= 1 and r["measured_with"]
     # the recognizer's WER when the instruments are shipped, else honestly missing
     assert (r["wer"] is None) == r["measured_with"].startswith("interim")
+    # given the true past: one greedy decode per planned sentence's reference utterance
+    f = r["teacher_forced"]
+    assert (f is None) == (r["wer"] is None)
+    if f is not None:
+        assert f["n"] == 2 and 0 <= f["token_accuracy"] <= 1 and f["wer"] >= 0
     from steering.metrics.text import wer
 
     for s in saved["samples"]:  # the transcript behind each WER is kept, and is the one scored

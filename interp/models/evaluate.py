@@ -12,6 +12,9 @@ with a `[laughter]` tag in the middle. Measured:
 - uncertainty: WER's 95% interval over sentences, and with `--baseline` (an earlier eval.json of the
   same plan) the paired per-sentence difference to it, which is what says whether a new
   checkpoint really reads better;
+- teacher forced: WER of the model's greedy tokens given the reference utterance's true past
+  (no drift), which splits the model's share of the WER into per-token error and the drift of
+  generating from its own output;
 - text conditioning: the teacher-forced loss of held-out speech given its own sentence against
   given another held-out sentence of similar length, in nats per token — how much the model
   reads its text at all (near 0: it speaks from the speaker and the length alone).
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from tqdm import tqdm
 
 from interp.audio.pitch import median_f0, voiced_duration
@@ -167,6 +171,34 @@ def text_conditioning(engine: TTS, corpus: Path, tokens: Path, n: int) -> dict |
             "gain": round(wrong - right, 4)}
 
 
+def teacher_forced(engine: TTS, listen: Listener, corpus: Path, tokens: Path,
+                   refs: list[dict]) -> dict | None:
+    """The model's speech given the true past: each token its greedy choice after the reference
+    utterance's real tokens (no drift), decoded and recognized. Between the codec round trip and
+    free generation, it splits the model's share of the WER into per-token error and the drift of
+    generating from its own output. None without speech tokens or a recognizer."""
+    from interp.audio.tokenize_corpus import load_tokens
+    from interp.models.data import make_examples
+
+    if not (tokens / "manifest.json").exists() or not listen.instruments:
+        return None
+    rows = load_table(corpus)
+    examples = make_examples(refs, load_tokens(tokens), engine.tokenizer, drop_prompt_text=0.0,
+                             prompt_rows=rows)
+    model, codes = engine.model, engine.model.cfg.speech_codes
+    wers, hits = [], []
+    with torch.no_grad():
+        for ex, ref in zip(examples, refs, strict=True):
+            prefix = model.prefix(ex.text_ids, ex.prompt)
+            seq = torch.cat([prefix, model.speech_embedding(ex.target)])[None]
+            logits = model(seq)[0][0, len(prefix) - 1 : len(prefix) - 1 + len(ex.target), :codes]
+            greedy = logits.argmax(-1).cpu().numpy()
+            hits.append(float((greedy == ex.target.numpy()).mean()))
+            wers.append(listen.wer(engine.codec.decode(greedy), ref["text_plain"]))
+    return {"n": len(wers), "wer": round(float(np.mean(wers)), 4),
+            "token_accuracy": round(float(np.mean(hits)), 4)}
+
+
 def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
     held-out voices."""
@@ -220,7 +252,9 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         rows.append(rec)
     tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
     conditioning = text_conditioning(engine, Path(cfg.corpus), tokens, cfg.n_conditioning)
+    forced = teacher_forced(engine, listen, Path(cfg.corpus), tokens, [p[3] for p in plan])
     result = summarize(rows) | {"text_conditioning_nats": conditioning,
+                                "teacher_forced": forced,
                                 "measured_with": listen.kind, "config": asdict(cfg)}
     if baseline is not None:
         result["vs_baseline"] = compare(baseline, rows) | {"baseline": cfg.baseline}
@@ -346,6 +380,10 @@ def main() -> None:
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
+    if (f := r["teacher_forced"]) is not None:
+        print(f"  where the words go: codec round trip WER {r['wer_roundtrip_reference']}, model "
+              f"given the true past {f['wer']} (greedy, {f['token_accuracy']:.0%} of tokens right),"
+              f" generating from its own output {r['wer']}")
     if (w := r["word_recall"])["slot"] is not None:
         print(f"  words heard: template words {w['template']:.0%}, slot words (the content) "
               f"{w['slot']:.0%}")
