@@ -84,6 +84,52 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
         fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
 
 
+def test_self_feed_puts_the_models_own_tokens_in_the_input(tmp_path, tiny_tinycosy, tiny_corpus,
+                                                           tiny_tokens, monkeypatch):
+    """--self-feed: about that fraction of the input copy is the model's own sample at that frame
+    given the true past (with a near-deterministic decoder, its argmax there), the labels stay the
+    clean targets, 0 is exactly the clean loss, and a training step runs with it."""
+    from interp.models.data import make_examples
+    from interp.models.train import LoopConfig, batch_loss, fit, self_fed
+
+    export, _ = tiny_tinycosy
+    model = TinyCosy.load(export).eval()
+    rows = load_table(tiny_corpus)
+    ex = make_examples(rows, load_tokens(tiny_tokens), load_tokenizer(export))[:4]
+    with torch.no_grad():
+        model.llm_decoder.weight *= 1000  # sampling ≈ argmax: the model's own choice is knowable
+        own = self_fed(model, ex, 1.0, torch.Generator().manual_seed(0))
+        half = self_fed(model, ex, 0.5, torch.Generator().manual_seed(0))
+        for e, o, h in zip(ex, own, half, strict=True):
+            pre = model.prefix(e.text_ids, e.prompt)
+            logits = model(torch.cat([pre, model.speech_embedding(e.target)])[None])[0][0]
+            want = logits[len(pre) - 1 : len(pre) - 1 + len(e.target), : model.cfg.speech_codes]
+            assert (o == want.argmax(-1)).float().mean() > 0.95
+            assert torch.equal(h[h != e.target], o[h != e.target])  # the rest is the target
+        changed = torch.cat([(h != e.target) for e, h in zip(ex, half, strict=True)]).float().mean()
+        moved = torch.cat([(o != e.target) for e, o in zip(ex, own, strict=True)]).float().mean()
+        assert 0.3 * moved < changed < 0.7 * moved
+        clean = batch_loss(model, ex).item()
+        assert batch_loss(model, ex, self_feed=0.0).item() == clean
+        labels = []
+        ce = torch.nn.functional.cross_entropy
+        monkeypatch.setattr(torch.nn.functional, "cross_entropy",
+                            lambda x, y: labels.append(y) or ce(x, y))
+        assert batch_loss(model, ex, gen=torch.Generator().manual_seed(1),
+                          self_feed=1.0).item() != clean
+        assert torch.equal(labels[0], torch.cat([torch.cat([e.target, torch.tensor([model.eos])])
+                                                 for e in ex]))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="self-feed"):
+        fit(model, ex, {}, LoopConfig(steps=1, self_feed=1.5))
+    from interp.models.train import TrainConfig, train
+
+    run = train(TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "r"),
+                            export=str(tmp_path / "e"), steps=2, batch_size=4, eval_examples=4,
+                            init_from=str(export), self_feed=0.25, speech_noise=0.1))
+    assert run["steps"] == 2 and np.isfinite(run["last_train_loss"])
+
+
 def test_align_loss_asks_each_frame_for_its_spoken_word(tiny_tinycosy, tiny_corpus, tiny_tokens):
     """--align-loss: every target frame is labelled with the text token of the word spoken at
     its centre (per the corpus timings), and the loss reads blocks.L.hook_resid_post at the

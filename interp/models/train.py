@@ -78,6 +78,11 @@ class LoopConfig:
     blocks.<--align-layer>.hook_resid_post predicts, through the (tied) text embedding, the text
     token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights;
     the training loss shown includes it, the held-out losses do not"""
+    self_feed: float = 0.0
+    """fraction of the target speech tokens whose input copy is replaced by the model's own
+    prediction there (sampled, from a first no-grad pass given the true past; labels stay clean):
+    parallel scheduled sampling, so that the model learns to continue from its own output, not only
+    from the reference's. 0 = off"""
     align_layer: int = 8
     """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
     plants is not read back as a discovery there)"""
@@ -138,25 +143,54 @@ def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generato
     return torch.where(flip, torch.randint(0, n_codes, target.shape, generator=gen), target)
 
 
-def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
-               gen: torch.Generator | None = None, align_loss: float = 0.0,
-               align_layer: int = 8) -> torch.Tensor:
-    """Mean next-token cross-entropy over target speech tokens and eos; with `speech_noise`, the
-    input copy of the target is corrupted (`corrupt`) while the labels stay clean; with
-    `align_loss`, plus that weight times the word-alignment loss (`LoopConfig.align_loss`)."""
+def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor]):
+    """(B, T, D) padded embeddings of [sos] text [task_id] prompt + `inputs` (the input copies of
+    the targets), their attention mask, and where each example's predictions start."""
     dev = model.speech_embedding.weight.device
-    seqs, starts, labels = [], [], []
-    for ex in batch:
+    seqs, starts = [], []
+    for ex, inp in zip(batch, inputs, strict=True):
         pre = model.prefix(ex.text_ids, ex.prompt)
-        inp = ex.target
-        if speech_noise:
-            inp = corrupt(inp, speech_noise, model.cfg.speech_codes, gen or torch.Generator())
         seqs.append(torch.cat([pre, model.speech_embedding(inp.to(dev))]))
         starts.append(len(pre) - 1)
-        labels.append(torch.cat([ex.target, torch.tensor([model.eos])]).to(dev))
     lengths = torch.tensor([len(s) for s in seqs], device=dev)
-    embeds = pad_sequence(seqs, batch_first=True)  # (B, T, D)
+    embeds = pad_sequence(seqs, batch_first=True)
     mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
+    return embeds, mask, starts
+
+
+@torch.no_grad()
+def self_fed(model: TinyCosy, batch: list[Example], frac: float,
+             gen: torch.Generator) -> list[torch.Tensor]:
+    """Each target with a random `frac` of its tokens replaced by what the model samples at that
+    frame given the true past (one teacher-forced pass): the input of parallel scheduled sampling."""
+    embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch])
+    with torch.autocast(embeds.device.type, dtype=torch.bfloat16,
+                        enabled=embeds.device.type == "cuda"):
+        logits, _ = model(embeds, attention_mask=mask)
+    out = []
+    for b, (ex, s) in enumerate(zip(batch, starts, strict=True)):
+        probs = logits[b, s : s + len(ex.target), : model.cfg.speech_codes].float().softmax(-1)
+        own = torch.multinomial(probs.cpu(), 1, generator=gen)[:, 0]
+        flip = torch.rand(ex.target.shape, generator=gen) < frac
+        out.append(torch.where(flip, own, ex.target))
+    return out
+
+
+def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
+               gen: torch.Generator | None = None, align_loss: float = 0.0,
+               align_layer: int = 8, self_feed: float = 0.0) -> torch.Tensor:
+    """Mean next-token cross-entropy over target speech tokens and eos. The labels are always the
+    clean targets; their input copy may be changed: with `self_feed`, a fraction replaced by the
+    model's own predictions (`self_fed`), then with `speech_noise`, a fraction by random codes
+    (`corrupt`). With `align_loss`, plus that weight times the word-alignment loss
+    (`LoopConfig.align_loss`)."""
+    dev = model.speech_embedding.weight.device
+    gen = gen or torch.Generator()
+    inputs = self_fed(model, batch, self_feed, gen) if self_feed else [ex.target for ex in batch]
+    if speech_noise:
+        inputs = [corrupt(x, speech_noise, model.cfg.speech_codes, gen) for x in inputs]
+    embeds, mask, starts = _embed(model, batch, inputs)
+    labels = [torch.cat([ex.target, torch.tensor([model.eos])]).to(dev) for ex in batch]
     hidden: list[torch.Tensor] = []  # blocks.<align_layer>.hook_resid_post, gradients kept
     handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
         if align_loss else []
@@ -247,6 +281,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     Returns (steps done, log, start time of this run)."""
     if not 0 <= cfg.speech_noise < 1:
         raise ValueError(f"--speech-noise {cfg.speech_noise}: give a fraction in [0, 1), e.g. 0.15")
+    if not 0 <= cfg.self_feed <= 1:
+        raise ValueError(f"--self-feed {cfg.self_feed}: give a fraction in [0, 1], e.g. 0.25")
     if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
         raise ValueError(f"--align-layer {cfg.align_layer}: this model has layers 0 to "
                          f"{len(model.layers) - 1}")
@@ -283,9 +319,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                 g["lr"] = _lr(step, cfg, progress)
             # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
             gen = (torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-                   if cfg.speech_noise else None)
+                   if cfg.speech_noise or cfg.self_feed else None)
             loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
-                              cfg.align_layer)
+                              cfg.align_layer, cfg.self_feed)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
