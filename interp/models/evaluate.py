@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 from tqdm import tqdm
 
 from interp.audio.pitch import median_f0, voiced_duration
@@ -145,25 +144,30 @@ class Listener:
         return float(wer(text, heard))
 
 
-def text_conditioning(engine: TTS, corpus: Path, tokens: Path, n: int) -> dict | None:
+def corpus_tokens(corpus: Path, tokens: Path) -> tuple[list[dict], dict] | None:
+    """The corpus table and its speech tokens, read once for the teacher-forced figures; None
+    (with a warning) when the corpus has no speech tokens here."""
+    from interp.audio.tokenize_corpus import load_tokens
+
+    if not (tokens / "manifest.json").exists():
+        logging.getLogger(__name__).warning("no speech tokens in %s: text conditioning and "
+                                            "teacher-forced WER skipped", tokens)
+        return None
+    return load_table(corpus), load_tokens(tokens)
+
+
+def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dict:
     """Held-out loss (nats per speech token, teacher-forced) of heldout_voices utterances given
     their own sentence and given another one of similar length (swapped in pairs); `gain` is
-    what reading the text is worth. None when the corpus has no speech tokens here."""
-    from interp.audio.tokenize_corpus import load_tokens
+    what reading the text is worth. `rows`, `codes`: the corpus table and its speech tokens."""
     from interp.models.data import make_examples
     from interp.models.train import evaluate
 
-    if not (tokens / "manifest.json").exists():
-        logging.getLogger(__name__).warning("no speech tokens in %s: text conditioning skipped",
-                                            tokens)
-        return None
-    rows = load_table(corpus)
     held = [r for r in rows if r["split"] == "heldout_voices"][:n]
     swapped = [dict(r) for r in held]
     by_len = sorted(range(len(held)), key=lambda i: len(held[i]["text"]))
     for a, b in zip(by_len[0::2], by_len[1::2], strict=False):
         swapped[a]["text"], swapped[b]["text"] = held[b]["text"], held[a]["text"]
-    codes = load_tokens(tokens)
     own, other = (make_examples(r, codes, engine.tokenizer, drop_prompt_text=0.0,
                                 prompt_rows=rows) for r in (held, swapped))
     right, wrong = evaluate(engine.model, own, 16), evaluate(engine.model, other, 16)
@@ -171,30 +175,27 @@ def text_conditioning(engine: TTS, corpus: Path, tokens: Path, n: int) -> dict |
             "gain": round(wrong - right, 4)}
 
 
-def teacher_forced(engine: TTS, listen: Listener, corpus: Path, tokens: Path,
+def teacher_forced(engine: TTS, listen: Listener, rows: list[dict], codes: dict,
                    refs: list[dict]) -> dict | None:
     """The model's speech given the true past: each token its greedy choice after the reference
     utterance's real tokens (no drift), decoded and recognized. Between the codec round trip and
     free generation, it splits the model's share of the WER into per-token error and the drift of
-    generating from its own output. None without speech tokens or a recognizer."""
-    from interp.audio.tokenize_corpus import load_tokens
+    generating from its own output. None without a recognizer."""
+    from interp.models.backbone import TinyCosyBackbone
     from interp.models.data import make_examples
 
-    if not (tokens / "manifest.json").exists() or not listen.instruments:
+    if not listen.instruments:
         return None
-    rows = load_table(corpus)
-    examples = make_examples(refs, load_tokens(tokens), engine.tokenizer, drop_prompt_text=0.0,
+    examples = make_examples(refs, codes, engine.tokenizer, drop_prompt_text=0.0,
                              prompt_rows=rows)
-    model, codes = engine.model, engine.model.cfg.speech_codes
+    backbone, n_codes = TinyCosyBackbone(engine.model), engine.model.cfg.speech_codes
     wers, hits = [], []
-    with torch.no_grad():
-        for ex, ref in zip(examples, refs, strict=True):
-            prefix = model.prefix(ex.text_ids, ex.prompt)
-            seq = torch.cat([prefix, model.speech_embedding(ex.target)])[None]
-            logits = model(seq)[0][0, len(prefix) - 1 : len(prefix) - 1 + len(ex.target), :codes]
-            greedy = logits.argmax(-1).cpu().numpy()
-            hits.append(float((greedy == ex.target.numpy()).mean()))
-            wers.append(listen.wer(engine.codec.decode(greedy), ref["text_plain"]))
+    for ex, ref in zip(examples, refs, strict=True):
+        tf = backbone.teacher_forced(ex.text_ids, ex.prompt, ex.target)
+        logits = tf.logits[tf.target_start : tf.target_start + len(ex.target), :n_codes]
+        greedy = logits.argmax(-1).cpu().numpy()
+        hits.append(float((greedy == ex.target.numpy()).mean()))
+        wers.append(listen.wer(engine.codec.decode(greedy), ref["text_plain"]))
     return {"n": len(wers), "wer": round(float(np.mean(wers)), 4),
             "token_accuracy": round(float(np.mean(hits)), 4)}
 
@@ -251,8 +252,10 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
             sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
         rows.append(rec)
     tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
-    conditioning = text_conditioning(engine, Path(cfg.corpus), tokens, cfg.n_conditioning)
-    forced = teacher_forced(engine, listen, Path(cfg.corpus), tokens, [p[3] for p in plan])
+    conditioning = forced = None
+    if (table := corpus_tokens(Path(cfg.corpus), tokens)) is not None:
+        conditioning = text_conditioning(engine, *table, cfg.n_conditioning)
+        forced = teacher_forced(engine, listen, *table, [p[3] for p in plan])
     result = summarize(rows) | {"text_conditioning_nats": conditioning,
                                 "teacher_forced": forced,
                                 "measured_with": listen.kind, "config": asdict(cfg)}
