@@ -78,14 +78,14 @@ class LoopConfig:
     blocks.<--align-layer>.hook_resid_post predicts, through the (tied) text embedding, the text
     token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights;
     the training loss shown includes it, the held-out losses do not"""
+    align_layer: int = 8
+    """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
+    plants is not read back as a discovery there)"""
     self_feed: float = 0.0
     """fraction of the target speech tokens whose input copy is replaced by the model's own
     prediction there (sampled, from a first no-grad pass given the true past; labels stay clean):
     parallel scheduled sampling, so that the model learns to continue from its own output, not only
     from the reference's. 0 = off"""
-    align_layer: int = 8
-    """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
-    plants is not read back as a discovery there)"""
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,13 @@ def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generato
     return torch.where(flip, torch.randint(0, n_codes, target.shape, generator=gen), target)
 
 
+def _forward(model: TinyCosy, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Speech logits of a padded batch, in bf16 autocast on CUDA."""
+    dev = embeds.device
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        return model(embeds, attention_mask=mask)[0]
+
+
 def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor]):
     """(B, T, D) padded embeddings of [sos] text [task_id] prompt + `inputs` (the input copies of
     the targets), their attention mask, and where each example's predictions start."""
@@ -164,9 +171,7 @@ def self_fed(model: TinyCosy, batch: list[Example], frac: float,
     """Each target with a random `frac` of its tokens replaced by what the model samples at that
     frame given the true past (one teacher-forced pass): the input of parallel scheduled sampling."""
     embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch])
-    with torch.autocast(embeds.device.type, dtype=torch.bfloat16,
-                        enabled=embeds.device.type == "cuda"):
-        logits, _ = model(embeds, attention_mask=mask)
+    logits = _forward(model, embeds, mask)
     out = []
     for b, (ex, s) in enumerate(zip(batch, starts, strict=True)):
         probs = logits[b, s : s + len(ex.target), : model.cfg.speech_codes].float().softmax(-1)
@@ -195,8 +200,7 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
     handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
         if align_loss else []
     try:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            logits, _ = model(embeds, attention_mask=mask)
+        logits = _forward(model, embeds, mask)
     finally:
         for h in handles:
             h.remove()
