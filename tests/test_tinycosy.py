@@ -290,6 +290,9 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
                                 tokens=str(tiny_tokens), n_conditioning=8))
     c = r["text_conditioning_nats"]
     assert 2 <= c["n"] <= 8 and c["gain"] == pytest.approx(c["other_text"] - c["own_text"], abs=1e-3)
+    a = r["attention_alignment"]  # does a head point at the word being spoken (teacher-forced)
+    assert a["frames"] > 0 and 0 < a["chance"] < 1 and len(a["best_on_word_per_layer"]) == 2
+    assert a["best_head"]["on_word"] == max(a["best_on_word_per_layer"])
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["n_sentences"] == r["n_sentences"] == 2 and len(saved["samples"]) == 2
     assert 0 <= r["gender_agreement"] <= 1 and r["measured_with"]

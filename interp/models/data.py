@@ -30,6 +30,9 @@ class Example:
     # (n_target,) per target frame, the text token of the word being spoken (-100 in pauses);
     # from the corpus's word timings, for the `--align-loss` auxiliary objective
     spoken: torch.Tensor | None = None
+    # (n_target, 2) per target frame, the first and last index into `text_ids` of the word being
+    # spoken (-1 in pauses), for `--attn-guide` and `interp.models.alignment`
+    spoken_span: torch.Tensor | None = None
 
 
 def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.ndarray]:
@@ -45,25 +48,31 @@ def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.nda
     return text, tokens[: max(1, int(np.ceil(end * TOKEN_RATE)))]
 
 
-def spoken_tokens(row: dict, text: str, ids: list[int], offsets: list[tuple[int, int]],
-                  n_frames: int) -> torch.Tensor:
-    """Per speech frame of `row`, the id of the text token (the word's first) whose word is
-    being spoken at the frame's centre, -100 where no word is (pauses, tags). `text` is the
-    whole LM text the ids and character offsets were encoded from; the row's text is its end."""
-    labels = torch.full((n_frames,), -100, dtype=torch.long)
+def word_spans(row: dict, text: str, offsets: list[tuple[int, int]],
+               n_frames: int) -> torch.Tensor:
+    """(n_frames, 2): per speech frame of `row`, the first and last index of the text tokens of the
+    word being spoken at the frame's centre, -1 where no word is (pauses, tags). `text` is the
+    whole LM text the character `offsets` were encoded from; the row's text is its end."""
+    spans = torch.full((n_frames, 2), -1, dtype=torch.long)
     cursor = len(text) - len(row["text"])
     for w in row["words"]:
         pos = text.find(w["word"], cursor)
         if pos < 0:  # a word the text spells otherwise: leave its frames unlabelled
             continue
         cursor = pos + len(w["word"])
-        tok = next((i for i, (a, b) in enumerate(offsets) if a <= pos < b), None)
-        if tok is None:
+        toks = [i for i, (a, b) in enumerate(offsets) if a < cursor and b > pos]
+        if not toks:
             continue
         lo = max(0, int(np.ceil(w["start"] * TOKEN_RATE - 0.5)))
         hi = min(n_frames, int(np.ceil(w["end"] * TOKEN_RATE - 0.5)))
-        labels[lo:hi] = ids[tok]
-    return labels
+        spans[lo:hi] = torch.tensor([toks[0], toks[-1]])
+    return spans
+
+
+def spoken_tokens(ids: list[int], spans: torch.Tensor) -> torch.Tensor:
+    """Per frame, the id of the first text token of the word being spoken, -100 in pauses."""
+    first = spans[:, 0]
+    return torch.where(first >= 0, torch.tensor(ids)[first.clamp_min(0)], -100)
 
 
 def crop_rows(rows: list[dict], tokens: dict[str, np.ndarray], frac: float,
@@ -130,10 +139,11 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
         enc = tokenizer.encode(text)
         target = tokens[r["utt_id"]]
         # Word labels need character offsets into `text`; the phoneme front end's are not.
-        spoken = (None if isinstance(tokenizer, PhonemeTokenizer)
-                  else spoken_tokens(r, text, enc.ids, enc.offsets, len(target)))
+        spans = (None if isinstance(tokenizer, PhonemeTokenizer)
+                 else word_spans(r, text, enc.offsets, len(target)))
         out.append(Example(r["utt_id"], torch.tensor(enc.ids), torch.from_numpy(p_tok.copy()),
-                           torch.from_numpy(target.copy()), spoken))
+                           torch.from_numpy(target.copy()),
+                           None if spans is None else spoken_tokens(enc.ids, spans), spans))
     return out
 
 

@@ -175,6 +175,23 @@ def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dic
             "gain": round(wrong - right, 4)}
 
 
+def text_alignment(engine: TTS, rows: list[dict], codes: dict, n: int) -> dict | None:
+    """Does a head point at the word being spoken? `interp.models.alignment`'s report on n
+    heldout_sentences utterances (teacher-forced): the best head, chance, and each layer's best
+    on-word share. None for a front end without character offsets (phonemes)."""
+    from interp.models.alignment import alignment_report
+    from interp.models.data import make_examples
+
+    held = [r for r in rows if r["split"] == "heldout_sentences"][:n]
+    examples = make_examples(held, codes, engine.tokenizer, drop_prompt_text=0.0, prompt_rows=rows)
+    if not examples or examples[0].spoken_span is None:
+        return None
+    rep = alignment_report(engine.model, examples)
+    return {"n": len(examples), "frames": rep["frames"], "chance": rep["chance"],
+            "best_head": rep["best_head"],
+            "best_on_word_per_layer": [round(max(r), 4) for r in rep["on_word"]]}
+
+
 def teacher_forced(engine: TTS, listen: Listener, rows: list[dict], codes: dict,
                    refs: list[dict]) -> dict | None:
     """The model's speech given the true past: each token its greedy choice after the reference
@@ -252,12 +269,13 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
             sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
         rows.append(rec)
     tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
-    conditioning = forced = None
+    conditioning = forced = alignment = None
     if (table := corpus_tokens(Path(cfg.corpus), tokens)) is not None:
         conditioning = text_conditioning(engine, *table, cfg.n_conditioning)
         forced = teacher_forced(engine, listen, *table, [p[3] for p in plan])
+        alignment = text_alignment(engine, *table, cfg.n_conditioning)
     result = summarize(rows) | {"text_conditioning_nats": conditioning,
-                                "teacher_forced": forced,
+                                "teacher_forced": forced, "attention_alignment": alignment,
                                 "measured_with": listen.kind, "config": asdict(cfg)}
     if baseline is not None:
         result["vs_baseline"] = compare(baseline, rows) | {"baseline": cfg.baseline}
@@ -387,6 +405,11 @@ def main() -> None:
         print(f"  where the words go: codec round trip WER {r['wer_roundtrip_reference']}, model "
               f"given the true past {f['wer']} (greedy, {f['token_accuracy']:.0%} of tokens right),"
               f" generating from its own output {r['wer']}")
+    if (a := r["attention_alignment"]) is not None:
+        b = a["best_head"]
+        print(f"  points at the word it speaks: best head (layer {b['layer']} head {b['head']}) has "
+              f"its top sentence token on that word in {b['on_word']:.0%} of frames (chance "
+              f"{a['chance']:.0%})")
     if (w := r["word_recall"])["slot"] is not None:
         print(f"  words heard: template words {w['template']:.0%}, slot words (the content) "
               f"{w['slot']:.0%}")

@@ -26,6 +26,7 @@ from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.device import pick_device
 from interp.hooks.capture import attach
+from interp.models.alignment import attention_inputs, guide_loss
 from interp.models.data import Example, crop_rows, make_examples
 from interp.models.phonemes import frontend_of, train_phoneme_tokenizer
 from interp.models.prompts import write_prompt_bank
@@ -86,6 +87,16 @@ class LoopConfig:
     prediction there (sampled, from a first no-grad pass given the true past; labels stay clean):
     parallel scheduled sampling, so that the model learns to continue from its own output, not only
     from the reference's. 0 = off"""
+    attn_guide: float = 0.0
+    """weight of a guided-attention loss: head --attn-guide-head of layer --attn-guide-layer is
+    asked to put its attention, at each target speech position, on the text tokens of the word
+    being spoken there (the corpus's word timings): −log of that mass. A pointer into the text,
+    which no head of the unguided model keeps (`python -m interp.models.alignment`). 0 = off;
+    the training loss shown includes it, the held-out losses do not"""
+    attn_guide_layer: int = 10
+    """layer of the guided head"""
+    attn_guide_head: int = 0
+    """the guided head"""
 
 
 @dataclass(frozen=True)
@@ -183,12 +194,14 @@ def self_fed(model: TinyCosy, batch: list[Example], frac: float,
 
 def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
                gen: torch.Generator | None = None, align_loss: float = 0.0,
-               align_layer: int = 8, self_feed: float = 0.0) -> torch.Tensor:
+               align_layer: int = 8, self_feed: float = 0.0, attn_guide: float = 0.0,
+               attn_guide_layer: int = 10, attn_guide_head: int = 0) -> torch.Tensor:
     """Mean next-token cross-entropy over target speech tokens and eos. The labels are always the
     clean targets; their input copy may be changed: with `self_feed`, a fraction replaced by the
     model's own predictions (`self_fed`), then with `speech_noise`, a fraction by random codes
     (`corrupt`). With `align_loss`, plus that weight times the word-alignment loss
-    (`LoopConfig.align_loss`)."""
+    (`LoopConfig.align_loss`); with `attn_guide`, plus that weight times the guided-attention loss
+    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`)."""
     dev = model.speech_embedding.weight.device
     gen = gen or torch.Generator()
     inputs = self_fed(model, batch, self_feed, gen) if self_feed else [ex.target for ex in batch]
@@ -199,14 +212,19 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
     hidden: list[torch.Tensor] = []  # blocks.<align_layer>.hook_resid_post, gradients kept
     handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
         if align_loss else []
+    guided = [attn_guide_layer] if attn_guide else []
     try:
-        logits = _forward(model, embeds, mask)
+        with attention_inputs(model, guided) as seen:
+            logits = _forward(model, embeds, mask)
     finally:
         for h in handles:
             h.remove()
     picked = torch.cat([logits[b, s : s + len(y)] for b, (s, y) in enumerate(zip(starts, labels,
                                                                                   strict=True))])
     loss = torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
+    if attn_guide:
+        loss = loss + attn_guide * guide_loss(model, seen[attn_guide_layer], mask, starts, batch,
+                                              attn_guide_layer, attn_guide_head)
     if not align_loss:
         return loss
     # Position s + j predicts target frame j: it is asked which word frame j belongs to.
@@ -290,6 +308,14 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
         raise ValueError(f"--align-layer {cfg.align_layer}: this model has layers 0 to "
                          f"{len(model.layers) - 1}")
+    if cfg.attn_guide and not (0 <= cfg.attn_guide_layer < len(model.layers)
+                               and 0 <= cfg.attn_guide_head < model.cfg.n_heads):
+        raise ValueError(f"--attn-guide-layer {cfg.attn_guide_layer} --attn-guide-head "
+                         f"{cfg.attn_guide_head}: this model has layers 0 to "
+                         f"{len(model.layers) - 1} and heads 0 to {model.cfg.n_heads - 1}")
+    if cfg.attn_guide and any(ex.spoken_span is None for ex in train_ex):
+        raise ValueError("--attn-guide needs the corpus's word timings and BPE text offsets, which "
+                         "these examples (TinyEdit's pairs, or the phoneme front end) do not have")
     if cfg.align_loss and any(ex.spoken is None for ex in train_ex):
         raise ValueError("--align-loss needs the corpus's word timings, which these examples "
                          "(e.g. TinyEdit's edit pairs) do not have; train without it")
@@ -325,7 +351,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             gen = (torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
                    if cfg.speech_noise or cfg.self_feed else None)
             loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
-                              cfg.align_layer, cfg.self_feed)
+                              cfg.align_layer, cfg.self_feed, cfg.attn_guide,
+                              cfg.attn_guide_layer, cfg.attn_guide_head)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
