@@ -70,6 +70,10 @@ def test_head_attention_is_the_layers_own_softmax(model_and_examples):
                 assert torch.allclose(mine[b, :, :n, :n], ref[layer][b, :, :n, :n], atol=1e-5)
             assert torch.equal(head_attention(model, layer, seen[layer], mask, [3])[:, 0],
                                mine[:, 3])
+        # inputs captured under bf16 autocast (CUDA training) are recomputed in fp32
+        hidden, (cos, sin) = seen[1]
+        half = head_attention(model, 1, (hidden.bfloat16(), (cos.bfloat16(), sin.bfloat16())), mask)
+        assert half.dtype == torch.float32 and torch.allclose(half, mine, atol=0.05)
 
 
 def test_guided_attention_loss_and_training(model_and_examples):

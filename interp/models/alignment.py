@@ -56,6 +56,9 @@ def head_attention(model: TinyCosy, layer: int, inputs: tuple, mask: torch.Tenso
     real). The same numbers the layer's softmax produced, with gradients to its q/k weights."""
     attn = model.layers[layer].self_attn
     hidden, (cos, sin) = inputs
+    # captured under bf16 autocast on CUDA; recomputed here in the weights' precision
+    dtype = attn.q_proj.weight.dtype
+    hidden, cos, sin = hidden.to(dtype), cos.to(dtype), sin.to(dtype)
     B, T, _ = hidden.shape
     d = attn.head_dim
     heads = list(range(model.cfg.n_heads)) if heads is None else heads
