@@ -17,7 +17,9 @@ with a `[laughter]` tag in the middle. Measured:
   generating from its own output;
 - text conditioning: the teacher-forced loss of held-out speech given its own sentence against
   given another held-out sentence of similar length, in nats per token — how much the model
-  reads its text at all (near 0: it speaks from the speaker and the length alone).
+  reads its text at all (near 0: it speaks from the speaker and the length alone);
+- attention alignment: whether some head points at the word being spoken, per the corpus's word
+  timings (`interp.models.alignment`): a model that reads needs such a pointer into its text.
 The listening instruments (`steering.metrics`, weights in data/instruments/) are used when they
 are there; without them gender comes from F0 alone, laughter from an interim probe (a token
 classifier on log-mel statistics trained on the corpus's laughter spans, `interp.audio.roundtrip`)
