@@ -156,7 +156,6 @@ def main() -> None:
     p.add_argument("--n", type=int, default=50, help="utterances")
     p.add_argument("--out", default="", help="write the report here as JSON")
     a = p.parse_args()
-    torch.manual_seed(0)
     model = TinyCosy.load(a.model)
     rows = load_table(a.corpus)
     chosen = [r for r in rows if r["split"] == a.split][: a.n]
