@@ -108,7 +108,11 @@ def tinycosy_section(run: Path) -> Section:
                              "word_recall.template"),
                             ("words heard: slot words (the content)", None, "word_recall.slot"),
                             ("nats/token gained by reading its own sentence", None,
-                             "text_conditioning_nats.gain")])
+                             "text_conditioning_nats.gain"),
+                            ("best head's top sentence token on the spoken word", None,
+                             "attention_alignment.best_head.on_word"),
+                            ("the same by a uniform pick (chance)", None,
+                             "attention_alignment.chance")])
     shipped = REPO / "data" / "tinycosy" / "eval.json"
     if (d := read_json(shipped)) is not None:
         _rows(sec, d, shipped, [("shipped eval (50 sentences): WER", None, "wer"),
