@@ -77,8 +77,8 @@ def test_head_attention_is_the_layers_own_softmax(model_and_examples):
 
 
 def test_guided_attention_loss_and_training(model_and_examples):
-    """--attn-guide adds w × (−log of the guided head's mass on the spoken word's tokens); a few
-    steps of it make that head point at the word, well above chance."""
+    """--attn-guide adds w × (−log of the guided head's mass on the spoken word's tokens), that
+    mass summed by hand from the head's attention rows."""
     model, ex, _, _ = model_and_examples
     batch = ex[:4]
     embeds, mask, starts = _embed(model, batch, [e.target for e in batch])
