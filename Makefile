@@ -18,11 +18,17 @@ DEMO_SAE ?= data/sae/layer_12
 DEMO_STEER_N ?= 6
 DEMO_STRENGTHS ?= 4
 DEMO_GENDER_STRENGTHS ?= 8
-# Rate breaks generation at 4 on the shipped model: every edit, a random direction's too, babbles
-# to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6): SAE slow 4.27 s, fast 2.22 s, random direction 2.93 s.
+# Rate broke generation at 4 on the stage-3 model: every edit, a random direction's too, babbled
+# to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6, stage 8): unsteered 2.75 s, SAE slow 3.39 s, fast 2.22 s,
+# random direction 2.59 s.
 DEMO_RATE_STRENGTHS ?= 2
 DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
 	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
+# Steps above skip what is already done; what was made with the shipped weights is redone when
+# they change (corpus, codec and tokens do not depend on them), so the report never mixes models.
+DEMO_MODELS := data/tinycosy/model.safetensors data/sae/layer_12/sae_weights.safetensors data/tinyedit/model.safetensors
+DEMO_MODEL_OUTPUTS := tinycosy acts acts_heldout sae sweep probes autointerp steering tinyedit_edits \
+	tinyedit_acts tinyedit_sae tinyedit_steer dashboard report.html report.json
 # TinyCosy's ops are small: one thread each is as fast, and immune to oversubscribed cores
 # (two-thread generation ran 10x slower while another job shared the machine).
 demo: export OMP_NUM_THREADS ?= 1
@@ -61,6 +67,11 @@ test: install lint
 
 ## demo: the pipeline on the embedded default; every step resumes or is skipped when done
 demo: install
+	@fp=$$(cat $(DEMO_MODELS) | sha256sum | cut -c1-16); \
+	if [ -d $(DEMO)/tinycosy ] && [ "$$(cat $(DEMO)/.models 2>/dev/null)" != "$$fp" ]; then \
+	  echo "the shipped models changed since $(DEMO) was made (or it predates this check): redoing what was made with them"; \
+	  rm -rf $(addprefix $(DEMO)/,$(DEMO_MODEL_OUTPUTS)); \
+	fi; mkdir -p $(DEMO) && echo $$fp > $(DEMO)/.models
 	$(BIN)/python -m interp.corpus build --out $(DEMO)/corpus --n $(DEMO_N)
 	@test -f $(DEMO)/codec/codec.safetensors || $(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec --max-utts 1000
 	@test -f $(DEMO)/codec_roundtrip/roundtrip.json || $(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
