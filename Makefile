@@ -19,8 +19,8 @@ DEMO_STEER_N ?= 6
 DEMO_STRENGTHS ?= 4
 DEMO_GENDER_STRENGTHS ?= 8
 # Rate broke generation at 4 on the stage-3 model: every edit, a random direction's too, babbled
-# to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6, stage 8f): unsteered 2.78 s, SAE slow 3.62 s, fast 2.23 s,
-# random direction 3.09 s (at n 6 that is noise: at N 50 it is 2.45 s from 2.38).
+# to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6, stage 8i): unsteered 2.72 s, SAE slow 3.56 s, fast 2.25 s,
+# random direction 2.86 s (at n 6 that is noise: at N 50 it is 2.45 s from 2.40).
 DEMO_RATE_STRENGTHS ?= 2
 DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
 	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
