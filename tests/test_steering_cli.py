@@ -89,3 +89,13 @@ def test_bad_input_is_one_line(tiny_args, bad, message, monkeypatch, capsys, tmp
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_k_defaults_per_concept():
+    """Gender needs more latents than laughter or rate (README, Steering); an explicit --k wins."""
+    cfg = steer_run.SteeringConfig
+    assert cfg(concept="gender").resolved().k == 16
+    assert cfg(concept="laughter").resolved().k == cfg(concept="rate").resolved().k == 8
+    assert cfg(concept="gender", k=4).resolved().k == 4
+    with pytest.raises(ValueError, match="--k"):
+        cfg(concept="gender", k=-1).validate()
