@@ -153,7 +153,13 @@ def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path) -> dict:
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("sae") == str(Path(cfg.paths()[1]).resolve()):
-            return load_selection(saved["targets"])
+            sel = load_selection(saved["targets"])
+            # A folder started with another --k (or before gender's default became 16) resumes
+            # with its own latents; say so, since summary.json's config records this run's k.
+            if any(len(s.latents) != cfg.k for s in sel.values()):
+                log.warning("%s: resuming its saved selection of %s latents per target, not --k %d",
+                            out, sorted({len(s.latents) for s in sel.values()}), cfg.k)
+            return sel
         raise ValueError(f"{out} holds a run with another SAE ({saved.get('sae')}); use --out")
     sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, cfg.concept,
                          cfg.k, labels if cfg.select == "label" else None, cfg.max_positions,
