@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import capture, dashboard, sae_training
+from benchmarks import capture, dashboard, sae_training, tinycosy_training
 from benchmarks import steering as steering_bench
 
 
@@ -27,6 +27,8 @@ def main() -> None:
                "dashboard": dashboard.run(repeats=1 if args.quick else 5),
                "sae_training": sae_training.run(sae_training.QUICK if args.quick
                                                 else sae_training.SAEBenchConfig())}
+    results["tinycosy_training"] = tinycosy_training.run(
+        **({"n_batches": 1, "repeats": 1} if args.quick else {}))
     results["steering"] = steering_bench.run(**({"n_seqs": 2, "repeats": 1} if args.quick else {}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
@@ -34,6 +36,7 @@ def main() -> None:
     print(f"capture: {c['tokens_per_s']} tokens/s; overhead vs bare forward {c['overhead_vs_bare']}"
           f" ({c['threads']} threads) → {args.out}")
     print(sae_training.line(results["sae_training"]))
+    print(tinycosy_training.line(results["tinycosy_training"]))
     print(steering_bench.line(results["steering"]))
     print(dashboard.line(results["dashboard"]))
 

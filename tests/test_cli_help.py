@@ -12,7 +12,7 @@ CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "interp.report", "sae.train",
         "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
         "steering.edit_compare",
-        "steering.judge", "steering.metrics", "benchmarks",
+        "steering.judge", "steering.metrics", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
         "interp.audio roundtrip", "autointerp.dashboard build", "autointerp.dashboard serve"]
 

@@ -321,6 +321,16 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     with pytest.raises(ValueError, match="other sentences or voices"):
         evaluate_tts(replace(cfg, n=1, out=str(tmp_path / "bad")))
     assert not (tmp_path / "bad").exists()  # refused before generating anything
+    # the control for unseen voices: the same sentences, spoken by training voices
+    seen = evaluate_tts(replace(cfg, voices="train", baseline="", out=str(tmp_path / "seen")))
+    rows = json.loads((tmp_path / "seen" / "eval.json").read_text())["samples"]
+    prompts = json.loads((tiny_tinycosy[0] / "prompts.json").read_text())
+    assert [r["text"] for r in rows] == [r["text"] for r in saved["samples"]]
+    assert all(prompts[r["voice"]]["split"] != "heldout_voices" for r in rows)
+    assert all(prompts[s["voice"]]["split"] == "heldout_voices" for s in saved["samples"])
+    assert seen["config"]["voices"] == "train" and "pitch_following" in seen
+    with pytest.raises(ValueError, match="--voices"):
+        evaluate_tts(replace(cfg, voices="all"))
 
 
 def test_compare_pairs_sentences():
@@ -334,6 +344,13 @@ def test_compare_pairs_sentences():
     lo, hi = v["wer_diff"]["ci95"]
     assert lo < -0.0625 < hi
     assert v["laughter_with_tag_diff"]["mean"] == -1
+    # the same sentences in other voices (evaluate --voices train): refused unless asked for
+    other = [dict(r, voice="w") for r in new]
+    with pytest.raises(ValueError, match="other sentences or voices"):
+        compare(old, other)
+    assert compare(old, other, same_voices=False)["wer_diff"] == v["wer_diff"]
+    with pytest.raises(ValueError, match="other sentences;"):
+        compare(old, [dict(r, text="x") for r in other], same_voices=False)
 
 
 def test_backbone_interface(tiny_tinycosy):
@@ -372,6 +389,33 @@ def test_compare_cli_pools_plans(tmp_path):
         compare_evals(CompareConfig(old=tuple(old), new=tuple(new[:1])))
     with pytest.raises(FileNotFoundError, match="interp.models.evaluate"):
         compare_evals(CompareConfig(old=(str(tmp_path / "missing.json"),), new=(new[0],)))
+
+
+def test_pitch_following_tells_a_voice_from_its_gender():
+    """Outputs that track each prompt's F0 correlate with it within gender and beat shuffled
+    prompts; outputs at one pitch per gender (gender right, speaker lost) do not."""
+    from interp.models.evaluate import RATES, pitch_following
+
+    voices = {f"f{i}": ("female", 180 + 15 * i) for i in range(5)}
+    voices |= {f"m{i}": ("male", 90 + 8 * i) for i in range(5)}
+
+    def rows(out_f0):
+        return [{"voice": v, "gender": g, "prompt_f0": hz,
+                 **{k: {"f0": out_f0(g, hz, j)} for k in RATES}}
+                for v, (g, hz) in voices.items() for j in range(3)]
+
+    follows = pitch_following(rows(lambda g, hz, j: 0.9 * hz * (1 + 0.01 * j)))
+    assert follows["r_within_gender"] > 0.95 and follows["p_shuffled"] < 0.05
+    assert follows["n_voices"] == 10 and follows["n_samples"] == 30
+    assert follows["other_minus_own_st"]["ci95"][0] > 0  # closer to its own prompt
+    assert follows["offset_st"] < 0  # the outputs sit 0.9× below their prompts
+    flat = pitch_following(rows(lambda g, hz, j: (200 if g == "female" else 100) + j))
+    assert abs(flat["r_within_gender"]) < 0.5 and flat["p_shuffled"] > 0.05
+    assert flat["output_spread_st"] < 0.1 < flat["prompt_spread_st"]
+    # too few voices per gender to say anything; missing F0s are skipped
+    assert pitch_following(rows(lambda g, hz, j: None)) is None
+    assert pitch_following([r for r in rows(lambda g, hz, j: hz) if r["voice"] != "m1"
+                            and r["gender"] == "female" or r["voice"] == "m0"]) is None
 
 
 def test_word_recall_splits_template_and_slot_words():

@@ -30,6 +30,9 @@ class CompareConfig:
     """eval.json files of the new checkpoint, the same plans in the same order"""
     out: str = ""
     """optional JSON file for the result"""
+    other_voices: bool = False
+    """pair by sentence only, the voices may differ: e.g. `evaluate --voices heldout` (old)
+    against `--voices train` (new) of one checkpoint, what a voice's being unseen costs"""
 
 
 def pooled_samples(paths: tuple[str, ...] | list[str]) -> list[dict]:
@@ -50,7 +53,7 @@ def compare_evals(cfg: CompareConfig) -> dict:
         w = [r["wer"] for r in rows if r.get("wer") is not None]
         return round(float(np.mean(w)), 4) if w else None
 
-    result = compare(old, new) | {"n_sentences": len(new), "wer_old": mean_wer(old),
+    result = compare(old, new, not cfg.other_voices) | {"n_sentences": len(new), "wer_old": mean_wer(old),
                                   "wer_new": mean_wer(new), "old": list(cfg.old),
                                   "new": list(cfg.new)}
     if cfg.out:

@@ -3,7 +3,9 @@
 On held-out sentences spoken by held-out voices (prompts from the prompt bank), each sentence is
 generated three times — no instruction, "Please speak slowly.", "Please speak quickly." — and once
 with a `[laughter]` tag in the middle. Measured:
-- voice follows the prompt: F0-based gender of the output agrees with the prompt speaker's;
+- voice follows the prompt: F0-based gender of the output agrees with the prompt speaker's; and,
+  finer, its pitch follows the prompt speaker's within a gender (`pitch_following`): correlation
+  of the output's F0 with the prompt's over the held-out voices, against voice-shuffled prompts;
 - rate follows the instruction: mean voiced duration slow / fast, and normal in between;
 - laughter follows the tag: the laughter detector fires with the tag and stays quiet without it;
 - content: the recognizer's WER on generated speech next to its WER on the espeak reference of
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import re
 from collections import Counter
@@ -83,6 +86,9 @@ class EvalConfig:
     fallback still on)"""
     top_p: float = SamplingConfig.top_p
     """sampling: nucleus mass"""
+    voices: str = "heldout"
+    """prompt voices: heldout (the held-out voices, the design's measure) or train (as many
+    training voices of each gender: the control that says what a voice's being unseen costs)"""
     baseline: str = ""
     """an earlier eval.json made with the same --n and --seed (another checkpoint): adds the paired
     per-sentence differences to it (`vs_baseline`)"""
@@ -94,9 +100,66 @@ def _with_laughter(text: str, rng: random.Random) -> str:
     return " ".join(words[:at] + ["[laughter]"] + words[at:])
 
 
-def _gender(audio: np.ndarray) -> str | None:
+def _f0(audio: np.ndarray) -> float | None:
+    """Median F0 (Hz) of the voiced frames; None when nothing (or under 0.1 s) is there."""
     f0 = median_f0(audio, 16000) if len(audio) > 1600 else float("nan")
-    return None if f0 != f0 else ("male" if f0 < GENDER_F0_SPLIT_HZ else "female")
+    return None if f0 != f0 else round(f0, 2)
+
+
+def _gender(f0: float | None) -> str | None:
+    return None if f0 is None else ("male" if f0 < GENDER_F0_SPLIT_HZ else "female")
+
+
+def _semitones(hz: float) -> float:
+    return 12 * math.log2(hz / 100.0)
+
+
+def pitch_following(rows: list[dict], n_shuffles: int = 2000, seed: int = 0) -> dict | None:
+    """Does the output's pitch follow the prompt speaker's beyond their gender? Over the plan's
+    voices, the output's median F0 (semitones, averaged over a voice's sentences and rates) against
+    the prompt speaker's, both centred on their gender's mean: Pearson r, and how often prompts
+    shuffled among voices of the same gender correlate as well (`p_shuffled`). Per sample, the
+    distance to its own prompt's F0 against the mean distance to the other same-gender voices'
+    (`other_minus_own_st` > 0: closer to its own speaker than to others of that gender)."""
+    samples = [(r["voice"], r["gender"], _semitones(r["prompt_f0"]),
+                float(np.mean([_semitones(r[k]["f0"]) for k in RATES if r[k].get("f0")])))
+               for r in rows if r.get("prompt_f0") and any(r[k].get("f0") for k in RATES)]
+    prompt = {v: (g, p) for v, g, p, _ in samples}
+    genders = sorted({g for g, _ in prompt.values()})
+    if len(prompt) < 4 or any(sum(g == x for g, _ in prompt.values()) < 2 for x in genders):
+        return None  # too few voices per gender to say anything
+    voices = sorted(prompt)
+    out = np.array([np.mean([o for v, _, _, o in samples if v == voice]) for voice in voices])
+    gender = np.array([prompt[v][0] for v in voices])
+    given = np.array([prompt[v][1] for v in voices])
+
+    def centred(x: np.ndarray) -> np.ndarray:
+        return x - np.array([x[gender == g].mean() for g in gender])
+
+    def r_of(p: np.ndarray) -> float:
+        a, b = centred(p), centred(out)
+        return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+    r = r_of(given)
+    rng = np.random.default_rng(seed)
+    shuffled = given.copy()
+    as_good = 0
+    for _ in range(n_shuffles):
+        for g in genders:
+            idx = np.flatnonzero(gender == g)
+            shuffled[idx] = rng.permutation(given[idx])
+        as_good += r_of(shuffled) >= r
+    own = [abs(o - p) for _, _, p, o in samples]
+    other = [float(np.mean([abs(o - q) for w, (h, q) in prompt.items() if h == g and w != v]))
+             for v, g, _, o in samples]
+    return {"n_voices": len(voices), "n_samples": len(samples), "r_within_gender": round(r, 3),
+            "p_shuffled": round((as_good + 1) / (n_shuffles + 1), 4),
+            "prompt_spread_st": round(float(centred(given).std()), 2),
+            "output_spread_st": round(float(centred(out).std()), 2),
+            "offset_st": round(float(np.mean([o - p for _, _, p, o in samples])), 2),
+            "own_prompt_st": round(float(np.mean(own)), 2),
+            "other_prompt_st": round(float(np.mean(other)), 2),
+            "other_minus_own_st": mean_ci([b - a for a, b in zip(own, other, strict=True)])}
 
 
 class Listener:
@@ -221,12 +284,24 @@ def teacher_forced(engine: TTS, listen: Listener, rows: list[dict], codes: dict,
 
 def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
-    held-out voices."""
-    rows = load_table(cfg.corpus, "heldout_voices")
+    held-out voices (`--voices train`: the same sentences, as many training voices of each gender
+    instead)."""
+    if cfg.voices not in ("heldout", "train"):
+        raise ValueError(f"--voices {cfg.voices!r}: give heldout or train")
+    held = sorted(v for v, p in engine.prompts.items() if p["split"] == "heldout_voices")
+    rows = load_table(cfg.corpus, "heldout_voices")  # the sentences, whichever voices speak them
     # the espeak rendering of each sentence, one without tags where there is one
     reference = {r["text_plain"]: r for r in sorted(rows, key=lambda r: -len(r["tags"]))}
     sentences = sorted(reference)
-    voices = sorted(v for v, p in engine.prompts.items() if p["split"] == "heldout_voices")
+    voices = held
+    if cfg.voices == "train":  # the control: same number and genders, voices it trained on
+        pick = random.Random(cfg.seed)
+        voices = []
+        for g in sorted({engine.prompts[v]["gender"] for v in held}):
+            seen = sorted(v for v, p in engine.prompts.items()
+                          if p["split"] != "heldout_voices" and p["gender"] == g)
+            voices += pick.sample(seen, sum(engine.prompts[v]["gender"] == g for v in held))
+        voices.sort()
     if not sentences or not voices:
         raise ValueError("no held-out sentences or voices: evaluate on the corpus the model "
                          "was trained on")
@@ -249,12 +324,14 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     for i, (text, voice, gender, ref) in enumerate(tqdm(plan, desc="generate")):
         ref_audio = load_audio(cfg.corpus, ref)[0]
         rec: dict = {"text": text, "voice": voice, "gender": gender,
+                     "prompt_f0": engine.prompts[voice].get("f0_median"),
                      "wer_reference": listen.wer(ref_audio, text),
                      "wer_roundtrip_reference": listen.wer(
                          engine.codec.decode(engine.codec.encode(ref_audio)), text)}
         for rate, instruction in RATES.items():
             audio = engine(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
-            rec[rate] = {"gender": _gender(audio), "p_male": listen.p_male(audio),
+            f0 = _f0(audio)
+            rec[rate] = {"gender": _gender(f0), "f0": f0, "p_male": listen.p_male(audio),
                          "seconds": len(audio) / 16000,
                          "voiced": voiced_duration(audio, 16000) if len(audio) else 0.0}
             if rate == "normal":
@@ -304,16 +381,22 @@ def _load_baseline(path: Path, plan: list[tuple]) -> list[dict]:
     return samples
 
 
-def _check_same_plan(baseline: list[dict], plan: list[tuple[str, str]], name: str) -> None:
-    if [(b["text"], b["voice"]) for b in baseline] != plan:
+def _check_same_plan(baseline: list[dict], plan: list[tuple[str, str]], name: str,
+                     same_voices: bool = True) -> None:
+    if same_voices and [(b["text"], b["voice"]) for b in baseline] != plan:
         raise ValueError(f"{name} was made on other sentences or voices; evaluate both with the "
                          "same --corpus, --n and --seed")
+    if [b["text"] for b in baseline] != [t for t, _ in plan]:
+        raise ValueError(f"{name} was made on other sentences; evaluate both with the same "
+                         "--corpus, --n and --seed")
 
 
-def compare(baseline: list[dict], rows: list[dict]) -> dict:
+def compare(baseline: list[dict], rows: list[dict], same_voices: bool = True) -> dict:
     """Paired per-sentence differences (new - baseline) of WER and of laughter with the tag, with
-    95% CIs; the rows must come from the same plan (same sentences and voices, in order)."""
-    _check_same_plan(baseline, [(r["text"], r["voice"]) for r in rows], "the baseline")
+    95% CIs; the rows must come from the same plan (same sentences and, unless `same_voices` is
+    off, voices, in order)."""
+    _check_same_plan(baseline, [(r["text"], r["voice"]) for r in rows], "the baseline",
+                     same_voices)
     pairs = [(b["wer"], r["wer"]) for b, r in zip(baseline, rows, strict=True)
              if b.get("wer") is not None and r.get("wer") is not None]
     return {
@@ -370,6 +453,7 @@ def summarize(rows: list[dict]) -> dict:
         "gender_agreement": round(float(np.mean([a == b for a, b in outs])), 4),
         "gender_agreement_classifier": round(float(np.mean(
             [(p > 0.5) == (g == "male") for g, p in clf])), 4) if clf else None,
+        "pitch_following": pitch_following(rows),
         "voiced_seconds": {k: round(v, 3) for k, v in voiced.items()},
         "slow_over_fast": round(voiced["slow"] / max(voiced["fast"], 1e-6), 3),
         "normal_between": voiced["fast"] < voiced["normal"] < voiced["slow"],
@@ -390,9 +474,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.models.evaluate", description=__doc__)
     add_config_args(parser, EvalConfig)
     r = evaluate_tts(config_from_args(EvalConfig, parser.parse_args()))
-    print(f"\nTinyCosy on {r['n_sentences']} held-out sentences × {r['n_voices']} held-out voices"
+    print(f"\nTinyCosy on {r['n_sentences']} held-out sentences × {r['n_voices']} "
+          f"{'held-out' if r['config']['voices'] == 'heldout' else 'training'} voices"
           f" (sampling top-k {r['config']['top_k']}, top-p {r['config']['top_p']}):")
     print(f"  voice follows prompt (F0 gender agrees): {r['gender_agreement']:.1%}  (goal ≥ 95%)")
+    if (p := r["pitch_following"]) is not None:
+        print(f"  pitch follows the prompt within a gender: r {p['r_within_gender']} over "
+              f"{p['n_voices']} voices (shuffled prompts as good: p {p['p_shuffled']}); output "
+              f"{p['own_prompt_st']} semitones from its own prompt, {p['other_prompt_st']} from "
+              f"other voices of that gender")
     print(f"  voiced seconds {r['voiced_seconds']}, slow/fast {r['slow_over_fast']}  (goal ≥ 1.8),"
           f" normal in between: {r['normal_between']}")
     print(f"  laughter with tag {r['laughter_with_tag']:.0%} (goal ≥ 90%), without "

@@ -1,0 +1,202 @@
+"""TinyCosy training speed: where a training step's time goes, and what the design's budget buys.
+
+The design asks that the default model train in ≤ 15 minutes on one H100 or ≤ 2 hours on 2 CPU
+cores. Side by side in one run, on the default TinyCosy size and batches of the corpus (its first
+training examples when `runs/tinycosy/corpus` and its tokens are there, else synthetic ones of the
+corpus's typical shape):
+- one optimiser step of the shipped recipe (speech noise 0.15, attention guide 0.2 on L10H0;
+  forward, backward, clipping, AdamW), one without noise and guide, and the forward pass alone;
+- the floating-point operations of a step, counted by `torch.utils.flop_counter` (matmuls and
+  attention), so the achieved GFLOP/s can be set against what this device's matmul reaches on
+  large square matrices and on matrices of the model's own shapes, in the same run;
+- the projection: the shipped lineage's optimiser steps (every stage in data/tinycosy/train.json)
+  at the measured step time, against the budget — and the same at the large-matmul rate, a floor
+  no implementation of this model and data on this device gets under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from interp.atomic import atomic_write_json
+from interp.cli import run_cli
+from interp.device import pick_device
+from interp.models.data import Example
+from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+from interp.models.train import batch_loss
+from interp.paths import TINYCOSY_DIR
+
+CORPUS, TOKENS = Path("runs/tinycosy/corpus"), Path("runs/tinycosy/tokens")
+RECIPE = {"speech_noise": 0.15, "attn_guide": 0.2, "attn_guide_layer": 10, "attn_guide_head": 0}
+BUDGET_HOURS = {"cpu": 2.0, "cuda": 0.25}  # the design's: 2 h on 2 CPU cores, 15 min on an H100
+BATCH = 16  # LoopConfig.batch_size
+
+
+def lineage_steps(train_json: Path = TINYCOSY_DIR / "train.json") -> int:
+    """Optimiser steps of every stage that made the shipped checkpoint."""
+    d, total = json.loads(train_json.read_text()), 0
+    while d:
+        total += d["steps"]
+        d = d.get("continued_from")
+    return total
+
+
+def _synthetic(n: int, codes: int, gen: torch.Generator) -> list[Example]:
+    """The corpus's typical shape ([sos] 25 text tokens [task_id] 60 prompt + 75 target speech
+    tokens, as benchmarks.capture), lengths varied ±20%, eight words of three text tokens each
+    spoken in turn (for the attention guide)."""
+    out = []
+    for i in range(n):
+        n_text, n_prompt, n_target = (int(x * (0.8 + 0.4 * torch.rand(1, generator=gen).item()))
+                                      for x in (25, 60, 75))
+        word = torch.arange(n_target) * 8 // n_target
+        span = torch.stack([n_text - 24 + 3 * word, n_text - 22 + 3 * word], 1)
+        out.append(Example(f"s{i}", torch.randint(0, 500, (n_text,), generator=gen),
+                           torch.randint(0, codes, (n_prompt,), generator=gen),
+                           torch.randint(0, codes, (n_target,), generator=gen),
+                           spoken_span=span.clamp(0, n_text - 1)))
+    return out
+
+
+def _examples(n: int, codes: int) -> tuple[list[Example], str]:
+    """The corpus's first `n` training examples (as `interp.models.train` makes them) when the
+    corpus and its tokens are there, else synthetic ones."""
+    if (CORPUS / "utterances.parquet").exists() and (TOKENS / "manifest.json").exists():
+        from interp.audio.tokenize_corpus import load_tokens
+        from interp.corpus.table import load_table
+        from interp.models.data import make_examples
+        from interp.models.text_tokenizer import load_tokenizer
+
+        rows = load_table(CORPUS)
+        train = [r for r in rows if r["split"] == "train"][: 4 * n]
+        ex = make_examples(train, load_tokens(TOKENS), load_tokenizer(TINYCOSY_DIR), seed=0,
+                           prompt_rows=rows)
+        return ex[:n], str(CORPUS)
+    return _synthetic(n, codes, torch.Generator().manual_seed(0)), "synthetic"
+
+
+def matmul_gflops(m: int, k: int, n: int, device: torch.device, seconds: float = 1.0) -> float:
+    """Throughput of repeated (m×k)·(k×n) fp32 matmuls (bf16 on CUDA, as training runs there)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            a @ b
+        reps += 10
+        _sync(device)
+    return 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Callable[[], None], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
+    torch.manual_seed(0)
+    dev = pick_device(device)
+    model = TinyCosy(TinyCosyConfig()).to(dev).train()
+    examples, data = _examples(n_batches * BATCH, model.cfg.speech_codes)
+    batches = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
+
+    def step(batch: list[Example], recipe: dict) -> None:
+        gen = torch.Generator().manual_seed(0)
+        loss = batch_loss(model, batch, gen=gen, **recipe)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    @torch.no_grad()
+    def forward(batch: list[Example]) -> None:
+        batch_loss(model, batch)
+
+    variants = {"recipe_step": lambda: [step(b, RECIPE) for b in batches],
+                "plain_step": lambda: [step(b, {}) for b in batches],
+                "forward_only": lambda: [forward(b) for b in batches]}
+    variants["recipe_step"]()  # warm-up (allocator, kernels)
+    best: dict[str, float] = {}
+    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+        for name, fn in variants.items():
+            best[name] = min(best.get(name, float("inf")), _timed(fn, dev) / len(batches))
+    with FlopCounterMode(display=False) as counter:
+        step(batches[0], RECIPE)
+    flops = counter.get_total_flops()
+    tokens = sum(1 + len(e.text_ids) + 1 + len(e.prompt) + len(e.target) + 1
+                 for e in batches[0])
+    large = matmul_gflops(2048, 2048, 2048, dev)
+    shaped = matmul_gflops(tokens, model.cfg.hidden, model.cfg.mlp, dev)  # an MLP up-projection
+    achieved = flops / best["recipe_step"] / 1e9
+    steps = lineage_steps()
+    budget_h = BUDGET_HOURS[dev.type]
+    return {
+        "device": str(dev), "threads": torch.get_num_threads(), "data": data,
+        "params": sum(p.numel() for p in model.parameters()), "batch": BATCH,
+        "tokens_per_step": tokens,
+        "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
+        "guide_and_noise_cost": round(best["recipe_step"] / best["plain_step"] - 1, 3),
+        "backward_and_update_over_forward": round(best["recipe_step"] / best["forward_only"], 2),
+        "gflop_per_step": round(flops / 1e9, 1),
+        "gflops": {"training_step": round(achieved, 1), "matmul_2048": round(large, 1),
+                   f"matmul_{tokens}x{model.cfg.hidden}x{model.cfg.mlp}": round(shaped, 1)},
+        "step_fraction_of_large_matmul": round(achieved / large, 3),
+        "lineage_steps": steps,
+        "lineage_hours": round(steps * best["recipe_step"] / 3600, 2),
+        "lineage_hours_at_large_matmul_rate": round(steps * flops / (large * 1e9) / 3600, 2),
+        "budget_hours": budget_h,
+        "steps_in_budget": int(budget_h * 3600 / best["recipe_step"]),
+        "goal": "the default trains in <= 15 min on one H100 or <= 2 h on 2 CPU cores",
+    }
+
+
+def line(r: dict) -> str:
+    return (f"TinyCosy training on {r['device']} ({r['threads']} threads, {r['data']} batches): "
+            f"{r['seconds_per_step']['recipe_step']} s/step, {r['gflops']['training_step']} GFLOP/s "
+            f"= {r['step_fraction_of_large_matmul']:.0%} of a large matmul; the shipped lineage's "
+            f"{r['lineage_steps']:,} steps take {r['lineage_hours']} h (floor "
+            f"{r['lineage_hours_at_large_matmul_rate']} h) against a {r['budget_hours']} h budget, "
+            f"which holds {r['steps_in_budget']:,} steps")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tinycosy_training",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"),
+                        help="results JSON whose tinycosy_training entry is (re)placed")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--batches", type=int, default=4, help="batches of 16 per timed variant")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved repeats; the fastest counts (other jobs share the cores)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = run(args.batches, args.repeats, args.device)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["tinycosy_training"] = r
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out, results)
+    print(f"{line(r)} → {args.out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
