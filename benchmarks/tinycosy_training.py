@@ -30,7 +30,7 @@ from interp.cli import run_cli
 from interp.device import pick_device
 from interp.models.data import Example
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
-from interp.models.train import batch_loss
+from interp.models.train import batch_loss, batches
 from interp.paths import TINYCOSY_DIR
 
 CORPUS, TOKENS = Path("runs/tinycosy/corpus"), Path("runs/tinycosy/tokens")
@@ -66,7 +66,7 @@ def _synthetic(n: int, codes: int, gen: torch.Generator) -> list[Example]:
 
 
 def _examples(n: int, codes: int) -> tuple[list[Example], str]:
-    """The corpus's first `n` training examples (as `interp.models.train` makes them) when the
+    """`n` of the corpus's training examples (as `interp.models.train` makes them) when the
     corpus and its tokens are there, else synthetic ones."""
     if (CORPUS / "utterances.parquet").exists() and (TOKENS / "manifest.json").exists():
         from interp.audio.tokenize_corpus import load_tokens
@@ -113,8 +113,9 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     torch.manual_seed(0)
     dev = pick_device(device)
     model = TinyCosy(TinyCosyConfig()).to(dev).train()
-    examples, data = _examples(n_batches * BATCH, model.cfg.speech_codes)
-    batches = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+    # length-sorted within groups of 32 batches, as the training loop pads them
+    examples, data = _examples(32 * BATCH, model.cfg.speech_codes)
+    timed = batches(examples, BATCH, seed=0, epoch=0)[:n_batches]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
 
     def step(batch: list[Example], recipe: dict) -> None:
@@ -129,34 +130,38 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     def forward(batch: list[Example]) -> None:
         batch_loss(model, batch)
 
-    variants = {"recipe_step": lambda: [step(b, RECIPE) for b in batches],
-                "plain_step": lambda: [step(b, {}) for b in batches],
-                "forward_only": lambda: [forward(b) for b in batches]}
+    variants = {"recipe_step": lambda: [step(b, RECIPE) for b in timed],
+                "plain_step": lambda: [step(b, {}) for b in timed],
+                "forward_only": lambda: [forward(b) for b in timed]}
     variants["recipe_step"]()  # warm-up (allocator, kernels)
     best: dict[str, float] = {}
     for _ in range(repeats):  # interleaved, so load changes hit every variant alike
         for name, fn in variants.items():
-            best[name] = min(best.get(name, float("inf")), _timed(fn, dev) / len(batches))
-    with FlopCounterMode(display=False) as counter:
-        step(batches[0], RECIPE)
-    flops = counter.get_total_flops()
-    tokens = sum(1 + len(e.text_ids) + 1 + len(e.prompt) + len(e.target) + 1
-                 for e in batches[0])
+            best[name] = min(best.get(name, float("inf")), _timed(fn, dev) / len(timed))
+    flops = 0
+    for b in timed:
+        with FlopCounterMode(display=False) as counter:
+            step(b, RECIPE)
+        flops += counter.get_total_flops() / len(timed)
+    lengths = [[1 + len(e.text_ids) + 1 + len(e.prompt) + len(e.target) for e in b]
+               for b in timed]
+    tokens = round(sum(map(sum, lengths)) / len(timed))
+    padded = round(sum(len(x) * max(x) for x in lengths) / len(timed))
     large = matmul_gflops(2048, 2048, 2048, dev)
-    shaped = matmul_gflops(tokens, model.cfg.hidden, model.cfg.mlp, dev)  # an MLP up-projection
+    shaped = matmul_gflops(padded, model.cfg.hidden, model.cfg.mlp, dev)  # an MLP up-projection
     achieved = flops / best["recipe_step"] / 1e9
     steps = lineage_steps()
     budget_h = BUDGET_HOURS[dev.type]
     return {
         "device": str(dev), "threads": torch.get_num_threads(), "data": data,
         "params": sum(p.numel() for p in model.parameters()), "batch": BATCH,
-        "tokens_per_step": tokens,
+        "tokens_per_step": tokens, "padded_tokens_per_step": padded,
         "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
         "guide_and_noise_cost": round(best["recipe_step"] / best["plain_step"] - 1, 3),
         "backward_and_update_over_forward": round(best["recipe_step"] / best["forward_only"], 2),
         "gflop_per_step": round(flops / 1e9, 1),
         "gflops": {"training_step": round(achieved, 1), "matmul_2048": round(large, 1),
-                   f"matmul_{tokens}x{model.cfg.hidden}x{model.cfg.mlp}": round(shaped, 1)},
+                   f"matmul_{padded}x{model.cfg.hidden}x{model.cfg.mlp}": round(shaped, 1)},
         "step_fraction_of_large_matmul": round(achieved / large, 3),
         "lineage_steps": steps,
         "lineage_hours": round(steps * best["recipe_step"] / 3600, 2),

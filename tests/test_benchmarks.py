@@ -20,7 +20,7 @@ def test_benchmarks_quick(tmp_path):
     # the counted FLOPs of a training step agree with 6 · (non-embedding weights) · tokens, plus
     # attention: the counter sees every matmul of forward and backward
     per_layer = 2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 512
-    dense = 6 * 24 * per_layer * t["tokens_per_step"] / 1e9
+    dense = 6 * 24 * per_layer * t["padded_tokens_per_step"] / 1e9
     assert dense < t["gflop_per_step"] < 1.3 * dense
     assert t["lineage_steps"] > 0 and t["steps_in_budget"] > 0
     assert set(t["seconds_per_step"]) == {"recipe_step", "plain_step", "forward_only"}
