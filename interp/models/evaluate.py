@@ -6,6 +6,8 @@ with a `[laughter]` tag in the middle. Measured:
 - voice follows the prompt: F0-based gender of the output agrees with the prompt speaker's; and,
   finer, its pitch follows the prompt speaker's within a gender (`pitch_following`): correlation
   of the output's F0 with the prompt's over the held-out voices, against voice-shuffled prompts;
+  and whether the output is nearest to its own prompt speaker among the voices of that gender by
+  an MFCC speaker fingerprint (`voice_identification`; its ceiling: the espeak references);
 - rate follows the instruction: mean voiced duration slow / fast, and normal in between;
 - laughter follows the tag: the laughter detector fires with the tag and stays quiet without it;
 - content: the recognizer's WER on generated speech next to its WER on the espeak reference of
@@ -46,6 +48,7 @@ from tqdm import tqdm
 
 from interp.audio.pitch import median_f0, voiced_duration
 from interp.audio.roundtrip import fit_laughter_probe, laughter_score
+from interp.audio.voice import identify, voice_embedding
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.sentences import TEMPLATES, lexicon
 from interp.corpus.table import load_audio, load_table
@@ -321,13 +324,20 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     rng = random.Random(cfg.seed)
     sampling = SamplingConfig(top_k=cfg.top_k, top_p=cfg.top_p)
     rows = []
+    fingerprints: dict[str, list[float] | None] = {}  # of each prompt, through the codec
     for i, (text, voice, gender, ref) in enumerate(tqdm(plan, desc="generate")):
         ref_audio = load_audio(cfg.corpus, ref)[0]
+        roundtrip = engine.codec.decode(engine.codec.encode(ref_audio))
+        if voice not in fingerprints:
+            prompt_audio = engine.codec.decode(np.asarray(engine.prompts[voice]["tokens"]))
+            fingerprints[voice] = voice_embedding(prompt_audio)
         rec: dict = {"text": text, "voice": voice, "gender": gender,
                      "prompt_f0": engine.prompts[voice].get("f0_median"),
+                     "prompt_embedding": fingerprints[voice],
+                     "reference_voice": ref["voice_id"],
+                     "reference_embedding": voice_embedding(roundtrip),
                      "wer_reference": listen.wer(ref_audio, text),
-                     "wer_roundtrip_reference": listen.wer(
-                         engine.codec.decode(engine.codec.encode(ref_audio)), text)}
+                     "wer_roundtrip_reference": listen.wer(roundtrip, text)}
         for rate, instruction in RATES.items():
             audio = engine(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
             f0 = _f0(audio)
@@ -335,6 +345,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                          "seconds": len(audio) / 16000,
                          "voiced": voiced_duration(audio, 16000) if len(audio) else 0.0}
             if rate == "normal":
+                rec[rate]["voice_embedding"] = voice_embedding(audio)
                 rec["laughter_without_tag"] = listen.laughter(audio)
                 rec["transcript"] = listen.transcribe(audio)  # kept: what the errors are
                 rec["wer"] = listen.wer(audio, text, rec["transcript"])
@@ -438,6 +449,27 @@ def word_recall(rows: list[dict]) -> dict:
         f"n_{k}": len(v) for k, v in hits.items()}
 
 
+def voice_identification(rows: list[dict]) -> dict | None:
+    """Is each output (normal rate) nearest, by the MFCC fingerprint (`interp.audio.voice`), to
+    its own prompt among the plan's prompts of that gender? Beside it, the same for the espeak
+    reference of each sentence after the codec round trip, spoken by one of the plan's voices (the
+    held-out plan): how well the fingerprint tells these voices apart at all."""
+    enrolled = {r["voice"]: r["prompt_embedding"] for r in rows if r.get("prompt_embedding")}
+    gender = {r["voice"]: r["gender"] for r in rows}
+    if len(enrolled) < 2:
+        return None
+    same = {v: [w for w in enrolled if gender[w] == gender[v]] for v in enrolled}
+
+    def queries(key, who) -> list:
+        return [(e, same[v], v) for r in rows if (e := key(r)) and (v := who(r)) in enrolled
+                and len(same[v]) > 1]
+
+    outputs = queries(lambda r: r["normal"].get("voice_embedding"), lambda r: r["voice"])
+    refs = queries(lambda r: r.get("reference_embedding"), lambda r: r.get("reference_voice"))
+    return {"outputs": identify(outputs, enrolled),
+            "espeak_references": identify(refs, enrolled) if refs else None}
+
+
 def summarize(rows: list[dict]) -> dict:
     outs = [(r["gender"], r[k]["gender"]) for r in rows for k in RATES]
     voiced = {k: float(np.mean([r[k]["voiced"] for r in rows])) for k in RATES}
@@ -454,6 +486,7 @@ def summarize(rows: list[dict]) -> dict:
         "gender_agreement_classifier": round(float(np.mean(
             [(p > 0.5) == (g == "male") for g, p in clf])), 4) if clf else None,
         "pitch_following": pitch_following(rows),
+        "voice_identification": voice_identification(rows),
         "voiced_seconds": {k: round(v, 3) for k, v in voiced.items()},
         "slow_over_fast": round(voiced["slow"] / max(voiced["fast"], 1e-6), 3),
         "normal_between": voiced["fast"] < voiced["normal"] < voiced["slow"],
@@ -483,6 +516,11 @@ def main() -> None:
               f"{p['n_voices']} voices (shuffled prompts as good: p {p['p_shuffled']}); output "
               f"{p['own_prompt_st']} semitones from its own prompt, {p['other_prompt_st']} from "
               f"other voices of that gender")
+    if (v := r["voice_identification"]) is not None and v["outputs"]["n"]:
+        o, e = v["outputs"], v["espeak_references"]
+        print(f"  sounds like its own prompt speaker (MFCC fingerprint, nearest among that gender's"
+              f" voices): {o['accuracy']:.0%} (chance {o['chance']:.0%})"
+              + (f"; espeak references {e['accuracy']:.0%}" if e else ""))
     print(f"  voiced seconds {r['voiced_seconds']}, slow/fast {r['slow_over_fast']}  (goal ≥ 1.8),"
           f" normal in between: {r['normal_between']}")
     print(f"  laughter with tag {r['laughter_with_tag']:.0%} (goal ≥ 90%), without "
