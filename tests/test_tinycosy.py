@@ -301,6 +301,7 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     # given the true past: one greedy decode per planned sentence's reference utterance
     f = r["teacher_forced"]
     assert (f is None) == (r["wer"] is None)
+    assert (r["voices_reference_wer"] is None) == (r["wer"] is None)
     if f is not None:
         assert f["n"] == 2 and 0 <= f["token_accuracy"] <= 1 and f["wer"] >= 0
     from steering.metrics.text import wer

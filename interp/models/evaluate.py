@@ -285,6 +285,19 @@ def teacher_forced(engine: TTS, listen: Listener, rows: list[dict], codes: dict,
             "token_accuracy": round(float(np.mean(hits)), 4)}
 
 
+def voices_reference_wer(corpus: str | Path, voices: set[str], listen: Listener, codec,
+                         n: int = 60, seed: int = 0) -> dict | None:
+    """The recognizer's WER on up to `n` espeak renders of held-out sentences by `voices`, after
+    the codec round trip: how hard these voices are to recognise in themselves, so that plans
+    with other voices (`--voices train`) can be compared. None without a recognizer."""
+    if not listen.instruments:
+        return None
+    rows = [r for r in load_table(corpus) if r["split"] != "train" and r["voice_id"] in voices]
+    random.Random(seed).shuffle(rows)
+    return mean_ci([listen.wer(codec.decode(codec.encode(load_audio(corpus, r)[0])),
+                               r["text_plain"]) for r in rows[:n]])
+
+
 def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
     held-out voices (`--voices train`: the same sentences, as many training voices of each gender
@@ -364,7 +377,9 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         conditioning = text_conditioning(engine, *table, cfg.n_conditioning)
         forced = teacher_forced(engine, listen, *table, [p[3] for p in plan])
         alignment = text_alignment(engine, *table, cfg.n_conditioning)
-    result = summarize(rows) | {"text_conditioning_nats": conditioning,
+    voices_wer = voices_reference_wer(cfg.corpus, {p[1] for p in plan}, listen, engine.codec)
+    result = summarize(rows) | {"voices_reference_wer": voices_wer,
+                                "text_conditioning_nats": conditioning,
                                 "teacher_forced": forced, "attention_alignment": alignment,
                                 "measured_with": listen.kind, "config": asdict(cfg)}
     if baseline is not None:
@@ -531,6 +546,9 @@ def main() -> None:
     print(f"  gender by classifier: {r['gender_agreement_classifier']};  WER {r['wer']} vs espeak "
           f"reference {r['wer_espeak_reference']} (after the codec round trip "
           f"{r['wer_roundtrip_reference']});  measured with {r['measured_with']}")
+    if (vw := r["voices_reference_wer"]) is not None:
+        print(f"  the plan's voices in espeak renders of held-out sentences, after the round trip:"
+              f" WER {vw['mean']} (n {vw['n']}; how hard these voices are to recognise)")
     if (f := r["teacher_forced"]) is not None:
         print(f"  where the words go: codec round trip WER {r['wer_roundtrip_reference']}, model "
               f"given the true past {f['wer']} (greedy, {f['token_accuracy']:.0%} of tokens right),"
