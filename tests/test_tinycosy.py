@@ -331,8 +331,10 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     assert all(prompts[s["voice"]]["split"] == "heldout_voices" for s in saved["samples"])
     assert seen["config"]["voices"] == "train" and "pitch_following" in seen
     for r in (seen, json.loads((tmp_path / "eval.json").read_text())):
-        v = r["voice_identification"]  # None when the plan has one voice
-        assert v is None or (v["outputs"]["n"] <= 2 and 0 < v["outputs"]["chance"] <= 1)
+        v = r["voice_identification"]  # None when the plan has one voice, n 0 when no voice
+        assert v is None or v["outputs"]["n"] <= 2  # shares its gender with another
+        if v is not None and v["outputs"]["n"]:
+            assert 0 < v["outputs"]["chance"] <= 0.5
     assert all(len(s["prompt_embedding"]) == 38 for s in rows)
     with pytest.raises(ValueError, match="--voices"):
         evaluate_tts(replace(cfg, voices="all"))
