@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from interp.atomic import atomic_write_json
+from benchmarks import write_entry
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.device import pick_device
 from interp.store import ActivationStore
@@ -308,10 +308,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     r = run(config_from_args(SAEBenchConfig, args))
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["sae_training"] = r
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, results)
+    write_entry(args.out, "sae_training", r)
     print(f"{line(r)} → {args.out}")
 
 

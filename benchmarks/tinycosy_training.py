@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from interp.atomic import atomic_write_json
+from benchmarks import write_entry
 from interp.cli import run_cli
 from interp.device import pick_device
 from interp.models.data import Example
@@ -196,10 +196,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     r = run(args.batches, args.repeats, args.device)
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["tinycosy_training"] = r
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, results)
+    write_entry(args.out, "tinycosy_training", r)
     print(f"{line(r)} → {args.out}")
 
 
