@@ -414,6 +414,9 @@ def test_pitch_following_tells_a_voice_from_its_gender():
     follows = pitch_following(rows(lambda g, hz, j: 0.9 * hz * (1 + 0.01 * j)))
     assert follows["r_within_gender"] > 0.95 and follows["p_shuffled"] < 0.05
     assert follows["n_voices"] == 10 and follows["n_samples"] == 30
+    g, given, out = follows["per_voice"]["f2"]  # 210 Hz in, 0.9× (mean over j) out
+    assert g == "female" and given == pytest.approx(12 * np.log2(2.1), abs=0.01)
+    assert out - given == pytest.approx(12 * np.log2(0.9 * 1.01), abs=0.01)
     assert follows["other_minus_own_st"]["ci95"][0] > 0  # closer to its own prompt
     assert follows["offset_st"] < 0  # the outputs sit 0.9× below their prompts
     flat = pitch_following(rows(lambda g, hz, j: (200 if g == "female" else 100) + j))

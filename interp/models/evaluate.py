@@ -162,7 +162,10 @@ def pitch_following(rows: list[dict], n_shuffles: int = 2000, seed: int = 0) -> 
             "offset_st": round(float(np.mean([o - p for _, _, p, o in samples])), 2),
             "own_prompt_st": round(float(np.mean(own)), 2),
             "other_prompt_st": round(float(np.mean(other)), 2),
-            "other_minus_own_st": mean_ci([b - a for a, b in zip(own, other, strict=True)])}
+            "other_minus_own_st": mean_ci([b - a for a, b in zip(own, other, strict=True)]),
+            # per voice: gender, prompt and mean output F0 in semitones re 100 Hz (for a plot)
+            "per_voice": {v: [g, round(float(p), 2), round(float(o), 2)]
+                          for v, g, p, o in zip(voices, gender, given, out, strict=True)}}
 
 
 class Listener:
