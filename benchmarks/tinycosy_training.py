@@ -1,11 +1,12 @@
 """TinyCosy training speed: where a training step's time goes, and what the design's budget buys.
 
 The design asks that the default model train in ≤ 15 minutes on one H100 or ≤ 2 hours on 2 CPU
-cores. Side by side in one run, on the default TinyCosy size and batches of the corpus (its first
-training examples when `runs/tinycosy/corpus` and its tokens are there, else synthetic ones of the
-corpus's typical shape):
-- one optimiser step of the shipped recipe (speech noise 0.15, attention guide 0.2 on L10H0;
-  forward, backward, clipping, AdamW), one without noise and guide, and the forward pass alone;
+cores. Side by side in one run, on the default TinyCosy size and batches of the corpus (training
+examples, length-sorted and padded as the training loop does, when `runs/tinycosy/corpus` and its
+tokens are there, else synthetic ones of the corpus's typical shape):
+- one optimiser step of the shipped recipe (its speech noise and attention guide, read from
+  data/tinycosy/train.json; forward, backward, clipping, AdamW), one without noise and guide, and
+  the forward pass alone;
 - the floating-point operations of a step, counted by `torch.utils.flop_counter` (matmuls and
   attention), so the achieved GFLOP/s can be set against what this device's matmul reaches on
   large square matrices and on matrices of the model's own shapes, in the same run;
@@ -30,22 +31,25 @@ from interp.cli import run_cli
 from interp.device import pick_device
 from interp.models.data import Example
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
-from interp.models.train import batch_loss, batches
+from interp.models.train import LoopConfig, batch_loss, batches
 from interp.paths import TINYCOSY_DIR
 
 CORPUS, TOKENS = Path("runs/tinycosy/corpus"), Path("runs/tinycosy/tokens")
-RECIPE = {"speech_noise": 0.15, "attn_guide": 0.2, "attn_guide_layer": 10, "attn_guide_head": 0}
+RECIPE_KEYS = ("speech_noise", "attn_guide", "attn_guide_layer", "attn_guide_head")
 BUDGET_HOURS = {"cpu": 2.0, "cuda": 0.25}  # the design's: 2 h on 2 CPU cores, 15 min on an H100
-BATCH = 16  # LoopConfig.batch_size
+BATCH = LoopConfig.batch_size
 
 
-def lineage_steps(train_json: Path = TINYCOSY_DIR / "train.json") -> int:
-    """Optimiser steps of every stage that made the shipped checkpoint."""
-    d, total = json.loads(train_json.read_text()), 0
+def shipped_run(train_json: Path = TINYCOSY_DIR / "train.json") -> tuple[dict, int]:
+    """The `batch_loss` settings of the shipped checkpoint's last stage, and the optimiser steps of
+    every stage that made it."""
+    d = json.loads(train_json.read_text())
+    recipe = {k: d["config"][k] for k in RECIPE_KEYS}
+    total = 0
     while d:
         total += d["steps"]
         d = d.get("continued_from")
-    return total
+    return recipe, total
 
 
 def _synthetic(n: int, codes: int, gen: torch.Generator) -> list[Example]:
@@ -117,6 +121,7 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     examples, data = _examples(32 * BATCH, model.cfg.speech_codes)
     timed = batches(examples, BATCH, seed=0, epoch=0)[:n_batches]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
+    recipe, steps = shipped_run()
 
     def step(batch: list[Example], recipe: dict) -> None:
         gen = torch.Generator().manual_seed(0)
@@ -130,7 +135,7 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     def forward(batch: list[Example]) -> None:
         batch_loss(model, batch)
 
-    variants = {"recipe_step": lambda: [step(b, RECIPE) for b in timed],
+    variants = {"recipe_step": lambda: [step(b, recipe) for b in timed],
                 "plain_step": lambda: [step(b, {}) for b in timed],
                 "forward_only": lambda: [forward(b) for b in timed]}
     variants["recipe_step"]()  # warm-up (allocator, kernels)
@@ -141,7 +146,7 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     flops = 0
     for b in timed:
         with FlopCounterMode(display=False) as counter:
-            step(b, RECIPE)
+            step(b, recipe)
         flops += counter.get_total_flops() / len(timed)
     lengths = [[1 + len(e.text_ids) + 1 + len(e.prompt) + len(e.target) for e in b]
                for b in timed]
@@ -150,11 +155,10 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
     large = matmul_gflops(2048, 2048, 2048, dev)
     shaped = matmul_gflops(padded, model.cfg.hidden, model.cfg.mlp, dev)  # an MLP up-projection
     achieved = flops / best["recipe_step"] / 1e9
-    steps = lineage_steps()
     budget_h = BUDGET_HOURS[dev.type]
     return {
         "device": str(dev), "threads": torch.get_num_threads(), "data": data,
-        "params": sum(p.numel() for p in model.parameters()), "batch": BATCH,
+        "params": sum(p.numel() for p in model.parameters()), "batch": BATCH, "recipe": recipe,
         "tokens_per_step": tokens, "padded_tokens_per_step": padded,
         "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
         "guide_and_noise_cost": round(best["recipe_step"] / best["plain_step"] - 1, 3),

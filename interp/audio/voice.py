@@ -45,7 +45,10 @@ def identify(queries: list[tuple[list[float], list[str], str]],
         return z / (np.linalg.norm(z) + 1e-12)
 
     ref = {n: unit(enrolled[n]) for n in names}
-    hits = [max(cands, key=lambda c: float(unit(q) @ ref[c])) == true for q, cands, true in queries]
+    hits = []
+    for q, cands, true in queries:
+        z = unit(q)
+        hits.append(max(cands, key=lambda c: float(z @ ref[c])) == true)
     return {"accuracy": round(float(np.mean(hits)), 4),
             "chance": round(float(np.mean([1 / len(c) for _, c, _ in queries])), 4),
             "n": len(queries)}
