@@ -10,14 +10,17 @@ tokens are there, else synthetic ones of the corpus's typical shape):
 - the floating-point operations of a step, counted by `torch.utils.flop_counter` (matmuls and
   attention), so the achieved GFLOP/s can be set against what this device's matmul reaches on
   large square matrices and on matrices of the model's own shapes, in the same run;
+- the same step in bf16 autocast (`--precision bf16` of the training CLI) and, with `--compile`,
+  bf16 and torch.compile'd, in the same run;
 - the projection: the shipped lineage's optimiser steps (every stage in data/tinycosy/train.json)
-  at the measured step time, against the budget — and the same at the large-matmul rate, a floor
+  at each measured step time, against the budget — and at the large bf16 matmul's rate, a floor
   no implementation of this model and data on this device gets under.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -86,9 +89,9 @@ def _examples(n: int, codes: int) -> tuple[list[Example], str]:
     return _synthetic(n, codes, torch.Generator().manual_seed(0)), "synthetic"
 
 
-def matmul_gflops(m: int, k: int, n: int, device: torch.device, seconds: float = 1.0) -> float:
-    """Throughput of repeated (m×k)·(k×n) fp32 matmuls (bf16 on CUDA, as training runs there)."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+def matmul_gflops(m: int, k: int, n: int, device: torch.device, dtype: torch.dtype,
+                  seconds: float = 1.0) -> float:
+    """Throughput of repeated (m×k)·(k×n) matmuls in `dtype`."""
     a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
     _sync(device)
     reps, start = 0, time.perf_counter()
@@ -113,32 +116,52 @@ def _timed(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
+def run(n_batches: int = 4, repeats: int = 3, device: str = "auto", compile: bool = False) -> dict:
+    """Step times of the shipped recipe in the device's default precision (`recipe_step`: fp32 on
+    the CPU, bf16 autocast on CUDA), without noise and guide, forward only, in bf16 autocast
+    (`--precision bf16`; on CUDA the default already), and with `compile` also bf16 + compiled."""
     torch.manual_seed(0)
     dev = pick_device(device)
     model = TinyCosy(TinyCosyConfig()).to(dev).train()
     # length-sorted within groups of 32 batches, as the training loop pads them
     examples, data = _examples(32 * BATCH, model.cfg.speech_codes)
     timed = batches(examples, BATCH, seed=0, epoch=0)[:n_batches]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
     recipe, steps = shipped_run()
 
-    def step(batch: list[Example], recipe: dict) -> None:
-        gen = torch.Generator().manual_seed(0)
-        loss = batch_loss(model, batch, gen=gen, **recipe)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+    def stepper(model: TinyCosy) -> Callable[[list[Example], dict], None]:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
+
+        def step(batch: list[Example], recipe: dict) -> None:
+            gen = torch.Generator().manual_seed(0)
+            loss = batch_loss(model, batch, gen=gen, **recipe)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        return step
+
+    step = stepper(model)
 
     @torch.no_grad()
     def forward(batch: list[Example]) -> None:
         batch_loss(model, batch)
 
+    bf16 = recipe | {"precision": "bf16"}
     variants = {"recipe_step": lambda: [step(b, recipe) for b in timed],
                 "plain_step": lambda: [step(b, {}) for b in timed],
                 "forward_only": lambda: [forward(b) for b in timed]}
-    variants["recipe_step"]()  # warm-up (allocator, kernels)
+    if dev.type == "cpu":  # on CUDA the recipe step is already bf16
+        variants["bf16_step"] = lambda: [step(b, bf16) for b in timed]
+    compile_s = None
+    if compile:
+        compiled = copy.deepcopy(model)
+        compiled.compile(dynamic=True)
+        compiled_step = stepper(compiled)
+        variants["bf16_compiled_step"] = lambda: [compiled_step(b, bf16) for b in timed]
+        compile_s = round(_timed(lambda: compiled_step(timed[0], bf16), dev), 1)
+    for name, fn in variants.items():  # warm-up (allocator, kernels, autotuning)
+        if name != "forward_only":
+            fn()
     best: dict[str, float] = {}
     for _ in range(repeats):  # interleaved, so load changes hit every variant alike
         for name, fn in variants.items():
@@ -152,8 +175,12 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
                for b in timed]
     tokens = round(sum(map(sum, lengths)) / len(timed))
     padded = round(sum(len(x) * max(x) for x in lengths) / len(timed))
-    large = matmul_gflops(2048, 2048, 2048, dev)
-    shaped = matmul_gflops(padded, model.cfg.hidden, model.cfg.mlp, dev)  # an MLP up-projection
+    large = {str(dt).removeprefix("torch."): matmul_gflops(2048, 2048, 2048, dev, dt)
+             for dt in (torch.float32, torch.bfloat16)}
+    shaped = matmul_gflops(padded, model.cfg.hidden, model.cfg.mlp, dev,  # an MLP up-projection
+                           torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    default_dtype = "bfloat16" if dev.type == "cuda" else "float32"
+    fastest = min((k for k in best if k.endswith("_step") and k != "plain_step"), key=best.get)
     achieved = flops / best["recipe_step"] / 1e9
     budget_h = BUDGET_HOURS[dev.type]
     return {
@@ -161,28 +188,37 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto") -> dict:
         "params": sum(p.numel() for p in model.parameters()), "batch": BATCH, "recipe": recipe,
         "tokens_per_step": tokens, "padded_tokens_per_step": padded,
         "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
+        "speedup_over_recipe_step": {k: round(best["recipe_step"] / v, 2) for k, v in best.items()
+                                     if k.endswith("_step") and k != "recipe_step"},
+        "compile_seconds": compile_s,
         "guide_and_noise_cost": round(best["recipe_step"] / best["plain_step"] - 1, 3),
         "backward_and_update_over_forward": round(best["recipe_step"] / best["forward_only"], 2),
         "gflop_per_step": round(flops / 1e9, 1),
-        "gflops": {"training_step": round(achieved, 1), "matmul_2048": round(large, 1),
-                   f"matmul_{padded}x{model.cfg.hidden}x{model.cfg.mlp}": round(shaped, 1)},
-        "step_fraction_of_large_matmul": round(achieved / large, 3),
+        "gflops": {"training_step": round(achieved, 1),
+                   **{f"matmul_2048_{k}": round(v, 1) for k, v in large.items()},
+                   f"matmul_{padded}x{model.cfg.hidden}x{model.cfg.mlp}_{default_dtype}":
+                       round(shaped, 1)},
+        "step_fraction_of_large_matmul": round(achieved / large[default_dtype], 3),
+        "fastest": fastest,
         "lineage_steps": steps,
-        "lineage_hours": round(steps * best["recipe_step"] / 3600, 2),
-        "lineage_hours_at_large_matmul_rate": round(steps * flops / (large * 1e9) / 3600, 2),
+        "lineage_hours": {k: round(steps * best[k] / 3600, 2) for k in best
+                          if k.endswith("_step") and k != "plain_step"},
+        # however well implemented: every FLOP at the large bf16 matmul's rate
+        "lineage_hours_at_large_matmul_rate": round(steps * flops / (large["bfloat16"] * 1e9) / 3600, 2),
         "budget_hours": budget_h,
-        "steps_in_budget": int(budget_h * 3600 / best["recipe_step"]),
+        "steps_in_budget": int(budget_h * 3600 / best[fastest]),
         "goal": "the default trains in <= 15 min on one H100 or <= 2 h on 2 CPU cores",
     }
 
 
 def line(r: dict) -> str:
+    f = r["fastest"]
     return (f"TinyCosy training on {r['device']} ({r['threads']} threads, {r['data']} batches): "
-            f"{r['seconds_per_step']['recipe_step']} s/step, {r['gflops']['training_step']} GFLOP/s "
-            f"= {r['step_fraction_of_large_matmul']:.0%} of a large matmul; the shipped lineage's "
-            f"{r['lineage_steps']:,} steps take {r['lineage_hours']} h (floor "
-            f"{r['lineage_hours_at_large_matmul_rate']} h) against a {r['budget_hours']} h budget, "
-            f"which holds {r['steps_in_budget']:,} steps")
+            f"{r['seconds_per_step']['recipe_step']} s/step as shipped, {r['gflops']['training_step']} "
+            f"GFLOP/s = {r['step_fraction_of_large_matmul']:.0%} of a large matmul; fastest {f} "
+            f"{r['seconds_per_step'][f]} s/step; the shipped lineage's {r['lineage_steps']:,} steps "
+            f"take {r['lineage_hours'][f]} h (floor {r['lineage_hours_at_large_matmul_rate']} h) "
+            f"against a {r['budget_hours']} h budget, which holds {r['steps_in_budget']:,} steps")
 
 
 def main() -> None:
@@ -196,10 +232,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="batches of 16 per timed variant")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved repeats; the fastest counts (other jobs share the cores)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time bf16 + torch.compile (compiling takes minutes on a CPU)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    r = run(args.batches, args.repeats, args.device)
+    r = run(args.batches, args.repeats, args.device, args.compile)
     write_entry(args.out, "tinycosy_training", r)
     print(f"{line(r)} → {args.out}")
 

@@ -139,3 +139,32 @@ def test_alignment_cli(tiny_tinycosy, tiny_corpus, tiny_tokens, tmp_path):
                         str(tiny_tinycosy[0]), "--corpus", str(tiny_corpus), "--tokens",
                         str(tiny_tokens), "--split", "nope"], capture_output=True, text=True)
     assert r.returncode != 0 and "--split 'nope'" in r.stderr
+
+
+def _loss_and_grads(model, batch, **kw) -> tuple[float, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    loss = batch_loss(model, batch, attn_guide=0.5, attn_guide_layer=1, attn_guide_head=2, **kw)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_bf16_and_compiled_steps_match_the_fp32_eager_step(model_and_examples):
+    """--precision bf16 on the CPU (autocast, math attention) and --compile give the fp32 eager
+    loss and gradients, guided-attention term included (the guide's hook still sees a compiled
+    layer's inputs); a bad --precision is refused."""
+    import copy
+
+    model, ex, _, _ = model_and_examples
+    batch = ex[:4]
+    ref_loss, ref_grad = _loss_and_grads(model, batch)
+    loss, grad = _loss_and_grads(model, batch, precision="bf16")
+    assert loss == pytest.approx(ref_loss, rel=0.02)
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.99
+    compiled = copy.deepcopy(model)
+    compiled.compile(dynamic=True)
+    loss, grad = _loss_and_grads(compiled, batch)
+    assert loss == pytest.approx(ref_loss, rel=1e-4)
+    assert torch.allclose(grad, ref_grad, atol=1e-5, rtol=1e-3)
+    assert set(compiled.state_dict()) == set(model.state_dict())  # checkpoints load either way
+    with pytest.raises(ValueError, match="--precision 'fp16'"):
+        batch_loss(model, batch, precision="fp16")

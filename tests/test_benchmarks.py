@@ -24,4 +24,5 @@ def test_benchmarks_quick(tmp_path):
     assert dense < t["gflop_per_step"] < 1.3 * dense
     assert t["lineage_steps"] > 0 and t["steps_in_budget"] > 0
     assert t["recipe"]["attn_guide"] > 0  # the shipped recipe, read from its train.json
-    assert set(t["seconds_per_step"]) == {"recipe_step", "plain_step", "forward_only"}
+    assert set(t["seconds_per_step"]) == {"recipe_step", "plain_step", "forward_only", "bf16_step"}
+    assert t["fastest"] in t["lineage_hours"] and "bf16_step" in t["speedup_over_recipe_step"]

@@ -1,8 +1,9 @@
 """`python -m interp.models.train`: train TinyCosy on the corpus's speech tokens.
 
 Next-speech-token loss over the target speech (and its eos), AdamW with warm-up and cosine decay,
-bf16 autocast on CUDA. Checkpoints every `ckpt_every` steps and on Ctrl-C; running the same
-command again resumes. At the end the model, tokenizer and prompt bank are exported to `--export`.
+bf16 autocast on CUDA (and on the CPU with `--precision bf16`), optionally `--compile`d.
+Checkpoints every `ckpt_every` steps and on Ctrl-C; running the same command again resumes. At
+the end the model, tokenizer and prompt bank are exported to `--export`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
@@ -71,6 +74,13 @@ class LoopConfig:
     """auto (CUDA when present), cpu or cuda"""
     threads: int = 0
     """CPU threads (0 = all cores; 1 is faster when other jobs share the cores)"""
+    precision: str = "auto"
+    """auto (bf16 autocast on CUDA, fp32 on the CPU), bf16 (autocast on either: on a CPU with
+    AVX-512 BF16 or AMX its matmuls run ~4x faster; `python -m benchmarks.tinycosy_training`) or
+    fp32. Weights, optimiser and loss stay fp32"""
+    compile: bool = False
+    """torch.compile the model's forward (dynamic shapes): the first step compiles, ~4 minutes
+    on 2 CPU cores and again on every (re)start; steps are then ~1.5x faster on the CPU"""
     speech_noise: float = 0.0
     """fraction of the target speech tokens replaced by random codes in the model's input (never
     in the labels), so that the model cannot lean on the speech so far and must read its text"""
@@ -154,10 +164,25 @@ def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generato
     return torch.where(flip, torch.randint(0, n_codes, target.shape, generator=gen), target)
 
 
-def _forward(model: TinyCosy, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Speech logits of a padded batch, in bf16 autocast on CUDA."""
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autocast_bf16(device: torch.device, precision: str) -> bool:
+    """Whether a training pass runs in bf16 autocast (`LoopConfig.precision`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: give one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def _forward(model: TinyCosy, embeds: torch.Tensor, mask: torch.Tensor,
+             precision: str = "auto") -> torch.Tensor:
+    """Speech logits of a padded batch, in bf16 autocast where `precision` says so."""
     dev = embeds.device
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+    bf16 = autocast_bf16(dev, precision)
+    # On the CPU, the flash kernel's bf16 backward is slower than its fp32 one (2x at these
+    # lengths); the math kernel, whose matmuls then run in bf16, is the fastest.
+    kernel = sdpa_kernel(SDPBackend.MATH) if bf16 and dev.type == "cpu" else nullcontext()
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16), kernel:
         return model(embeds, attention_mask=mask)[0]
 
 
@@ -178,11 +203,11 @@ def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor]):
 
 @torch.no_grad()
 def self_fed(model: TinyCosy, batch: list[Example], frac: float,
-             gen: torch.Generator) -> list[torch.Tensor]:
+             gen: torch.Generator, precision: str = "auto") -> list[torch.Tensor]:
     """Each target with a random `frac` of its tokens replaced by what the model samples at that
     frame given the true past (one teacher-forced pass): the input of parallel scheduled sampling."""
     embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch])
-    logits = _forward(model, embeds, mask)
+    logits = _forward(model, embeds, mask, precision)
     out = []
     for b, (ex, s) in enumerate(zip(batch, starts, strict=True)):
         probs = logits[b, s : s + len(ex.target), : model.cfg.speech_codes].float().softmax(-1)
@@ -195,16 +220,19 @@ def self_fed(model: TinyCosy, batch: list[Example], frac: float,
 def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
                gen: torch.Generator | None = None, align_loss: float = 0.0,
                align_layer: int = 8, self_feed: float = 0.0, attn_guide: float = 0.0,
-               attn_guide_layer: int = 10, attn_guide_head: int = 0) -> torch.Tensor:
+               attn_guide_layer: int = 10, attn_guide_head: int = 0,
+               precision: str = "auto") -> torch.Tensor:
     """Mean next-token cross-entropy over target speech tokens and eos. The labels are always the
     clean targets; their input copy may be changed: with `self_feed`, a fraction replaced by the
     model's own predictions (`self_fed`), then with `speech_noise`, a fraction by random codes
     (`corrupt`). With `align_loss`, plus that weight times the word-alignment loss
     (`LoopConfig.align_loss`); with `attn_guide`, plus that weight times the guided-attention loss
-    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`)."""
+    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`). `precision` as
+    `LoopConfig.precision`."""
     dev = model.speech_embedding.weight.device
     gen = gen or torch.Generator()
-    inputs = self_fed(model, batch, self_feed, gen) if self_feed else [ex.target for ex in batch]
+    inputs = (self_fed(model, batch, self_feed, gen, precision) if self_feed
+              else [ex.target for ex in batch])
     if speech_noise:
         inputs = [corrupt(x, speech_noise, model.cfg.speech_codes, gen) for x in inputs]
     embeds, mask, starts = _embed(model, batch, inputs)
@@ -215,7 +243,7 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
     guided = [attn_guide_layer] if attn_guide else []
     try:
         with attention_inputs(model, guided) as seen:
-            logits = _forward(model, embeds, mask)
+            logits = _forward(model, embeds, mask, precision)
     finally:
         for h in handles:
             h.remove()
@@ -240,14 +268,16 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
 
 
 @torch.no_grad()
-def evaluate(model: TinyCosy, examples: list[Example], bs: int) -> float:
+def evaluate(model: TinyCosy, examples: list[Example], bs: int, precision: str = "auto") -> float:
     model.eval()
     total, n = 0.0, 0
-    for i in range(0, len(examples), bs):
-        batch = examples[i : i + bs]
-        k = sum(len(e.target) + 1 for e in batch)
-        total += batch_loss(model, batch).item() * k
-        n += k
+    # eagerly even when --compile'd: compiling the no-grad graph would take minutes for seconds
+    with torch.compiler.set_stance("force_eager"):
+        for i in range(0, len(examples), bs):
+            batch = examples[i : i + bs]
+            k = sum(len(e.target) + 1 for e in batch)
+            total += batch_loss(model, batch, precision=precision).item() * k
+            n += k
     model.train()
     return total / max(n, 1)
 
@@ -320,6 +350,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
         raise ValueError("--align-loss needs the corpus's word timings, which these examples "
                          "(e.g. TinyEdit's edit pairs) do not have; train without it")
     device = model.speech_embedding.weight.device
+    autocast_bf16(device, cfg.precision)  # a bad --precision fails before any work
+    if cfg.compile:
+        model.compile(dynamic=True)  # in place: state-dict keys, hooks and checkpoints unchanged
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     out = Path(cfg.out)
@@ -352,7 +385,7 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                    if cfg.speech_noise or cfg.self_feed else None)
             loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
                               cfg.align_layer, cfg.self_feed, cfg.attn_guide,
-                              cfg.attn_guide_layer, cfg.attn_guide_head)
+                              cfg.attn_guide_layer, cfg.attn_guide_head, cfg.precision)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -362,7 +395,7 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
             bar.update(1)
             if step % cfg.eval_every == 0:
-                log[-1].update({s: round(evaluate(model, e, cfg.batch_size), 4)
+                log[-1].update({s: round(evaluate(model, e, cfg.batch_size, cfg.precision), 4)
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
             if step % cfg.ckpt_every == 0:
@@ -377,6 +410,7 @@ def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[E
                 cfg, step: int, log: list[dict], start: float) -> dict:
     """What `train.json` records of a finished (or stopped) run."""
     per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
+    # in the device's default precision, whatever the run's, so that runs compare
     final = {s: round(evaluate(model, e, cfg.batch_size), 4) for s, e in held.items()}
     return {"steps": step, "params": sum(p.numel() for p in model.parameters()),
             "train_examples": len(train_ex), "epochs": round(step / per_epoch, 2),
