@@ -79,8 +79,9 @@ class LoopConfig:
     AVX-512 BF16 or AMX its matmuls run ~4x faster; `python -m benchmarks.tinycosy_training`) or
     fp32. Weights, optimiser and loss stay fp32"""
     compile: bool = False
-    """torch.compile the model's forward (dynamic shapes): the first step compiles, ~4 minutes
-    on 2 CPU cores and again on every (re)start; steps are then ~1.5x faster on the CPU"""
+    """torch.compile the model's forward (dynamic shapes): the first steps compile, 1–4 minutes
+    on 2 CPU cores (inductor caches what an earlier run compiled) and again on every (re)start;
+    steps are then ~1.5x faster on the CPU"""
     speech_noise: float = 0.0
     """fraction of the target speech tokens replaced by random codes in the model's input (never
     in the labels), so that the model cannot lean on the speech so far and must read its text"""
