@@ -34,7 +34,7 @@ from interp.cli import run_cli
 from interp.device import pick_device
 from interp.models.data import Example
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
-from interp.models.train import LoopConfig, batch_loss, batches
+from interp.models.train import LoopConfig, autocast_bf16, batch_loss, batches
 from interp.paths import TINYCOSY_DIR
 
 CORPUS, TOKENS = Path("runs/tinycosy/corpus"), Path("runs/tinycosy/tokens")
@@ -147,10 +147,11 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto", compile: boo
         batch_loss(model, batch)
 
     bf16 = recipe | {"precision": "bf16"}
+    default_bf16 = autocast_bf16(dev, "auto")  # what the training CLI runs in without --precision
     variants = {"recipe_step": lambda: [step(b, recipe) for b in timed],
                 "plain_step": lambda: [step(b, {}) for b in timed],
                 "forward_only": lambda: [forward(b) for b in timed]}
-    if dev.type == "cpu":  # on CUDA the recipe step is already bf16
+    if not default_bf16:  # else the recipe step is already bf16
         variants["bf16_step"] = lambda: [step(b, bf16) for b in timed]
     compile_s = None
     if compile:
@@ -177,10 +178,12 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto", compile: boo
     padded = round(sum(len(x) * max(x) for x in lengths) / len(timed))
     large = {str(dt).removeprefix("torch."): matmul_gflops(2048, 2048, 2048, dev, dt)
              for dt in (torch.float32, torch.bfloat16)}
+    default_dtype = torch.bfloat16 if default_bf16 else torch.float32
     shaped = matmul_gflops(padded, model.cfg.hidden, model.cfg.mlp, dev,  # an MLP up-projection
-                           torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    default_dtype = "bfloat16" if dev.type == "cuda" else "float32"
-    fastest = min((k for k in best if k.endswith("_step") and k != "plain_step"), key=best.get)
+                           default_dtype)
+    default_name = str(default_dtype).removeprefix("torch.")
+    full_steps = [k for k in best if k.endswith("_step") and k != "plain_step"]  # the recipe's
+    fastest = min(full_steps, key=best.get)
     achieved = flops / best["recipe_step"] / 1e9
     budget_h = BUDGET_HOURS[dev.type]
     return {
@@ -196,13 +199,12 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto", compile: boo
         "gflop_per_step": round(flops / 1e9, 1),
         "gflops": {"training_step": round(achieved, 1),
                    **{f"matmul_2048_{k}": round(v, 1) for k, v in large.items()},
-                   f"matmul_{padded}x{model.cfg.hidden}x{model.cfg.mlp}_{default_dtype}":
+                   f"matmul_{padded}x{model.cfg.hidden}x{model.cfg.mlp}_{default_name}":
                        round(shaped, 1)},
-        "step_fraction_of_large_matmul": round(achieved / large[default_dtype], 3),
+        "step_fraction_of_large_matmul": round(achieved / large[default_name], 3),
         "fastest": fastest,
         "lineage_steps": steps,
-        "lineage_hours": {k: round(steps * best[k] / 3600, 2) for k in best
-                          if k.endswith("_step") and k != "plain_step"},
+        "lineage_hours": {k: round(steps * best[k] / 3600, 2) for k in full_steps},
         # however well implemented: every FLOP at the large bf16 matmul's rate
         "lineage_hours_at_large_matmul_rate": round(steps * flops / (large["bfloat16"] * 1e9) / 3600, 2),
         "budget_hours": budget_h,
