@@ -41,6 +41,8 @@ def test_training_lowers_loss_and_exports(tiny_tinycosy):
     assert last < first, (first, last)
     assert summary["steps"] == 12 and set(summary["heldout_loss"]) == {
         "heldout_sentences", "heldout_voices"}
+    evals = [r for r in log if "heldout_sentences" in r]  # every 6 steps, with their speed
+    assert [r["step"] for r in evals] == [6, 12] and all(r["s_per_step"] > 0 for r in evals)
 
 
 def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):

@@ -371,6 +371,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {n_params / 1e6:.1f}M", unit="step")
     model.train()
     order: dict[int, list[list[Example]]] = {}  # batches of the current epoch
+    # Wall seconds per training step between evaluations (theirs excluded), in the log: a run's
+    # speed over its length, e.g. to see a compiled run fall back to eager.
+    window_t, window_step = time.time(), step
     try:
         while step < cfg.steps:
             if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
@@ -396,9 +399,11 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
             bar.update(1)
             if step % cfg.eval_every == 0:
+                log[-1]["s_per_step"] = round((time.time() - window_t) / (step - window_step), 3)
                 log[-1].update({s: round(evaluate(model, e, cfg.batch_size, cfg.precision), 4)
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
+                window_t, window_step = time.time(), step
             if step % cfg.ckpt_every == 0:
                 _save_ckpt(ckpt, model, opt, step, log, progress)
     finally:
