@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import capture, dashboard, sae_training, tinycosy_training
+from benchmarks import capture, dashboard, sae_training, tinycosy_training, training_memory
 from benchmarks import steering as steering_bench
 
 
@@ -29,6 +29,8 @@ def main() -> None:
                                                 else sae_training.SAEBenchConfig())}
     results["tinycosy_training"] = tinycosy_training.run(
         **({"n_batches": 1, "repeats": 1} if args.quick else {}))
+    results["training_memory"] = training_memory.run(
+        **({"steps": 2, "n_examples": 32} if args.quick else {}))
     results["steering"] = steering_bench.run(**({"n_seqs": 2, "repeats": 1} if args.quick else {}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
@@ -37,6 +39,7 @@ def main() -> None:
           f" ({c['threads']} threads) → {args.out}")
     print(sae_training.line(results["sae_training"]))
     print(tinycosy_training.line(results["tinycosy_training"]))
+    print(training_memory.line(results["training_memory"]))
     print(steering_bench.line(results["steering"]))
     print(dashboard.line(results["dashboard"]))
 

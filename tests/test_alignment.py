@@ -168,3 +168,16 @@ def test_bf16_and_compiled_steps_match_the_fp32_eager_step(model_and_examples):
     assert set(compiled.state_dict()) == set(model.state_dict())  # checkpoints load either way
     with pytest.raises(ValueError, match="--precision 'fp16'"):
         batch_loss(model, batch, precision="fp16")
+
+
+def test_padding_to_a_multiple_changes_no_loss(model_and_examples):
+    """--pad-multiple rounds each batch's length up (fewer distinct tensor sizes); the padded
+    positions are masked and never read, so the loss, guide loss included, is the same."""
+    model, ex, _, _ = model_and_examples
+    batch = ex[:4]
+    assert _embed(model, batch, [e.target for e in batch], 64)[0].shape[1] % 64 == 0
+    kw = dict(attn_guide=0.5, attn_guide_layer=1, attn_guide_head=2)
+    with torch.no_grad():
+        for extra in ({}, kw):
+            assert batch_loss(model, batch, pad_multiple=64, **extra).item() == pytest.approx(
+                batch_loss(model, batch, **extra).item(), rel=1e-5)

@@ -26,3 +26,8 @@ def test_benchmarks_quick(tmp_path):
     assert t["recipe"]["attn_guide"] > 0  # the shipped recipe, read from its train.json
     assert set(t["seconds_per_step"]) == {"recipe_step", "plain_step", "forward_only", "bf16_step"}
     assert t["fastest"] in t["lineage_hours"] and "bf16_step" in t["speedup_over_recipe_step"]
+    m = r["training_memory"]  # each variant in its own process, its RSS sampled
+    assert {"fp32", "bf16", "bf16_pad64"} <= set(m["variants"])
+    assert all(v["rss_gb"][-1]["step"] == 2 and v["rss_gb"][-1]["rss_gb"] > 0.1
+               for v in m["variants"].values())
+

@@ -78,6 +78,11 @@ class LoopConfig:
     """auto (bf16 autocast on CUDA, fp32 on the CPU), bf16 (autocast on either: on a CPU with
     AVX-512 BF16 or AMX its matmuls run ~4x faster; `python -m benchmarks.tinycosy_training`) or
     fp32. Weights, optimiser and loss stay fp32"""
+    pad_multiple: int = 0
+    """pad every batch's length up to a multiple of this (e.g. 64; 0 = to its longest example).
+    Padded positions are masked and change no loss; what it changes is the number of distinct
+    tensor sizes: in bf16 on the CPU, attention's length × length buffers of ever-new sizes grow
+    glibc's heap step after step (`python -m benchmarks.training_memory`)"""
     compile: bool = False
     """torch.compile the model's forward (dynamic shapes): the first steps compile, 1–4 minutes
     on 2 CPU cores (inductor caches what an earlier run compiled) and again on every (re)start;
@@ -187,9 +192,11 @@ def _forward(model: TinyCosy, embeds: torch.Tensor, mask: torch.Tensor,
         return model(embeds, attention_mask=mask)[0]
 
 
-def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor]):
+def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor],
+           pad_multiple: int = 0):
     """(B, T, D) padded embeddings of [sos] text [task_id] prompt + `inputs` (the input copies of
-    the targets), their attention mask, and where each example's predictions start."""
+    the targets), their attention mask, and where each example's predictions start. T is the
+    longest sequence, rounded up to a multiple of `pad_multiple` when that is given."""
     dev = model.speech_embedding.weight.device
     seqs, starts = [], []
     for ex, inp in zip(batch, inputs, strict=True):
@@ -198,16 +205,19 @@ def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor]):
         starts.append(len(pre) - 1)
     lengths = torch.tensor([len(s) for s in seqs], device=dev)
     embeds = pad_sequence(seqs, batch_first=True)
+    if pad_multiple > 1:
+        embeds = torch.nn.functional.pad(embeds, (0, 0, 0, -embeds.shape[1] % pad_multiple))
     mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
     return embeds, mask, starts
 
 
 @torch.no_grad()
 def self_fed(model: TinyCosy, batch: list[Example], frac: float,
-             gen: torch.Generator, precision: str = "auto") -> list[torch.Tensor]:
+             gen: torch.Generator, precision: str = "auto",
+             pad_multiple: int = 0) -> list[torch.Tensor]:
     """Each target with a random `frac` of its tokens replaced by what the model samples at that
     frame given the true past (one teacher-forced pass): the input of parallel scheduled sampling."""
-    embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch])
+    embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch], pad_multiple)
     logits = _forward(model, embeds, mask, precision)
     out = []
     for b, (ex, s) in enumerate(zip(batch, starts, strict=True)):
@@ -222,21 +232,21 @@ def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
                gen: torch.Generator | None = None, align_loss: float = 0.0,
                align_layer: int = 8, self_feed: float = 0.0, attn_guide: float = 0.0,
                attn_guide_layer: int = 10, attn_guide_head: int = 0,
-               precision: str = "auto") -> torch.Tensor:
+               precision: str = "auto", pad_multiple: int = 0) -> torch.Tensor:
     """Mean next-token cross-entropy over target speech tokens and eos. The labels are always the
     clean targets; their input copy may be changed: with `self_feed`, a fraction replaced by the
     model's own predictions (`self_fed`), then with `speech_noise`, a fraction by random codes
     (`corrupt`). With `align_loss`, plus that weight times the word-alignment loss
     (`LoopConfig.align_loss`); with `attn_guide`, plus that weight times the guided-attention loss
-    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`). `precision` as
-    `LoopConfig.precision`."""
+    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`). `precision` and
+    `pad_multiple` as `LoopConfig`'s."""
     dev = model.speech_embedding.weight.device
     gen = gen or torch.Generator()
-    inputs = (self_fed(model, batch, self_feed, gen, precision) if self_feed
+    inputs = (self_fed(model, batch, self_feed, gen, precision, pad_multiple) if self_feed
               else [ex.target for ex in batch])
     if speech_noise:
         inputs = [corrupt(x, speech_noise, model.cfg.speech_codes, gen) for x in inputs]
-    embeds, mask, starts = _embed(model, batch, inputs)
+    embeds, mask, starts = _embed(model, batch, inputs, pad_multiple)
     labels = [torch.cat([ex.target, torch.tensor([model.eos])]).to(dev) for ex in batch]
     hidden: list[torch.Tensor] = []  # blocks.<align_layer>.hook_resid_post, gradients kept
     handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
@@ -334,6 +344,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     Returns (steps done, log, start time of this run)."""
     if not 0 <= cfg.speech_noise < 1:
         raise ValueError(f"--speech-noise {cfg.speech_noise}: give a fraction in [0, 1), e.g. 0.15")
+    if cfg.pad_multiple < 0:
+        raise ValueError(f"--pad-multiple {cfg.pad_multiple}: give 0 (off) or a positive "
+                         "multiple, e.g. 64")
     if not 0 <= cfg.self_feed <= 1:
         raise ValueError(f"--self-feed {cfg.self_feed}: give a fraction in [0, 1], e.g. 0.25")
     if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
@@ -389,7 +402,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                    if cfg.speech_noise or cfg.self_feed else None)
             loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
                               cfg.align_layer, cfg.self_feed, cfg.attn_guide,
-                              cfg.attn_guide_layer, cfg.attn_guide_head, cfg.precision)
+                              cfg.attn_guide_layer, cfg.attn_guide_head, cfg.precision,
+                              cfg.pad_multiple)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
