@@ -14,8 +14,8 @@ same batches in its own process (a heap belongs to a process), sampling the resi
   (Debian: libjemalloc2).
 Batches are TinyEdit's edit pairs with `--pairs` (source and target speech: longer, and of more
 varied lengths), else the corpus's when `runs/tinycosy/corpus` and its tokens are there, else
-synthetic ones of its typical shape. Figures: RSS at the first and last sample, growth per 100 steps over the
-second half, and seconds per step over each half.
+synthetic ones of its typical shape. Figures: RSS at the first and last sample, growth per 100
+steps over the second half, and seconds per step over each half.
 """
 
 from __future__ import annotations

@@ -30,4 +30,3 @@ def test_benchmarks_quick(tmp_path):
     assert {"fp32", "bf16", "bf16_pad64"} <= set(m["variants"])
     assert all(v["rss_gb"][-1]["step"] == 2 and v["rss_gb"][-1]["rss_gb"] > 0.1
                for v in m["variants"].values())
-
