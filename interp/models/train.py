@@ -13,6 +13,8 @@ import json
 import math
 import os
 import random
+import resource
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -384,8 +386,9 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {n_params / 1e6:.1f}M", unit="step")
     model.train()
     order: dict[int, list[list[Example]]] = {}  # batches of the current epoch
-    # Wall seconds per training step between evaluations (theirs excluded), in the log: a run's
-    # speed over its length, e.g. to see a compiled run fall back to eager.
+    # Wall seconds per training step between evaluations (theirs excluded), minutes since this run
+    # started and the process's peak memory, in the log: a run's speed and memory over its length,
+    # e.g. to see a compiled run fall back to eager or a heap grow.
     window_t, window_step = time.time(), step
     try:
         while step < cfg.steps:
@@ -414,6 +417,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             bar.update(1)
             if step % cfg.eval_every == 0:
                 log[-1]["s_per_step"] = round((time.time() - window_t) / (step - window_step), 3)
+                log[-1]["minutes"] = round((time.time() - start) / 60, 1)
+                log[-1]["peak_rss_gb"] = _peak_rss_gb()
                 log[-1].update({s: round(evaluate(model, e, cfg.batch_size, cfg.precision), 4)
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
@@ -424,6 +429,12 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
         bar.close()
         _save_ckpt(ckpt, model, opt, step, log, progress)
     return step, log, start
+
+
+def _peak_rss_gb() -> float:
+    """This process's peak resident memory so far (Linux reports it in KiB, macOS in bytes)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
 def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]],
