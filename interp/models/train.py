@@ -418,7 +418,7 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             if step % cfg.eval_every == 0:
                 log[-1]["s_per_step"] = round((time.time() - window_t) / (step - window_step), 3)
                 log[-1]["minutes"] = round((time.time() - start) / 60, 1)
-                log[-1]["peak_rss_gb"] = _peak_rss_gb()
+                log[-1]["peak_rss_gib"] = _peak_rss_gib()
                 log[-1].update({s: round(evaluate(model, e, cfg.batch_size, cfg.precision), 4)
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
@@ -431,8 +431,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     return step, log, start
 
 
-def _peak_rss_gb() -> float:
-    """This process's peak resident memory so far (Linux reports it in KiB, macOS in bytes)."""
+def _peak_rss_gib() -> float:
+    """This process's peak resident memory so far, in GiB (Linux reports KiB, macOS bytes)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
@@ -447,6 +447,8 @@ def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[E
             "train_examples": len(train_ex), "epochs": round(step / per_epoch, 2),
             "heldout_loss": final, "last_train_loss": log[-1]["loss"] if log else None,
             "minutes_this_run": round((time.time() - start) / 60, 1),
+            # every held-out evaluation's record (train.json's log keeps only the last steps)
+            "heldout_loss_by_step": [r for r in log if set(held) <= r.keys()],
             "device": str(model.speech_embedding.weight.device), "config": asdict(cfg),
             "model": model.cfg.to_dict()}
 
