@@ -56,8 +56,10 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
+## lint: ruff, then the floors (import-linter contract in pyproject.toml: imports run downward only)
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 ## test: lint, then the whole suite; pytest's "no tests collected" (exit 5) fails loudly
 test: install lint
@@ -91,7 +93,7 @@ demo: install
 	$(BIN)/python -m sae.train --model tinyedit --layer 12 --store $(DEMO)/tinyedit_acts --corpus $(DEMO)/edit_pairs --speech-tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_sae/layer_12 --tokens 1024000 --eval-examples 16
 	$(BIN)/python -m steering.edit_compare --sae $(DEMO)/tinyedit_sae/layer_12 --store $(DEMO)/tinyedit_acts --pairs $(DEMO)/edit_pairs --n 1 --out $(DEMO)/tinyedit_steer
 	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
-	$(BIN)/python -m interp.report --run $(DEMO)
+	$(BIN)/python -m workbench.report --run $(DEMO)
 	@echo; echo "demo results: $(DEMO)/"; \
 	echo "  report        $(DEMO)/report.html  (every headline figure next to the paper's; report.json)"; \
 	echo "  dashboard     $(BIN)/python -m autointerp.dashboard serve --site $(DEMO)/dashboard   (then open the URL it prints)"; \

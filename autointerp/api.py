@@ -22,8 +22,8 @@ from typing import Any
 from tqdm import tqdm
 
 from interp.aio import run_sync
-from steering.judge.api_backend import ApiBackend, ApiConfig, FatalReply, RetryableReply
-from steering.judge.protocol import Prompts
+from interp.judge.api_backend import ApiBackend, ApiConfig, FatalReply, RetryableReply
+from interp.judge.protocol import Prompts
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,9 @@ from benchmarks import write_entry
 from interp.cli import run_cli
 from interp.device import pick_device
 from interp.models.data import Example
+from interp.models.loss import autocast_bf16, batch_loss
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
-from interp.models.train import LoopConfig, autocast_bf16, batch_loss, batches
+from interp.models.train import LoopConfig, batches
 from interp.paths import TINYCOSY_DIR
 
 CORPUS, TOKENS = Path("runs/tinycosy/corpus"), Path("runs/tinycosy/tokens")
@@ -72,7 +73,7 @@ def _synthetic(n: int, codes: int, gen: torch.Generator) -> list[Example]:
     return out
 
 
-def _examples(n: int, codes: int) -> tuple[list[Example], str]:
+def corpus_examples(n: int, codes: int) -> tuple[list[Example], str]:
     """`n` of the corpus's training examples (as `interp.models.train` makes them) when the
     corpus and its tokens are there, else synthetic ones."""
     if (CORPUS / "utterances.parquet").exists() and (TOKENS / "manifest.json").exists():
@@ -124,7 +125,7 @@ def run(n_batches: int = 4, repeats: int = 3, device: str = "auto", compile: boo
     dev = pick_device(device)
     model = TinyCosy(TinyCosyConfig()).to(dev).train()
     # length-sorted within groups of 32 batches, as the training loop pads them
-    examples, data = _examples(32 * BATCH, model.cfg.speech_codes)
+    examples, data = corpus_examples(32 * BATCH, model.cfg.speech_codes)
     timed = batches(examples, BATCH, seed=0, epoch=0)[:n_batches]
     recipe, steps = shipped_run()
 

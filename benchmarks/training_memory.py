@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from benchmarks import write_entry
-from benchmarks.tinycosy_training import _examples
+from benchmarks.tinycosy_training import corpus_examples
 from interp.cli import run_cli
+from interp.models.loss import batch_loss
 from interp.models.tinycosy import TinyCosy
-from interp.models.train import batch_loss, batches
+from interp.models.train import batches
 from interp.paths import TINYCOSY_DIR
 
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
@@ -64,7 +65,7 @@ def child(variant: str, steps: int, n_examples: int, threads: int,
     torch.manual_seed(0)
     model = TinyCosy.load(TINYCOSY_DIR, torch.device("cpu"))
     examples, data = ((_pair_examples(pairs, n_examples), str(pairs)) if pairs
-                      else _examples(n_examples, model.cfg.speech_codes))
+                      else corpus_examples(n_examples, model.cfg.speech_codes))
     precision = "fp32" if variant == "fp32" else "bf16"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     order = batches(examples, 16, 0, 0)

@@ -99,11 +99,11 @@ def build_cache(args: argparse.Namespace) -> dict:
     spec = StoreSpec(model=fingerprint(folder / WEIGHTS),
                      corpus=fingerprint(Path(args.corpus) / TABLE), hook=hook, layers=layers,
                      d_model=backbone.d_model, split=args.split, shard_utts=args.shard_utts)
-    rank, world, barrier = _distributed()
+    rank, world, barrier = distributed()
     return write_store(Path(args.out), backbone, spec, triples, rank, world, barrier)
 
 
-def _distributed():
+def distributed():
     """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from interp.hooks import Intervention, all_positions, intervene, modality_positions
 from interp.models.data import Example
-from interp.models.train import batch_loss
+from interp.models.loss import batch_loss
 from interp.store import MODALITY_CODES
 
 DENSE_FRAC = 0.1  # a latent active on more than this fraction of positions counts as dense

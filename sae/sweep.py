@@ -126,9 +126,9 @@ def figure(rows: list[dict]):
 def _ranks() -> tuple[int, int, object]:
     """(rank, world size, barrier) under torchrun, else (0, 1, no-op). Each rank drives its own
     GPU (LOCAL_RANK), so "cuda" in a rank means its device."""
-    from interp.cache import _distributed
+    from interp.cache import distributed
 
-    rank, world, barrier = _distributed()
+    rank, world, barrier = distributed()
     if world > 1 and torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
     return rank, world, barrier or (lambda: None)

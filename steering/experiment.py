@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_save
 from interp.hooks.intervene import Intervention
-from interp.models.evaluate import RATES, EvalConfig, _plan, _with_laughter
+from interp.models.evaluate import RATES, EvalConfig, heldout_plan, with_laughter
 from steering.select import TargetSelection
 from steering.steer import (
     LatentEdit,
@@ -71,7 +71,7 @@ class Unit:
 
 def plan_items(engine, corpus: str, n: int, seed: int) -> list[Item]:
     """n held-out sentences, each with a held-out voice (interp.models.evaluate's selection)."""
-    plan = _plan(EvalConfig(corpus=corpus, n=n, seed=seed), engine)
+    plan = heldout_plan(EvalConfig(corpus=corpus, n=n, seed=seed), engine)
     return [Item(i, text, voice, gender) for i, (text, voice, gender, _) in enumerate(plan)]
 
 
@@ -94,7 +94,7 @@ def prompt_variant(engine, item: Item, target: str, seed: int) -> tuple[str, str
     """(text, voice, instruction) asking for the target the model's own way: the `[laughter]`
     tag, the slow/fast instruction, or a held-out prompt voice of the target gender."""
     if target == "laughter":
-        return _with_laughter(item.text, random.Random(seed + item.index)), item.voice, None
+        return with_laughter(item.text, random.Random(seed + item.index)), item.voice, None
     if target in ("slow", "fast"):
         return item.text, item.voice, RATES[target]
     if item.gender == target:
@@ -151,7 +151,7 @@ def listen(audio: np.ndarray, text: str) -> dict:
     """The instruments' readings that the summary uses (None where the clip is too short)."""
     if len(audio) < SR // 10:
         return {k: None for k in METRICS if k != "n_tokens"} | {"transcript": ""}
-    from steering.metrics import measure
+    from interp.instruments import measure
 
     m = measure(audio, SR, ref_text=text)
     return {"laughter": m.get("laughter"), "p_male": m.get("p_male"),

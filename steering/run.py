@@ -23,13 +23,13 @@ import torch
 
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.judge.mmae_sets import judge_sets, write_sets
 from interp.models.backbone import TinyCosyBackbone
 from interp.models.tts import TTS
 from interp.paths import CODEC_DIR, TINYCOSY_DIR, default_sae
 from interp.store.reader import ActivationStore
 from sae.io import load_sae
 from steering.experiment import METHODS, Steerer, plan_items, plan_units, run_units
-from steering.mmae import judge_sets, write_sets
 from steering.report import (
     console_summary,
     dose_response,

@@ -19,7 +19,7 @@ from autointerp.api import request_key
 from autointerp.config import AutointerpConfig
 from autointerp.prompts import Templates, explain_parts, parse_matches, score_parts
 from autointerp.run import run
-from steering.judge.testing import FakeJudgeServer, FakeReply, FakeRequest
+from interp.judge.testing import FakeJudgeServer, FakeReply, FakeRequest
 
 EXPLAIN_SYSTEM = "You are an interpretability"
 

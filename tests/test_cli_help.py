@@ -9,10 +9,10 @@ import sys
 import pytest
 
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
-        "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "interp.report", "sae.train",
+        "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "workbench.report", "sae.train",
         "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
         "steering.edit_compare",
-        "steering.judge", "steering.metrics", "benchmarks", "benchmarks.tinycosy_training",
+        "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
         "interp.audio roundtrip", "autointerp.dashboard build", "autointerp.dashboard serve"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steering.metrics.asr import VOCAB
-from steering.metrics.ctc_lexicon import LexiconDecoder
+from interp.instruments.asr import VOCAB
+from interp.instruments.ctc_lexicon import LexiconDecoder
 
 
 def frames(*spec: str | dict[str, float]) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from steering.judge import (
+from interp.judge import (
     ASR,
     LAUGHTER,
     AcousticConfig,
@@ -22,11 +22,11 @@ from steering.judge import (
     write_controls,
     write_mmae_set,
 )
-from steering.judge import acoustic_backend as ab
-from steering.judge.__main__ import main
-from steering.judge.acoustics import pitch_track
-from steering.judge.records import read_results
-from steering.judge.testing import speechlike
+from interp.judge import acoustic_backend as ab
+from interp.judge.__main__ import main
+from interp.judge.acoustics import pitch_track
+from interp.judge.records import read_results
+from interp.judge.testing import speechlike
 
 SR = 16000
 IF, CR = "Instruction Following", "Consistency"
@@ -199,9 +199,9 @@ def test_instruments_from_steering_metrics(monkeypatch: pytest.MonkeyPatch) -> N
     import sys
     import types
 
-    fake = types.ModuleType("steering.metrics")
+    fake = types.ModuleType("interp.instruments")
     fake.JUDGE_INSTRUMENTS = {LAUGHTER: lambda x, sr: 0.0}
-    monkeypatch.setitem(sys.modules, "steering.metrics", fake)
+    monkeypatch.setitem(sys.modules, "interp.instruments", fake)
     monkeypatch.setattr(ab, "_PLUGINS_TRIED", False)
     assert ab.get_instrument(LAUGHTER) is fake.JUDGE_INSTRUMENTS[LAUGHTER]
     assert ab.get_instrument(ASR) is None

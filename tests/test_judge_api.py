@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from steering.judge import ApiConfig, JudgeConfig, build_sample, judge, write_mmae_set
-from steering.judge.records import read_results
-from steering.judge.testing import FakeJudgeServer, FakeReply, FakeRequest, speechlike
+from interp.judge import ApiConfig, JudgeConfig, build_sample, judge, write_mmae_set
+from interp.judge.records import read_results
+from interp.judge.testing import FakeJudgeServer, FakeReply, FakeRequest, speechlike
 
 SR = 16000
 

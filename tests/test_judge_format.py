@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from steering.judge import (
+from interp.judge import (
     JudgeConfig,
     JudgeDataError,
     build_sample,
@@ -19,9 +19,9 @@ from steering.judge import (
     write_mmae_sample,
     write_mmae_set,
 )
-from steering.judge.__main__ import main
-from steering.judge.runner import load_items
-from steering.judge.testing import speechlike
+from interp.judge.__main__ import main
+from interp.judge.runner import load_items
+from interp.judge.testing import speechlike
 
 SR = 16000
 RUB = {"category": "Instruction Following", "question": "Gender of <audio output>?",

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from steering.judge import options as opt
-from steering.judge.audio import AudioPart, clear_caches
-from steering.judge.format import AudioRef, JudgeItem, Operation, Rubric, Sample, question_refs
-from steering.judge.metrics import per_sample, rubric_result, taxonomy
-from steering.judge.protocol import (
+from interp.judge import options as opt
+from interp.judge.audio import AudioPart, clear_caches
+from interp.judge.format import AudioRef, JudgeItem, Operation, Rubric, Sample, question_refs
+from interp.judge.metrics import per_sample, rubric_result, taxonomy
+from interp.judge.protocol import (
     build_messages,
     load_prompts,
     majority,
@@ -115,7 +115,7 @@ def test_prompt_loader_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_content_part_cut_outside_is_silence(tmp_path: Path) -> None:
     item = _item(tmp_path, "q")
-    from steering.judge.audio import part_samples
+    from interp.judge.audio import part_samples
     x, sr = part_samples(AudioPart("<audio output>[5:6]", item.output_path, 5.0, 6.0))
     assert len(x) == int(0.1 * sr) and not x.any()
 
@@ -186,7 +186,7 @@ def test_metrics_hand_computed() -> None:
 
 
 def test_chat_url_and_bad_base_url() -> None:
-    from steering.judge.api_backend import ApiBackend, ApiConfig, chat_url
+    from interp.judge.api_backend import ApiBackend, ApiConfig, chat_url
 
     want = "http://h:8000/v1/chat/completions"
     assert chat_url("http://h:8000") == chat_url("http://h:8000/v1/") == chat_url(want) == want

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from interp.corpus.table import load_audio, load_table
-from steering.metrics import asr
-from steering.metrics.common import InstrumentError, instrument_dir
-from steering.metrics.data import ClipPool
-from steering.metrics.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
+from interp.instruments import asr
+from interp.instruments.common import InstrumentError, instrument_dir
+from interp.instruments.data import ClipPool
+from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
 
 TINY = asr.AsrConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64,
                      conv_channels=(8, 8), steps=2, batch_seconds=6.0, warmup=1)
@@ -79,7 +79,7 @@ def test_eval_only_rewrites_the_card_figures(tiny_asr, tiny_corpus, tmp_path):
     import json
     import shutil
 
-    from steering.metrics.train import main
+    from interp.instruments.train import main
 
     _, folder = tiny_asr
     out = tmp_path / "asr"

@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 
 from interp.corpus.table import load_audio, load_table
-from steering.metrics import data as mdata
-from steering.metrics.common import InstrumentError, audio_files, prepare_audio, read_audio
-from steering.metrics.laughter import frame_labels, frames_to_spans, match_spans
-from steering.metrics.text import Lexicon, cer, corpus_error_rates, normalize_text, wer
-from steering.metrics.training import LoopConfig, ece, fit_temperature, lr_at
+from interp.instruments import data as mdata
+from interp.instruments.common import InstrumentError, audio_files, prepare_audio, read_audio
+from interp.instruments.laughter import frame_labels, frames_to_spans, match_spans
+from interp.instruments.text import Lexicon, cer, corpus_error_rates, normalize_text, wer
+from interp.instruments.training import LoopConfig, ece, fit_temperature, lr_at
 
 
 def test_prepare_audio_resamples_and_mixes_down():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from interp.corpus.table import load_audio, load_table
-from steering.metrics import gender
-from steering.metrics.common import InstrumentError, instrument_dir
-from steering.metrics.data import ClipPool, roundtrip
+from interp.instruments import gender
+from interp.instruments.common import InstrumentError, instrument_dir
+from interp.instruments.data import ClipPool, roundtrip
 
 TINY = gender.GenderConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64,
                            conv_channels=8, steps=3, batch_size=4, crop_s=0.5, warmup=1)

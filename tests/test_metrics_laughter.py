@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from interp.corpus.table import load_audio, load_table
-from steering.metrics import laughter
-from steering.metrics.common import InstrumentError, instrument_dir
-from steering.metrics.data import ClipPool
+from interp.instruments import laughter
+from interp.instruments.common import InstrumentError, instrument_dir
+from interp.instruments.data import ClipPool
 
 TINY = laughter.LaughterConfig(n_mels=32, channels=4, rnn=8, steps=3, batch_size=4, crop_s=1.0,
                                warmup=1)

@@ -1,4 +1,4 @@
-"""`measure()` and `python -m steering.metrics`: every reading of a clip, files, errors, and the
+"""`measure()` and `python -m interp.instruments`: every reading of a clip, files, errors, and the
 contract the acoustic judge relies on (`JUDGE_INSTRUMENTS`)."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import steering.metrics as metrics
+import interp.instruments as metrics
 from interp.corpus.table import load_audio, load_table
-from steering.metrics import asr, gender, laughter
-from steering.metrics import meter as mm
-from steering.metrics.__main__ import main
-from steering.metrics.common import InstrumentError
-from steering.metrics.data import ClipPool
+from interp.instruments import asr, gender, laughter
+from interp.instruments import meter as mm
+from interp.instruments.__main__ import main
+from interp.instruments.common import InstrumentError
+from interp.instruments.data import ClipPool
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_cli_folder_to_jsonl_and_csv(tiny_dirs, wav_dir, tmp_path, capsys):
 def test_cli_bad_file_is_one_line(tmp_path):
     bad = tmp_path / "corrupt.wav"
     bad.write_bytes(b"RIFF1234WAVEjunkjunk")
-    p = subprocess.run([sys.executable, "-m", "steering.metrics", str(bad)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "interp.instruments", str(bad)], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) == 1
@@ -123,8 +123,8 @@ def test_judge_contract(tiny_dirs, wav_dir, monkeypatch):
 
 
 def test_import_loads_no_weights():
-    code = ("import steering.metrics as m\n"
-            "from steering.metrics import meter as mm\n"
+    code = ("import interp.instruments as m\n"
+            "from interp.instruments import meter as mm\n"
             "assert {'laughter', 'asr'} <= set(m.JUDGE_INSTRUMENTS)\n"
             "loaded = [f.cache_info().currsize for f in (mm.gender_model, mm.laughter_model, "
             "mm.asr_model)]\n"

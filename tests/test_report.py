@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from interp.report import build_report, write_report
+from workbench.report import build_report, write_report
 
 
 def test_report_reads_stage_files_and_flags_missing_ones(tmp_path):
@@ -38,7 +38,7 @@ def test_missing_run_folder_is_a_clear_error(tmp_path):
 
 
 def test_steering_and_tinyedit_sections_show_judge_scores(tmp_path):
-    from interp.report_steering import edit_steering_section, judge_section, tinyedit_section
+    from workbench.report.steering import edit_steering_section, judge_section, tinyedit_section
 
     judged = {"IFR": 75.0, "CR": 40.0, "EMR": None}
     (tmp_path / "steering" / "laughter").mkdir(parents=True)
@@ -65,7 +65,7 @@ def test_steering_and_tinyedit_sections_show_judge_scores(tmp_path):
 
 
 def test_tinycosy_section_shows_word_recall(tmp_path):
-    from interp.report_sections import tinycosy_section
+    from workbench.report.sections import tinycosy_section
 
     (tmp_path / "tinycosy").mkdir()
     (tmp_path / "tinycosy" / "eval.json").write_text(json.dumps(

@@ -64,7 +64,8 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
     """--speech-noise swaps about that fraction of the input speech for random codes; the loss
     still scores the clean targets (so noise 0 is exactly the clean loss) and bad values are refused."""
     from interp.models.data import make_examples
-    from interp.models.train import LoopConfig, batch_loss, corrupt, fit
+    from interp.models.loss import batch_loss, corrupt
+    from interp.models.train import LoopConfig, fit
 
     target = torch.arange(64).repeat(50)
     noisy = corrupt(target, 0.2, 64, torch.Generator().manual_seed(0))
@@ -86,102 +87,6 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
                                                  for e in ex]))
     with pytest.raises(ValueError, match="speech-noise"):
         fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
-
-
-def test_self_feed_puts_the_models_own_tokens_in_the_input(tmp_path, tiny_tinycosy, tiny_corpus,
-                                                           tiny_tokens, monkeypatch):
-    """--self-feed: about that fraction of the input copy is the model's own sample at that frame
-    given the true past (with a near-deterministic decoder, its argmax there), the labels stay the
-    clean targets, 0 is exactly the clean loss, and a training step runs with it."""
-    from interp.models.data import make_examples
-    from interp.models.train import LoopConfig, batch_loss, fit, self_fed
-
-    export, _ = tiny_tinycosy
-    model = TinyCosy.load(export).eval()
-    rows = load_table(tiny_corpus)
-    ex = make_examples(rows, load_tokens(tiny_tokens), load_tokenizer(export))[:4]
-    with torch.no_grad():
-        model.llm_decoder.weight *= 1000  # sampling ≈ argmax: the model's own choice is knowable
-        own = self_fed(model, ex, 1.0, torch.Generator().manual_seed(0))
-        half = self_fed(model, ex, 0.5, torch.Generator().manual_seed(0))
-        for e, o, h in zip(ex, own, half, strict=True):
-            pre = model.prefix(e.text_ids, e.prompt)
-            logits = model(torch.cat([pre, model.speech_embedding(e.target)])[None])[0][0]
-            want = logits[len(pre) - 1 : len(pre) - 1 + len(e.target), : model.cfg.speech_codes]
-            assert (o == want.argmax(-1)).float().mean() > 0.95
-            assert torch.equal(h[h != e.target], o[h != e.target])  # the rest is the target
-        changed = torch.cat([(h != e.target) for e, h in zip(ex, half, strict=True)]).float().mean()
-        moved = torch.cat([(o != e.target) for e, o in zip(ex, own, strict=True)]).float().mean()
-        assert 0.3 * moved < changed < 0.7 * moved
-        clean = batch_loss(model, ex).item()
-        assert batch_loss(model, ex, self_feed=0.0).item() == clean
-        labels = []
-        ce = torch.nn.functional.cross_entropy
-        monkeypatch.setattr(torch.nn.functional, "cross_entropy",
-                            lambda x, y: labels.append(y) or ce(x, y))
-        assert batch_loss(model, ex, gen=torch.Generator().manual_seed(1),
-                          self_feed=1.0).item() != clean
-        assert torch.equal(labels[0], torch.cat([torch.cat([e.target, torch.tensor([model.eos])])
-                                                 for e in ex]))
-    monkeypatch.undo()
-    with pytest.raises(ValueError, match="self-feed"):
-        fit(model, ex, {}, LoopConfig(steps=1, self_feed=1.5))
-    from interp.models.train import TrainConfig, train
-
-    run = train(TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "r"),
-                            export=str(tmp_path / "e"), steps=2, batch_size=4, eval_examples=4,
-                            init_from=str(export), self_feed=0.25, speech_noise=0.1))
-    assert run["steps"] == 2 and np.isfinite(run["last_train_loss"])
-
-
-def test_align_loss_asks_each_frame_for_its_spoken_word(tiny_tinycosy, tiny_corpus, tiny_tokens):
-    """--align-loss: every target frame is labelled with the text token of the word spoken at
-    its centre (per the corpus timings), and the loss reads blocks.L.hook_resid_post at the
-    positions that predict those frames (recomputed here from the HF hidden states)."""
-    from interp.models.data import TOKEN_RATE, make_examples
-    from interp.models.train import LoopConfig, batch_loss, fit
-
-    export, _ = tiny_tinycosy
-    model = TinyCosy.load(export).eval()
-    with torch.no_grad():  # a few training steps leave the layers near identity: set them apart
-        model.layers[1].mlp.down_proj.weight *= 50
-    tok = load_tokenizer(export)
-    rows = load_table(tiny_corpus)
-    ex = make_examples(rows, load_tokens(tiny_tokens), tok)[:3]
-    by_id = {r["utt_id"]: r for r in rows}
-    for e in ex:
-        row = by_id[e.utt_id]
-        assert len(e.spoken) == len(e.target) and (e.spoken >= 0).float().mean() > 0.5
-        for w in row["words"]:
-            mid = int((w["start"] + w["end"]) / 2 * TOKEN_RATE)
-            if mid < len(e.spoken) and w["end"] - w["start"] > 2 / TOKEN_RATE:
-                assert tok.decode([int(e.spoken[mid])]).strip() in w["word"]
-        assert (e.spoken[int(np.ceil(row["words"][-1]["end"] * TOKEN_RATE)) + 1:] == -100).all()
-    with torch.no_grad():
-        clean = batch_loss(model, ex).item()
-        assert batch_loss(model, ex, align_loss=0.0).item() == clean
-        seen = []
-        for layer in (0, 1):
-            aux = batch_loss(model, ex, align_loss=1.0, align_layer=layer).item() - clean
-            logits, labels = [], []
-            for e in ex:
-                pre = model.prefix(e.text_ids, e.prompt)
-                seq = torch.cat([pre, model.speech_embedding(e.target)])[None]
-                h = model.llm.model.model(inputs_embeds=seq, output_hidden_states=True
-                                          ).hidden_states[layer + 1][0]
-                h = h[len(pre) - 1 : len(pre) - 1 + len(e.target)]
-                h = h / h.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
-                logits.append(h @ model.text_embed(torch.arange(model.cfg.text_vocab)).T)
-                labels.append(e.spoken)
-            want = torch.nn.functional.cross_entropy(torch.cat(logits), torch.cat(labels))
-            assert aux == pytest.approx(want.item(), rel=1e-3)
-            seen.append(aux)
-        assert abs(seen[0] - seen[1]) > 1e-2  # the two layers are told apart
-    with pytest.raises(ValueError, match="align-layer"):
-        fit(model, ex, {}, LoopConfig(steps=1, align_loss=0.1, align_layer=2))
-    with pytest.raises(ValueError, match="word timings"):  # e.g. TinyEdit's pairs
-        fit(model, [replace(ex[0], spoken=None)], {}, LoopConfig(steps=1, align_loss=0.1,
-                                                                  align_layer=1))
 
 
 def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
@@ -308,7 +213,7 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     assert (r["voices_reference_wer"] is None) == (r["wer"] is None)
     if f is not None:
         assert f["n"] == 2 and 0 <= f["token_accuracy"] <= 1 and f["wer"] >= 0
-    from steering.metrics.text import wer
+    from interp.instruments.text import wer
 
     for s in saved["samples"]:  # the transcript behind each WER is kept, and is the one scored
         assert "transcript" in s
@@ -443,45 +348,3 @@ def test_word_recall_splits_template_and_slot_words():
     r = word_recall(rows)  # only "go" is missed
     assert r == {"template": round(5 / 6, 4), "slot": 1.0, "n_template": 6, "n_slot": 2}
     assert word_recall([dict(rows[0], transcript="the the the")])["slot"] == 0.0
-
-
-def test_word_crops_speak_a_span_of_words(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
-    """--word-crops: each crop is a run of a training utterance's words with exactly the speech
-    tokens whose frame centres fall inside those words' timings, timings shifted to the cut, tags
-    kept only when they lie inside; training takes them as extra examples."""
-    from interp.models.data import TOKEN_RATE, crop_rows, make_examples
-    from interp.models.train import TrainConfig, train
-
-    rows = load_table(tiny_corpus, "train")
-    tokens = load_tokens(tiny_tokens)
-    crops, cut = crop_rows(rows, tokens, 1.0, seed=3)
-    assert 0.8 * len(rows) <= len(crops) <= len(rows) and set(cut) == {c["utt_id"] for c in crops}
-    by_id = {r["utt_id"]: r for r in rows}
-    spans = set()
-    for c in crops:
-        row = by_id[c["utt_id"].split("@")[0]]
-        words = [w["word"] for w in row["words"]]
-        i = next(i for i in range(len(words)) if words[i : i + len(c["words"])]
-                 == [w["word"] for w in c["words"]])
-        spans.add((i, len(c["words"]) == len(words)))
-        lo = int(np.ceil(row["words"][i]["start"] * TOKEN_RATE - 0.5))
-        hi = int(np.ceil(row["words"][i + len(c["words"]) - 1]["end"] * TOKEN_RATE - 0.5))
-        assert np.array_equal(cut[c["utt_id"]], tokens[row["utt_id"]][lo:hi])
-        assert c["words"][0]["start"] == pytest.approx(row["words"][i]["start"] - lo / TOKEN_RATE)
-        assert [w for w in c["text"].split() if not w.startswith("[")] == [
-            w["word"] for w in c["words"]]
-        assert c["text"].count("[") == len(c["tags"]) and all(
-            t["start"] >= 0 and t["end"] <= c["words"][-1]["end"] for t in c["tags"])
-        assert c["voice_id"] == row["voice_id"] and c["instruction"] == row["instruction"]
-    assert any(i > 0 for i, _ in spans) and any(not whole for _, whole in spans)  # mid-sentence
-    ex = make_examples(crops, tokens | cut, load_tokenizer(tiny_tinycosy[0]),
-                       prompt_rows=load_table(tiny_corpus))
-    assert len(ex) == len(crops) and all(len(e.spoken) == len(e.target) for e in ex)
-    with pytest.raises(ValueError, match="word-crops"):
-        crop_rows(rows, tokens, -1.0)
-    cfg = TrainConfig(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
-                      export=str(tmp_path / "export"), steps=1, batch_size=8, eval_examples=4,
-                      init_from=str(tiny_tinycosy[0]), word_crops=0.5)
-    plain = replace(cfg, out=str(tmp_path / "run0"), word_crops=0.0)
-    n_plain = train(plain)["train_examples"]
-    assert n_plain + 0.4 * len(rows) <= train(cfg)["train_examples"] <= n_plain + 0.5 * len(rows)

@@ -170,7 +170,7 @@ def test_evaluate_figures_and_judge(tmp_path, tiny_tinyedit, tiny_pairs, tiny_co
 def test_edit_done_rules_and_accent_rubric():
     from interp.edit.evaluate import judge_one
     from interp.edit.mmae import rubrics
-    from steering.judge.acoustic_backend import find_matcher
+    from interp.judge.acoustic_backend import find_matcher
 
     src = {"voiced": 2.0, "f0": 100.0, "p_male": 0.9, "laughter": 0.1}
     fast = {"voiced": 1.4, "f0": 104.0, "p_male": 0.9, "laughter": 0.1}

@@ -107,7 +107,7 @@ def _gender_summary(ratios: dict[str, list[float]], f0s: dict[str, list[tuple]])
 def _recognizer():  # noqa: ANN202
     """The shipped recogniser's `transcribe(wav, sr)`, or None when it cannot be loaded."""
     try:
-        from steering.metrics import transcribe
+        from interp.instruments import transcribe
 
         transcribe(np.zeros(16000, np.float32), 16000)  # loads the weights once
         return transcribe
@@ -118,7 +118,7 @@ def _recognizer():  # noqa: ANN202
 
 def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str]) -> dict:
     """Corpus WER of the recogniser on original and round-tripped audio (lexicon-constrained)."""
-    from steering.metrics.text import corpus_error_rates
+    from interp.instruments.text import corpus_error_rates
 
     return {"original": corpus_error_rates(refs, hyp_o)["wer"],
             "roundtrip": corpus_error_rates(refs, hyp_r)["wer"],

@@ -46,7 +46,7 @@ def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dic
     return accepted, f0s, refused
 
 
-def _render_chunk(args: tuple[list[UtteranceSpec], str, int, int]) -> int:
+def render_chunk(args: tuple[list[UtteranceSpec], str, int, int]) -> int:
     specs, out, sr, seed = args
     out_dir = Path(out)
     records = []
@@ -89,11 +89,11 @@ def build_corpus(cfg: CorpusConfig, out: Path, workers: int | None = None) -> di
     with tqdm(total=len(specs), initial=done_before, desc="render", unit="utt") as bar:
         if workers == 1:
             for c in todo:
-                bar.update(_render_chunk((c, str(out), cfg.sample_rate, cfg.seed)))
+                bar.update(render_chunk((c, str(out), cfg.sample_rate, cfg.seed)))
         else:
             with ProcessPoolExecutor(workers) as pool:
                 jobs = [(c, str(out), cfg.sample_rate, cfg.seed) for c in todo]
-                for n in pool.map(_render_chunk, jobs):
+                for n in pool.map(render_chunk, jobs):
                     bar.update(n)
     records = [json.loads(line) for c in chunks
                for line in (out / "chunks" / f"{c[0].utt_id}.jsonl").read_text().splitlines()]

@@ -79,7 +79,7 @@ def _insert_tags(sentence: str, rng: random.Random, cfg: CorpusConfig) -> str:
     return " ".join(words)
 
 
-def _split_voices(voices: list[Voice], n_heldout: int, rng: random.Random):
+def split_voices(voices: list[Voice], n_heldout: int, rng: random.Random):
     by_gender = {g: [v for v in voices if v.gender == g] for g in ("male", "female")}
     heldout: list[Voice] = []
     for g in ("male", "female"):
@@ -118,7 +118,7 @@ def plan_corpus(cfg: CorpusConfig, voices: list[Voice]) -> list[UtteranceSpec]:
     order = list(range(len(sentences)))
     rng.shuffle(order)
     held_sent, train_sent = order[:n_held], order[n_held:]
-    train_voices, held_voices = _split_voices(voices, cfg.n_heldout_voices, rng)
+    train_voices, held_voices = split_voices(voices, cfg.n_heldout_voices, rng)
     pools = {"train": (train_voices, train_sent), "heldout_sentences": (train_voices, held_sent),
              "heldout_voices": (held_voices or train_voices, held_sent)}
     specs = []

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_write_json
 from interp.audio.tokenize_corpus import tokenize_corpus
-from interp.corpus.build import CHUNK, _render_chunk, accept_voices
+from interp.corpus.build import CHUNK, accept_voices, render_chunk
 from interp.corpus.espeak import check_installed
 from interp.corpus.plan import CorpusConfig
 from interp.corpus.table import MANIFEST, TABLE, write_table
@@ -72,10 +72,10 @@ def _render(specs: list, out: Path, cfg: EditPlanConfig, workers: int) -> list[d
               desc="render", unit="utt") as bar:
         if workers == 1:
             for t in todo:
-                bar.update(_render_chunk(t))
+                bar.update(render_chunk(t))
         else:
             with ProcessPoolExecutor(workers) as pool:
-                for n in pool.map(_render_chunk, todo):
+                for n in pool.map(render_chunk, todo):
                     bar.update(n)
     return [json.loads(line) for c in chunks
             for line in (out / "chunks" / f"{c[0].utt_id}.jsonl").read_text().splitlines()]

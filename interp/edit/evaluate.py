@@ -34,9 +34,9 @@ from interp.edit.editor import TinyEditor
 from interp.edit.model import TINYEDIT_DIR
 from interp.edit.plan import OPERATIONS
 from interp.models.evaluate import Listener
+from interp.models.loss import heldout_loss
 from interp.models.text_tokenizer import load_tokenizer
 from interp.models.tinycosy import TinyCosy
-from interp.models.train import evaluate as heldout_loss
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
 
 log = logging.getLogger(__name__)

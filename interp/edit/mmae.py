@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steering.judge import (
+from interp.judge import (
     JudgeConfig,
     build_sample,
     judge,
@@ -22,11 +22,11 @@ from steering.judge import (
     write_controls,
     write_mmae_set,
 )
-from steering.judge.controls import with_output
-from steering.judge.records import write_json_atomic
+from interp.judge.controls import with_output
 
 # the steering adapter's rubric texts: edits and steering are judged by the same questions
-from steering.mmae import IF, NONE, RATE_Q, SAME_RATE, SPEAKER, WORDS
+from interp.judge.mmae_sets import IF, NONE, RATE_Q, SAME_RATE, SPEAKER, WORDS
+from interp.judge.records import write_json_atomic
 
 ACCENTS = {"en-us": "American", "en-gb": "British", "en-gb-x-rp": "Received Pronunciation",
            "en-gb-scotland": "Scottish", "en-029": "Caribbean", "en-us-nyc": "New York"}

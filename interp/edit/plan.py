@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from interp.corpus.plan import RATE_BINS, UtteranceSpec, _split_voices
+from interp.corpus.plan import RATE_BINS, UtteranceSpec, split_voices
 from interp.corpus.sentences import generate_sentences
 from interp.corpus.voices import Voice, make_voice
 
@@ -177,7 +177,7 @@ def plan_pairs(cfg: EditPlanConfig, voices: list[Voice], check: VoiceCheck) -> l
     rng.shuffle(order)
     n_held = max(1, int(len(sentences) * cfg.heldout_sentence_frac))
     held_sent, train_sent = order[:n_held], order[n_held:]
-    train_voices, held_voices = _split_voices(voices, cfg.n_heldout_voices, rng)
+    train_voices, held_voices = split_voices(voices, cfg.n_heldout_voices, rng)
     pools = {"train": (train_voices, train_sent), "heldout_sentences": (train_voices, held_sent),
              "heldout_voices": (held_voices or train_voices, held_sent)}
     ids = {side: frozenset(v.voice_id for v in vs) if cfg.disjoint_targets else frozenset()

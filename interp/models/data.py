@@ -27,9 +27,6 @@ class Example:
     text_ids: torch.Tensor  # (n_text,)
     prompt: torch.Tensor  # (n_prompt,) speech tokens
     target: torch.Tensor  # (n_target,) speech tokens
-    # (n_target,) per target frame, the text token of the word being spoken (-100 in pauses);
-    # from the corpus's word timings, for the `--align-loss` auxiliary objective
-    spoken: torch.Tensor | None = None
     # (n_target, 2) per target frame, the first and last index into `text_ids` of the word being
     # spoken (-1 in pauses), for `--attn-guide` and `interp.models.alignment`
     spoken_span: torch.Tensor | None = None
@@ -69,52 +66,6 @@ def word_spans(row: dict, text: str, offsets: list[tuple[int, int]],
     return spans
 
 
-def spoken_tokens(ids: list[int], spans: torch.Tensor) -> torch.Tensor:
-    """Per frame, the id of the first text token of the word being spoken, -100 in pauses."""
-    first = spans[:, 0]
-    return torch.where(first >= 0, torch.tensor(ids)[first.clamp_min(0)], -100)
-
-
-def crop_rows(rows: list[dict], tokens: dict[str, np.ndarray], frac: float,
-              seed: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Word-span crops of `frac` × len(rows) random rows: a random run of 1 to all of a row's
-    words, its speech tokens cut at the words' timings, as rows of their own (same voice, prompt
-    and instruction) with their tokens.
-
-    Why: the model speaks the grammar's fixed words and guesses the slot fillers: a sentence's
-    template tells it most of what comes next, so it need not read. A span that starts anywhere
-    has no template to lean on, only its text.
-    """
-    if not 0 <= frac <= 4:
-        raise ValueError(f"--word-crops {frac}: give crops per training utterance in [0, 4], "
-                         "e.g. 0.5")
-    rng = random.Random(seed)
-    pool = [r for r in rows if r["words"] and r["utt_id"] in tokens]
-    out, cut = [], {}
-    for n in range(round(frac * len(rows)) if pool else 0):
-        r = rng.choice(pool)
-        k = rng.randint(1, len(r["words"]))
-        i = rng.randint(0, len(r["words"]) - k)
-        words = r["words"][i : i + k]
-        start, end = words[0]["start"], words[-1]["end"]
-        lo = max(0, int(np.ceil(start * TOKEN_RATE - 0.5)))
-        hi = int(np.ceil(end * TOKEN_RATE - 0.5))
-        if hi - lo < 2:
-            continue
-        tags = [t for t in r["tags"] if start <= t["start"] and t["end"] <= end]
-        items = [(w["start"], w["word"]) for w in words] + [(t["start"], f"[{t['tag']}]")
-                                                            for t in tags]
-        utt_id = f"{r['utt_id']}@crop{n}"
-        shift = lo / TOKEN_RATE
-        out.append({**r, "utt_id": utt_id, "text": " ".join(x for _, x in sorted(items)),
-                    "words": [{**w, "start": w["start"] - shift, "end": w["end"] - shift}
-                              for w in words],
-                    "tags": [{**t, "start": t["start"] - shift, "end": t["end"] - shift}
-                             for t in tags]})
-        cut[utt_id] = tokens[r["utt_id"]][lo:hi]
-    return out, cut
-
-
 def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
                   tokenizer: Tokenizer | PhonemeTokenizer,
                   max_prompt_s: float = 3.0, drop_prompt_text: float = 0.2,
@@ -142,8 +93,7 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
         spans = (None if isinstance(tokenizer, PhonemeTokenizer)
                  else word_spans(r, text, enc.offsets, len(target)))
         out.append(Example(r["utt_id"], torch.tensor(enc.ids), torch.from_numpy(p_tok.copy()),
-                           torch.from_numpy(target.copy()),
-                           None if spans is None else spoken_tokens(enc.ids, spans), spans))
+                           torch.from_numpy(target.copy()), spans))
     return out
 
 

@@ -24,7 +24,7 @@ with a `[laughter]` tag in the middle. Measured:
   reads its text at all (near 0: it speaks from the speaker and the length alone);
 - attention alignment: whether some head points at the word being spoken, per the corpus's word
   timings (`interp.models.alignment`): a model that reads needs such a pointer into its text.
-The listening instruments (`steering.metrics`, weights in data/instruments/) are used when they
+The listening instruments (`interp.instruments`, weights in data/instruments/) are used when they
 are there; without them gender comes from F0 alone, laughter from an interim probe (a token
 classifier on log-mel statistics trained on the corpus's laughter spans, `interp.audio.roundtrip`)
 and WER is left null. `eval.json` says which measure each figure came from.
@@ -97,7 +97,7 @@ class EvalConfig:
     per-sentence differences to it (`vs_baseline`)"""
 
 
-def _with_laughter(text: str, rng: random.Random) -> str:
+def with_laughter(text: str, rng: random.Random) -> str:
     words = text.split()
     at = rng.randint(1, max(1, len(words) - 1))
     return " ".join(words[:at] + ["[laughter]"] + words[at:])
@@ -174,7 +174,7 @@ class Listener:
     def __init__(self, corpus: Path, codec):
         self.codec, self.instruments = codec, None
         try:
-            import steering.metrics as instruments
+            import interp.instruments as instruments
 
             instruments.laughter_probability(np.zeros(16000, np.float32), 16000)  # loads weights
             self.instruments = instruments
@@ -185,7 +185,7 @@ class Listener:
 
     @property
     def kind(self) -> str:
-        return "listening instruments (steering.metrics)" if self.instruments else (
+        return "listening instruments (interp.instruments)" if self.instruments else (
             "interim: F0 gender, log-mel laughter probe, no recognizer")
 
     def laughter(self, audio: np.ndarray) -> float:
@@ -210,7 +210,7 @@ class Listener:
         heard = heard if heard is not None else self.transcribe(audio)
         if heard is None:
             return None
-        from steering.metrics.text import wer
+        from interp.instruments.text import wer
 
         return float(wer(text, heard))
 
@@ -232,7 +232,7 @@ def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dic
     their own sentence and given another one of similar length (swapped in pairs); `gain` is
     what reading the text is worth. `rows`, `codes`: the corpus table and its speech tokens."""
     from interp.models.data import make_examples
-    from interp.models.train import evaluate
+    from interp.models.loss import heldout_loss
 
     held = [r for r in rows if r["split"] == "heldout_voices"][:n]
     swapped = [dict(r) for r in held]
@@ -241,7 +241,7 @@ def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dic
         swapped[a]["text"], swapped[b]["text"] = held[b]["text"], held[a]["text"]
     own, other = (make_examples(r, codes, engine.tokenizer, drop_prompt_text=0.0,
                                 prompt_rows=rows) for r in (held, swapped))
-    right, wrong = evaluate(engine.model, own, 16), evaluate(engine.model, other, 16)
+    right, wrong = heldout_loss(engine.model, own, 16), heldout_loss(engine.model, other, 16)
     return {"n": len(own), "own_text": round(right, 4), "other_text": round(wrong, 4),
             "gain": round(wrong - right, 4)}
 
@@ -301,7 +301,7 @@ def voices_reference_wer(corpus: str | Path, voices: set[str], listen: Listener,
                                r["text_plain"]) for r in rows[:n]])
 
 
-def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
+def heldout_plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
     held-out voices (`--voices train`: the same sentences, as many training voices of each gender
     instead)."""
@@ -332,7 +332,7 @@ def _plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
 
 def evaluate_tts(cfg: EvalConfig) -> dict:
     engine = TTS(Path(cfg.model), Path(cfg.codec))
-    plan = _plan(cfg, engine)
+    plan = heldout_plan(cfg, engine)
     baseline = _load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
     listen = Listener(Path(cfg.corpus), engine.codec)
     out = Path(cfg.out) if cfg.out else Path(cfg.model)
@@ -368,7 +368,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
             if i < cfg.examples:
                 (out / "examples").mkdir(parents=True, exist_ok=True)
                 sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, 16000)
-        tagged = _with_laughter(text, rng)
+        tagged = with_laughter(text, rng)
         audio = engine(tagged, voice, None, seed=cfg.seed + i, sampling=sampling)
         rec["laughter_with_tag"] = listen.laughter(audio)
         if i < cfg.examples:

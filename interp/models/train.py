@@ -16,13 +16,10 @@ import random
 import resource
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from interp.atomic import atomic_save
@@ -30,9 +27,8 @@ from interp.audio.tokenize_corpus import load_token_manifest, load_tokens
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.device import pick_device
-from interp.hooks.capture import attach
-from interp.models.alignment import attention_inputs, guide_loss
-from interp.models.data import Example, crop_rows, make_examples
+from interp.models.data import Example, make_examples
+from interp.models.loss import autocast_bf16, batch_loss, heldout_loss
 from interp.models.phonemes import frontend_of, train_phoneme_tokenizer
 from interp.models.prompts import write_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
@@ -92,19 +88,6 @@ class LoopConfig:
     speech_noise: float = 0.0
     """fraction of the target speech tokens replaced by random codes in the model's input (never
     in the labels), so that the model cannot lean on the speech so far and must read its text"""
-    align_loss: float = 0.0
-    """weight of an auxiliary loss: at each target speech position, the residual stream
-    blocks.<--align-layer>.hook_resid_post predicts, through the (tied) text embedding, the text
-    token of the word being spoken there (the corpus's word timings); 0 = off. Adds no weights;
-    the training loss shown includes it, the held-out losses do not"""
-    align_layer: int = 8
-    """layer whose residual the --align-loss reads (below the layer-12 SAE, so that what it
-    plants is not read back as a discovery there)"""
-    self_feed: float = 0.0
-    """fraction of the target speech tokens whose input copy is replaced by the model's own
-    prediction there (sampled, from a first no-grad pass given the true past; labels stay clean):
-    parallel scheduled sampling, so that the model learns to continue from its own output, not only
-    from the reference's. 0 = off"""
     attn_guide: float = 0.0
     """weight of a guided-attention loss: head --attn-guide-head of layer --attn-guide-layer is
     asked to put its attention, at each target speech position, on the text tokens of the word
@@ -139,10 +122,6 @@ class TrainConfig(LoopConfig):
     """decoder layers"""
     hidden: int = 128
     """residual width"""
-    word_crops: float = 0.0
-    """extra training examples per training utterance that speak a random run of its words (cut
-    at the corpus's word timings), e.g. 0.5; 0 = off. They have no template to lean on, only
-    their text (`interp.models.data.crop_rows`)"""
     init_from: str = ""
     """continue from this exported model folder (its weights, architecture and tokenizer) with a
     fresh optimiser and schedule; its train.json is kept under `continued_from`"""
@@ -164,135 +143,6 @@ def _lr(step: int, cfg: LoopConfig, progress: float) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     decay = 0.5 * (1 + math.cos(math.pi * progress))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * decay)
-
-
-def corrupt(target: torch.Tensor, frac: float, n_codes: int, gen: torch.Generator) -> torch.Tensor:
-    """`target` with a random `frac` of its tokens replaced by uniformly drawn codes."""
-    flip = torch.rand(target.shape, generator=gen) < frac
-    return torch.where(flip, torch.randint(0, n_codes, target.shape, generator=gen), target)
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def autocast_bf16(device: torch.device, precision: str) -> bool:
-    """Whether a training pass runs in bf16 autocast (`LoopConfig.precision`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision {precision!r}: give one of {', '.join(PRECISIONS)}")
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-def _forward(model: TinyCosy, embeds: torch.Tensor, mask: torch.Tensor,
-             precision: str = "auto") -> torch.Tensor:
-    """Speech logits of a padded batch, in bf16 autocast where `precision` says so."""
-    dev = embeds.device
-    bf16 = autocast_bf16(dev, precision)
-    # On the CPU, the flash kernel's bf16 backward is slower than its fp32 one (2x at these
-    # lengths); the math kernel, whose matmuls then run in bf16, is the fastest.
-    kernel = sdpa_kernel(SDPBackend.MATH) if bf16 and dev.type == "cpu" else nullcontext()
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16), kernel:
-        return model(embeds, attention_mask=mask)[0]
-
-
-def _embed(model: TinyCosy, batch: list[Example], inputs: list[torch.Tensor],
-           pad_multiple: int = 0):
-    """(B, T, D) padded embeddings of [sos] text [task_id] prompt + `inputs` (the input copies of
-    the targets), their attention mask, and where each example's predictions start. T is the
-    longest sequence, rounded up to a multiple of `pad_multiple` when that is given."""
-    dev = model.speech_embedding.weight.device
-    seqs, starts = [], []
-    for ex, inp in zip(batch, inputs, strict=True):
-        pre = model.prefix(ex.text_ids, ex.prompt)
-        seqs.append(torch.cat([pre, model.speech_embedding(inp.to(dev))]))
-        starts.append(len(pre) - 1)
-    lengths = torch.tensor([len(s) for s in seqs], device=dev)
-    embeds = pad_sequence(seqs, batch_first=True)
-    if pad_multiple > 1:
-        embeds = torch.nn.functional.pad(embeds, (0, 0, 0, -embeds.shape[1] % pad_multiple))
-    mask = (torch.arange(embeds.shape[1], device=dev)[None] < lengths[:, None]).long()
-    return embeds, mask, starts
-
-
-@torch.no_grad()
-def self_fed(model: TinyCosy, batch: list[Example], frac: float,
-             gen: torch.Generator, precision: str = "auto",
-             pad_multiple: int = 0) -> list[torch.Tensor]:
-    """Each target with a random `frac` of its tokens replaced by what the model samples at that
-    frame given the true past (one teacher-forced pass): the input of parallel scheduled sampling."""
-    embeds, mask, starts = _embed(model, batch, [ex.target for ex in batch], pad_multiple)
-    logits = _forward(model, embeds, mask, precision)
-    out = []
-    for b, (ex, s) in enumerate(zip(batch, starts, strict=True)):
-        probs = logits[b, s : s + len(ex.target), : model.cfg.speech_codes].float().softmax(-1)
-        own = torch.multinomial(probs.cpu(), 1, generator=gen)[:, 0]
-        flip = torch.rand(ex.target.shape, generator=gen) < frac
-        out.append(torch.where(flip, own, ex.target))
-    return out
-
-
-def batch_loss(model: TinyCosy, batch: list[Example], speech_noise: float = 0.0,
-               gen: torch.Generator | None = None, align_loss: float = 0.0,
-               align_layer: int = 8, self_feed: float = 0.0, attn_guide: float = 0.0,
-               attn_guide_layer: int = 10, attn_guide_head: int = 0,
-               precision: str = "auto", pad_multiple: int = 0) -> torch.Tensor:
-    """Mean next-token cross-entropy over target speech tokens and eos. The labels are always the
-    clean targets; their input copy may be changed: with `self_feed`, a fraction replaced by the
-    model's own predictions (`self_fed`), then with `speech_noise`, a fraction by random codes
-    (`corrupt`). With `align_loss`, plus that weight times the word-alignment loss
-    (`LoopConfig.align_loss`); with `attn_guide`, plus that weight times the guided-attention loss
-    (`LoopConfig.attn_guide`, `interp.models.alignment.guide_loss`). `precision` and
-    `pad_multiple` as `LoopConfig`'s."""
-    dev = model.speech_embedding.weight.device
-    gen = gen or torch.Generator()
-    inputs = (self_fed(model, batch, self_feed, gen, precision, pad_multiple) if self_feed
-              else [ex.target for ex in batch])
-    if speech_noise:
-        inputs = [corrupt(x, speech_noise, model.cfg.speech_codes, gen) for x in inputs]
-    embeds, mask, starts = _embed(model, batch, inputs, pad_multiple)
-    labels = [torch.cat([ex.target, torch.tensor([model.eos])]).to(dev) for ex in batch]
-    hidden: list[torch.Tensor] = []  # blocks.<align_layer>.hook_resid_post, gradients kept
-    handles = attach(model.layers[align_layer], "hook_resid_post", hidden.append) \
-        if align_loss else []
-    guided = [attn_guide_layer] if attn_guide else []
-    try:
-        with attention_inputs(model, guided) as seen:
-            logits = _forward(model, embeds, mask, precision)
-    finally:
-        for h in handles:
-            h.remove()
-    picked = torch.cat([logits[b, s : s + len(y)] for b, (s, y) in enumerate(zip(starts, labels,
-                                                                                  strict=True))])
-    loss = torch.nn.functional.cross_entropy(picked.float(), torch.cat(labels))
-    if attn_guide:
-        loss = loss + attn_guide * guide_loss(model, seen[attn_guide_layer], mask, starts, batch,
-                                              attn_guide_layer, attn_guide_head)
-    if not align_loss:
-        return loss
-    # Position s + j predicts target frame j: it is asked which word frame j belongs to.
-    words = [(b, s, ex.spoken) for b, (s, ex) in enumerate(zip(starts, batch, strict=True))
-             if ex.spoken is not None]
-    if not words:
-        raise ValueError("--align-loss needs word timings: these examples have none")
-    h = torch.cat([hidden[0][b, s : s + len(w)] for b, s, w in words]).float()
-    h = torch.nn.functional.rms_norm(h, h.shape[-1:])  # the raw residual's scale grows with depth
-    text_logits = torch.nn.functional.linear(h, model.llm.model.model.embed_tokens.weight.float())
-    return loss + align_loss * torch.nn.functional.cross_entropy(
-        text_logits, torch.cat([w for _, _, w in words]).to(dev), ignore_index=-100)
-
-
-@torch.no_grad()
-def evaluate(model: TinyCosy, examples: list[Example], bs: int, precision: str = "auto") -> float:
-    model.eval()
-    total, n = 0.0, 0
-    # eagerly even when --compile'd: compiling the no-grad graph would take minutes for seconds
-    with torch.compiler.set_stance("force_eager"):
-        for i in range(0, len(examples), bs):
-            batch = examples[i : i + bs]
-            k = sum(len(e.target) + 1 for e in batch)
-            total += batch_loss(model, batch, precision=precision).item() * k
-            n += k
-    model.train()
-    return total / max(n, 1)
 
 
 def batches(examples: list[Example], bs: int, seed: int, epoch: int) -> list[list[Example]]:
@@ -349,11 +199,6 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     if cfg.pad_multiple < 0:
         raise ValueError(f"--pad-multiple {cfg.pad_multiple}: give 0 (off) or a positive "
                          "multiple, e.g. 64")
-    if not 0 <= cfg.self_feed <= 1:
-        raise ValueError(f"--self-feed {cfg.self_feed}: give a fraction in [0, 1], e.g. 0.25")
-    if cfg.align_loss and not 0 <= cfg.align_layer < len(model.layers):
-        raise ValueError(f"--align-layer {cfg.align_layer}: this model has layers 0 to "
-                         f"{len(model.layers) - 1}")
     if cfg.attn_guide and not (0 <= cfg.attn_guide_layer < len(model.layers)
                                and 0 <= cfg.attn_guide_head < model.cfg.n_heads):
         raise ValueError(f"--attn-guide-layer {cfg.attn_guide_layer} --attn-guide-head "
@@ -362,9 +207,6 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     if cfg.attn_guide and any(ex.spoken_span is None for ex in train_ex):
         raise ValueError("--attn-guide needs the corpus's word timings and BPE text offsets, which "
                          "these examples (TinyEdit's pairs, or the phoneme front end) do not have")
-    if cfg.align_loss and any(ex.spoken is None for ex in train_ex):
-        raise ValueError("--align-loss needs the corpus's word timings, which these examples "
-                         "(e.g. TinyEdit's edit pairs) do not have; train without it")
     device = model.speech_embedding.weight.device
     autocast_bf16(device, cfg.precision)  # a bad --precision fails before any work
     if cfg.compile:
@@ -402,9 +244,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                 g["lr"] = _lr(step, cfg, progress)
             # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
             gen = (torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-                   if cfg.speech_noise or cfg.self_feed else None)
-            loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.align_loss,
-                              cfg.align_layer, cfg.self_feed, cfg.attn_guide,
+                   if cfg.speech_noise else None)
+            loss = batch_loss(model, order[epoch][i], cfg.speech_noise, gen, cfg.attn_guide,
                               cfg.attn_guide_layer, cfg.attn_guide_head, cfg.precision,
                               cfg.pad_multiple)
             opt.zero_grad(set_to_none=True)
@@ -419,7 +260,7 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                 log[-1]["s_per_step"] = round((time.time() - window_t) / (step - window_step), 3)
                 log[-1]["minutes"] = round((time.time() - start) / 60, 1)
                 log[-1]["peak_rss_gib"] = _peak_rss_gib()
-                log[-1].update({s: round(evaluate(model, e, cfg.batch_size, cfg.precision), 4)
+                log[-1].update({s: round(heldout_loss(model, e, cfg.batch_size, cfg.precision), 4)
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
                 window_t, window_step = time.time(), step
@@ -442,7 +283,7 @@ def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[E
     """What `train.json` records of a finished (or stopped) run."""
     per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     # in the device's default precision, whatever the run's, so that runs compare
-    final = {s: round(evaluate(model, e, cfg.batch_size), 4) for s, e in held.items()}
+    final = {s: round(heldout_loss(model, e, cfg.batch_size), 4) for s, e in held.items()}
     return {"steps": step, "params": sum(p.numel() for p in model.parameters()),
             "train_examples": len(train_ex), "epochs": round(step / per_epoch, 2),
             "heldout_loss": final, "last_train_loss": log[-1]["loss"] if log else None,
@@ -471,10 +312,6 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
     split = {s: [r for r in rows if r["split"] == s] for s in
              ("train", "heldout_sentences", "heldout_voices")}
     train_ex = make_examples(split["train"], tokens, tokenizer, seed=cfg.seed, prompt_rows=rows)
-    if cfg.word_crops:
-        crops, crop_tokens = crop_rows(split["train"], tokens, cfg.word_crops, cfg.seed)
-        train_ex += make_examples(crops, tokens | crop_tokens, tokenizer, seed=cfg.seed + 1,
-                                  prompt_rows=rows)
     held = {s: make_examples(split[s], tokens, tokenizer, drop_prompt_text=0.0,
                              prompt_rows=rows)[: cfg.eval_examples]
             for s in ("heldout_sentences", "heldout_voices")}

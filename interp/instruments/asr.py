@@ -1,0 +1,292 @@
+"""Content instrument: a character CTC recogniser (`Wav2Vec2ForCTC`; greedy and lexicon decoding).
+
+The shipped model is a small wav2vec2 trained from scratch on the corpus's plain text (letters,
+apostrophe, word breaks) over original and codec round-trip audio. To learn fast on a CPU it is
+fed log-mel frames instead of the waveform, through the unchanged HF class: the frontend
+(`frontend.json`) flattens 80-band log-mel at 100 Hz into one sequence of `input_values`, the
+first "convolution" (kernel = stride = 80) reads one frame at a time, the second halves the rate
+to 50 Hz. Any local HF CTC checkpoint with a `vocab.json` and no `frontend.json` (e.g. a
+wav2vec2-base-960h copy) loads as a raw-waveform model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import (
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+)
+
+from interp.audio.features import MelConfig, log_mel
+from interp.instruments.common import SAMPLE_RATE, prepare_audio, require_files
+from interp.instruments.ctc_lexicon import LexiconDecoder
+from interp.instruments.data import Augment, ClipPool, augment
+from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
+from interp.instruments.training import LoopConfig, fit
+
+logger = logging.getLogger(__name__)
+
+NAME = "asr"
+FRONTEND = "frontend.json"
+LEXICON = "lexicon.txt"
+CHUNK_S = 20.0
+VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(ALPHABET)}}
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """Model size and training schedule of the recogniser."""
+
+    hidden_size: int = 192
+    """transformer width"""
+    layers: int = 4
+    """transformer layers"""
+    heads: int = 4
+    """attention heads"""
+    intermediate_size: int = 768
+    """transformer MLP width"""
+    frontend: str = "logmel"
+    """logmel (flattened 100 Hz log-mel frames) or waveform (wav2vec2's conv stack on 16 kHz)"""
+    n_mels: int = 80
+    """mel bands of the logmel frontend"""
+    conv_channels: tuple[int, ...] = (256, 256)
+    """feature-extractor channels: logmel takes 2 (frame → 100 Hz, then 50 Hz), waveform 7"""
+    mask_time_prob: float = 0.0
+    """SpecAugment-style time masking while training"""
+    steps: int = 4000
+    """optimiser steps"""
+    batch_seconds: float = 20.0
+    """seconds of audio per step (utterances of similar length are batched together)"""
+    lr: float = 2.5e-3
+    """peak learning rate"""
+    warmup: int = 150
+    """warm-up steps"""
+    roundtrip_frac: float = 0.35
+    """share of training utterances taken from codec round trips"""
+    n_roundtrip: int = 3072
+    """train utterances with a (cached) round trip"""
+    n_eval: int = 0
+    """heldout_voices utterances to evaluate on (0 = all)"""
+    n_eval_roundtrip: int = 384
+    """heldout_voices utterances evaluated after the round trip"""
+    seed: int = 0
+    """random seed"""
+    max_minutes: float = 18.0
+    """stop training after this many minutes"""
+    init_from: str = ""
+    """continue training this recogniser folder (its architecture wins over the size flags)"""
+
+    def __post_init__(self) -> None:  # --conv-channels arrives as strings from the CLI
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """What `input_values` are: the 16 kHz waveform, or flattened per-utterance-normalised
+    log-mel frames (frame-major: T frames × n_mels values)."""
+
+    kind: str = "waveform"
+    n_mels: int = 80
+    n_fft: int = 400
+    hop: int = 160
+    do_normalize: bool = True  # waveform: zero mean, unit variance (HF feature extractors' flag)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        if self.kind == "waveform":
+            return normalize(audio) if self.do_normalize else audio.astype(np.float32)
+        if self.kind != "logmel":
+            raise ValueError(f"unknown ASR frontend {self.kind!r} (logmel or waveform)")
+        x = log_mel(audio, MelConfig(n_fft=self.n_fft, hop_length=self.hop, n_mels=self.n_mels))
+        x = (x - x.mean(0)) / (x.std(0) + 1e-3)  # (T, n_mels)
+        return x.reshape(-1).astype(np.float32)
+
+    def conv(self, channels: tuple[int, ...]) -> dict:
+        if self.kind == "logmel":
+            if len(channels) != 2:
+                raise ValueError("the logmel frontend takes exactly 2 conv channel counts")
+            return {"conv_kernel": (self.n_mels, 3), "conv_stride": (self.n_mels, 2),
+                    "feat_extract_norm": "layer"}
+        if len(channels) != 7:
+            raise ValueError("the waveform frontend takes exactly 7 conv channel counts")
+        return {"conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2),
+                "feat_extract_norm": "group"}
+
+
+def model_config(cfg: AsrConfig) -> Wav2Vec2Config:
+    front = Frontend(cfg.frontend, cfg.n_mels)
+    return Wav2Vec2Config(
+        vocab_size=len(VOCAB), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate_size,
+        conv_dim=tuple(cfg.conv_channels), **front.conv(tuple(cfg.conv_channels)),
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
+        mask_time_prob=cfg.mask_time_prob, mask_time_length=5, layerdrop=0.0,
+        do_stable_layer_norm=True, pad_token_id=0, bos_token_id=None, eos_token_id=None,
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True)
+
+
+def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(VOCAB))
+    return Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
+                                word_delimiter_token="|")
+
+
+class Recognizer:
+    """CTC transcription of waveforms: greedy, and with a `lexicon` also lexicon-constrained
+    (beam search over known words, `interp.instruments.ctc_lexicon`)."""
+
+    def __init__(self, model: Wav2Vec2ForCTC, tokenizer: Wav2Vec2CTCTokenizer,
+                 frontend: Frontend | None = None, lexicon: Lexicon | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.frontend = frontend or Frontend()
+        self.lexicon = lexicon
+
+    @property
+    def lexicon(self) -> Lexicon | None:
+        return self._lexicon_words
+
+    @lexicon.setter
+    def lexicon(self, lexicon: Lexicon | None) -> None:
+        """Setting the lexicon (also after construction, as training does) rebuilds its decoder."""
+        self._lexicon_words, self._decoder = lexicon, None
+        if lexicon is not None:
+            self._decoder = LexiconDecoder(lexicon.words, self.tokenizer.get_vocab(),
+                                           blank=self.tokenizer.pad_token,
+                                           delimiter=self.tokenizer.word_delimiter_token)
+
+    @torch.no_grad()
+    def _log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
+        """(frames, vocab) log-probabilities of each CHUNK_S piece of a 16 kHz clip."""
+        step = int(CHUNK_S * SAMPLE_RATE)
+        out = []
+        for i in range(0, len(audio), step):
+            chunk = audio[i: i + step]
+            if len(chunk) < 800:  # < 50 ms: nothing to hear, and too short for the convolutions
+                continue
+            logits = self.model(torch.from_numpy(self.frontend(chunk))[None]).logits[0]
+            out.append(torch.log_softmax(logits.float(), -1).numpy())
+        return out
+
+    def _greedy(self, lp: np.ndarray) -> str:
+        return self.tokenizer.decode(lp.argmax(-1).tolist())
+
+    def _lexicon(self, lp: np.ndarray) -> str:
+        text = self._decoder.decode(lp)
+        # No all-known-words reading fits (an out-of-lexicon word): snap the greedy one instead.
+        return text if text is not None else self.lexicon.correct(self._greedy(lp))
+
+    def transcribe_both(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[str, str]:
+        """(greedy transcript, lexicon-constrained transcript) from one forward pass; without a
+        lexicon both are the greedy one."""
+        audio, _ = prepare_audio(wav, sr)
+        lps = self._log_probs(audio)
+        greedy = normalize_text(" ".join(self._greedy(lp) for lp in lps))
+        if self._decoder is None:
+            return greedy, greedy
+        return greedy, normalize_text(" ".join(self._lexicon(lp) for lp in lps))
+
+    def transcribe(self, wav: np.ndarray, sr: int = SAMPLE_RATE, lexicon: bool = False) -> str:
+        """Greedy transcript, or the lexicon-constrained one (`lexicon=True`, when shipped)."""
+        return self.transcribe_both(wav, sr)[1 if lexicon else 0]
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True,
+                                 return_attention_mask=True).save_pretrained(folder)
+        if self.frontend.kind != "waveform":
+            (folder / FRONTEND).write_text(json.dumps(asdict(self.frontend), indent=1) + "\n")
+        if self.lexicon is not None:
+            (folder / LEXICON).write_text("\n".join(self.lexicon.words) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Recognizer:
+        folder = Path(folder)
+        require_files(folder, ("config.json", "vocab.json"), NAME)
+        if not any((folder / f).exists() for f in ("model.safetensors", "pytorch_model.bin")):
+            require_files(folder, ("model.safetensors",), NAME)
+        model = Wav2Vec2ForCTC.from_pretrained(folder)
+        tok = Wav2Vec2CTCTokenizer.from_pretrained(folder)
+        front, pre, lex = folder / FRONTEND, folder / "preprocessor_config.json", folder / LEXICON
+        lexicon = Lexicon(lex.read_text().split()) if lex.exists() else None
+        if front.exists():
+            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon)
+        do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
+        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon)
+
+
+def new_recognizer(cfg: AsrConfig, folder: Path) -> Recognizer:
+    return Recognizer(Wav2Vec2ForCTC(model_config(cfg)), new_tokenizer(folder),
+                      Frontend(cfg.frontend, cfg.n_mels))
+
+
+def _bucket(rows: list[dict], rng: np.random.Generator, seconds: float) -> list[dict]:
+    """Utterances of similar length (neighbours in duration order) filling `seconds`."""
+    i = int(rng.integers(len(rows)))
+    window = rows[max(0, i - 64): i + 64]
+    n = max(1, int(seconds / max(r["duration"] for r in window)))
+    return [window[k] for k in rng.choice(len(window), min(n, len(window)), replace=False)]
+
+
+def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
+    """CTC on length-bucketed batches of whole utterances."""
+    rng = np.random.default_rng(cfg.seed)
+    aug = Augment(speed=0.1)
+    by_len = sorted(pool.rows, key=lambda r: r["duration"])
+    rt_by_len = sorted(pool.rt_rows, key=lambda r: r["duration"])
+    tok = rec.tokenizer
+
+    def step_loss(step: int) -> torch.Tensor:
+        use_rt = bool(rt_by_len) and rng.random() < pool.roundtrip_frac
+        rows = _bucket(rt_by_len if use_rt else by_len, rng, cfg.batch_seconds)
+        xs, labels = [], []
+        for r in rows:
+            audio = pool.audio(r, use_rt)
+            xs.append(rec.frontend(augment(audio, rng, aug)[0]))
+            labels.append(tok(normalize_text(r["text_plain"])).input_ids)
+        lens = [len(x) for x in xs]
+        x = torch.zeros(len(xs), max(lens))
+        mask = torch.zeros(len(xs), max(lens), dtype=torch.long)
+        y = torch.full((len(xs), max(map(len, labels))), -100)
+        for k, (a, lab) in enumerate(zip(xs, labels, strict=True)):
+            x[k, : len(a)], mask[k, : len(a)] = torch.from_numpy(a), 1
+            y[k, : len(lab)] = torch.tensor(lab)
+        return rec.model(x, attention_mask=mask, labels=y).loss
+
+    return fit(rec.model, step_loss, LoopConfig(cfg.steps, cfg.lr, cfg.warmup, cfg.max_minutes),
+               desc="train asr")
+
+
+def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: int = 5) -> dict:
+    """Corpus WER/CER of greedy transcripts against `text_plain` (and of lexicon-constrained ones
+    when the recogniser has a lexicon), plus a few examples. Control: `shuffled_reference_wer`
+    scores the same transcripts against another clip's text (chance level for this grammar)."""
+    both = [rec.transcribe_both(a) for a, _ in tqdm(clips, desc="transcribe", leave=False)]
+    hyps, fixed = [b[0] for b in both], [b[1] for b in both]
+    refs = [r["text_plain"] for _, r in clips]
+    shuffled = refs[1:] + refs[:1]
+    out = corpus_error_rates(refs, hyps)
+    out["shuffled_reference_wer"] = corpus_error_rates(shuffled, hyps)["wer"]
+    if rec.lexicon is not None:
+        out["lexicon_corrected"] = corpus_error_rates(refs, fixed)
+        out["lexicon_corrected"]["shuffled_reference_wer"] = corpus_error_rates(shuffled,
+                                                                                fixed)["wer"]
+    out["examples"] = [{"ref": normalize_text(r), "hyp": h, "corrected": f}
+                       for r, h, f in list(zip(refs, hyps, fixed, strict=True))[:n_examples]]
+    return out

@@ -1,0 +1,180 @@
+"""CLI: `python -m interp.judge --predictions F --metadata M --audio_root D --output_dir O ...`
+
+and `python -m interp.judge controls --metadata M --audio_root D --out DIR` for the Identity
+and Noise control prediction sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from interp.corpus.voices import GENDER_F0_SPLIT_HZ
+from interp.judge.acoustic_backend import AcousticConfig
+from interp.judge.api_backend import API_KEY_ENVS, ApiConfig
+from interp.judge.controls import write_controls
+from interp.judge.format import JudgeDataError
+from interp.judge.runner import JudgeConfig, judge
+
+EPILOG = """\
+Limits per query (API backend): each request may take --timeout s. A timeout, HTTP 5xx/408/429,
+refused connection or malformed response body is retried after an exponential back-off
+(--backoff_base s, doubling, at most --backoff_max s), on the next base URL (round-robin).
+An answer that is not a valid letter is re-asked at once, at most --retries times. A query stops
+after --max_attempts HTTP requests in all; then, or on any other HTTP 4xx, it is recorded in
+results.jsonl as failed with its reason and counts as a wrong answer.
+API key (optional): --api_key, else $JUDGE_API_KEY, else $OPENAI_API_KEY.
+
+Outputs in --output_dir: results.jsonl (one line per query; also the checkpoint: a re-run asks only
+what has no line yet), per_sample.json (IFR, CR, EMR per id; null where a sample has no rubric of
+that category, left out of that mean), taxonomy.json (means x100 overall and by complexity,
+modality, granularity, operation), run_config.json.
+
+Controls: python -m interp.judge controls --metadata M --audio_root D --out DIR [--seed S]
+writes DIR/identity/predictions.json and DIR/noise/predictions.json to judge like any prediction set.
+"""
+
+
+def judge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m interp.judge", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="MMAE-compatible rubric judge (OpenAI-compatible audio LLM or acoustic).")
+    p.add_argument("--predictions", type=Path, required=True, help="prediction file (JSON array)")
+    p.add_argument("--metadata", type=Path, required=True, help="MMAE-meta.json")
+    p.add_argument("--audio_root", type=Path, default=Path("."),
+                   help="folder the audio paths are relative to (default: .)")
+    p.add_argument("--output_dir", type=Path, required=True, help="outputs and checkpoint")
+    p.add_argument("--base_urls", nargs="+", default=[],
+                   help="OpenAI-compatible server URL(s), e.g. http://host:8000/v1; round-robin")
+    p.add_argument("--concurrency", type=int, default=16, help="queries in flight (default 16)")
+    p.add_argument("--retries", type=int, default=3,
+                   help="re-asks after an unparsable/invalid answer (default 3)")
+    p.add_argument("--max_attempts", type=int, default=10,
+                   help="HTTP requests per query in all, re-asks included (default 10)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request (300)")
+    p.add_argument("--model", default="Qwen3Omni-Instruct", help="model name sent to the server")
+    p.add_argument("--backend", choices=("api", "acoustic"), default="api",
+                   help="api: the LLM judge; acoustic: offline measurements (default api)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the option shuffles (0)")
+    p.add_argument("--n_queries", type=int, default=3, help="asks per rubric (MMAE: 3)")
+    p.add_argument("--pass_threshold", type=int, default=2, help="right answers to pass (2)")
+    p.add_argument("--retry_failed", action="store_true",
+                   help="on resume, ask again queries recorded as failed")
+    p.add_argument("--sample_rate", type=int, default=None,
+                   help="require this sample rate of every audio (default: any)")
+    p.add_argument("--audio_style", choices=("input_audio", "audio_url"), default="input_audio",
+                   help="send audio as input_audio parts or as audio_url data URIs")
+    p.add_argument("--temperature", type=float, default=None, help="default: server's")
+    p.add_argument("--max_tokens", type=int, default=1024, help="reply length cap (1024)")
+    p.add_argument("--backoff_base", type=float, default=1.0, help="first back-off, s (1.0)")
+    p.add_argument("--backoff_max", type=float, default=60.0, help="longest back-off, s (60)")
+    p.add_argument("--api_key", default=None, help=f"default: ${' or $'.join(API_KEY_ENVS)}")
+    p.add_argument("--prompt_dir", type=Path, default=None,
+                   help="folder with system.txt and user.txt (default: data/judge)")
+    p.add_argument("--gender_threshold_hz", type=float, default=GENDER_F0_SPLIT_HZ,
+                   help=f"acoustic backend: median F0 >= this is female ({GENDER_F0_SPLIT_HZ:g})")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def controls_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m interp.judge controls",
+                                description="Write Identity and Noise control prediction sets.")
+    p.add_argument("--metadata", type=Path, required=True)
+    p.add_argument("--audio_root", type=Path, default=Path("."))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> JudgeConfig:
+    api = ApiConfig(
+        base_urls=tuple(a.base_urls), model=a.model, concurrency=a.concurrency,
+        retries=a.retries, max_attempts=a.max_attempts, timeout=a.timeout,
+        backoff_base=a.backoff_base, backoff_max=a.backoff_max, audio_style=a.audio_style,
+        temperature=a.temperature, max_tokens=a.max_tokens, api_key=a.api_key,
+        prompt_dir=a.prompt_dir)
+    acoustic = AcousticConfig(
+                              gender_threshold_hz=a.gender_threshold_hz)
+    return JudgeConfig(a.predictions, a.metadata, a.audio_root, a.output_dir, a.backend, a.seed,
+                       a.n_queries, a.pass_threshold, a.retry_failed, a.sample_rate, api, acoustic)
+
+
+def _fmt(v: float | None) -> str:
+    return "   n/a" if v is None else f"{v:6.2f}"
+
+
+def print_summary(s: dict) -> None:
+    o = s["overall"]
+    print(f"\n== judge ({s['backend']}, {s['model']}) -> {s['output_dir']}")
+    print(f"samples {s['n_samples']}  queries {s['queries_planned']} (asked {s['queries_asked']}, "
+          f"resumed {s['queries_resumed']}, failed {s['queries_failed']}, "
+          f"unsupported {s['queries_unsupported']})")
+    print(f"IFR {_fmt(o['IFR'])} (n={o['n_IFR']})  CR {_fmt(o['CR'])} (n={o['n_CR']})  "
+          f"EMR {_fmt(o['EMR'])}   unsupported rubrics {o['unsupported']}")
+    if o["unsupported"]:
+        print(f"over supported rubrics only: IFR {_fmt(o['IFR_supported'])}  "
+              f"CR {_fmt(o['CR_supported'])}")
+    for group in ("complexity", "modality"):
+        for name, g in list(s["taxonomy"].get(group, {}).items())[:8]:
+            print(f"  {group:<10} {name:<20} n={g['n_samples']:<4} IFR {_fmt(g['IFR'])}  "
+                  f"CR {_fmt(g['CR'])}  EMR {_fmt(g['EMR'])}")
+
+
+def run_controls(argv: list[str]) -> int:
+    a = controls_parser().parse_args(argv)
+    try:
+        paths = write_controls(a.metadata, a.audio_root, a.out, a.seed)
+    except (JudgeDataError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "controls":
+        return run_controls(argv[1:])
+    parser = judge_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if a.backend == "api" and not a.base_urls:
+        parser.error("--base_urls is required with --backend api")
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def on_plan(n: int) -> None:
+        bar.append(tqdm(total=n, unit="query", disable=a.no_progress, dynamic_ncols=True))
+
+    def progress(rec: dict) -> None:
+        bar[0].update(1)
+        if rec["status"] != "ok":
+            bar[0].set_postfix_str(f"last {rec['status']}: {str(rec['error'])[:40]}")
+
+    try:
+        summary = judge(config_from_args(a), progress=progress, on_plan=on_plan)
+    except (JudgeDataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; results.jsonl keeps every finished query, re-run to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        if bar:
+            bar[0].close()
+    print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
