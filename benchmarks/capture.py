@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from interp.hooks import capture
-from interp.models.backbone import TinyCosyBackbone
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 from interp.paths import TINYCOSY_DIR
 

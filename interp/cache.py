@@ -1,7 +1,8 @@
 """`python -m interp.cache --layers 12 | 0-23 | 4,12,20`: cache residual streams of the corpus.
 
-Teacher-forced passes over (text + prompt speech + target speech) of one corpus split, several
-layers in one pass, into a resumable sharded store (see `interp.store.writer`). Under
+Teacher-forced passes of any backbone (`--model`) over (text + prompt speech + target speech) of
+one corpus split, several layers in one pass, into a resumable sharded store (see
+`interp.store.writer`). From Python: `run_cache(CacheConfig(...))`. Under
 `torchrun --nproc-per-node N -m interp.cache …` the shards are split across the ranks.
 """
 
@@ -10,20 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from interp.audio.tokenize_corpus import MANIFEST as TOKENS_MANIFEST
-from interp.audio.tokenize_corpus import load_tokens, tokenize_corpus
-from interp.cli import run_cli
-from interp.corpus.table import TABLE, load_table
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.table import TABLE
 from interp.hooks.points import HOOK_KINDS
-from interp.models.backbone import TinyCosyBackbone
-from interp.models.data import make_examples
-from interp.models.text_tokenizer import load_tokenizer
-from interp.models.tinycosy import WEIGHTS, TinyCosy
-from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.models.backbone import Backbone
+from interp.models.registry import load_backbone
 from interp.store.writer import StoreSpec, fingerprint, write_store
 
 
@@ -50,57 +48,53 @@ def parse_hook_kind(text: str) -> str:
     return kind
 
 
-def resolve_model(model: str | Path) -> tuple[Path, bool]:
-    """(export folder, is TinyEdit) of `--model`: tinycosy, tinyedit[:<dir>] or a folder."""
-    from interp.edit.model import TINYEDIT_DIR, is_tinyedit
+@dataclass(frozen=True)
+class CacheConfig:
+    """What to cache, from which model and corpus, into which folder."""
 
-    text = str(model)
-    if text == "tinycosy":
-        return TINYCOSY_DIR, False
-    if text == "tinyedit" or text.startswith("tinyedit:"):
-        return Path(text.partition(":")[2] or TINYEDIT_DIR), True
-    return Path(text), is_tinyedit(text)
-
-
-def corpus_triples(args: argparse.Namespace, rows: list[dict], is_edit: bool) -> list[tuple]:
-    """(example, utterance row, prompt row) of the selected splits. For TinyEdit the corpus is a
-    pairs folder (`python -m interp.edit build`): the target takes the utterance slot and the
-    source speech the prompt slot."""
-    splits = args.split.split(",")
-    tokenizer = load_tokenizer(resolve_model(args.model)[0])
-    if is_edit:
-        from interp.edit.build import load_pairs
-        from interp.edit.data import store_examples
-
-        pairs = [p for s in splits for p in load_pairs(args.corpus, s)][: args.max_utts or None]
-        if not pairs:
-            raise ValueError(f"split {args.split!r} of the pairs in {args.corpus} is empty")
-        return store_examples(pairs, rows, load_tokens(args.tokens), tokenizer)
-    split_rows = [r for r in rows if r["split"] in splits][: args.max_utts or None]
-    if not split_rows:
-        raise ValueError(f"split {args.split!r} of {args.corpus} is empty")
-    index = {r["utt_id"]: i for i, r in enumerate(rows)}
-    examples = make_examples(split_rows, load_tokens(args.tokens), tokenizer,
-                             drop_prompt_text=0.0, prompt_rows=rows)
-    by_id = {r["utt_id"]: r for r in rows}
-    return [(ex, index[ex.utt_id], index[by_id[ex.utt_id]["prompt_id"]]) for ex in examples]
+    layers: str = "12"
+    """layers: 12, 0-23 or 4,12,20"""
+    hook: str = "resid_post"
+    """resid_pre | resid_mid | resid_post | attn_out | mlp_out"""
+    split: str = "train"
+    """corpus split, or several joined by commas (e.g. heldout_sentences,heldout_voices)"""
+    max_utts: int = 0
+    """the first N utterances of the split (0 = all)"""
+    shard_utts: int = 64
+    """utterances per shard"""
+    model: str = "tinycosy"
+    """backbone (`interp.models.registry.load_backbone`): tinycosy, tinyedit, cosyvoice3:<dir>,
+    editing-lm:<dir> or a model dir; for tinyedit, --corpus is a pairs folder of
+    `python -m interp.edit build` and --tokens its tokens/"""
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus folder (utterances.parquet)"""
+    tokens: str = "runs/tinycosy/tokens"
+    """speech tokens of the corpus (made with the model's speech tokenizer when missing)"""
+    out: str = "runs/tinycosy/acts"
+    """store folder"""
+    threads: int = 0
+    """CPU threads (0 = all cores)"""
 
 
-def build_cache(args: argparse.Namespace) -> dict:
-    folder, is_edit = resolve_model(args.model)
-    model = TinyCosy.load(folder)
-    backbone = TinyCosyBackbone(model, "tinyedit" if is_edit else "tinycosy")
-    layers = parse_layers(args.layers, backbone.n_layers)
-    hook = parse_hook_kind(args.hook)
-    if not (Path(args.tokens) / TOKENS_MANIFEST).exists():
-        tokenize_corpus(Path(args.corpus), Path(args.codec), Path(args.tokens))
-    rows = load_table(args.corpus)
-    triples = corpus_triples(args, rows, is_edit)
-    spec = StoreSpec(model=fingerprint(folder / WEIGHTS),
-                     corpus=fingerprint(Path(args.corpus) / TABLE), hook=hook, layers=layers,
-                     d_model=backbone.d_model, split=args.split, shard_utts=args.shard_utts)
+def ensure_tokens(backbone: Backbone, corpus: Path, tokens: Path) -> None:
+    """Tokenize the corpus with the backbone's own speech tokenizer when `tokens` has none."""
+    if not (tokens / TOKENS_MANIFEST).exists():
+        backbone.tokenize_corpus(corpus, tokens)
+
+
+def run_cache(cfg: CacheConfig, backbone: Backbone | None = None) -> dict:
+    """Cache `cfg.layers` of `cfg.split` (resuming a killed run); returns the manifest."""
+    backbone = backbone or load_backbone(cfg.model)
+    layers = parse_layers(cfg.layers, backbone.n_layers)
+    hook = parse_hook_kind(cfg.hook)
+    corpus, tokens = Path(cfg.corpus), Path(cfg.tokens)
+    ensure_tokens(backbone, corpus, tokens)
+    triples = backbone.corpus_examples(corpus, tokens, cfg.split.split(","), cfg.max_utts)
+    spec = StoreSpec(model=backbone.fingerprint, corpus=fingerprint(corpus / TABLE), hook=hook,
+                     layers=layers, d_model=backbone.d_model, split=cfg.split,
+                     shard_utts=cfg.shard_utts)
     rank, world, barrier = distributed()
-    return write_store(Path(args.out), backbone, spec, triples, rank, world, barrier)
+    return write_store(Path(cfg.out), backbone, spec, triples, rank, world, barrier)
 
 
 def distributed():
@@ -116,34 +110,21 @@ def distributed():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m interp.cache", description=__doc__)
-    parser.add_argument("--layers", default="12", help="12, 0-23 or 4,12,20 (default: 12)")
-    parser.add_argument("--hook", default="resid_post", help="resid_pre|resid_mid|resid_post|"
-                        "attn_out|mlp_out (default: resid_post)")
-    parser.add_argument("--split", default="train", help="corpus split, or several "
-                        "joined by commas, e.g. heldout_sentences,heldout_voices (default: train)")
-    parser.add_argument("--max-utts", type=int, default=0, help="first N utterances (0 = all)")
-    parser.add_argument("--shard-utts", type=int, default=64, help="utterances per shard")
-    parser.add_argument("--model", default=str(TINYCOSY_DIR),
-                        help="tinycosy, tinyedit[:<dir>] or an export folder (default: the "
-                        "shipped TinyCosy); for tinyedit, --corpus is a pairs folder of "
-                        "`python -m interp.edit build` and --tokens its tokens/")
-    parser.add_argument("--corpus", type=Path, default=Path("runs/tinycosy/corpus"))
-    parser.add_argument("--tokens", type=Path, default=Path("runs/tinycosy/tokens"))
-    parser.add_argument("--codec", type=Path, default=CODEC_DIR)
-    parser.add_argument("--out", type=Path, default=Path("runs/tinycosy/acts"))
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    parser = argparse.ArgumentParser(prog="python -m interp.cache", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, CacheConfig)
+    cfg = config_from_args(CacheConfig, parser.parse_args())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     start = time.time()
-    m = build_cache(args)
+    m = run_cache(cfg)
     if int(os.environ.get("RANK", "0")) > 0:
         return
-    mb = sum(f.stat().st_size for f in args.out.rglob("*.np*")) / 1e6
+    out = Path(cfg.out)
+    mb = sum(f.stat().st_size for f in out.rglob("*.np*")) / 1e6
     print(f"\ncached {m['positions']:,} positions × layers {m['spec']['layers']} "
           f"({m['spec']['hook']}, split {m['spec']['split']}) in {time.time() - start:.0f} s, "
-          f"{mb:.1f} MB → {args.out}")
+          f"{mb:.1f} MB → {out}")
 
 
 if __name__ == "__main__":

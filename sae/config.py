@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interp.paths import TINYCOSY_DIR
-
 MODALITIES = ("all", "speech", "text")
 ENGINES = ("sparse", "saelens")
 
@@ -68,8 +66,9 @@ class SAETrainConfig:
     """output folder (default runs/tinycosy/sae/layer_{layer})"""
     store: str = "runs/tinycosy/acts"
     """activation store; built with interp.cache when missing"""
-    model: str = str(TINYCOSY_DIR)
-    """TinyCosy export the activations come from (checked against the store's fingerprint)"""
+    model: str = "tinycosy"
+    """backbone the activations come from (`interp.models.registry.load_backbone`: tinycosy,
+    tinyedit, cosyvoice3:<dir>, editing-lm:<dir> or a model dir); checked against the store"""
     corpus: str = "runs/tinycosy/corpus"
     """corpus (for building the store and for the held-out loss)"""
     speech_tokens: str = "runs/tinycosy/tokens"

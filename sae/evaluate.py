@@ -53,37 +53,22 @@ def pitfall_check(train_sae: BatchTopKTrainingSAE, loaded: SAE, x: torch.Tensor,
     return out
 
 
-def heldout_examples(cfg: SAETrainConfig) -> list:
-    """heldout_sentences examples for the spliced loss; [] (with a warning) without a corpus."""
-    from interp.audio.tokenize_corpus import load_tokens
-    from interp.cache import resolve_model
-    from interp.corpus.table import load_table
-    from interp.models.data import make_examples
-    from interp.models.text_tokenizer import load_tokenizer
-
+def heldout_examples(cfg: SAETrainConfig, backbone) -> list:
+    """heldout_sentences examples for the spliced loss, in the backbone's own input layout; []
+    (with a warning) without a corpus or tokens."""
     if cfg.eval_examples <= 0:
         return []
-    folder, is_edit = resolve_model(cfg.model)
     try:
-        if is_edit:  # held-out edit pairs: source speech in the prompt slot, target predicted
-            from interp.edit.build import load_pairs
-            from interp.edit.data import store_examples
-
-            pairs = load_pairs(cfg.corpus, "heldout_sentences")[: cfg.eval_examples]
-            return [t[0] for t in store_examples(pairs, load_table(cfg.corpus),
-                                                 load_tokens(cfg.speech_tokens),
-                                                 load_tokenizer(folder))]
-        rows = [r for r in load_table(cfg.corpus) if r["split"] == "heldout_sentences"]
-        examples = make_examples(rows, load_tokens(cfg.speech_tokens), load_tokenizer(folder),
-                                 drop_prompt_text=0.0)
+        triples = backbone.corpus_examples(Path(cfg.corpus), Path(cfg.speech_tokens),
+                                           ["heldout_sentences"], cfg.eval_examples)
     except (FileNotFoundError, ValueError) as exc:
         log.warning("no held-out loss: %s", exc)
         return []
-    return examples[: cfg.eval_examples]
+    return [ex for ex, _, _ in triples]
 
 
 def finish(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, scale: float, x: torch.Tensor,
-           codes: np.ndarray, hook: str, model, extra: dict) -> dict:
+           codes: np.ndarray, hook: str, backbone, extra: dict) -> dict:
     """Save the inference SAE into `cfg.out_dir`, load it back with SAELens, measure it, and
     write metrics.json (last, atomically: its presence means the run is done)."""
     out = cfg.out_dir
@@ -96,9 +81,9 @@ def finish(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, scale: float, x: torc
                      "d_in": loaded.cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k,
                      "norm_scale": scale, **reconstruction_metrics(loaded, x, codes)}
     metrics["pitfall_check"] = pitfall_check(sae, loaded, mine, scale, cfg.batch_size)
-    examples = heldout_examples(cfg) if model is not None else []
+    examples = heldout_examples(cfg, backbone) if backbone is not None else []
     if examples:
-        metrics.update(spliced_loss(model, loaded, hook, examples, cfg.modality_filter))
+        metrics.update(spliced_loss(backbone.model, loaded, hook, examples, cfg.modality_filter))
     else:
         metrics.update({"loss_clean": None, "loss_spliced": None, "loss_zero": None,
                         "loss_recovered": None, "examples": 0})

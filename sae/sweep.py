@@ -27,7 +27,7 @@ from torch import Tensor
 from interp.atomic import atomic_write_json
 from interp.cache import parse_hook_kind, parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
-from interp.models.tinycosy import CONFIG
+from interp.models.registry import load_backbone
 from interp.store import MODALITY_CODES, ActivationStore
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, split_shards
@@ -138,9 +138,8 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
     """Train or reuse each layer's SAE, measure it, and write sweep.json + sweep.html. Under
     `torchrun --nproc-per-node N` the cache is split across ranks, rank r trains layers r, r+N,
     …, and rank 0 then measures every layer and writes the figure (others return [])."""
-    config = Path(base.model) / CONFIG
-    n_layers = json.loads(config.read_text())["n_layers"] if config.exists() else 10**6
-    layers = parse_layers(sc.layers, n_layers)
+    backbone = load_backbone(base.model, base.device)
+    layers = parse_layers(sc.layers, backbone.n_layers)
     kind = parse_hook_kind(base.hook)
     manifest = Path(base.store) / "manifest.json"
     if manifest.exists():
@@ -150,16 +149,17 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
             raise ValueError(f"{base.store} caches layers {have}, not {missing}: pass --store with "
                              f"a new folder (the sweep caches {sc.layers} there first)")
     rank, world, barrier = _ranks()
-    open_store(dataclasses.replace(base, layer=layers[0]), kind, ",".join(map(str, layers)))
+    open_store(dataclasses.replace(base, layer=layers[0]), kind, backbone,
+               ",".join(map(str, layers)))
     configs = {layer: dataclasses.replace(base, layer=layer,
                                           out=str(Path(sc.sae_root) / f"layer_{layer}"))
                for layer in layers}
     for layer in layers[rank::world]:
-        train(configs[layer])
+        train(configs[layer], backbone)
     barrier()
     if rank > 0:
         return []
-    rows = [_measure(configs[layer], sc) for layer in layers]  # finished runs only report
+    rows = [_measure(configs[layer], sc, backbone) for layer in layers]  # finished: report
     out = Path(sc.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {"layers": rows, "config": dataclasses.asdict(base),
@@ -168,8 +168,8 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
     return rows
 
 
-def _measure(cfg: SAETrainConfig, sc: SweepConfig) -> dict:
-    m = train(cfg)
+def _measure(cfg: SAETrainConfig, sc: SweepConfig, backbone) -> dict:
+    m = train(cfg, backbone)
     store = ActivationStore(cfg.store, cfg.layer)
     x, codes = eval_rows(store, split_shards(store, cfg.eval_frac)[1], cfg.eval_rows, cfg.seed)
     comp = modality_composition(load_sae(cfg.out_dir), x, codes, sc.top, sc.min_active)

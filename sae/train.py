@@ -30,12 +30,12 @@ from sae_lens.saes.sae import SAEMetadata, TrainStepOutput
 from sae_lens.training.sae_trainer import SAETrainer
 from tqdm import tqdm
 
-from interp.cache import build_cache, parse_hook_kind, resolve_model
+from interp.cache import CacheConfig, parse_hook_kind, run_cache
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.device import pick_device
-from interp.models.tinycosy import WEIGHTS, TinyCosy
-from interp.paths import CODEC_DIR
-from interp.store import ActivationStore, fingerprint
+from interp.models.backbone import Backbone
+from interp.models.registry import load_backbone
+from interp.store import ActivationStore
 from interp.store.writer import MANIFEST
 from sae.checkpoint import checkpoint_dir, load_checkpoint, read_run_state, save_checkpoint
 from sae.config import SAETrainConfig
@@ -47,7 +47,8 @@ from sae.io import METRICS, model_digest, read_metrics
 log = logging.getLogger(__name__)
 
 
-def open_store(cfg: SAETrainConfig, kind: str, layers: str | None = None) -> ActivationStore:
+def open_store(cfg: SAETrainConfig, kind: str, backbone: Backbone,
+               layers: str | None = None) -> ActivationStore:
     """The layer's activation store, cached first (`layers`, default the one layer) when the
     folder has none or an unfinished one; a store of another hook or model is refused."""
     folder = Path(cfg.store)
@@ -55,16 +56,13 @@ def open_store(cfg: SAETrainConfig, kind: str, layers: str | None = None) -> Act
     if not manifest.exists() or not json.loads(manifest.read_text()).get("complete"):
         layers = layers or str(cfg.layer)
         log.info("no finished activation store in %s: caching layers %s first", folder, layers)
-        build_cache(argparse.Namespace(
-            layers=layers, hook=kind, split="train", max_utts=0, shard_utts=64,
-            model=cfg.model, corpus=Path(cfg.corpus), tokens=Path(cfg.speech_tokens),
-            codec=CODEC_DIR, out=folder))
+        run_cache(CacheConfig(layers=layers, hook=kind, model=cfg.model, corpus=cfg.corpus,
+                              tokens=cfg.speech_tokens, out=str(folder)), backbone)
     store = ActivationStore(folder, cfg.layer)
     if store.hook != kind:
         raise ValueError(f"{folder} caches {store.hook}, not {kind}; pass --store with another "
                          "folder to cache this hook there")
-    weights = resolve_model(cfg.model)[0] / WEIGHTS
-    if weights.exists() and fingerprint(weights) != store.manifest["spec"]["model"]:
+    if backbone.fingerprint != store.manifest["spec"]["model"]:
         raise ValueError(f"{folder} was cached from another model than {cfg.model}; rebuild the "
                          "store or pass the --model it came from")
     return store
@@ -151,8 +149,9 @@ def fit(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, trainer: SAETrainer | Sp
     return stats
 
 
-def train(cfg: SAETrainConfig) -> dict:
-    """Train (or resume, or just report a finished run) and return metrics.json's contents."""
+def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
+    """Train (or resume, or just report a finished run) and return metrics.json's contents.
+    `backbone`: the loaded `cfg.model`, when the caller has it (the sweep trains many layers)."""
     out, kind = cfg.out_dir, parse_hook_kind(cfg.hook)
     hook = f"blocks.{cfg.layer}.{kind}"
     ckpt = checkpoint_dir(out)
@@ -162,14 +161,14 @@ def train(cfg: SAETrainConfig) -> dict:
             log.info("%s is finished; delete it (or pass another --out) to train again", out)
             return read_metrics(out)
     device = pick_device(cfg.device)
-    store = open_store(cfg, kind)
+    backbone = backbone or load_backbone(cfg.model, device)
+    backbone.check_hook(hook)
+    store = open_store(cfg, kind, backbone)
     train_shards, eval_shards = split_shards(store, cfg.eval_frac)
-    folder, is_edit = resolve_model(cfg.model)
-    model = TinyCosy.load(folder, device) if (folder / WEIGHTS).exists() else None
-    metadata = {"model_name": "tinyedit" if is_edit else "tinycosy", "hook_name": hook, "layer": cfg.layer,
-                "modality": cfg.modality, "d_model": store.d_model, "store": str(cfg.store),
-                "model_fingerprint": store.manifest["spec"]["model"],
-                "model_digest": model_digest(model) if model is not None else None}
+    metadata = {"model_name": backbone.name, "model": backbone.spec, "hook_name": hook,
+                "layer": cfg.layer, "modality": cfg.modality, "d_model": store.d_model,
+                "store": str(cfg.store), "model_fingerprint": store.manifest["spec"]["model"],
+                "model_digest": model_digest(backbone.model)}
     sae = make_sae(cfg, store.d_model, metadata, device)
     stream = BatchStream(store, train_shards, cfg.batch_size, cfg.modality_filter, cfg.buffer,
                          cfg.seed)
@@ -203,7 +202,7 @@ def train(cfg: SAETrainConfig) -> dict:
                           "device": str(device)},
              "eval_on_training_shards": eval_shards == train_shards,
              "config": dataclasses.asdict(cfg), "metadata": metadata}
-    return finish(cfg, sae, scale, x, codes, hook, model, extra)
+    return finish(cfg, sae, scale, x, codes, hook, backbone, extra)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -72,25 +71,25 @@ def tiny_tinycosy(tmp_path_factory, tiny_corpus, tiny_tokens) -> tuple[Path, dic
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
     """Layer-1 residuals of 12 train utterances of the tiny corpus, in shards of 4."""
-    from interp.cache import build_cache
+    from interp.cache import CacheConfig, run_cache
 
     out = tmp_path_factory.mktemp("store") / "acts"
-    build_cache(argparse.Namespace(layers="1", hook="resid_post", split="train", max_utts=12,
+    run_cache(CacheConfig(layers="1", hook="resid_post", split="train", max_utts=12,
                                    shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
-                                   tokens=tiny_tokens, codec=None, out=out))
+                                   tokens=tiny_tokens, out=out))
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_heldout_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
     """Layer-1 residuals of the tiny corpus's held-out utterances (what auto-interp reads)."""
-    from interp.cache import build_cache
+    from interp.cache import CacheConfig, run_cache
 
     out = tmp_path_factory.mktemp("store_heldout") / "acts"
-    build_cache(argparse.Namespace(layers="1", hook="resid_post",
+    run_cache(CacheConfig(layers="1", hook="resid_post",
                                    split="heldout_sentences,heldout_voices", max_utts=0,
                                    shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
-                                   tokens=tiny_tokens, codec=None, out=out))
+                                   tokens=tiny_tokens, out=out))
     return out
 
 

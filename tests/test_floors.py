@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import grimp
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("interp", "sae", "autointerp", "steering", "workbench", "benchmarks")

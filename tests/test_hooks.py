@@ -15,7 +15,7 @@ from interp.hooks import (
     modality_positions,
     run_with_cache,
 )
-from interp.models.backbone import TinyCosyBackbone
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 
 

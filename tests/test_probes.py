@@ -76,15 +76,14 @@ def test_cli_error_is_one_line(tmp_path):
 
 
 def test_one_store_over_both_splits(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
-    import argparse
 
-    from interp.cache import build_cache
+    from interp.cache import CacheConfig, run_cache
 
     store = tmp_path / "acts"
-    build_cache(argparse.Namespace(layers="0,1", hook="resid_post",
+    run_cache(CacheConfig(layers="0,1", hook="resid_post",
                                    split="train,heldout_voices", max_utts=0, shard_utts=8,
                                    model=tiny_tinycosy[0], corpus=tiny_corpus,
-                                   tokens=tiny_tokens, codec=None, out=store))
+                                   tokens=tiny_tokens, out=store))
     result = run_probes(ProbeConfig(store=str(store), test_store="", corpus=str(tiny_corpus),
                                     sae_root="", concepts=("gender",), max_train=1500,
                                     max_test=1500, out=str(tmp_path / "probes")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import torch
 from sae_lens import JumpReLUSAE
 from sae_lens.saes.jumprelu_sae import JumpReLUSAEConfig
 
-from interp.cache import build_cache
+from interp.cache import CacheConfig, run_cache
 from interp.store import MODALITY_CODES
 from sae.config import SAETrainConfig
 from sae.sweep import SweepConfig, modality_composition, sweep
@@ -43,9 +42,9 @@ def test_modality_composition_follows_the_papers_rule():
 
 def test_sweep_writes_json_and_html(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
     store = tmp_path / "acts"
-    build_cache(argparse.Namespace(layers="0,1", hook="resid_post", split="train", max_utts=8,
+    run_cache(CacheConfig(layers="0,1", hook="resid_post", split="train", max_utts=8,
                                    shard_utts=4, model=tiny_tinycosy[0], corpus=tiny_corpus,
-                                   tokens=tiny_tokens, codec=None, out=store))
+                                   tokens=tiny_tokens, out=store))
     base = SAETrainConfig(d_sae=32, k=4, tokens=64 * 20, batch_size=64, lr=3e-3, buffer=1000,
                           eval_frac=0.5, eval_rows=2000, eval_examples=2, store=str(store),
                           model=str(tiny_tinycosy[0]), corpus=str(tiny_corpus),

@@ -14,7 +14,8 @@ import torch
 from sae_lens import SAE, BatchTopKTrainingSAE
 from safetensors.torch import load_file
 
-from interp.models.backbone import TinyCosyBackbone
+from interp.models.registry import load_backbone
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
 from interp.store import ActivationStore
 from sae import train as train_mod
@@ -182,7 +183,9 @@ def test_store_of_another_model_is_refused(tmp_path, tiny_store, tiny_corpus, ti
     model.save(other)
     cfg = tiny_cfg(tmp_path, tiny_store, tiny_corpus, tiny_tokens, other)
     with pytest.raises(ValueError, match="another model"):
-        train_mod.open_store(cfg, "hook_resid_post")
+        train_mod.open_store(cfg, "hook_resid_post", load_backbone(str(other), "cpu"))
+    with pytest.raises(ValueError, match="another model"):
+        train_mod.train(cfg)
 
 
 def test_fold_keeps_threshold_units_even_on_old_sae_lens(trained, monkeypatch):

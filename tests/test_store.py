@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from interp.audio.tokenize_corpus import load_tokens
-from interp.cache import build_cache, parse_hook_kind, parse_layers
+from interp.cache import CacheConfig, parse_hook_kind, parse_layers, run_cache
 from interp.corpus.table import load_table
 from interp.store import ActivationStore
 
 
-def _args(tmp_path, corpus, tokens, model, **kw) -> argparse.Namespace:
+def _args(tmp_path, corpus, tokens, model, **kw) -> CacheConfig:
     base = dict(layers="0,1", hook="resid_post", split="train", max_utts=12, shard_utts=4,
-                model=model, corpus=corpus, tokens=tokens, codec=None, out=tmp_path / "acts")
-    return argparse.Namespace(**{**base, **kw})
+                model=str(model), corpus=str(corpus), tokens=str(tokens),
+                out=str(tmp_path / "acts"))
+    return CacheConfig(**{**base, **kw})
 
 
 @pytest.fixture()
@@ -28,9 +29,9 @@ def store_args(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
 
 
 def test_bookkeeping_matches_corpus(store_args, tiny_corpus, tiny_tokens):
-    m = build_cache(store_args)
+    m = run_cache(store_args)
     assert m["complete"] and m["spec"]["layers"] == [0, 1]
-    store = ActivationStore(store_args.out, 1)
+    store = ActivationStore(Path(store_args.out), 1)
     rows, tokens = load_table(tiny_corpus), load_tokens(tiny_tokens)
     meta = {k: np.concatenate([store.meta(s)[k] for s in store.shards])
             for k in store.meta(store.shards[0])}
@@ -50,19 +51,19 @@ def test_bookkeeping_matches_corpus(store_args, tiny_corpus, tiny_tokens):
 
 
 def test_resume_after_kill_loses_and_duplicates_nothing(store_args):
-    build_cache(store_args)
-    full = ActivationStore(store_args.out, 0).all()
+    run_cache(store_args)
+    full = ActivationStore(Path(store_args.out), 0).all()
     # kill mid-run: the last shard's meta (its completion mark) never got written
-    last = sorted((store_args.out / "meta").glob("*.npz"))[-1]
+    last = sorted((Path(store_args.out) / "meta").glob("*.npz"))[-1]
     last.unlink()
-    (store_args.out / "layer_0" / (last.stem + ".npy")).unlink()
-    m = build_cache(store_args)
+    (Path(store_args.out) / "layer_0" / (last.stem + ".npy")).unlink()
+    m = run_cache(store_args)
     assert m["complete"]
-    assert np.array_equal(ActivationStore(store_args.out, 0).all(), full)
+    assert np.array_equal(ActivationStore(Path(store_args.out), 0).all(), full)
 
 
 def test_other_model_is_refused(store_args, tmp_path, tiny_tinycosy):
-    build_cache(store_args)
+    run_cache(store_args)
     other = tmp_path / "other_model"
     shutil.copytree(tiny_tinycosy[0], other)
     from interp.models.tinycosy import TinyCosy
@@ -71,7 +72,7 @@ def test_other_model_is_refused(store_args, tmp_path, tiny_tinycosy):
     model.speech_embedding.weight.data += 1.0
     model.save(other)
     with pytest.raises(ValueError, match="another model or corpus"):
-        build_cache(_args(tmp_path, store_args.corpus, store_args.tokens, other))
+        run_cache(_args(tmp_path, store_args.corpus, store_args.tokens, other))
 
 
 def test_bad_layer_hook_and_missing_store(tmp_path):
@@ -88,8 +89,8 @@ def test_bad_layer_hook_and_missing_store(tmp_path):
 
 
 def test_torchrun_two_ranks_equal_one_process(store_args, tmp_path):
-    build_cache(store_args)
-    single = ActivationStore(store_args.out, 1).all()
+    run_cache(store_args)
+    single = ActivationStore(Path(store_args.out), 1).all()
     out2 = tmp_path / "acts2"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
            "--master-port", "29533", "-m", "interp.cache", "--layers", "0,1", "--max-utts", "12",
@@ -104,12 +105,16 @@ def test_torchrun_two_ranks_equal_one_process(store_args, tmp_path):
     assert np.array_equal(store.all(), single)
 
 
-def test_model_names_resolve_to_exports():
-    from interp.cache import resolve_model
+def test_model_names_resolve_to_backbones():
+    """Every stage's --model goes through load_backbone: names and folders give the same
+    backbone, and its spec is what stores and SAEs record."""
     from interp.edit.model import TINYEDIT_DIR
+    from interp.models.registry import load_backbone
     from interp.paths import TINYCOSY_DIR
 
-    assert resolve_model("tinycosy") == (TINYCOSY_DIR, False)
-    assert resolve_model("tinyedit") == (TINYEDIT_DIR, True)
-    assert resolve_model(str(TINYEDIT_DIR)) == (TINYEDIT_DIR, True)  # told apart by edit.json
-    assert resolve_model(TINYCOSY_DIR) == (TINYCOSY_DIR, False)
+    by_name, by_dir = load_backbone("tinycosy", "cpu"), load_backbone(TINYCOSY_DIR, "cpu")
+    assert (by_name.name, by_name.spec) == ("tinycosy", "tinycosy") == (by_dir.name, by_dir.spec)
+    assert by_name.fingerprint == by_dir.fingerprint
+    edit = load_backbone(str(TINYEDIT_DIR), "cpu")  # told apart by edit.json
+    assert (edit.name, edit.spec) == ("tinyedit", "tinyedit")
+    assert edit.fingerprint != by_name.fingerprint

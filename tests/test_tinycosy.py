@@ -271,7 +271,7 @@ def test_compare_pairs_sentences():
 
 def test_backbone_interface(tiny_tinycosy):
     from interp.hooks.points import parse_hook
-    from interp.models.backbone import TinyCosyBackbone
+    from interp.models.tinycosy_backbone import TinyCosyBackbone
 
     bb = TinyCosyBackbone(TinyCosy.load(tiny_tinycosy[0]))
     assert bb.n_layers == 2 and "blocks.1.hook_resid_post" in bb.hook_points()

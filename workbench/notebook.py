@@ -9,12 +9,11 @@ same function the stage's CLI calls, and reuses it when it is already there.
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from interp.paths import CODEC_DIR, REPO, SAE_DIR, TINYCOSY_DIR
+from interp.paths import CODEC_DIR, REPO, SAE_DIR
 
 SMALL_ENV = "WORKBENCH_SMALL"
 RUN_ENV = "WORKBENCH_RUN"  # another run folder (the test suite gives each session a fresh one)
@@ -75,13 +74,13 @@ class Workbench:
 
     def _ensure_cache(self, split: str, out: Path) -> Path:
         """`python -m interp.cache` of `layers` over `split` into `out`, unless already there."""
-        from interp.cache import build_cache
+        from interp.cache import CacheConfig, run_cache
 
         if not (out / "manifest.json").exists():
-            build_cache(argparse.Namespace(
+            run_cache(CacheConfig(
                 layers=",".join(map(str, self.layers)), hook="resid_post", split=split,
-                max_utts=self.cache_utts, shard_utts=64, model=TINYCOSY_DIR,
-                corpus=self.ensure_corpus(), tokens=self.ensure_tokens(), codec=CODEC_DIR,
+                max_utts=self.cache_utts, shard_utts=64, model="tinycosy",
+                corpus=self.ensure_corpus(), tokens=self.ensure_tokens(),
                 out=out))
         return out
 

@@ -1,4 +1,4 @@
-"""Training examples of TinyEdit: (instruction [+ transcript] ids, source tokens, target tokens).
+"""TinyEdit's text layout and training examples: (instruction [+ transcript] ids, source tokens, target tokens).
 
 They are TinyCosy's `Example`s with the source speech in the prompt slot, so TinyCosy's loss,
 batching and training loop apply unchanged.
@@ -12,8 +12,17 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from interp.edit.model import edit_text
 from interp.models.data import Example
+from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
+
+
+def edit_text(instruction: str, transcript: str = "") -> str:
+    """TinyCosy's text layout with the edit instruction where the TTS instruction goes."""
+    if not instruction.strip():
+        raise ValueError("empty instruction: say what to change, e.g. 'Speak faster.'")
+    if transcript.strip():
+        return lm_text(transcript, "", instruction)
+    return f"{SYSTEM_PROMPT} {instruction}<|endofprompt|>"
 
 
 def make_edit_examples(pairs: list[dict], tokens: dict[str, np.ndarray], tokenizer: Tokenizer,

@@ -15,25 +15,16 @@ from pathlib import Path
 
 import torch
 
-from interp.models.backbone import TinyCosyBackbone
+from interp.edit.data import edit_text
+from interp.models.data import Example
 from interp.models.generate import SamplingConfig
-from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
-from interp.models.tinycosy import TinyCosy
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.paths import DATA
 
 TINYEDIT_DIR = DATA / "tinyedit"
 EDIT_FILE = "edit.json"
 # edited length relative to the source: slowing down can nearly double it
 EDIT_SAMPLING = SamplingConfig(min_ratio=0.4, max_ratio=2.5)
-
-
-def edit_text(instruction: str, transcript: str = "") -> str:
-    """TinyCosy's text layout with the edit instruction where the TTS instruction goes."""
-    if not instruction.strip():
-        raise ValueError("empty instruction: say what to change, e.g. 'Speak faster.'")
-    if transcript.strip():
-        return lm_text(transcript, "", instruction)
-    return f"{SYSTEM_PROMPT} {instruction}<|endofprompt|>"
 
 
 def is_tinyedit(folder: str | Path) -> bool:
@@ -50,10 +41,29 @@ def load_edit_info(folder: str | Path) -> dict:
 
 class TinyEditBackbone(TinyCosyBackbone):
     """TinyEdit behind the `Backbone` interface: `prompt` is the source speech, `text_ids` the
-    instruction (and transcript); hook points and teacher forcing are TinyCosy's."""
+    instruction (and transcript); hook points, teacher forcing and codec are TinyCosy's. Its
+    corpus is a pairs folder (`python -m interp.edit build`)."""
 
-    def __init__(self, model: TinyCosy, name: str = "tinyedit"):
-        super().__init__(model, name)
+    def encode_text(self, text: str, prompt_text: str = "",
+                    instruction: str | None = None) -> tuple[torch.Tensor, int]:
+        """(ids, n) of the edit instruction with `text` as the source's transcript (may be
+        empty); `prompt_text` is unused: the source speech is the prompt."""
+        ids = self.tokenizer.encode(edit_text(instruction or "", text)).ids
+        return torch.tensor(ids), len(ids)
+
+    def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],
+                        max_utts: int = 0) -> list[tuple[Example, int, int]]:
+        """(example, target row, source row) of the edit pairs of `splits`: the target in the
+        utterance slot and the source speech in the prompt slot."""
+        from interp.audio.tokenize_corpus import load_tokens
+        from interp.corpus.table import load_table
+        from interp.edit.build import load_pairs
+        from interp.edit.data import store_examples
+
+        pairs = [p for s in splits for p in load_pairs(corpus, s)][: max_utts or None]
+        if not pairs:
+            raise ValueError(f"split {','.join(splits)!r} of the pairs in {corpus} is empty")
+        return store_examples(pairs, load_table(corpus), load_tokens(tokens), self.tokenizer)
 
     def edit(self, text_ids: torch.Tensor, source: torch.Tensor,
              sampling: SamplingConfig | None = None) -> list[int]:
@@ -61,8 +71,9 @@ class TinyEditBackbone(TinyCosyBackbone):
         return self.generate(text_ids, source, len(source), sampling or EDIT_SAMPLING)
 
 
-def load_tinyedit(folder: str | Path | None = None,
-                  device: str | torch.device = "cpu") -> TinyEditBackbone:
+def load_tinyedit(folder: str | Path | None = None, device: str | torch.device = "cpu",
+                  codec_dir: str | Path | None = None) -> TinyEditBackbone:
     folder = Path(folder or TINYEDIT_DIR)
     load_edit_info(folder)  # a clear error for a plain TinyCosy or an empty folder
-    return TinyEditBackbone(TinyCosy.load(folder, device))
+    spec = "tinyedit" if folder.resolve() == TINYEDIT_DIR.resolve() else f"tinyedit:{folder}"
+    return TinyEditBackbone.load(folder, device, codec_dir, name="tinyedit", spec=spec)

@@ -26,6 +26,7 @@ from interp.edit.model import EDIT_FILE, EDIT_SAMPLING
 from interp.edit.plan import INSTRUCTIONS, OPERATIONS
 from interp.models.text_tokenizer import load_tokenizer, save_tokenizer
 from interp.models.tinycosy import TinyCosy
+from interp.models.tinycosy_backbone import write_codec_pointer
 from interp.models.train import LoopConfig, fit, run_summary
 from interp.paths import TINYCOSY_DIR
 
@@ -93,6 +94,7 @@ def train_edit(cfg: EditTrainConfig) -> dict:
     export = Path(cfg.export)
     model.cpu().save(export)
     save_tokenizer(tokenizer, export)
+    write_codec_pointer(export, Path(load_token_manifest(tokens_dir)["codec_dir"]))
     atomic_write_json(export / EDIT_FILE, {
         "architecture": "tinyedit", "init": cfg.init, "pairs": cfg.pairs,
         "operations": {k: {"mmae_operation": v[0], "granularity": v[1]}

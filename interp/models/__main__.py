@@ -1,4 +1,5 @@
-"""`python -m interp.models "text" --prompt VOICE --out speech.wav`: speak with TinyCosy."""
+"""`python -m interp.models "text" --prompt VOICE --out speech.wav`: speak with a backbone
+(TinyCosy by default); `--list-voices` prints its prompt bank."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ import soundfile as sf
 
 from interp.cli import run_cli
 from interp.models.generate import SamplingConfig
-from interp.models.tts import TTS
-from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.models.registry import USAGE, load_backbone
+
+
+def list_voices(voices: dict[str, dict]) -> str:
+    head = f"{'voice':24s} {'gender':6s} {'accent':15s} {'split':15s} prompt text"
+    return "\n".join([head] + [f"{v:24s} {p.get('gender', '?'):6s} {p.get('accent', '?'):15s} "
+                               f"{p.get('split', '?'):15s} {p.get('text', '')}"
+                               for v, p in sorted(voices.items())])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.models", description=__doc__)
     parser.add_argument("text", nargs="?", help="what to say; tags [laughter] [breath] allowed")
     parser.add_argument("--prompt", default="en-us+f2@p50",
-                        help="voice id of the prompt bank, or a 16 kHz wav to clone")
+                        help="voice id of the prompt bank (--list-voices), or a wav to clone")
     parser.add_argument("--instruction", default=None, help='e.g. "Please speak slowly."')
     parser.add_argument("--out", type=Path, default=Path("tts.wav"))
     parser.add_argument("--seed", type=int, default=0)
@@ -25,21 +32,24 @@ def main() -> None:
                         help="sampling: at most this many candidates per step (1 = greedy)")
     parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p,
                         help="sampling: nucleus mass")
-    parser.add_argument("--model", type=Path, default=TINYCOSY_DIR)
-    parser.add_argument("--codec", type=Path, default=CODEC_DIR)
+    parser.add_argument("--model", default="tinycosy", help=f"backbone: {USAGE}")
     parser.add_argument("--list-voices", action="store_true", help="print the prompt bank")
     args = parser.parse_args()
-    engine = TTS(args.model, args.codec)
+    backbone = load_backbone(args.model)
     if args.list_voices:
-        for v, p in sorted(engine.prompts.items()):
-            print(f"{v:24s} {p['gender']:6s} {p['accent']:15s} {p['split']:15s} {p['text']}")
+        if not backbone.voices:
+            raise ValueError(f"{args.model} has no prompt bank: prompt it with a wav file")
+        print(list_voices(backbone.voices))
         return
     if not args.text:
         parser.error("give the text to speak (or --list-voices)")
-    audio = engine(args.text, args.prompt, args.instruction, args.seed,
-                   SamplingConfig(top_k=args.top_k, top_p=args.top_p))
-    sf.write(args.out, audio, engine.codec.sample_rate)
-    print(f"wrote {args.out} ({len(audio) / engine.codec.sample_rate:.2f} s)")
+    if why := backbone.render_missing():
+        raise ValueError(f"cannot speak with {args.model}: {why}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    audio = backbone.tts(args.text, args.prompt, args.instruction, args.seed,
+                         SamplingConfig(top_k=args.top_k, top_p=args.top_p))
+    sf.write(args.out, audio, backbone.sample_rate)
+    print(f"wrote {args.out} ({len(audio) / backbone.sample_rate:.2f} s)")
 
 
 if __name__ == "__main__":

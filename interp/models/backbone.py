@@ -1,19 +1,29 @@
-"""The interface every backbone offers the workbench (TinyCosy, CosyVoice3, editing LMs).
+"""The interface every backbone offers the workbench (TinyCosy, TinyEdit, CosyVoice3, editing LMs).
 
-A backbone knows its depth and width, names its hook points in TransformerLens grammar, runs a
-teacher-forced forward pass that says which modality each position has, and generates speech.
+A stage touches a model only through a `Backbone` (`interp.models.registry.load_backbone`): its
+depth and width, its hook points in TransformerLens grammar, its text and speech tokenizers, a
+teacher-forced pass that says which modality each position has, the corpus's examples in its
+own input layout, seeded generation, and `render` where a waveform decoder exists. Nothing below
+the Backbone knows which model it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
-from interp.hooks.points import hook_names
+from interp.audio import SAMPLE_RATE
+from interp.hooks.points import hook_names, parse_hook
+from interp.models.data import Example, cut_prompt
 from interp.models.generate import SamplingConfig, generate_tokens
-from interp.models.tinycosy import TinyCosy
+
+PROMPT_SECONDS = 3.0  # a wav prompt is cut to its first 3 s, as CosyVoice3 does
 
 
 @dataclass(frozen=True)
@@ -25,13 +35,51 @@ class TeacherForced:
     target_start: int  # first position whose next token is a target speech token
 
 
+@dataclass(frozen=True)
+class Request:
+    """One generation request, tokenized: text ids, prompt speech tokens, the text's length in
+    the units the length bounds use, and the modality of each prefix position."""
+
+    text_ids: torch.Tensor  # (n_text_ids,)
+    prompt: torch.Tensor  # (n_prompt,) speech tokens
+    n_text: int
+    modality: list[str]
+
+
 class Backbone(Protocol):
+    """What every stage may use of a model. `spec` is what `load_backbone` was given."""
+
     name: str
+    spec: str
     n_layers: int
     d_model: int
     model: torch.nn.Module
+    voices: dict[str, dict]
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def max_positions(self) -> int: ...
 
     def hook_points(self) -> list[str]: ...
+
+    def check_hook(self, name: str) -> tuple[int, str]: ...
+
+    def encode_text(self, text: str, prompt_text: str = "",
+                    instruction: str | None = None) -> tuple[torch.Tensor, int]: ...
+
+    def token_texts(self, ids: list[int]) -> list[str]: ...
+
+    def special_id(self, token: str) -> int | None: ...
+
+    def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray: ...
+
+    def tokenize_corpus(self, corpus: Path, out: Path) -> dict: ...
+
+    def prompt(self, prompt: str | Path | np.ndarray) -> tuple[str, np.ndarray]: ...
+
+    def request(self, text: str, prompt, instruction: str | None = None) -> Request: ...
 
     def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
                        target: torch.Tensor) -> TeacherForced: ...
@@ -39,18 +87,127 @@ class Backbone(Protocol):
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]: ...
 
+    def logit_lens(self, vectors: torch.Tensor) -> torch.Tensor: ...
+
+    def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],
+                        max_utts: int = 0) -> list[tuple[Example, int, int]]: ...
+
+    def render_missing(self) -> str: ...
+
+    def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray: ...
+
+    def tts(self, text: str, prompt, instruction: str | None = None, seed: int = 0,
+            sampling: SamplingConfig | None = None) -> np.ndarray: ...
+
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """sha256 prefix of the weight files (one file: the same as `interp.store.fingerprint`)."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
 
 class SpeechLMBackbone:
-    """What every speech-LM backbone shares: its module offers `prefix(text, prompt)`,
-    `speech_embedding(tokens)`, `modality(n_text, n_prompt, n_target)` and
-    `forward(embeds) -> (logits, cache)`, so hooks, teacher forcing and generation are common."""
+    """What every speech-LM backbone shares. Its module offers `prefix(text, prompt)`,
+    `speech_embedding(tokens)`, `modality(n_text, n_prompt, n_target)`, `speech_head(hidden)`
+    and `forward(embeds) -> (logits, cache)`; subclasses add the text tokenizer, the speech
+    tokenizer, the prompt bank and the waveform decoder where they have them."""
 
-    def __init__(self, model: torch.nn.Module, name: str, n_layers: int, d_model: int):
+    sample_rate = SAMPLE_RATE
+    speech_rate = 25.0  # speech tokens per second
+
+    def __init__(self, model: torch.nn.Module, name: str, n_layers: int, d_model: int,
+                 spec: str | None = None, weights: tuple[Path, ...] = ()):
         self.model, self.name, self.n_layers, self.d_model = model, name, n_layers, d_model
+        self.spec = spec or name
+        self.weights = weights
+        self.voices: dict[str, dict] = {}
 
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.spec!r}: {self.n_layers} layers × {self.d_model}, "
+                f"{len(self.voices)} voices, render: {self.render_missing() or 'yes'})")
+
+    # -- identity ---------------------------------------------------------------------------
+    @cached_property
+    def fingerprint(self) -> str:
+        """Digest of the weight files (of the weights themselves when there is no file)."""
+        if self.weights:
+            return files_fingerprint(list(self.weights))
+        h = hashlib.sha256()
+        for k, v in sorted(self.model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(getattr(self.model, "cfg", None), "max_positions", 1 << 30))
+
+    # -- hooks ------------------------------------------------------------------------------
     def hook_points(self) -> list[str]:
         return hook_names(self.n_layers)
 
+    def check_hook(self, name: str) -> tuple[int, str]:
+        """(layer, kind) of a hook name; a clear error listing the valid ones otherwise."""
+        return parse_hook(name, self.n_layers)
+
+    # -- text -------------------------------------------------------------------------------
+    def encode_text(self, text: str, prompt_text: str = "",
+                    instruction: str | None = None) -> tuple[torch.Tensor, int]:
+        raise ValueError(f"{self.spec} has no text tokenizer here; give text ids yourself")
+
+    def token_texts(self, ids: list[int]) -> list[str]:
+        """The text of each text-token id, one by one (what auto-interp shows)."""
+        return [str(i) for i in ids]
+
+    def special_id(self, token: str) -> int | None:
+        return None
+
+    # -- speech -----------------------------------------------------------------------------
+    def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+        raise ValueError(f"{self.spec} has no speech tokenizer here; give speech tokens")
+
+    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
+        """Speech tokens of every utterance of a corpus into `out` (resumable shards)."""
+        raise ValueError(f"no speech tokens in {out}, and {self.spec} has no speech tokenizer "
+                         f"here: tokenize {corpus} with it first")
+
+    def prompt(self, prompt: str | Path | np.ndarray) -> tuple[str, np.ndarray]:
+        """(prompt text, prompt speech tokens) of a voice id of the bank, a wav path or a
+        16 kHz waveform; a wav prompt is cut to its first 3 s and has no prompt text."""
+        from interp.audio.wav import read_audio
+
+        if isinstance(prompt, str) and prompt in self.voices:
+            p = self.voices[prompt]
+            return p["text"], np.array(p["tokens"], dtype=np.int64)
+        sr = self.sample_rate
+        if isinstance(prompt, (str, Path)):
+            if not Path(prompt).exists():
+                hint = (f"one of {len(self.voices)} voices (list them with "
+                        f"`python -m interp.models --model {self.spec} --list-voices`)"
+                        if self.voices else "a wav file")
+                raise ValueError(f"prompt {str(prompt)!r} is neither a voice id nor a wav file; "
+                                 f"give {hint}")
+            prompt, sr = read_audio(prompt)
+        audio = np.asarray(prompt, np.float32)
+        return "", self.speech_tokens(audio[: int(PROMPT_SECONDS * sr)], sr)
+
+    def request(self, text: str, prompt, instruction: str | None = None) -> Request:
+        """Tokenized text and prompt of one generation, with the prefix's modality (what
+        position masks of steering edits need)."""
+        p_text, p_tokens = self.prompt(prompt)
+        ids, n_text = self.encode_text(text, p_text, instruction)
+        return Request(ids, torch.from_numpy(np.asarray(p_tokens, dtype=np.int64)), n_text,
+                       self.model.modality(len(ids), len(p_tokens), 0))
+
+    # -- forward ----------------------------------------------------------------------------
     @torch.no_grad()
     def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
                        target: torch.Tensor) -> TeacherForced:
@@ -64,9 +221,60 @@ class SpeechLMBackbone:
                  sampling: SamplingConfig | None = None) -> list[int]:
         return generate_tokens(self.model, text_ids, prompt, n_text, sampling)
 
+    @torch.no_grad()
+    def logit_lens(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(N, n_speech) speech-token logits of residual directions read straight out through
+        the final norm and the speech head (the layers in between ignored)."""
+        return self.model.speech_head(vectors.to(self.device).float())
 
-class TinyCosyBackbone(SpeechLMBackbone):
-    """TinyCosy (or CosyVoice3's LM, same layout) behind the `Backbone` interface."""
+    def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],
+                        max_utts: int = 0) -> list[tuple[Example, int, int]]:
+        """(example, utterance row, prompt row) of the first `max_utts` (0 = all) utterances of
+        `splits`, each with the prompt the corpus assigns it (no prompt text dropped)."""
+        from interp.audio.tokenize_corpus import load_tokens
+        from interp.corpus.table import load_table
 
-    def __init__(self, model: TinyCosy, name: str = "tinycosy"):
-        super().__init__(model, name, model.cfg.n_layers, model.cfg.hidden)
+        rows = load_table(corpus)
+        chosen = [r for r in rows if r["split"] in splits][: max_utts or None]
+        if not chosen:
+            raise ValueError(f"split {','.join(splits)!r} of {corpus} is empty")
+        codes = load_tokens(tokens)
+        missing = [r["utt_id"] for r in chosen if r["utt_id"] not in codes]
+        if missing:
+            raise ValueError(f"{len(missing)} utterances have no speech tokens in {tokens} "
+                             f"(e.g. {missing[0]}); tokenize this corpus with this model's "
+                             "speech tokenizer")
+        index = {r["utt_id"]: i for i, r in enumerate(rows)}
+        out = []
+        for r in chosen:
+            if r["prompt_id"] not in index:
+                continue
+            p_row = rows[index[r["prompt_id"]]]
+            p_text, p_tok = cut_prompt(p_row, codes[p_row["utt_id"]], PROMPT_SECONDS)
+            ids, _ = self.encode_text(r["text"], p_text, r["instruction"])
+            ex = Example(r["utt_id"], ids, torch.from_numpy(p_tok.astype(np.int64)),
+                         torch.from_numpy(codes[r["utt_id"]].astype(np.int64)))
+            out.append((ex, index[r["utt_id"]], index[r["prompt_id"]]))
+        return out
+
+    # -- audio ------------------------------------------------------------------------------
+    def render_missing(self) -> str:
+        """Why waveforms cannot be rendered here ('' when they can)."""
+        return f"{self.spec} has no waveform decoder"
+
+    def can_render(self) -> bool:
+        return not self.render_missing()
+
+    def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray:
+        """16 kHz float32 waveform of speech tokens (in the prompt's voice where the decoder
+        takes one)."""
+        raise RuntimeError(f"cannot render waveforms: {self.render_missing()}")
+
+    def tts(self, text: str, prompt, instruction: str | None = None, seed: int = 0,
+            sampling: SamplingConfig | None = None) -> np.ndarray:
+        """Speech of `text` in the voice of `prompt`; `sampling` (CosyVoice's by default) with
+        its seed replaced by `seed`. Empty when the model stops at once."""
+        req = self.request(text, prompt, instruction)
+        toks = self.generate(req.text_ids, req.prompt, req.n_text,
+                             replace(sampling or SamplingConfig(), seed=seed))
+        return self.render(toks, prompt) if toks else np.zeros(0, np.float32)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import Qwen2Config
 
-from interp.models.backbone import TinyCosyBackbone
+from interp.models.backbone import SpeechLMBackbone
 from interp.models.text_tokenizer import SYSTEM_PROMPT
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy
 
@@ -141,11 +141,12 @@ def load_text_tokenizer(model_dir: Path):
     return tok
 
 
-class CosyVoice3Backbone(TinyCosyBackbone):
+class CosyVoice3Backbone(SpeechLMBackbone):
     """CosyVoice3's LM behind the `Backbone` interface, plus text encoding and (optional) audio."""
 
     def __init__(self, model: TinyCosy, model_dir: Path, tokenizer=None):
-        super().__init__(model, name="cosyvoice3")
+        super().__init__(model, "cosyvoice3", model.cfg.n_layers, model.cfg.hidden,
+                         spec=f"cosyvoice3:{model_dir}", weights=(model_dir / LLM_FILE,))
         self.model_dir, self.tokenizer = model_dir, tokenizer
         self._cosyvoice = None
 
@@ -176,6 +177,27 @@ class CosyVoice3Backbone(TinyCosyBackbone):
         ids_text = self.tokenizer.encode(text, add_special_tokens=False)
         return torch.tensor(ids_head + ids_text), len(ids_text)
 
+    def token_texts(self, ids: list[int]) -> list[str]:
+        if self.tokenizer is None:
+            return super().token_texts(ids)
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+    def special_id(self, token: str) -> int | None:
+        if self.tokenizer is None:
+            return None
+        ids = self.tokenizer.encode(token, add_special_tokens=False)
+        return ids[0] if len(ids) == 1 else None
+
+    def speech_tokens(self, audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+        """CosyVoice3's own speech tokens of a waveform (through the `cosyvoice` package)."""
+        import tempfile
+
+        import soundfile as sf
+
+        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+            sf.write(f.name, np.asarray(audio, np.float32), sr)
+            return self.prompt_tokens(f.name).numpy().astype(np.int64)
+
     # -- waveform, only with CosyVoice's own flow + HiFT -----------------------------------
     def render_missing(self) -> str:
         """Why waveforms cannot be rendered here ('' when they can)."""
@@ -201,7 +223,19 @@ class CosyVoice3Backbone(TinyCosyBackbone):
         tokens, _ = self._engine().frontend._extract_speech_token(str(prompt_wav))
         return tokens[0].cpu()
 
-    def render(self, tokens: list[int], prompt_wav: str | Path) -> tuple[np.ndarray, int]:
+    def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray:
+        """16 kHz waveform of speech tokens in the voice of `prompt` (a wav path), by flow +
+        HiFT."""
+        if not isinstance(prompt, (str, Path)):
+            raise ValueError("CosyVoice3 renders in the voice of a prompt wav: give its path")
+        wav, sr = self.render_at_rate(list(tokens), prompt)
+        if sr == self.sample_rate:
+            return wav
+        import librosa
+
+        return librosa.resample(wav, orig_sr=sr, target_sr=self.sample_rate)
+
+    def render_at_rate(self, tokens: list[int], prompt_wav: str | Path) -> tuple[np.ndarray, int]:
         """(waveform, sample rate) of speech tokens in the prompt's voice, by flow + HiFT."""
         engine = self._engine()
         inp = engine.frontend.frontend_zero_shot("x", "", str(prompt_wav), engine.sample_rate, "")

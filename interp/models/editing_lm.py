@@ -128,6 +128,18 @@ class EditingLM(nn.Module):
     def device(self) -> torch.device:
         return self.vocab_ids.device
 
+    @property
+    def eos(self) -> int:
+        """Index of the first stop id among the speech logits (they follow the speech ids)."""
+        return self.cfg.speech_codes
+
+    def speech_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(…, D) residual → speech-then-stop logits through the LM's final norm and head."""
+        inner = getattr(self.lm, getattr(self.lm, "base_model_prefix", "model"), self.lm)
+        norm = getattr(inner, "norm", None) or getattr(inner, "final_layer_norm", None)
+        h = norm(hidden) if norm is not None else hidden
+        return self.lm.get_output_embeddings()(h)[..., self.vocab_ids]
+
     def speech_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """(…,) speech tokens → (…, D) input embeddings of their vocabulary ids."""
         return self.lm.get_input_embeddings()(tokens.to(self.device) + self.cfg.speech_token_offset)
@@ -163,9 +175,10 @@ class EditingLM(nn.Module):
 class EditingLMBackbone(SpeechLMBackbone):
     """A local causal LM behind the `Backbone` interface: instruction + source → edited speech."""
 
-    def __init__(self, model: EditingLM, name: str = "editing-lm", tokenizer=None):
+    def __init__(self, model: EditingLM, name: str = "editing-lm", tokenizer=None,
+                 spec: str | None = None, weights: tuple[Path, ...] = ()):
         super().__init__(model, name, len(model.layers),
-                         model.lm.get_input_embeddings().embedding_dim)
+                         model.lm.get_input_embeddings().embedding_dim, spec, weights)
         self.tokenizer = tokenizer
 
     def edit(self, text_ids: torch.Tensor, source: torch.Tensor,
@@ -173,10 +186,19 @@ class EditingLMBackbone(SpeechLMBackbone):
         """Edited speech with length bounds relative to the source (0.5–2× by default)."""
         return self.generate(text_ids, source, len(source), sampling or EDIT_SAMPLING)
 
-    def encode_text(self, instruction: str) -> torch.Tensor:
+    def encode_text(self, text: str, prompt_text: str = "",
+                    instruction: str | None = None) -> tuple[torch.Tensor, int]:
+        """(ids, n) of the edit instruction: `instruction` when given, else `text`; an editing
+        LM has no prompt text, the source speech is its prompt."""
         if self.tokenizer is None:
             raise ValueError("this model dir has no text tokenizer; give instruction ids")
-        return torch.tensor(self.tokenizer.encode(instruction, add_special_tokens=False))
+        ids = self.tokenizer.encode(instruction or text, add_special_tokens=False)
+        return torch.tensor(ids), len(ids)
+
+    def token_texts(self, ids: list[int]) -> list[str]:
+        if self.tokenizer is None:
+            return super().token_texts(ids)
+        return [self.tokenizer.decode([int(i)]) for i in ids]
 
 
 def load_editing_lm(model_dir: str | Path, cfg: EditingLMConfig | None = None,
@@ -206,7 +228,9 @@ def load_editing_lm(model_dir: str | Path, cfg: EditingLMConfig | None = None,
         tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     log.info("editing LM %s: %d layers, speech ids %d…%d", model_dir, len(model.layers),
              model.cfg.speech_token_offset, model.cfg.speech_token_offset + model.cfg.speech_codes - 1)
-    return EditingLMBackbone(model.to(device).eval(), tokenizer=tok)
+    weights = tuple(sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin")))
+    return EditingLMBackbone(model.to(device).eval(), tokenizer=tok, spec=f"editing-lm:{model_dir}",
+                             weights=weights)
 
 
 def config_from_flags(**flags) -> EditingLMConfig:

@@ -53,9 +53,9 @@ from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.sentences import TEMPLATES, lexicon
 from interp.corpus.table import load_audio, load_table
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
+from interp.models.backbone import Backbone
 from interp.models.generate import SamplingConfig
-from interp.models.tts import TTS
-from interp.paths import CODEC_DIR, TINYCOSY_DIR
+from interp.models.registry import load_backbone
 from interp.stats import mean_ci
 
 RATES = {"normal": None, "slow": "Please speak slowly.", "fast": "Please speak quickly."}
@@ -67,10 +67,8 @@ class EvalConfig:
 
     corpus: str = "runs/tinycosy/corpus"
     """corpus (for held-out sentences and the laughter probe's training spans)"""
-    model: str = str(TINYCOSY_DIR)
-    """TinyCosy folder"""
-    codec: str = str(CODEC_DIR)
-    """codec folder"""
+    model: str = "tinycosy"
+    """backbone (`interp.models.registry.load_backbone`): tinycosy, tinycosy:<dir>, a model dir"""
     n: int = 50
     """held-out sentences (each spoken 4 times)"""
     seed: int = 0
@@ -227,7 +225,7 @@ def corpus_tokens(corpus: Path, tokens: Path) -> tuple[list[dict], dict] | None:
     return load_table(corpus), load_tokens(tokens)
 
 
-def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dict:
+def text_conditioning(engine: Backbone, rows: list[dict], codes: dict, n: int) -> dict:
     """Held-out loss (nats per speech token, teacher-forced) of heldout_voices utterances given
     their own sentence and given another one of similar length (swapped in pairs); `gain` is
     what reading the text is worth. `rows`, `codes`: the corpus table and its speech tokens."""
@@ -246,7 +244,7 @@ def text_conditioning(engine: TTS, rows: list[dict], codes: dict, n: int) -> dic
             "gain": round(wrong - right, 4)}
 
 
-def text_alignment(engine: TTS, rows: list[dict], codes: dict, n: int) -> dict | None:
+def text_alignment(engine: Backbone, rows: list[dict], codes: dict, n: int) -> dict | None:
     """Does a head point at the word being spoken? `interp.models.alignment`'s report on n
     heldout_sentences utterances (teacher-forced): the best head, chance, and each layer's best
     on-word share. None for a front end without character offsets (phonemes)."""
@@ -263,33 +261,32 @@ def text_alignment(engine: TTS, rows: list[dict], codes: dict, n: int) -> dict |
             "best_on_word_per_layer": [round(max(r), 4) for r in rep["on_word"]]}
 
 
-def teacher_forced(engine: TTS, listen: Listener, rows: list[dict], codes: dict,
+def teacher_forced(engine: Backbone, listen: Listener, rows: list[dict], codes: dict,
                    refs: list[dict]) -> dict | None:
     """The model's speech given the true past: each token its greedy choice after the reference
     utterance's real tokens (no drift), decoded and recognized. Between the codec round trip and
     free generation, it splits the model's share of the WER into per-token error and the drift of
     generating from its own output. None without a recognizer."""
-    from interp.models.backbone import TinyCosyBackbone
     from interp.models.data import make_examples
 
     if not listen.instruments:
         return None
     examples = make_examples(refs, codes, engine.tokenizer, drop_prompt_text=0.0,
                              prompt_rows=rows)
-    backbone, n_codes = TinyCosyBackbone(engine.model), engine.model.cfg.speech_codes
+    n_codes = engine.model.cfg.speech_codes
     wers, hits = [], []
     for ex, ref in zip(examples, refs, strict=True):
-        tf = backbone.teacher_forced(ex.text_ids, ex.prompt, ex.target)
+        tf = engine.teacher_forced(ex.text_ids, ex.prompt, ex.target)
         logits = tf.logits[tf.target_start : tf.target_start + len(ex.target), :n_codes]
         greedy = logits.argmax(-1).cpu().numpy()
         hits.append(float((greedy == ex.target.numpy()).mean()))
-        wers.append(listen.wer(engine.codec.decode(greedy), ref["text_plain"]))
+        wers.append(listen.wer(engine.render(greedy), ref["text_plain"]))
     return {"n": len(wers), "wer": round(float(np.mean(wers)), 4),
             "token_accuracy": round(float(np.mean(hits)), 4)}
 
 
-def voices_reference_wer(corpus: str | Path, voices: set[str], listen: Listener, codec,
-                         n: int = 60, seed: int = 0) -> dict | None:
+def voices_reference_wer(corpus: str | Path, voices: set[str], listen: Listener,
+                         engine: Backbone, n: int = 60, seed: int = 0) -> dict | None:
     """The recognizer's WER on up to `n` espeak renders of held-out sentences by `voices`, after
     the codec round trip: how hard these voices are to recognise in themselves, so that plans
     with other voices (`--voices train`) can be compared. None without a recognizer."""
@@ -297,17 +294,17 @@ def voices_reference_wer(corpus: str | Path, voices: set[str], listen: Listener,
         return None
     rows = [r for r in load_table(corpus) if r["split"] != "train" and r["voice_id"] in voices]
     random.Random(seed).shuffle(rows)
-    return mean_ci([listen.wer(codec.decode(codec.encode(load_audio(corpus, r)[0])),
+    return mean_ci([listen.wer(engine.render(engine.speech_tokens(load_audio(corpus, r)[0])),
                                r["text_plain"]) for r in rows[:n]])
 
 
-def heldout_plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict]]:
+def heldout_plan(cfg: EvalConfig, engine: Backbone) -> list[tuple[str, str, str, dict]]:
     """(sentence, voice id, voice gender, espeak reference row) for n held-out sentences and
     held-out voices (`--voices train`: the same sentences, as many training voices of each gender
     instead)."""
     if cfg.voices not in ("heldout", "train"):
         raise ValueError(f"--voices {cfg.voices!r}: give heldout or train")
-    held = sorted(v for v, p in engine.prompts.items() if p["split"] == "heldout_voices")
+    held = sorted(v for v, p in engine.voices.items() if p["split"] == "heldout_voices")
     rows = load_table(cfg.corpus, "heldout_voices")  # the sentences, whichever voices speak them
     # the espeak rendering of each sentence, one without tags where there is one
     reference = {r["text_plain"]: r for r in sorted(rows, key=lambda r: -len(r["tags"]))}
@@ -316,26 +313,28 @@ def heldout_plan(cfg: EvalConfig, engine: TTS) -> list[tuple[str, str, str, dict
     if cfg.voices == "train":  # the control: same number and genders, voices it trained on
         pick = random.Random(cfg.seed)
         voices = []
-        for g in sorted({engine.prompts[v]["gender"] for v in held}):
-            seen = sorted(v for v, p in engine.prompts.items()
+        for g in sorted({engine.voices[v]["gender"] for v in held}):
+            seen = sorted(v for v, p in engine.voices.items()
                           if p["split"] != "heldout_voices" and p["gender"] == g)
-            voices += pick.sample(seen, sum(engine.prompts[v]["gender"] == g for v in held))
+            voices += pick.sample(seen, sum(engine.voices[v]["gender"] == g for v in held))
         voices.sort()
     if not sentences or not voices:
         raise ValueError("no held-out sentences or voices: evaluate on the corpus the model "
                          "was trained on")
     rng = random.Random(cfg.seed)
     rng.shuffle(sentences)
-    return [(s, voices[i % len(voices)], engine.prompts[voices[i % len(voices)]]["gender"],
+    return [(s, voices[i % len(voices)], engine.voices[voices[i % len(voices)]]["gender"],
              reference[s]) for i, s in enumerate(sentences[: cfg.n])]
 
 
 def evaluate_tts(cfg: EvalConfig) -> dict:
-    engine = TTS(Path(cfg.model), Path(cfg.codec))
+    engine = load_backbone(cfg.model)
+    if why := engine.render_missing():
+        raise ValueError(f"cannot evaluate {cfg.model}: {why}")
     plan = heldout_plan(cfg, engine)
     baseline = _load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
-    listen = Listener(Path(cfg.corpus), engine.codec)
-    out = Path(cfg.out) if cfg.out else Path(cfg.model)
+    listen = Listener(Path(cfg.corpus), getattr(engine, "codec", None))
+    out = Path(cfg.out) if cfg.out else Path(getattr(engine, "folder", None) or "runs/eval")
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     sampling = SamplingConfig(top_k=cfg.top_k, top_p=cfg.top_p)
@@ -343,19 +342,19 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     fingerprints: dict[str, list[float] | None] = {}  # of each prompt, through the codec
     for i, (text, voice, gender, ref) in enumerate(tqdm(plan, desc="generate")):
         ref_audio = load_audio(cfg.corpus, ref)[0]
-        roundtrip = engine.codec.decode(engine.codec.encode(ref_audio))
+        roundtrip = engine.render(engine.speech_tokens(ref_audio))
         if voice not in fingerprints:
-            prompt_audio = engine.codec.decode(np.asarray(engine.prompts[voice]["tokens"]))
+            prompt_audio = engine.render(np.asarray(engine.voices[voice]["tokens"]))
             fingerprints[voice] = voice_embedding(prompt_audio)
         rec: dict = {"text": text, "voice": voice, "gender": gender,
-                     "prompt_f0": engine.prompts[voice].get("f0_median"),
+                     "prompt_f0": engine.voices[voice].get("f0_median"),
                      "prompt_embedding": fingerprints[voice],
                      "reference_voice": ref["voice_id"],
                      "reference_embedding": voice_embedding(roundtrip),
                      "wer_reference": listen.wer(ref_audio, text),
                      "wer_roundtrip_reference": listen.wer(roundtrip, text)}
         for rate, instruction in RATES.items():
-            audio = engine(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
+            audio = engine.tts(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
             f0 = _f0(audio)
             rec[rate] = {"gender": _gender(f0), "f0": f0, "p_male": listen.p_male(audio),
                          "seconds": len(audio) / 16000,
@@ -369,7 +368,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                 (out / "examples").mkdir(parents=True, exist_ok=True)
                 sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, 16000)
         tagged = with_laughter(text, rng)
-        audio = engine(tagged, voice, None, seed=cfg.seed + i, sampling=sampling)
+        audio = engine.tts(tagged, voice, None, seed=cfg.seed + i, sampling=sampling)
         rec["laughter_with_tag"] = listen.laughter(audio)
         if i < cfg.examples:
             sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
@@ -380,7 +379,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         conditioning = text_conditioning(engine, *table, cfg.n_conditioning)
         forced = teacher_forced(engine, listen, *table, [p[3] for p in plan])
         alignment = text_alignment(engine, *table, cfg.n_conditioning)
-    voices_wer = voices_reference_wer(cfg.corpus, {p[1] for p in plan}, listen, engine.codec)
+    voices_wer = voices_reference_wer(cfg.corpus, {p[1] for p in plan}, listen, engine)
     result = summarize(rows) | {"voices_reference_wer": voices_wer,
                                 "text_conditioning_nats": conditioning,
                                 "teacher_forced": forced, "attention_alignment": alignment,

@@ -18,25 +18,33 @@ from pathlib import Path
 import torch
 
 from interp.device import pick_device
-from interp.models.backbone import Backbone, TinyCosyBackbone
-from interp.models.tinycosy import TinyCosy
+from interp.models.backbone import Backbone
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.paths import TINYCOSY_DIR
 
 Loader = Callable[..., Backbone]
 
 
+def _codec_option(kind: str, options: dict) -> str | None:
+    """TinyCosy-family loaders take one option, `codec` (a codec folder other than the one the
+    export names, e.g. in tests)."""
+    unknown = sorted(set(options) - {"codec"})
+    if unknown:
+        raise ValueError(f"{kind} takes only the option codec=<dir> (got {unknown})")
+    return options.get("codec")
+
+
 def _tinycosy(folder: str | None, device: torch.device, **options) -> Backbone:
-    if options:
-        raise ValueError(f"tinycosy takes no options (got {sorted(options)})")
-    return TinyCosyBackbone(TinyCosy.load(folder or TINYCOSY_DIR, device))
+    codec = _codec_option("tinycosy", options)
+    shipped = not folder or Path(folder).resolve() == TINYCOSY_DIR.resolve()
+    return TinyCosyBackbone.load(folder or TINYCOSY_DIR, device, codec,
+                                 spec="tinycosy" if shipped else f"tinycosy:{folder}")
 
 
 def _tinyedit(folder: str | None, device: torch.device, **options) -> Backbone:
     from interp.edit.model import load_tinyedit
 
-    if options:
-        raise ValueError(f"tinyedit takes no options (got {sorted(options)})")
-    return load_tinyedit(folder, device)
+    return load_tinyedit(folder, device, _codec_option("tinyedit", options))
 
 
 def _cosyvoice3(folder: str | None, device: torch.device, **options) -> Backbone:
@@ -79,11 +87,13 @@ def detect(folder: Path) -> str:
                      "a transformers LM)")
 
 
-def load_backbone(name_or_dir: str = "tinycosy", device: str | torch.device = "auto",
+def load_backbone(name_or_dir: str | Path = "tinycosy", device: str | torch.device = "auto",
                   **options) -> Backbone:
     """A backbone by name (`kind` or `kind:<dir>`) or by directory; options go to the adapter
-    (e.g. `speech_token_offset=…, n_speech_tokens=…` for editing-lm)."""
+    (e.g. `speech_token_offset=…, n_speech_tokens=…` for editing-lm, `codec=<dir>` for
+    tinycosy and tinyedit)."""
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    name_or_dir = str(name_or_dir)
     kind, _, folder = name_or_dir.partition(":")
     if kind not in LOADERS:
         path = Path(name_or_dir).expanduser()

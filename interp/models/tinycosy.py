@@ -135,6 +135,10 @@ class TinyCosy(nn.Module):
                                    use_cache=use_cache, **{_CACHE_ARG: past_key_values})
         return self.llm_decoder(out.last_hidden_state), getattr(out, _CACHE_ARG, None)
 
+    def speech_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(…, D) residual → (…, n_speech) speech logits: final RMSNorm, then `llm_decoder`."""
+        return self.llm_decoder(self.llm.model.model.norm(hidden))
+
     def with_text_vocab(self, n: int) -> TinyCosy:
         """A copy with every weight but the text embedding, which is new, random, `n` rows, at
         the old rows' mean norm (so that text enters the residual at the scale the layers know):

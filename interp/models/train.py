@@ -40,6 +40,7 @@ from interp.models.text_tokenizer import (
     train_tokenizer,
 )
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+from interp.models.tinycosy_backbone import write_codec_pointer
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,7 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
     model.cpu().save(export)
     save_tokenizer(tokenizer, export)
     write_prompt_bank(rows, tokens, export)
+    write_codec_pointer(export, Path(load_token_manifest(cfg.tokens)["codec_dir"]))
     (export / "train.json").write_text(json.dumps(summary | {"log": log[-50:]}, indent=1))
     return summary
 
