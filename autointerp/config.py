@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interp.paths import TINYCOSY_DIR, default_sae
+from interp.paths import default_sae
 from sae.modality import AUDIO_MIN, TEXT_MAX
 
 RUN = "runs/tinycosy"
@@ -21,8 +21,9 @@ class AutointerpConfig:
     """SAE folder; empty means runs/tinycosy/sae/layer_{layer}, else the shipped data/sae one."""
     corpus: str = f"{RUN}/corpus"
     """Corpus folder with the ground-truth table and the wavs."""
-    backbone: str = str(TINYCOSY_DIR)
-    """TinyCosy export (text tokenizer for text windows, final norm + llm_decoder for logit lens)."""
+    model: str = "tinycosy"
+    """Backbone the store came from (`interp.models.registry.load_backbone`): its text tokenizer
+    shows text windows, its final norm and speech head give the logit lens."""
     out: str = ""
     """Output folder; empty means runs/tinycosy/autointerp/layer_{layer}."""
     explainer: str = "offline"
@@ -58,8 +59,8 @@ class AutointerpConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
     """OpenAI-compatible endpoint of the api explainer/scorer; the key is read from
     $AUTOINTERP_API_KEY, else $JUDGE_API_KEY or $OPENAI_API_KEY (none is fine locally)."""
-    model: str = "Qwen3-Omni-30B-A3B-Instruct"
-    """Chat model name sent to the endpoint (the TinyCosy weights are `--backbone`)."""
+    api_model: str = "Qwen3-Omni-30B-A3B-Instruct"
+    """Chat model name sent to the endpoint of the api explainer/scorer."""
     concurrency: int = 8
     """API requests in flight at once."""
     retries: int = 2

@@ -119,12 +119,12 @@ def histogram(values: np.ndarray, bins: int = 20) -> dict:
 
 
 @torch.no_grad()
-def logit_lens(model, w_dec: torch.Tensor, k: int = 10) -> list[dict]:
+def logit_lens(backbone, w_dec: torch.Tensor, k: int = 10) -> list[dict]:
     """Per latent, the speech codes (and specials: sos/eos/task_id follow the codes) that its
-    decoder direction promotes/suppresses when read straight out through the final RMSNorm and
-    `llm_decoder`: a direct effect on the next speech token, ignoring the layers in between."""
-    norm = model.llm.model.model.norm
-    logits = model.llm_decoder(norm(w_dec.float()))  # (d_sae, n_speech)
+    decoder direction promotes/suppresses when read straight out through the final norm and the
+    speech head (`Backbone.logit_lens`): a direct effect on the next speech token, ignoring the
+    layers in between."""
+    logits = backbone.logit_lens(w_dec).cpu()  # (d_sae, n_speech)
     k = min(k, logits.shape[1])
     up, down = logits.topk(k, dim=1), (-logits).topk(k, dim=1)
     return [{"promoted": [[int(c), round(float(v), 4)] for c, v in

@@ -33,8 +33,8 @@ from autointerp.stats import LatentStats, latent_stats, modality_tags
 from interp.atomic import atomic_write_json, atomic_write_text
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE, load_table
-from interp.models.text_tokenizer import load_tokenizer
-from interp.models.tinycosy import TinyCosy
+from interp.models.backbone import Backbone
+from interp.models.registry import load_backbone
 from interp.store.reader import ActivationStore
 from interp.store.writer import fingerprint
 from sae.io import load_sae, read_cfg
@@ -84,15 +84,14 @@ class Context:
 
 
 def build_context(cfg: AutointerpConfig, store: ActivationStore, rows: list[dict], sae,
-                  out: Path) -> Context:
+                  out: Path, backbone: Backbone) -> Context:
     stats = latent_stats(store, sae, cfg.sae_dir, out)
     tags, _ = modality_tags(stats, cfg.n_modality, cfg.audio_threshold, cfg.text_threshold)
     explain = explain_mask(stats.meta, cfg.seed)
-    tok = load_tokenizer(cfg.backbone)
-    text_ids = np.unique(stats.meta["token"][stats.meta["modality"] == 0])
-    token_text = {int(i): tok.decode([int(i)], skip_special_tokens=False) for i in text_ids}
-    attrs = build_attributes(stats.meta, rows, token_text, tok.token_to_id("<|endofprompt|>"),
-                             cfg.min_count)
+    text_ids = [int(i) for i in np.unique(stats.meta["token"][stats.meta["modality"] == 0])]
+    token_text = dict(zip(text_ids, backbone.token_texts(text_ids), strict=True))
+    attrs = build_attributes(stats.meta, rows, token_text,
+                             backbone.special_id("<|endofprompt|>"), cfg.min_count)
     live = [lat for lat in range(stats.d_sae) if tags[lat] != "dead"][: cfg.max_latents or None]
     sampler = Sampler(stats, explain, cfg.seed)
     draws = {lat: sampler.draw(lat, cfg.n_top, cfg.n_quantile, cfg.n_random, cfg.n_score)
@@ -105,7 +104,7 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path) -> dict[int, dict]:
     """Write (or, when the settings match a previous run, reload) every live latent's file."""
     cfg = ctx.cfg
     keys = ("n_top", "n_quantile", "n_random", "n_clips", "window", "clip_s", "seed",
-            "n_modality", "audio_threshold", "text_threshold", "corpus", "backbone")
+            "n_modality", "audio_threshold", "text_threshold", "corpus", "model")
     key = hashlib.sha256(json.dumps({"stats": (out / "stats.npz").stat().st_mtime_ns,
                                      **{k: getattr(cfg, k) for k in keys}}).encode()).hexdigest()
     progress = out / PROGRESS
@@ -124,7 +123,7 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path) -> dict[int, dict]:
 
 
 def client_for(cfg: AutointerpConfig, out: Path) -> ChatClient:
-    return ChatClient(cfg.base_url, cfg.model, out / CACHE, cfg.concurrency, cfg.retries,
+    return ChatClient(cfg.base_url, cfg.api_model, out / CACHE, cfg.concurrency, cfg.retries,
                       cfg.max_attempts, cfg.timeout, cfg.backoff)
 
 
@@ -180,7 +179,7 @@ def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict,
     text = {lat: labels[lat].label for lat in lats}
     real = api_scores(ctx, client, text, {lat: lat for lat in lats}, "score")
     ctrl = api_scores(ctx, client, text, control, "control")
-    return real, ctrl, f"api:{cfg.model}"
+    return real, ctrl, f"api:{cfg.api_model}"
 
 
 def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | None,
@@ -210,13 +209,14 @@ def run(cfg: AutointerpConfig) -> dict:
     store, rows = check_inputs(cfg)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    sae = load_sae(cfg.sae_dir)
-    model = TinyCosy.load(cfg.backbone)
-    if model.cfg.hidden != store.d_model:
-        raise ValueError(f"model {cfg.backbone} is {model.cfg.hidden} wide, store {store.d_model}")
-    ctx = build_context(cfg, store, rows, sae, out)
+    backbone = load_backbone(cfg.model, "cpu")
+    if backbone.fingerprint != store.manifest["spec"]["model"]:
+        raise ValueError(f"store {cfg.store} was not cached from {cfg.model}; pass the --model "
+                         "it came from")
+    sae = load_sae(cfg.sae_dir, backbone)
+    ctx = build_context(cfg, store, rows, sae, out, backbone)
     t["stats_s"] = time.time() - start
-    evidence = all_evidence(ctx, logit_lens(model, sae.W_dec.detach()), out)
+    evidence = all_evidence(ctx, logit_lens(backbone, sae.W_dec.detach()), out)
     t["evidence_s"] = time.time() - start - sum(t.values())
     if cfg.explainer == "offline":
         labels = offline_labels(ctx.stats, ctx.attrs, ctx.explain, list(ctx.draws),
@@ -228,7 +228,7 @@ def run(cfg: AutointerpConfig) -> dict:
     recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
                             cfg.seed, table=rows)
     t["score_s"] = time.time() - start - sum(t.values())
-    explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.model}"
+    explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.api_model}"
     records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer)
                for lat in range(ctx.stats.d_sae)]
     atomic_write_text(out / "latents.jsonl", "".join(json.dumps(r) + "\n" for r in records))

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from interp.hooks import capture
-from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.paths import TINYCOSY_DIR
 
 

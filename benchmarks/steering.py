@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
+from interp.models.backbone import Request
 from interp.models.generate import SamplingConfig
-from interp.models.tinycosy import TinyCosy
+from interp.models.registry import load_backbone
 from interp.paths import TINYCOSY_DIR
 from steering.steer import (
     LatentEdit,
-    Prompted,
     direction_intervention,
     generate_steered,
     position_mask,
@@ -51,22 +51,17 @@ def _sae(d_in: int, d_sae: int = 2048):
     return sae, "random JumpReLU (no trained SAE found)"
 
 
-class _Engine:
-    def __init__(self, model: TinyCosy):
-        self.model = model
-
-
 def run(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3) -> dict:
-    model = TinyCosy.load(TINYCOSY_DIR) if (TINYCOSY_DIR / "model.safetensors").exists() else None
-    if model is None:
+    if not (TINYCOSY_DIR / "model.safetensors").exists():
         return {"skipped": "no TinyCosy checkpoint"}
-    model.eval()
+    engine = load_backbone("tinycosy", "cpu")
+    model = engine.model
     d = model.cfg.hidden
     sae, sae_name = _sae(d)
     hook = f"blocks.{model.cfg.n_layers // 2}.hook_resid_post"
     g = torch.Generator().manual_seed(0)
     n_text = 20
-    reqs = [Prompted(torch.randint(0, 500, (n_text,), generator=g),
+    reqs = [Request(torch.randint(0, 500, (n_text,), generator=g),
                     torch.randint(0, model.cfg.speech_codes, (60,), generator=g), n_text,
                     model.modality(n_text, 60, 0)) for _ in range(n_seqs)]
     ratio = n_tokens / n_text
@@ -74,7 +69,7 @@ def run(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3) -> dict:
     edit = LatentEdit(tuple(range(8)), (2.0,) * 8, "clamp")
     vec = torch.randn(d, generator=g)
 
-    def ivs(kind: str, req: Prompted) -> list:
+    def ivs(kind: str, req: Request) -> list:
         mask = position_mask("speech", req.modality)
         if kind == "sae_edit":
             return [sae_intervention(sae, hook, edit, 4.0, mask)]
@@ -82,7 +77,6 @@ def run(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3) -> dict:
             return [direction_intervention(hook, vec, mask)]
         return []
 
-    engine = _Engine(model)
     best: dict[str, float] = {}  # wall seconds
     cpu: dict[str, float] = {}  # process CPU seconds: steadier on a shared machine
     tokens: dict[str, int] = {}

@@ -45,14 +45,14 @@ import torch
 from tqdm import tqdm
 
 from interp.atomic import atomic_save, atomic_write_json
+from interp.audio import SAMPLE_RATE
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.edit.build import load_pairs
-from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, edit_text
+from interp.edit.model import EDIT_SAMPLING
 from interp.hooks.intervene import Intervention, intervene
 from interp.models.generate import SamplingConfig
-from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
-from interp.paths import CODEC_DIR
+from interp.models.registry import load_backbone
 from interp.stats import mean_ci
 from steering.experiment import read_rows
 from steering.select import TargetSelection, select_concept
@@ -60,7 +60,6 @@ from steering.steer import LatentEdit, direction_intervention, position_mask, sa
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 METHODS = ("none", "instruct", "steer", "instruct+steer", "random_latents", "random_direction")
 # operation → (steering.select concept, target or None for the pair's target gender)
 TARGETS: dict[str, tuple[str, str | None]] = {
@@ -91,10 +90,9 @@ class EditSteerConfig:
     --model tinyedit)"""
     pairs: str = "runs/tinyedit/pairs"
     """edit-pairs folder (python -m interp.edit build); its held-out pairs are edited"""
-    model: str = str(TINYEDIT_DIR)
-    """TinyEdit folder"""
-    codec: str = str(CODEC_DIR)
-    """codec folder"""
+    model: str = "tinyedit"
+    """editing backbone (`interp.models.registry.load_backbone`): tinyedit, tinyedit:<dir>,
+    editing-lm:<dir>; it must render waveforms"""
     split: str = "heldout_sentences,heldout_voices"
     """pairs splits to edit (comma-separated)"""
     n: int = 8
@@ -176,11 +174,6 @@ def read_edit_rows(out: Path) -> dict[str, dict]:
     return done
 
 
-def neutral_text(transcript: str) -> str:
-    """The editor's text with no instruction: the transcript alone (or nothing)."""
-    return lm_text(transcript) if transcript.strip() else f"{SYSTEM_PROMPT}<|endofprompt|>"
-
-
 def pick_pairs(cfg: EditSteerConfig) -> list[dict]:
     pairs = [p for s in cfg.split.split(",") for p in load_pairs(cfg.pairs, s)]
     out = [p for op in cfg.ops() for p in [q for q in pairs if q["operation"] == op][: cfg.n]]
@@ -197,9 +190,9 @@ def target_of(pair: dict) -> str:
 class EditSteerer:
     """TinyEdit with interventions at the SAE's hook during its generation."""
 
-    def __init__(self, editor, sae, hook: str, selection: dict[str, TargetSelection],
+    def __init__(self, backbone, sae, hook: str, selection: dict[str, TargetSelection],
                  positions: str, seed: int):
-        self.editor, self.sae, self.hook = editor, sae, hook
+        self.backbone, self.sae, self.hook = backbone, sae, hook
         self.selection, self.positions, self.seed = selection, positions, seed
 
     def interventions(self, pair: dict, method: str, strength: float, modality: list[str]
@@ -220,14 +213,15 @@ class EditSteerer:
 
     def tokens(self, pair: dict, method: str, strength: float, source: np.ndarray,
                transcript: str, seed: int) -> list[int]:
-        text = (edit_text(pair["instruction"], transcript) if "instruct" in method
-                else neutral_text(transcript))
-        ids = torch.tensor(self.editor.tokenizer.encode(text).ids)
-        model = self.editor.backbone.model
+        if "instruct" in method:
+            ids, _ = self.backbone.encode_text(transcript, instruction=pair["instruction"])
+        else:  # TinyCosy's own layout, no instruction: the transcript alone
+            ids, _ = self.backbone.encode_text(transcript, instruction=None)
+        model = self.backbone.model
         ivs = self.interventions(pair, method, strength, model.modality(len(ids), len(source), 0))
         sampling = SamplingConfig(**{**EDIT_SAMPLING.__dict__, "seed": seed})
         with intervene(model, ivs):
-            return self.editor.backbone.edit(ids, torch.from_numpy(source), sampling)
+            return self.backbone.edit(ids, torch.from_numpy(source), sampling)
 
 
 def methods_for(op: str) -> tuple[str, ...]:
@@ -250,17 +244,16 @@ def run_rows(cfg: EditSteerConfig, steerer: EditSteerer, listen, pairs: list[dic
             pid, text = pair["pair_id"], pair["text_plain"]
             if pid not in src_cache:
                 audio = load(utts[pair["source_id"]])
-                src_cache[pid] = (audio, steerer.editor.codec.encode(audio),
+                src_cache[pid] = (audio, steerer.backbone.speech_tokens(audio),
                                   measure(listen, audio, text))
             src_audio, src_tokens, src_m = src_cache[pid]
             seed = cfg.seed + int(pid.lstrip("p") or i)
             toks = steerer.tokens(pair, method, strength or 0.0, src_tokens, text, seed)
-            audio = (steerer.editor.codec.decode(np.array(toks)) if toks
-                     else np.zeros(0, np.float32))
+            audio = steerer.backbone.render(toks)
             at = "" if strength is None else f"s{strength:g}"
             wav = out / "wav" / method / at / f"{pid}.wav"
             wav.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(wav), audio, SR, subtype="PCM_16")
+            sf.write(str(wav), audio, SAMPLE_RATE, subtype="PCM_16")
             m = measure(listen, audio, text)
             row = {"key": unit_key(pid, method, strength), "pair_id": pid,
                    "operation": pair["operation"], "target": target_of(pair), "method": method,
@@ -360,7 +353,7 @@ def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out
                           "output": audio,  # a steered output is judged per strength
                           "sample_key": r["pair_id"] if row_strength(r) is None else r["key"]})
         if items:
-            got = judge_edits(items, out / "judge" / method, SR, name=method,
+            got = judge_edits(items, out / "judge" / method, SAMPLE_RATE, name=method,
                               references=i == 0)
             scores.update(got)
     return scores
@@ -442,7 +435,6 @@ def _selection(cfg: EditSteerConfig, sae, path: Path) -> dict:
 def compare(cfg: EditSteerConfig) -> dict:
     """Run (or resume) the comparison and write summary.json and table.html."""
     from interp.corpus.table import load_audio
-    from interp.edit.editor import TinyEditor
     from interp.models.evaluate import Listener
     from sae.io import load_sae
 
@@ -450,13 +442,15 @@ def compare(cfg: EditSteerConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = pick_pairs(cfg)
-    editor = TinyEditor(cfg.model, cfg.codec)
+    backbone = load_backbone(cfg.model, "cpu")
+    if why := backbone.render_missing():
+        raise ValueError(f"cannot compare edits of {cfg.model}: {why}")
     hook = f"blocks.{cfg.layer}.hook_resid_post"
-    sae = load_sae(cfg.sae, editor.backbone, hook)
+    sae = load_sae(cfg.sae, backbone, hook)
     selection = _selection(cfg, sae, out / "selection.json")
-    steerer = EditSteerer(editor, sae, hook, selection, cfg.positions, cfg.seed)
+    steerer = EditSteerer(backbone, sae, hook, selection, cfg.positions, cfg.seed)
     utts = {r["utt_id"]: r for r in load_table(cfg.pairs)}
-    listen = Listener(Path(cfg.pairs), editor.codec)
+    listen = Listener(Path(cfg.pairs), getattr(backbone, "codec", None))
     rows = run_rows(cfg, steerer, listen, pairs, out, utts,
                     lambda row: load_audio(cfg.pairs, row)[0])
     summary = summarize(rows)

@@ -18,23 +18,21 @@ import torch
 from tqdm import tqdm
 
 from interp.atomic import atomic_save
+from interp.audio import SAMPLE_RATE
 from interp.hooks.intervene import Intervention
 from interp.models.evaluate import RATES, EvalConfig, heldout_plan, with_laughter
 from steering.select import TargetSelection
 from steering.steer import (
     LatentEdit,
-    decode_tokens,
     direction_intervention,
     generate_steered,
     position_mask,
-    prepare,
     sae_intervention,
 )
 
 log = logging.getLogger(__name__)
 
 ROWS = "rows.jsonl"
-SR = 16000
 STEERED = ("sae", "decoder", "diffmeans", "random_latents", "random_direction")
 METHODS = (*STEERED, "prompt")
 CONTROLS = ("random_latents", "random_direction")
@@ -99,9 +97,9 @@ def prompt_variant(engine, item: Item, target: str, seed: int) -> tuple[str, str
         return item.text, item.voice, RATES[target]
     if item.gender == target:
         return item.text, item.voice, None
-    voices = sorted(v for v, p in engine.prompts.items()
+    voices = sorted(v for v, p in engine.voices.items()
                     if p["split"] == "heldout_voices" and p["gender"] == target)
-    voices = voices or sorted(v for v, p in engine.prompts.items() if p["gender"] == target)
+    voices = voices or sorted(v for v, p in engine.voices.items() if p["gender"] == target)
     if not voices:
         raise ValueError(f"no prompt voice of gender {target!r} in the prompt bank")
     return item.text, voices[item.index % len(voices)], None
@@ -109,9 +107,9 @@ def prompt_variant(engine, item: Item, target: str, seed: int) -> tuple[str, str
 
 @dataclass(frozen=True)
 class Steerer:
-    """What generation needs: the TTS engine, the SAE, its hook, the selection, the settings."""
+    """What generation needs: the backbone, the SAE, its hook, the selection, the settings."""
 
-    engine: object
+    engine: object  # a Backbone that can render
     sae: object
     hook: str
     selection: dict[str, TargetSelection]
@@ -142,18 +140,18 @@ class Steerer:
         text, voice, instr = unit.item.text, unit.item.voice, None
         if unit.method == "prompt":
             text, voice, instr = prompt_variant(self.engine, unit.item, unit.target, self.seed)
-        req = prepare(self.engine, text, voice, instr)
+        req = self.engine.request(text, voice, instr)
         return generate_steered(self.engine, req, self.interventions(unit, req.modality),
                                 self.seed + unit.item.index)
 
 
 def listen(audio: np.ndarray, text: str) -> dict:
     """The instruments' readings that the summary uses (None where the clip is too short)."""
-    if len(audio) < SR // 10:
+    if len(audio) < SAMPLE_RATE // 10:
         return {k: None for k in METRICS if k != "n_tokens"} | {"transcript": ""}
     from interp.instruments import measure
 
-    m = measure(audio, SR, ref_text=text)
+    m = measure(audio, SAMPLE_RATE, ref_text=text)
     return {"laughter": m.get("laughter"), "p_male": m.get("p_male"),
             "voiced_duration_s": m.get("voiced_duration_s"), "median_f0_hz": m.get("median_f0_hz"),
             "wer": m.get("wer_corrected", m.get("wer")), "wer_raw": m.get("wer"),
@@ -183,10 +181,10 @@ def run_units(steerer: Steerer, units: list[Unit], out: Path) -> Iterator[dict]:
     with open(out / ROWS, "a") as f:
         for u in tqdm(todo, desc="generate + measure"):
             toks = steerer.tokens(u)
-            audio = decode_tokens(steerer.engine, toks)
+            audio = steerer.engine.render(toks, u.item.voice)
             path = u.wav_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_save(path, lambda p, a=audio: sf.write(str(p), a, SR, subtype="PCM_16"))
+            atomic_save(path, lambda p, a=audio: sf.write(str(p), a, SAMPLE_RATE, subtype="PCM_16"))
             row = {"key": u.key, "item": u.item.index, "text": u.item.text, "voice": u.item.voice,
                    "voice_gender": u.item.gender, "method": u.method, "target": u.target,
                    "strength": u.strength, "n_tokens": len(toks),

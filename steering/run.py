@@ -1,6 +1,6 @@
 """`python -m steering.run --concept laughter|gender|rate --layer 12 --strength 0,2,4,8 [--n 50]`
 
-Steers TinyCosy through SAE latents at one layer while it speaks held-out sentences in held-out
+Steers a backbone (TinyCosy by default, `--model`) through SAE latents at one layer while it speaks held-out sentences in held-out
 voices (fixed seeds), beside the baselines (the latents' decoder direction added to the raw
 residual, the difference of means, the model's own prompt: `[laughter]` tag, slow/fast
 instruction, a prompt voice of the target gender) and the controls (random latents of similar
@@ -24,9 +24,8 @@ import torch
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.judge.mmae_sets import judge_sets, write_sets
-from interp.models.backbone import TinyCosyBackbone
-from interp.models.tts import TTS
-from interp.paths import CODEC_DIR, TINYCOSY_DIR, default_sae
+from interp.models.registry import load_backbone
+from interp.paths import default_sae
 from interp.store.reader import ActivationStore
 from sae.io import load_sae
 from steering.experiment import METHODS, Steerer, plan_items, plan_units, run_units
@@ -76,10 +75,9 @@ class SteeringConfig:
     """comma-separated methods to run (sae, baselines, controls)"""
     select: str = "contrastive"
     """latent selection: contrastive, or label (autointerp labels, ranked contrastively)"""
-    model: str = str(TINYCOSY_DIR)
-    """TinyCosy folder"""
-    codec: str = str(CODEC_DIR)
-    """codec folder"""
+    model: str = "tinycosy"
+    """backbone (`interp.models.registry.load_backbone`: tinycosy, cosyvoice3:<dir>, a model
+    dir); it must render waveforms, which the instruments listen to"""
     sae: str = ""
     """SAE folder (default runs/tinycosy/sae/layer_<layer>, else the shipped data/sae one)"""
     store: str = "runs/tinycosy/acts"
@@ -176,8 +174,11 @@ def run_steering(cfg: SteeringConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     out, sae_dir, labels = cfg.paths()
     hook = f"blocks.{cfg.layer}.hook_resid_post"
-    engine = TTS(Path(cfg.model), Path(cfg.codec), device="cpu")
-    sae = load_sae(sae_dir, TinyCosyBackbone(engine.model), hook)
+    engine = load_backbone(cfg.model, "cpu")
+    if why := engine.render_missing():
+        raise ValueError(f"cannot steer {cfg.model} here: {why}; its outputs must be rendered "
+                         "to be measured")
+    sae = load_sae(sae_dir, engine, hook)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     selection = _selection(cfg, sae, out, labels)

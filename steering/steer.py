@@ -11,7 +11,7 @@ so nothing but the chosen latents changes. Modes (strength s, per-latent amount 
 vector to the raw residual (the decoder-direction, difference-in-means and random baselines).
 
     ivs = [sae_intervention(sae, "blocks.12.hook_resid_post", LatentEdit((5, 9), (1.0, 2.0)), 4.0)]
-    tokens = generate_steered(engine, text, voice, ivs, seed=0)
+    tokens = generate_steered(backbone, backbone.request(text, voice), ivs, seed=0)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from interp.hooks.intervene import (
@@ -30,8 +29,8 @@ from interp.hooks.intervene import (
     intervene,
     modality_positions,
 )
-from interp.models.generate import SamplingConfig, generate_tokens
-from interp.models.text_tokenizer import length_units, lm_text
+from interp.models.backbone import Request
+from interp.models.generate import SamplingConfig
 
 MODES = ("add", "clamp", "scale", "set")
 POSITIONS = ("speech", "generated", "window", "all")
@@ -139,32 +138,10 @@ def direction_intervention(hook: str, vector: torch.Tensor,
                         positions or all_positions())
 
 
-@dataclass(frozen=True)
-class Prompted:
-    """One generation request: tokenized text and prompt, and the modality of the prefix."""
-
-    text_ids: torch.Tensor
-    prompt: torch.Tensor
-    n_text: int
-    modality: list[str]
-
-
-def prepare(engine, text: str, voice: str, instruction: str | None = None) -> Prompted:
-    """Tokenize as `TTS.tokens` does, keeping the prefix's modality for position masks."""
-    p_text, p_tokens = engine.prompt(voice)
-    ids = engine.tokenizer.encode(lm_text(text, p_text, instruction)).ids
-    n_text = length_units(engine.tokenizer, text)
-    return Prompted(torch.tensor(ids), torch.from_numpy(p_tokens), n_text,
-                    engine.model.modality(len(ids), len(p_tokens), 0))
-
-
-def generate_steered(engine, req: Prompted, ivs: list[Intervention], seed: int,
+def generate_steered(backbone, req: Request, ivs: list[Intervention], seed: int,
                      sampling: SamplingConfig | None = None) -> list[int]:
-    """Speech tokens of `req` with the interventions applied (none: plain generation)."""
+    """Speech tokens of `req` (`Backbone.request`) with the interventions applied (none: plain
+    generation)."""
     cfg = replace(sampling or SamplingConfig(), seed=seed)
-    with intervene(engine.model, ivs):
-        return generate_tokens(engine.model, req.text_ids, req.prompt, req.n_text, cfg)
-
-
-def decode_tokens(engine, tokens: list[int]) -> np.ndarray:
-    return engine.codec.decode(np.array(tokens)) if tokens else np.zeros(0, np.float32)
+    with intervene(backbone.model, ivs):
+        return backbone.generate(req.text_ids, req.prompt, req.n_text, cfg)

@@ -156,7 +156,7 @@ def test_editing_lm_from_config_keys(editing_dir):
     assert isinstance(bb, EditingLMBackbone) and (bb.n_layers, bb.d_model) == (2, 32)
     assert "blocks.1.hook_mlp_out" in bb.hook_points() and bb.model.layers_path == "model.layers"
     assert bb.model.cfg.stop_ids == (299,) and bb.model.cfg.speech_codes == CODES
-    text, source, target = bb.encode_text("make it louder"), torch.tensor([1, 2, 3]), torch.tensor(
+    text, source, target = bb.encode_text("make it louder")[0], torch.tensor([1, 2, 3]), torch.tensor(
         [4, 5])
     out = bb.teacher_forced(text, source, target)
     assert out.logits.shape == (len(text) + 1 + 3 + 1 + 2, CODES + 1)

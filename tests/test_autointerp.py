@@ -149,7 +149,7 @@ def test_planted_recall(planted):
 def offline_run(tiny_heldout_store, tiny_sae, tiny_corpus, tiny_tinycosy, tmp_path_factory):
     out = tmp_path_factory.mktemp("autointerp") / "layer_1"
     cfg = AutointerpConfig(layer=1, store=str(tiny_heldout_store), sae=str(tiny_sae),
-                           corpus=str(tiny_corpus), backbone=str(tiny_tinycosy[0]), out=str(out),
+                           corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]), out=str(out),
                            n_clips=2)
     return cfg, run(cfg)
 

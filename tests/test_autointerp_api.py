@@ -56,8 +56,8 @@ class Flaky:
 def api_cfg(tiny_heldout_store, tiny_sae, tiny_corpus, tiny_tinycosy, tmp_path_factory):
     out = tmp_path_factory.mktemp("autointerp_api") / "layer_1"
     return AutointerpConfig(layer=1, store=str(tiny_heldout_store), sae=str(tiny_sae),
-                            corpus=str(tiny_corpus), backbone=str(tiny_tinycosy[0]), out=str(out),
-                            explainer="api", scorer="api", model="fake-omni", n_top=4,
+                            corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]), out=str(out),
+                            explainer="api", scorer="api", api_model="fake-omni", n_top=4,
                             n_quantile=2, n_random=2, n_score=3, n_clips=2, max_latents=5,
                             concurrency=4, timeout=0.5, backoff=0.01, max_attempts=5,
                             retries=2)

@@ -15,8 +15,8 @@ from interp.hooks import (
     modality_positions,
     run_with_cache,
 )
-from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 
 
 @pytest.fixture(scope="module")

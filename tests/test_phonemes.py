@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from interp.models.phonemes import PhonemeTokenizer, to_phonemes, train_phoneme_tokenizer
+from interp.models.registry import load_backbone
 from interp.models.text_tokenizer import (
     SPECIAL_TOKENS,
     SYSTEM_PROMPT,
@@ -18,7 +19,6 @@ from interp.models.text_tokenizer import (
     train_tokenizer,
 )
 from interp.models.tinycosy import TinyCosy
-from interp.models.tts import TTS
 
 
 def test_phonemes_in_context_with_tags_and_boundaries():
@@ -86,6 +86,6 @@ def test_continue_a_bpe_model_with_phonemes(tmp_path, tiny_corpus, tiny_tokens, 
     assert again["model"]["text_vocab"] == tok.get_vocab_size()
     assert (tmp_path / "export3" / "text_frontend.json").exists()
     # and the tts API speaks through it
-    engine = TTS(tmp_path / "export", tiny_codec_dir)
-    audio = engine("the red lamp is here.", next(iter(engine.prompts)), seed=0)
+    engine = load_backbone(str(tmp_path / "export"), "cpu", codec=str(tiny_codec_dir))
+    audio = engine.tts("the red lamp is here.", next(iter(engine.prompts)), seed=0)
     assert audio.dtype == np.float32 and len(audio) > 0

@@ -15,8 +15,8 @@ from sae_lens import SAE, BatchTopKTrainingSAE
 from safetensors.torch import load_file
 
 from interp.models.registry import load_backbone
-from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.models.tinycosy import TinyCosy, TinyCosyConfig
+from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.store import ActivationStore
 from sae import train as train_mod
 from sae.checkpoint import CKPT, RUN_STATE, checkpoint_dir

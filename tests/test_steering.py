@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.models.tts import TTS
+from interp.models.registry import load_backbone
 from sae.io import load_sae
 from steering.select import GroupStats, group_stats, label_candidates, select_target
 from steering.steer import (
@@ -20,7 +20,6 @@ from steering.steer import (
     edit_residual,
     generate_steered,
     position_mask,
-    prepare,
     sae_intervention,
 )
 
@@ -32,7 +31,7 @@ def sae(tiny_sae):
 
 @pytest.fixture(scope="module")
 def engine(tiny_tinycosy, tiny_codec_dir):
-    return TTS(tiny_tinycosy[0], tiny_codec_dir, device="cpu")
+    return load_backbone(str(tiny_tinycosy[0]), "cpu", codec=str(tiny_codec_dir))
 
 
 @pytest.mark.parametrize("mode", ["add", "clamp", "scale", "set"])
@@ -76,7 +75,7 @@ def test_reencoding_leaves_other_latents_unchanged(tiny_sae):
 
 
 def test_zero_strength_reproduces_generation(engine, sae):
-    req = prepare(engine, "the cat sat on the mat", sorted(engine.prompts)[0])
+    req = engine.request("the cat sat on the mat", sorted(engine.prompts)[0])
     plain = generate_steered(engine, req, [], seed=3)
     mask = position_mask("speech", req.modality)
     hook = "blocks.1.hook_resid_post"

@@ -15,7 +15,7 @@ from steering.experiment import ROWS, Steerer
 
 @pytest.fixture(scope="module")
 def tiny_args(tiny_tinycosy, tiny_codec_dir, tiny_sae, tiny_store, tiny_corpus) -> dict:
-    return {"layer": "1", "model": str(tiny_tinycosy[0]), "codec": str(tiny_codec_dir),
+    return {"layer": "1", "model": str(tiny_tinycosy[0]),
             "sae": str(tiny_sae), "store": str(tiny_store), "corpus": str(tiny_corpus),
             "k": "3", "max-positions": "400"}
 
@@ -65,7 +65,7 @@ def test_resume_does_not_regenerate(finished_run, monkeypatch):
     monkeypatch.setattr(Steerer, "tokens", lambda self, u: calls.append(u.key) or real(self, u))
     cfg = steer_run.SteeringConfig(
         concept="laughter", layer=1, strength="0,2", n=2, k=3, model=args["model"],
-        codec=args["codec"], sae=args["sae"], store=args["store"], corpus=args["corpus"],
+        sae=args["sae"], store=args["store"], corpus=args["corpus"],
         max_positions=400, out=str(out))
     steer_run.run_steering(cfg)
     assert calls == []
@@ -78,7 +78,7 @@ def test_resume_does_not_regenerate(finished_run, monkeypatch):
 @pytest.mark.parametrize("bad, message", [
     ({"concept": "whisper"}, "unknown concept"),
     ({"concept": "gender", "layer": "0"}, "cannot be used at blocks.0"),
-    ({"concept": "gender", "model": None, "codec": None}, "d_in"),
+    ({"concept": "gender", "model": None}, "d_in"),
     ({"concept": "rate", "strength": "fast"}, "--strength"),
 ])
 def test_bad_input_is_one_line(tiny_args, bad, message, monkeypatch, capsys, tmp_path):

@@ -63,7 +63,7 @@ def test_other_strengths_in_one_folder_make_a_dose_response(
         tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir, tiny_edit_sae):
     store, sae = tiny_edit_sae
     base = dict(sae=str(sae), layer=1, store=str(store), pairs=str(tiny_pairs),
-                model=str(tiny_tinyedit[0]), codec=str(tiny_codec_dir),
+                model=str(tiny_tinyedit[0]),
                 split="train,heldout_sentences,heldout_voices", n=1, operations="gender",
                 out=str(tmp_path / "cmp"))
     out = tmp_path / "cmp"

@@ -15,9 +15,9 @@ from interp.audio.tokenize_corpus import load_tokens
 from interp.corpus.table import load_table
 from interp.models.data import cut_prompt
 from interp.models.generate import SamplingConfig, generate_tokens
+from interp.models.registry import load_backbone
 from interp.models.text_tokenizer import lm_text, load_tokenizer
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy, TinyCosyConfig
-from interp.models.tts import TTS
 
 
 def test_cosyvoice3_key_names_and_specials():
@@ -162,19 +162,18 @@ def test_generation_is_seeded_and_bounded(tiny_tinycosy):
 
 
 def test_tts_api_and_bad_input(tmp_path, tiny_tinycosy, tiny_codec_dir):
-    engine = TTS(tiny_tinycosy[0], tiny_codec_dir)
+    engine = load_backbone(str(tiny_tinycosy[0]), "cpu", codec=str(tiny_codec_dir))
     voice = next(iter(engine.prompts))
-    audio = engine("the red lamp is here.", voice, "Please speak slowly.", seed=0)
+    audio = engine.tts("the red lamp is here.", voice, "Please speak slowly.", seed=0)
     assert audio.dtype == np.float32 and len(audio) % 640 == 0 and len(audio) > 0
     with pytest.raises(ValueError, match="empty text"):
-        engine("  ", voice)
+        engine.tts("  ", voice)
     with pytest.raises(ValueError, match="neither a voice id nor a wav"):
-        engine("hello", "no-such-voice")
+        engine.tts("hello", "no-such-voice")
     with pytest.raises(FileNotFoundError, match="train one with"):
         TinyCosy.load(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "interp.models", "hello", "--model",
-                           str(tmp_path), "--codec", str(tiny_codec_dir)],
-                          capture_output=True, text=True)
+                           f"tinycosy:{tmp_path}"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no TinyCosy checkpoint")
 
 
@@ -195,7 +194,7 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     from interp.models.evaluate import EvalConfig, evaluate_tts
 
     r = evaluate_tts(EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
-                                codec=str(tiny_codec_dir), n=2, examples=1, out=str(tmp_path),
+                                n=2, examples=1, out=str(tmp_path),
                                 tokens=str(tiny_tokens), n_conditioning=8))
     c = r["text_conditioning_nats"]
     assert 2 <= c["n"] <= 8 and c["gain"] == pytest.approx(c["other_text"] - c["own_text"], abs=1e-3)
@@ -222,7 +221,7 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
     # against itself as the baseline: the same plan, seeded, so every paired difference is 0
     cfg = EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
-                     codec=str(tiny_codec_dir), n=2, examples=0, out=str(tmp_path / "again"),
+                     n=2, examples=0, out=str(tmp_path / "again"),
                      tokens=str(tiny_tokens), n_conditioning=8,
                      baseline=str(tmp_path / "eval.json"))
     v = evaluate_tts(cfg)["vs_baseline"]

@@ -225,7 +225,7 @@ def _compare_cfg(tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir, store, sae
 
     return EditSteerConfig(**{**dict(
         sae=str(sae), layer=1, store=str(store), pairs=str(tiny_pairs),
-        model=str(tiny_tinyedit[0]), codec=str(tiny_codec_dir), split="train,heldout_sentences,"
+        model=str(tiny_tinyedit[0]), split="train,heldout_sentences,"
         "heldout_voices", n=1, operations="gender,add_laughter", out=str(tmp_path / "cmp")),
         **kw})
 
@@ -267,7 +267,7 @@ def test_steering_the_editor_is_exact_at_zero_and_changes_tokens_when_strong(
     sel = TargetSelection("male", [0, 1, 2], [1.0, 1.0, 1.0], [1.0] * 3, 1.0, [0.0] * d,
                           [0.0] * d, [3, 4, 5], [1.0] * 3, [1.0] + [0.0] * (d - 1), [1, 1],
                           "contrastive")
-    steerer = EditSteerer(editor, sae, hook, {"male": sel}, "speech", 0)
+    steerer = EditSteerer(editor.backbone, sae, hook, {"male": sel}, "speech", 0)
     pair = next(p for p in load_pairs(tiny_pairs) if p["operation"] == "gender"
                 and p["target_gender"] == "male")
     src = load_tokens(tiny_pairs / "tokens")[pair["source_id"]]

@@ -18,6 +18,7 @@ import torch
 from interp.edit.data import edit_text
 from interp.models.data import Example
 from interp.models.generate import SamplingConfig
+from interp.models.text_tokenizer import SYSTEM_PROMPT, lm_text
 from interp.models.tinycosy_backbone import TinyCosyBackbone
 from interp.paths import DATA
 
@@ -47,8 +48,13 @@ class TinyEditBackbone(TinyCosyBackbone):
     def encode_text(self, text: str, prompt_text: str = "",
                     instruction: str | None = None) -> tuple[torch.Tensor, int]:
         """(ids, n) of the edit instruction with `text` as the source's transcript (may be
-        empty); `prompt_text` is unused: the source speech is the prompt."""
-        ids = self.tokenizer.encode(edit_text(instruction or "", text)).ids
+        empty); `prompt_text` is unused: the source speech is the prompt. No instruction (None)
+        is TinyCosy's own layout, the transcript alone: what the editor does unasked."""
+        if instruction is None:
+            layout = lm_text(text) if text.strip() else f"{SYSTEM_PROMPT}<|endofprompt|>"
+        else:
+            layout = edit_text(instruction, text)
+        ids = self.tokenizer.encode(layout).ids
         return torch.tensor(ids), len(ids)
 
     def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],

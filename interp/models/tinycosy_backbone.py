@@ -22,6 +22,7 @@ from interp.audio.codec import SpeechCodec
 from interp.models.backbone import SpeechLMBackbone
 from interp.models.prompts import FILE as PROMPTS_FILE
 from interp.models.prompts import load_prompt_bank
+from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
 from interp.models.text_tokenizer import length_units, lm_text, load_tokenizer
 from interp.models.tinycosy import WEIGHTS, TinyCosy
 from interp.paths import CODEC_DIR
@@ -68,10 +69,18 @@ class TinyCosyBackbone(SpeechLMBackbone):
              spec: str | None = None) -> TinyCosyBackbone:
         folder = Path(folder)
         model = TinyCosy.load(folder, device)
+        named = codec_dir is not None or (folder / CODEC_POINTER).exists()
         codec_dir = Path(codec_dir) if codec_dir else codec_dir_of(folder)
+        codec = SpeechCodec.load(codec_dir)
+        if not named and codec.n_codes != model.cfg.speech_codes:
+            # an export that names no codec and does not fit the project's: tokens only
+            log.warning("%s names no codec and has %d speech codes, %s has %d: no speech "
+                        "tokenizer or waveforms", folder, model.cfg.speech_codes, codec_dir,
+                        codec.n_codes)
+            codec, codec_dir = None, None
+        tokenizer = load_tokenizer(folder) if (folder / TOKENIZER_FILE).exists() else None
         voices = load_prompt_bank(folder) if (folder / PROMPTS_FILE).exists() else {}
-        return cls(model, name, load_tokenizer(folder), SpeechCodec.load(codec_dir), voices,
-                   spec, folder, codec_dir)
+        return cls(model, name, tokenizer, codec, voices, spec, folder, codec_dir)
 
     @property
     def prompts(self) -> dict[str, dict]:
@@ -83,18 +92,24 @@ class TinyCosyBackbone(SpeechLMBackbone):
                     instruction: str | None = None) -> tuple[torch.Tensor, int]:
         """(ids of system + instruction + `<|endofprompt|>` + prompt text + text, length of
         `text` in the units of the length bounds)."""
+        if self.tokenizer is None:
+            return super().encode_text(text, prompt_text, instruction)
         ids = self.tokenizer.encode(lm_text(text, prompt_text, instruction)).ids
         return torch.tensor(ids), length_units(self.tokenizer, text)
 
     def token_texts(self, ids: list[int]) -> list[str]:
+        if self.tokenizer is None:
+            return super().token_texts(ids)
         return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
 
     def special_id(self, token: str) -> int | None:
-        return self.tokenizer.token_to_id(token)
+        return None if self.tokenizer is None else self.tokenizer.token_to_id(token)
 
     # -- speech -----------------------------------------------------------------------------
     def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         """25 Hz codec tokens of a mono waveform (resampled to the codec's rate)."""
+        if self.codec is None:
+            return super().speech_tokens(audio, sr)
         audio = np.asarray(audio, np.float32)
         if sr != self.codec.sample_rate:
             import librosa
@@ -111,10 +126,12 @@ class TinyCosyBackbone(SpeechLMBackbone):
         return tokenize_corpus(Path(corpus), self.codec_dir, Path(out))
 
     def render_missing(self) -> str:
-        return "" if self.codec is not None else f"{self.spec} was loaded without its codec"
+        return "" if self.codec is not None else f"{self.spec} has no codec that fits it"
 
     def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray:
         """The codec's decoder (harmonic-plus-noise from code-book mel and F0); the voice is in
         the tokens themselves, so `prompt` is not needed."""
+        if self.codec is None:
+            return super().render(tokens, prompt)
         tokens = np.asarray(tokens, dtype=np.int64)
         return self.codec.decode(tokens) if tokens.size else np.zeros(0, np.float32)
