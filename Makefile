@@ -61,7 +61,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
-## test: lint, then the whole suite; pytest's "no tests collected" (exit 5) fails loudly
+## test: lint, then the whole suite (slow tests included: CI runs everything); pytest's "no tests
+## collected" (exit 5) fails loudly. Fast loop while editing, without the tests marked slow
+## (notebooks, training runs, torchrun, the browser, the quick benchmark, CLI subprocesses):
+##   .venv/bin/python -m pytest -m "not slow" -q        (and `-m slow` for just the heavy ones)
+## Each test has a 600 s timeout (pytest-timeout, pyproject.toml).
 test: install lint
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \

@@ -92,6 +92,7 @@ def test_guided_attention_loss_and_training(model_and_examples):
                           attn_guide_head=2).item() == pytest.approx(clean + 0.5 * guide, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_guided_training_makes_a_pointer(tmp_path, model_and_examples):
     """A few dozen steps of --attn-guide turn the guided head into a pointer at the spoken word:
     its mass there grows several-fold and its top sentence token lands on the word far above
@@ -121,6 +122,7 @@ def test_attn_guide_refuses_what_it_cannot_do(tmp_path, model_and_examples):
     assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
+@pytest.mark.slow
 def test_alignment_cli(tiny_tinycosy, tiny_corpus, tiny_tokens, tmp_path):
     out = tmp_path / "align.json"
     r = subprocess.run([sys.executable, "-m", "interp.models.alignment", "--model",
@@ -142,6 +144,7 @@ def _loss_and_grads(model, batch, **kw) -> tuple[float, torch.Tensor]:
     return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+@pytest.mark.slow
 def test_bf16_and_compiled_steps_match_the_fp32_eager_step(model_and_examples):
     """--precision bf16 on the CPU (autocast, math attention) and --compile give the fp32 eager
     loss and gradients, guided-attention term included (the guide's hook still sees a compiled

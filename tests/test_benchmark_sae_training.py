@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import sae_training
 from benchmarks.sae_training import SAEBenchConfig, run
 
@@ -40,6 +42,7 @@ def test_toy_run_on_synthetic_data(monkeypatch):
     check(r, steps=6, k=4)
 
 
+@pytest.mark.slow
 def test_cli_on_a_store_merges_into_results(tmp_path, tiny_store):
     out = tmp_path / "results.json"
     out.write_text(json.dumps({"capture": {"kept": True}}))

@@ -13,9 +13,9 @@ from autointerp.dashboard.build import BuildConfig
 from autointerp.dashboard.synthetic import write_layer, write_steering
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium; "
-                             "`make test` installs it)")
+                             "`make test` installs it)")]
 
 AUDIO_DURATION = """() => new Promise((resolve, reject) => {
   const a = document.querySelector('audio');
@@ -56,6 +56,9 @@ def test_browse_search_filter_and_play(site, tmp_path):
         _wait(page, "index")
         assert page.locator("#rows tr").count() == 100  # first page of 240
         assert page.locator("#count").inner_text() == "240 of 240 latents"
+        cards = page.locator(".cards").inner_text()  # human names; the paper's figure labelled
+        assert "Audio-modal latents" in cards and "paper, CosyVoice3: 0.921" in cards
+        assert "modality_counts" not in cards and "planted_recall" not in cards
         page.screenshot(path=str(tmp_path / "index.png"))
         page.click("#next")
         assert page.locator("#pageinfo").inner_text() == "page 2 / 3"

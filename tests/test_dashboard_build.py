@@ -37,9 +37,11 @@ def test_site_layout_index_and_latent_pages(tmp_path, layer12):
     meta = json.loads((site / "data/site.json").read_text())
     assert [e["layer"] for e in meta["layers"]] == [12, 6]
     assert meta["layers"][0]["counts"] == {"audio": 4, "text": 4, "mixed": 4, "dead": 4}
-    assert meta["layers"][0]["summary"]["n_latents"] == 16
-    assert "modality" not in meta["layers"][0]["summary"]  # only top-level numbers and strings
+    cards = {c["name"]: c for c in meta["layers"][0]["cards"]}
+    assert cards["Latents"]["value"] == 16 and cards["Audio-modal latents"]["value"] == 4
     assert meta["steering_runs"] == 2
+    assert meta["autointerp"] == "../autointerp"  # relative: no absolute path of this machine
+    assert str(tmp_path) not in (site / "data/site.json").read_text()
 
     idx = json.loads((site / "data/layer_12/index.json").read_text())
     cols = idx["columns"]
@@ -72,6 +74,43 @@ def test_site_layout_index_and_latent_pages(tmp_path, layer12):
     assert dead["evidence"] is None and dead["steering"] == []
     layer6 = json.loads((site / "data/layer_6/latents/latent_00000.json").read_text())
     assert [r["concept"] for r in layer6["steering"]] == ["gender"]
+
+
+def test_index_cards_have_human_names_and_label_the_papers_figures(tmp_path, layer12):
+    """The index's summary cards read as words, not JSON keys (the key is the tooltip), and the
+    paper's figures sit beside the run's, labelled as the paper's."""
+    site = _build(tmp_path, layer=12)
+    cards = json.loads((site / "data/site.json").read_text())["layers"][0]["cards"]
+    by_name = {c["name"]: c for c in cards}
+    assert len(by_name) == len(cards)  # each figure once
+    for name in ("Latents", "Audio-modal latents", "Text-modal latents", "Mixed-modality latents",
+                 "Dead latents (never fire on the store)", "Held-out positions",
+                 "Detection AUROC, text-modal latents (mean)",
+                 "Detection AUROC, all scored latents (mean)",
+                 "Planted concepts recovered (best latent)",
+                 "Planted concepts recovered (per group)",
+                 "Planted concepts recovered by a random latent (control)",
+                 "Dead latents (share)"):
+        assert name in by_name, name
+    assert by_name["Detection AUROC, text-modal latents (mean)"]["note"] == "paper, CosyVoice3: 0.921"
+    assert by_name["Detection AUROC, audio-modal latents (mean)"]["note"] == "paper, CosyVoice3: 0.653"
+    assert by_name["Detection AUROC, mixed-modality latents (mean)"]["note"] == \
+        "paper, CosyVoice3: 0.558"
+    assert "note" not in by_name["Detection AUROC, all scored latents (mean)"]  # no paper figure
+    group = by_name["Planted concepts recovered (per group)"]
+    assert group["value"] == 0.875 and group["key"] == "summary.json: planted_recall.group_recall"
+    assert group["note"] == "up to 5 latents together"
+    for c in cards:  # no raw JSON key as a name; run settings and timings are not figures
+        assert "." not in c["name"] and "_" not in c["name"], c
+        assert not c["name"].lower().startswith(("settings", "timings", "paper")), c
+    app = (site / "static/app.js").read_text()
+    assert "c.name" in app and "c.note" in app and "entry.summary" not in app
+
+    (layer12 / "summary.json").write_text("{oops")  # no summary: the counts alone
+    names = [c["name"] for c in json.loads(
+        (_build(tmp_path, layer=12) / "data/site.json").read_text())["layers"][0]["cards"]]
+    assert names == ["Latents", "Audio-modal latents", "Text-modal latents",
+                     "Mixed-modality latents", "Dead latents (never fire on the store)"]
 
 
 def test_rebuild_replaces_the_site_and_keeps_foreign_folders(tmp_path, layer12):

@@ -17,6 +17,7 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path: Path, monkeypatch, tmp_path_factory):
     # one fresh run folder for the session: later notebooks reuse what earlier ones built

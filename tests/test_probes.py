@@ -67,6 +67,7 @@ def test_needs_held_out_voices(tmp_path, tiny_store, tiny_corpus):
         run_probes(cfg)
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sae.probes", "--store", str(tmp_path / "no"),
                            "--out", str(tmp_path)], capture_output=True, text=True)

@@ -73,3 +73,52 @@ def test_tinycosy_section_shows_word_recall(tmp_path):
     rows = {r.figure: r.ours for r in tinycosy_section(tmp_path).rows}
     assert rows["words heard: the template's fixed words"] == 0.9
     assert rows["words heard: slot words (the content)"] == 0.2
+
+
+def _strings(x):
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _strings(v)
+
+
+def test_report_names_no_absolute_path_of_this_machine(tmp_path):
+    """Sources read from the repository (`data/…`, `benchmarks/…`) are relative to its root,
+    those of a run folder relative to the run, and a path a stage recorded in its settings is
+    made relative too: nothing in report.json or report.html points into this machine."""
+    from interp.paths import REPO
+    from workbench.report.sections import relative_source
+
+    run = tmp_path / "demo"
+    (run / "autointerp" / "layer_12").mkdir(parents=True)
+    (run / "autointerp" / "layer_12" / "summary.json").write_text(json.dumps({
+        "layer": 12, "modality_counts": {"audio": 1},
+        "auroc_by_modality": {m: {"mean": 0.7, "n": 3} for m in ("text", "audio", "mixed")},
+        "shuffled_control": {m: {"mean": 0.5} for m in ("text", "audio", "mixed")},
+        "paper_auroc_cosyvoice3": {"text": 0.921, "audio": 0.653, "mixed": 0.558},
+        "planted_recall": {"recall": 0.5, "concepts": []},
+        "settings": {"explainer": "offline", "scorer": "detection",
+                     "sae": str(REPO / "data" / "sae" / "layer_12"),
+                     "out": str(run / "autointerp" / "layer_12")}}))
+    report = build_report(run)
+    j, h = write_report(report, run)
+    data, page = json.loads(j.read_text()), h.read_text()
+    sources = {r["source"] for s in data["sections"] for r in s["rows"]}
+    assert "demo/autointerp/layer_12/summary.json" in sources  # the run's, relative to it
+    assert (REPO / "data/sae/layer_12/metrics.json").exists()
+    assert "data/sae/layer_12/metrics.json" in sources  # the shipped SAE, relative to the repo
+    assert data["run"] == "demo"
+    for text in _strings(data):
+        assert not text.startswith("/"), text
+    for text in (j.read_text(), page):
+        for absolute in (str(REPO), str(REPO.resolve()), str(tmp_path), "/work/", "/home/",
+                         "/root/"):
+            assert absolute not in text, absolute
+    assert "SAE data/sae/layer_12" in page
+    assert relative_source(REPO / "runs" / "demo" / "x.json", REPO / "runs" / "demo") == \
+        "runs/demo/x.json"

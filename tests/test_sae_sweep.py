@@ -70,6 +70,7 @@ def test_sweep_refuses_a_store_without_its_layers(tmp_path, tiny_tinycosy):
         sweep(base, SweepConfig(layers="0-1", out=str(tmp_path / "sweep")))
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_split_the_layers(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
     """Two CPU processes (gloo): the cache is split across ranks, each rank trains one layer,
     rank 0 writes the sweep of both."""

@@ -93,6 +93,7 @@ def test_metrics_json_keys_and_ranges(trained):
     assert train(cfg)["training"] == m["training"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["sparse", "saelens"])
 def test_resume_after_kill_continues_identically(tmp_path, tiny_store, tiny_corpus, tiny_tokens,
                                                   tiny_tinycosy, monkeypatch, engine):
@@ -226,6 +227,7 @@ def test_fold_keeps_threshold_units_even_on_old_sae_lens(trained, monkeypatch):
         assert torch.allclose(l0_and_recon(repaired)[1], want, atol=1e-4 * float(x.abs().max()))
 
 
+@pytest.mark.slow
 def test_help_and_bad_flags(monkeypatch, capsys):
     proc = subprocess.run([sys.executable, "-m", "sae.train", "--help"], capture_output=True,
                           text=True)

@@ -35,6 +35,7 @@ def finished_run(tmp_path_factory, tiny_args):
     return out, args, proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(finished_run):
     out, _, stdout = finished_run
     s = json.loads((out / "summary.json").read_text())
@@ -58,6 +59,7 @@ def test_cli_end_to_end(finished_run):
     assert "steering laughter" in stdout
 
 
+@pytest.mark.slow
 def test_resume_does_not_regenerate(finished_run, monkeypatch):
     out, args, _ = finished_run
     calls = []

@@ -88,6 +88,7 @@ def test_bad_layer_hook_and_missing_store(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_equal_one_process(store_args, tmp_path):
     run_cache(store_args)
     single = ActivationStore(Path(store_args.out), 1).all()

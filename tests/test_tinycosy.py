@@ -31,6 +31,7 @@ def test_cosyvoice3_key_names_and_specials():
     assert (m.sos, m.eos, m.task_id) == (64, 65, 66)
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_exports(tiny_tinycosy):
     export, summary = tiny_tinycosy
     for name in ("model.safetensors", "config.json", "tokenizer.json", "prompts.json",
@@ -47,6 +48,7 @@ def test_training_lowers_loss_and_exports(tiny_tinycosy):
     assert summary["heldout_loss_by_step"] == evals  # kept whole, however long the run
 
 
+@pytest.mark.slow
 def test_resume_continues_from_checkpoint(tmp_path, tiny_corpus, tiny_tokens):
     from interp.models.train import TrainConfig, train
 
@@ -89,6 +91,7 @@ def test_speech_noise_corrupts_inputs_not_labels(tiny_tinycosy, tiny_corpus, tin
         fit(model, ex, {}, LoopConfig(steps=1, speech_noise=1.5))
 
 
+@pytest.mark.slow
 def test_init_from_continues_an_export(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy):
     """--init-from starts from an export's weights and tokenizer (not a fresh model) and records
     the stage it continued; the schedule anneals by the time budget too."""
@@ -189,6 +192,7 @@ def test_prompt_cut_and_modality(tiny_corpus, tiny_tokens):
     assert mods[6:] == ["speech"] * 8
 
 
+@pytest.mark.slow
 def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinycosy,
                                  tiny_codec_dir):
     from interp.models.evaluate import EvalConfig, evaluate_tts

@@ -102,6 +102,7 @@ def test_pairs_ground_truth(tiny_pairs):
     assert manifest["summary"]["pairs"] == 12
 
 
+@pytest.mark.slow
 def test_train_resumes_and_exports(tiny_tinyedit):
     export, first, second = tiny_tinyedit
     assert first["steps"] == 3 and second["steps"] == 5
@@ -230,6 +231,7 @@ def _compare_cfg(tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir, store, sae
         **kw})
 
 
+@pytest.mark.slow
 def test_steer_vs_instruct_table_resumes_and_refuses_other_saes(
         tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir, tiny_edit_sae, tiny_sae):
     from steering.edit_compare import METHODS, ROWS, compare

@@ -2,7 +2,7 @@
 
 Site layout (`runs/<model>/dashboard/`; everything the browser needs, no CDN):
     index.html, static/{app.js,latent.js,style.css,plotly.min.js}
-    data/site.json                          layers, their summary figures and modality counts
+    data/site.json                          layers, their summary cards (human names) and counts
     data/layer_L/index.json                 one column per field, one entry per latent (compact)
     data/layer_L/latents/latent_XXXXX.json  a latent's row, evidence, waveform envelopes, steering
     data/layer_L/clips/*.wav                the clips, copied from the auto-interp folder
@@ -183,7 +183,7 @@ def build_layer(src: Path, layer: int, dst: Path, steering: list[dict], bins: in
     counts = {m: cols["modality"].count(i) for i, m in enumerate(inputs.MODALITIES)}
     log.info("layer %d: %d latents, %d clips", layer, len(rows), len(clips.done))
     return {"layer": layer, "n": len(rows), "counts": counts, "clips": len(clips.done),
-            "summary": inputs.read_summary(src)}
+            "cards": inputs.summary_cards(src, len(rows), counts)}
 
 
 def _copy_static(site: Path) -> None:
@@ -232,7 +232,9 @@ def build_site(cfg: BuildConfig) -> Path:
                                staging / "data" / f"layer_{layer}", steering, cfg.envelope_bins)
                    for layer in layers]
         site = {"title": f"{root.resolve().parent.name} feature dashboard", "layers": entries,
-                "built": time.strftime("%Y-%m-%d %H:%M:%S"), "autointerp": str(root),
+                "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+                # relative to the site: the page names no absolute path of this machine
+                "autointerp": os.path.relpath(root.resolve(), out.resolve()),
                 "steering_runs": len(steering)}
         atomic_write_text(staging / "data" / "site.json", dumps(site))
         staging.chmod(0o755)

@@ -120,25 +120,87 @@ def read_evidence(folder: Path, row: dict, layer: int) -> dict | None:
     return ev
 
 
-def read_summary(folder: Path) -> dict:
-    """`summary.json`'s top-level numbers (optional file; anything else in it is ignored)."""
+MODALITY_CARDS = {"audio": "Audio-modal latents", "text": "Text-modal latents",
+                  "mixed": "Mixed-modality latents", "dead": "Dead latents (never fire on the store)"}
+AUROC_CARDS = {"text": "Detection AUROC, text-modal latents (mean)",
+               "audio": "Detection AUROC, audio-modal latents (mean)",
+               "mixed": "Detection AUROC, mixed-modality latents (mean)",
+               "all": "Detection AUROC, all scored latents (mean)"}
+PAPER = "paper, CosyVoice3"  # arXiv 2606.10029: the figures autointerp.run keeps beside its own
+RECALL_CARDS = {  # planted_recall's figures (autointerp.score.planted_recall)
+    "recall": "Planted concepts recovered (best latent)",
+    "group_recall": "Planted concepts recovered (per group)",
+    "utterance_recall": "Planted concepts recovered (utterance level)",
+    "random_recall": "Planted concepts recovered by a random latent (control)",
+    "mean_auroc": "Planted concepts: mean AUROC of the best latent",
+    "random_mean_auroc": "Planted concepts: mean AUROC of a random latent (control)"}
+NAMED_CARDS = {"n_positions": "Held-out positions", "dead_frac": "Dead latents (share)",
+               "mean_auroc": "Detection AUROC (mean)", "explainer": "Explainer",
+               "scorer": "Scorer"}
+CARDS_DONE = ("layer", "n_latents", "n_positions", "modality_counts", "auroc_by_modality",
+              "paper_auroc_cosyvoice3", "planted_recall", "figures", *SUMMARY_SKIP)
+
+
+def card(name: str, value: Any, key: str, note: str | None = None) -> dict:
+    """One index card: a human `name`, its `value`, the `key` it came from (file and JSON key, the
+    card's tooltip) and an optional `note` (the paper's figure, labelled as the paper's)."""
+    out = {"name": name, "value": value, "key": key}
+    return out | {"note": note} if note else out
+
+
+def _mean(obj: Any) -> float | None:
+    return num(obj.get("mean")) if isinstance(obj, dict) else num(obj)
+
+
+def _human(key: str) -> str:
+    return NAMED_CARDS.get(key) or key.replace("_", " ").replace(".", ", ").capitalize()
+
+
+def summary_cards(folder: Path, n: int, counts: dict[str, int]) -> list[dict]:
+    """The index page's cards for one layer, each with a human name: the latents and their
+    modality counts, then `summary.json`'s figures (`python -m autointerp.run`'s: detection AUROC
+    by modality beside the paper's, planted-concept recall), then any other top-level number or
+    short string it holds. A missing or malformed summary.json gives the counts alone."""
+    cards = [card("Latents", n, "latents.jsonl: rows")]
+    cards += [card(MODALITY_CARDS.get(m, f"{m} latents"), c, f"latents.jsonl: modality {m}")
+              for m, c in counts.items()]
     path = folder / "summary.json"
-    if not path.exists():
-        return {}
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(path.read_text()) if path.exists() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         log.warning("%s is malformed; the index shows no summary figures", path)
-        return {}
+        obj = {}
     if not isinstance(obj, dict):
-        return {}
-    out: dict = {}
-    for k, v in obj.items():  # top-level figures, and those of one nested level (by modality…)
+        return cards
+    if num(obj.get("n_positions")) is not None:
+        cards.append(card(NAMED_CARDS["n_positions"], obj["n_positions"], "summary.json: n_positions"))
+    auroc = obj.get("auroc_by_modality") if isinstance(obj.get("auroc_by_modality"), dict) else {}
+    paper = obj.get("paper_auroc_cosyvoice3")
+    paper = paper if isinstance(paper, dict) else {}
+    for m, name in AUROC_CARDS.items():
+        ours, theirs = _mean(auroc.get(m)), num(paper.get(m))
+        if ours is not None or theirs is not None:
+            note = f"{PAPER}: {theirs:g}" if theirs is not None else None
+            cards.append(card(name, ours, f"summary.json: auroc_by_modality.{m}.mean", note))
+    control = obj.get("shuffled_control") if isinstance(obj.get("shuffled_control"), dict) else {}
+    if _mean(control.get("all")) is not None:
+        cards.append(card("Detection AUROC, shuffled labels (control, mean)",
+                          _mean(control["all"]), "summary.json: shuffled_control.all.mean"))
+    recall = obj.get("planted_recall") if isinstance(obj.get("planted_recall"), dict) else {}
+    notes = {}
+    if num(recall.get("threshold")) is not None:
+        notes["recall"] = f"held-out AUROC ≥ {recall['threshold']:g}"
+    if num(recall.get("group_size")) is not None:
+        notes["group_recall"] = f"up to {recall['group_size']:g} latents together"
+    for k, name in RECALL_CARDS.items():
+        if num(recall.get(k)) is not None:
+            cards.append(card(name, recall[k], f"summary.json: planted_recall.{k}", notes.get(k)))
+    for k, v in obj.items():
+        if k in CARDS_DONE or k.endswith("_by_modality") or k == "shuffled_control":
+            continue
         if num(v) is not None or (isinstance(v, str) and len(v) <= 80):
-            out[k] = v
-        elif isinstance(v, dict) and k not in SUMMARY_SKIP:
-            out.update({f"{k}.{kk}": vv for kk, vv in v.items() if num(vv) is not None})
-    return dict(list(out.items())[:SUMMARY_MAX])
+            cards.append(card(_human(k), v, f"summary.json: {k}"))
+    return cards[:SUMMARY_MAX]
 
 
 def flat_figures(obj: Any, limit: int = 60) -> dict[str, float | bool]:

@@ -101,10 +101,32 @@ def write_layer(folder: Path, n: int = 40, n_evidence: int = 12, seed: int = 0) 
             "scores": {"auroc": auroc, "balanced_accuracy": auroc and round(auroc - 0.05, 3),
                        "scorer": "detection"}}))
     (folder / "latents.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "summary.json").write_text(json.dumps(
-        {"n_latents": n, "dead_frac": round(sum('"dead"' in s for s in lines) / n, 4),
-         "mean_auroc": 0.71, "explainer": "synthetic", "modality": {"audio": 1}}))
+    (folder / "summary.json").write_text(json.dumps(_summary([json.loads(x) for x in lines])))
     return folder
+
+
+def _summary(rows: list[dict]) -> dict:
+    """summary.json shaped like `python -m autointerp.run`'s (its figures made up), plus one key
+    it does not write (the dashboard shows unknown top-level figures too)."""
+    def auroc(m: str) -> dict:
+        v = [r["scores"]["auroc"] for r in rows if r["scores"]["auroc"] is not None
+             and m in ("all", r["modality"])]
+        return {"mean": round(float(np.mean(v)), 4) if v else None,
+                "median": round(float(np.median(v)), 4) if v else None, "n": len(v)}
+
+    mods = ("text", "audio", "mixed", "all")
+    return {"layer": 12, "n_latents": len(rows), "n_positions": 4000,
+            "modality_counts": {m: sum(r["modality"] == m for r in rows)
+                                for m in ("audio", "text", "mixed", "dead")},
+            "auroc_by_modality": {m: auroc(m) for m in mods},
+            "shuffled_control": {m: {"mean": 0.5, "median": 0.5, "n": 1} for m in mods},
+            "paper_auroc_cosyvoice3": {"text": 0.921, "audio": 0.653, "mixed": 0.558},
+            "planted_recall": {"concepts": [], "threshold": 0.9, "recall": 0.75,
+                               "group_recall": 0.875, "group_size": 5, "random_recall": 0.0,
+                               "mean_auroc": 0.93, "random_mean_auroc": 0.52},
+            "settings": {"explainer": "synthetic"}, "timings": {"total_s": 1.0},
+            "figures": ["figures.html"], "dead_frac": round(
+                sum(r["modality"] == "dead" for r in rows) / max(len(rows), 1), 4)}
 
 
 def write_steering(root: Path, layer: int, latents: list[int], concept: str = "laughter") -> Path:

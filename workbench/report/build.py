@@ -24,6 +24,9 @@ from workbench.report.sections import (
     codec_section,
     instruments_section,
     probes_section,
+    relative_source,
+    relative_text,
+    run_label,
     sae_section,
     sweep_section,
     tinycosy_section,
@@ -56,13 +59,24 @@ def build_report(run: str | Path, sections: list[Callable[[Path], Section]] | No
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"no run folder {run}; run `make demo` first")
-    report = Report(str(run), time.strftime("%Y-%m-%d %H:%M"))
+    report = Report(run_label(run), time.strftime("%Y-%m-%d %H:%M"))
     for make in sections or SECTIONS:
-        report.sections.append(make(run))
+        report.sections.append(relative_paths(make(run), run))
     headline = headlines(report.sections)
     if headline.rows:
         report.sections.insert(0, headline)
     return report
+
+
+def relative_paths(sec: Section, run: Path) -> Section:
+    """No absolute path of this machine in the report: sources relative to the repository root
+    (or the run folder), and the same for any path a note or a figure's text quotes."""
+    for r in sec.rows:
+        r.source = relative_source(r.source, run)
+        r.figure, r.ours = (relative_text(v, run) if isinstance(v, str) else v
+                            for v in (r.figure, r.ours))
+    sec.note = relative_text(sec.note, run)
+    return sec
 
 
 # (section function, how many of its first rows) that make the headline table

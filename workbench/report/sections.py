@@ -38,6 +38,31 @@ class Section:
                 "rows": [r.__dict__ for r in self.rows]}
 
 
+def run_label(run: Path) -> str:
+    """The run folder as a report names it: relative to the repository root (`runs/demo`), or
+    by its folder name when it lies elsewhere; never an absolute path of this machine."""
+    p = Path(run).resolve()
+    return p.relative_to(REPO.resolve()).as_posix() if p.is_relative_to(REPO.resolve()) else p.name
+
+
+def relative_source(source: str | Path, run: Path) -> str:
+    """A figure's source file, relative to the repository root (`data/…`, `runs/demo/…`) or else
+    to the run folder (`<run label>/…`); a path in neither keeps only its file name."""
+    p, root, r = Path(source).resolve(), REPO.resolve(), Path(run).resolve()
+    if p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    if p.is_relative_to(r):
+        return f"{run_label(run)}/{p.relative_to(r).as_posix()}"
+    return p.name
+
+
+def relative_text(text: str, run: Path) -> str:
+    """`text` with every absolute path of the repository or the run folder made relative."""
+    r, root = Path(run).resolve(), REPO.resolve()
+    text = text.replace(f"{r}/", f"{run_label(run)}/").replace(str(r), run_label(run))
+    return text.replace(f"{root}/", "").replace(str(root), ".")
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())

@@ -98,11 +98,12 @@ const Dash = (() => {
     saveState(layer);
   }
 
+  // Cards come named from the build (inputs.summary_cards); the JSON key is the tooltip, and a
+  // paper's figure is a note labelled as the paper's.
   function summaryCards(entry) {
-    const items = [["latents", entry.n.toLocaleString()],
-      ...Object.entries(entry.counts).map(([m, n]) => [m, n.toLocaleString()]),
-      ...Object.entries(entry.summary || {}).map(([k, v]) => [k, typeof v === "number" ? fmt(v) : v])];
-    return items.map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`).join("");
+    return (entry.cards || []).map((c) =>
+      `<div class="card" title="${esc(c.key)}"><b>${esc(typeof c.value === "string" ? c.value : fmt(c.value))}</b>` +
+      `<span>${esc(c.name)}</span>${c.note ? `<small class="note">${esc(c.note)}</small>` : ""}</div>`).join("");
   }
 
   async function renderIndex(layer, p) {
