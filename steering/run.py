@@ -37,16 +37,18 @@ from steering.report import (
     results_table,
     write_csv,
 )
-from steering.select import check_concept, load_selection, save_selection, select_concept
+from steering.select import (
+    check_concept,
+    default_k,
+    load_selection,
+    save_selection,
+    select_concept,
+)
 from steering.steer import MODES, POSITIONS
 
 log = logging.getLogger(__name__)
 
 SELECTION = "selection.json"
-# Latents per target when --k is not given. Gender is spread thinner over the SAE than laughter or
-# rate: on the shipped model eight latents move P(male) to 0.10 toward female, sixteen to 0.000
-# (8f: 0.29 and 0.001), with the same-norm diff-means direction at 0.000 (README, Steering).
-DEFAULT_K = {"gender": 16}
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class SteeringConfig:
 
     def resolved(self) -> SteeringConfig:
         """This config with the concept's default k filled in (what summary.json records)."""
-        return replace(self, k=self.k or DEFAULT_K.get(self.concept, 8))
+        return replace(self, k=self.k or default_k(self.concept))
 
     def paths(self) -> tuple[Path, Path, Path]:
         """(out, sae, autointerp latents.jsonl) with the defaults filled in."""

@@ -71,3 +71,19 @@ def test_no_absolute_machine_path(doc):
     text = doc.read_text()
     found = [p for p in (*ABSOLUTE, str(REPO)) if p in text]
     assert not found, f"{rel(doc)} names {found}"
+
+
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+@pytest.mark.slow
+def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
+    """The README's Python is what a newcomer pastes first: each block runs, in order, in one
+    namespace, from the repository root."""
+    blocks = PYTHON_BLOCK.findall(README.read_text())
+    assert blocks, "the README shows the API in a ```python block"
+    assert all(len(b.strip().splitlines()) <= 10 for b in blocks)
+    monkeypatch.chdir(REPO)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the docs' own code

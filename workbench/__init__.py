@@ -3,3 +3,7 @@
     from workbench import Workbench
     wb = Workbench.load("tinycosy")
 """
+
+from workbench.api import Audio, Readings, Steer, Workbench
+
+__all__ = ["Audio", "Readings", "Steer", "Workbench"]

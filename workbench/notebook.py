@@ -1,6 +1,6 @@
 """What the notebooks share: find the repository, pick full or small settings, build what is missing.
 
-Every notebook starts with `wb = workbench()`. With `WORKBENCH_SMALL=1` in the environment (what
+Every notebook starts with `nb = notebook_run()` (and `wb = Workbench.load()` for the model). With `WORKBENCH_SMALL=1` in the environment (what
 `make test` sets when it executes the notebooks) every stage runs at a toy size in
 `runs/notebooks_small/`; otherwise the notebooks read and extend `make demo`'s `runs/demo/`, so
 a researcher who ran the demo waits for nothing. Each `ensure_*` builds its artifact with the
@@ -20,7 +20,7 @@ RUN_ENV = "WORKBENCH_RUN"  # another run folder (the test suite gives each sessi
 
 
 @dataclass(frozen=True)
-class Workbench:
+class NotebookRun:
     """Settings of one notebook session; paths are relative to the repository root."""
 
     small: bool
@@ -106,14 +106,14 @@ class Workbench:
         return self.sae_dir(layer)
 
 
-def workbench(small: bool | None = None) -> Workbench:
+def notebook_run(small: bool | None = None) -> NotebookRun:
     """Change to the repository root and return the settings (small when WORKBENCH_SMALL=1)."""
     os.chdir(REPO)
     if small is None:
         small = os.environ.get(SMALL_ENV, "") not in ("", "0")
     run = os.environ.get(RUN_ENV)
     if small:
-        return Workbench(True, Path(run or "runs/notebooks_small"), n_utts=120, cache_utts=40,
+        return NotebookRun(True, Path(run or "runs/notebooks_small"), n_utts=120, cache_utts=40,
                          sae_tokens=60 * 1024, layers=(6, 12))
-    return Workbench(False, Path(run or "runs/demo"), n_utts=1500, cache_utts=400,
+    return NotebookRun(False, Path(run or "runs/demo"), n_utts=1500, cache_utts=400,
                      sae_tokens=409_600, layers=(4, 8, 12, 16, 20))
