@@ -37,6 +37,7 @@ from tqdm import tqdm
 from interp.atomic import atomic_save, atomic_write_json
 from interp.cache import parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.models.registry import load_backbone
 from interp.store import ActivationStore
 from interp.store.writer import MANIFEST
 from sae.io import load_sae, read_cfg
@@ -56,6 +57,9 @@ class ProbeConfig:
     built over --split train,heldout_voices"""
     corpus: str = "runs/tinycosy/corpus"
     """corpus the stores were cached from (its table gives the labels)"""
+    model: str = ""
+    """backbone the stores must come from (`load_backbone` name or dir; '' = whichever they
+    name): checked by its weights' fingerprint"""
     layers: str = ""
     """layers to probe, e.g. 4,8,12 ('' = every layer both stores hold)"""
     sae_root: str = "runs/tinycosy/sae"
@@ -194,6 +198,10 @@ def run_probes(cfg: ProbeConfig) -> dict:
     folders, layers = open_stores(cfg)
     stores = [ActivationStore(f, layers[0]) for f in folders]
     check_stores(stores, cfg.corpus)
+    if cfg.model and load_backbone(cfg.model, "cpu").fingerprint != stores[0].manifest["spec"][
+            "model"]:
+        raise ValueError(f"{folders[0]} was not cached from {cfg.model}; pass the --model it "
+                         "came from (or none)")
     pos = speech_positions(stores, cfg.corpus)
     splits = [s for s in concept_splits(pos, cfg.concepts, cfg.max_train, cfg.max_test,
                                         cfg.balance, cfg.seed) if len(s.train) and len(s.test)]
