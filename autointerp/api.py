@@ -1,9 +1,10 @@
 """The chat-model client of the API explainer and scorer, with a persistent answer cache.
 
 Transport (round-robin URLs, timeouts, 5xx / 429 retries with jittered exponential back-off,
-fatal 4xx) is the steering judge's `ApiBackend`; this adds free-form payloads, a reply parser
-per question, and `api_cache.jsonl`: every answer that parsed is appended (one JSON line, keyed
-by a hash of the whole request), so a killed or repeated run never asks the same thing twice.
+fatal 4xx) and its config (`ApiConfig`, built by `AutointerpConfig.api_config()`) are the
+judge's; this adds free-form payloads, a reply parser per question, and `api_cache.jsonl`: every
+answer that parsed is appended (one JSON line, keyed by a hash of the whole request), so a killed
+or repeated run never asks the same thing twice.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import string
 from collections.abc import Callable
@@ -27,7 +27,6 @@ from interp.judge.protocol import Prompts
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "AUTOINTERP_API_KEY"  # then the judge's JUDGE_API_KEY / OPENAI_API_KEY
 CACHE = "api_cache.jsonl"
 _JSON_RE = re.compile(r"\{.*\}", re.S)
 
@@ -75,13 +74,7 @@ class ChatClient(ApiBackend):
     """`ask_many([(id, payload, parse)])` → {id: (parsed or None, error or None)}; never raises
     for a failed question: after `max_attempts` requests or `retries` bad answers it is a miss."""
 
-    def __init__(self, base_url: str, model: str, cache_path: Path, concurrency: int = 8,
-                 retries: int = 2, max_attempts: int = 6, timeout: float = 120.0,
-                 backoff: float = 1.0) -> None:
-        cfg = ApiConfig(base_urls=(base_url,), model=model, concurrency=concurrency,
-                        retries=retries, max_attempts=max_attempts, timeout=timeout,
-                        backoff_base=backoff, backoff_max=max(backoff, 30.0),
-                        api_key=os.environ.get(API_KEY_ENV) or None, max_tokens=512)
+    def __init__(self, cfg: ApiConfig, cache_path: Path) -> None:
         super().__init__(cfg, prompts=Prompts("", string.Template(""), "autointerp"))
         self.cache = ReplyCache(cache_path)
         self.cache_hits = 0

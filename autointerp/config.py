@@ -1,14 +1,24 @@
-"""The settings of one auto-interp run; every field is a CLI flag of `python -m autointerp.run`."""
+"""The settings of one auto-interp run; every field is a CLI flag of `python -m autointerp.run`.
+
+The chat-model flags (`--base-url`, `--api-model`, `--concurrency`, `--retries`, `--max-attempts`,
+`--timeout`, `--backoff`) are the judge's client settings under autointerp's names and defaults;
+`AutointerpConfig.api_config()` maps them onto the one client config, `interp.judge.ApiConfig`.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from interp.judge.api_backend import ApiConfig
 from interp.paths import default_sae
 from sae.modality import AUDIO_MIN, TEXT_MAX
 
 RUN = "runs/tinycosy"
+API_KEY_ENV = "AUTOINTERP_API_KEY"  # then the judge's JUDGE_API_KEY / OPENAI_API_KEY
+MAX_TOKENS = 512  # a label or a list of matches is short; the judge allows longer reasons
+MIN_BACKOFF_MAX = 30.0  # the longest back-off, s, unless --backoff is longer still
 
 
 @dataclass(frozen=True)
@@ -57,20 +67,21 @@ class AutointerpConfig:
     seed: int = 0
     """Seed of the explain/score utterance split and of every sample."""
     base_url: str = "http://127.0.0.1:8000/v1"
-    """OpenAI-compatible endpoint of the api explainer/scorer; the key is read from
-    $AUTOINTERP_API_KEY, else $JUDGE_API_KEY or $OPENAI_API_KEY (none is fine locally)."""
+    """OpenAI-compatible endpoint of the api explainer/scorer (ApiConfig.base_urls); the key is
+    read from $AUTOINTERP_API_KEY, else $JUDGE_API_KEY or $OPENAI_API_KEY (none is fine locally)."""
     api_model: str = "Qwen3-Omni-30B-A3B-Instruct"
-    """Chat model name sent to the endpoint of the api explainer/scorer."""
+    """Chat model name sent to the endpoint (ApiConfig.model; `--model` is the backbone)."""
     concurrency: int = 8
-    """API requests in flight at once."""
+    """API requests in flight at once (ApiConfig.concurrency)."""
     retries: int = 2
-    """Re-asks after a malformed answer."""
+    """Re-asks after a malformed answer (ApiConfig.retries)."""
     max_attempts: int = 6
-    """HTTP requests per question in all (timeouts and 5xx included)."""
+    """HTTP requests per question in all, timeouts and 5xx included (ApiConfig.max_attempts)."""
     timeout: float = 120.0
-    """Seconds allowed for one request."""
+    """Seconds allowed for one request (ApiConfig.timeout)."""
     backoff: float = 1.0
-    """First back-off delay in seconds (doubles, with jitter)."""
+    """First back-off delay in seconds, doubling with jitter up to max(30 s, this)
+    (ApiConfig.backoff_base, backoff_max)."""
     max_latents: int = 0
     """Explain and score only the first N live latents (0 = all); for quick looks."""
 
@@ -81,6 +92,15 @@ class AutointerpConfig:
     @property
     def out_dir(self) -> Path:
         return Path(self.out or f"{RUN}/autointerp/layer_{self.layer}")
+
+    def api_config(self) -> ApiConfig:
+        """The chat client's config: the one place the API flags above become `ApiConfig`."""
+        return ApiConfig(base_urls=(self.base_url,), model=self.api_model,
+                         concurrency=self.concurrency, retries=self.retries,
+                         max_attempts=self.max_attempts, timeout=self.timeout,
+                         backoff_base=self.backoff,
+                         backoff_max=max(self.backoff, MIN_BACKOFF_MAX),
+                         api_key=os.environ.get(API_KEY_ENV) or None, max_tokens=MAX_TOKENS)
 
     def check(self) -> None:
         if self.explainer not in ("offline", "api") or self.scorer not in ("offline", "api"):

@@ -123,8 +123,7 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path) -> dict[int, dict]:
 
 
 def client_for(cfg: AutointerpConfig, out: Path) -> ChatClient:
-    return ChatClient(cfg.base_url, cfg.api_model, out / CACHE, cfg.concurrency, cfg.retries,
-                      cfg.max_attempts, cfg.timeout, cfg.backoff)
+    return ChatClient(cfg.api_config(), out / CACHE)
 
 
 def score_examples(ctx: Context, lat: int) -> tuple[np.ndarray, list[dict]]:

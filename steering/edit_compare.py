@@ -336,7 +336,7 @@ def _strength_order(kv: tuple[str, list]) -> float:
 def judge_methods(cfg: EditSteerConfig, rows: list[dict], pairs: list[dict], out: Path,
                   utts: dict[str, dict]) -> dict:
     """IFR / CR / EMR of every method (MMAE acoustic judge), with Identity and Noise once."""
-    from interp.edit.mmae import judge_edits
+    from interp.judge.mmae_sets import judge_edits
 
     by_id = {p["pair_id"]: p for p in pairs}
     utt_path = {u: Path(cfg.pairs) / r["path"] for u, r in utts.items()}

@@ -16,9 +16,10 @@ import pytest
 import soundfile as sf
 
 from autointerp.api import request_key
-from autointerp.config import AutointerpConfig
+from autointerp.config import API_KEY_ENV, AutointerpConfig
 from autointerp.prompts import Templates, explain_parts, parse_matches, score_parts
 from autointerp.run import run
+from interp.judge import ApiConfig
 from interp.judge.testing import FakeJudgeServer, FakeReply, FakeRequest
 
 EXPLAIN_SYSTEM = "You are an interpretability"
@@ -61,6 +62,18 @@ def api_cfg(tiny_heldout_store, tiny_sae, tiny_corpus, tiny_tinycosy, tmp_path_f
                             n_quantile=2, n_random=2, n_score=3, n_clips=2, max_latents=5,
                             concurrency=4, timeout=0.5, backoff=0.01, max_attempts=5,
                             retries=2)
+
+
+def test_flags_map_onto_the_judges_client_config(monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, "k")
+    cfg = AutointerpConfig(base_url="http://h:1/v1", model="m", concurrency=3, retries=1,
+                           max_attempts=4, timeout=9.0, backoff=45.0)
+    assert cfg.api_config() == ApiConfig(
+        base_urls=("http://h:1/v1",), model="m", concurrency=3, retries=1, max_attempts=4,
+        timeout=9.0, backoff_base=45.0, backoff_max=45.0, api_key="k", max_tokens=512)
+    monkeypatch.delenv(API_KEY_ENV)
+    assert AutointerpConfig().api_config().backoff_max == 30.0
+    assert AutointerpConfig().api_config().api_key is None
 
 
 def test_api_run_survives_failures_and_never_asks_twice(api_cfg):

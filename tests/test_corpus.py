@@ -92,6 +92,21 @@ def test_resume_after_kill(tmp_path):
     assert third["summary"]["resumed_from"] == 20
 
 
+def test_render_loop_resumes_at_the_first_missing_chunk(tmp_path, monkeypatch):
+    from interp.corpus import render_loop
+
+    monkeypatch.setattr(render_loop, "CHUNK", 4)
+    cfg = tiny_config(n=10)
+    specs = plan_corpus(cfg, [parse_voice(v) for v in cfg.voices])
+    records, before = render_loop.render_in_chunks(specs, tmp_path, 16000, 0, workers=1)
+    assert before == 0 and [r["utt_id"] for r in records] == [s.utt_id for s in specs]
+    chunks = sorted((tmp_path / "chunks").glob("*.jsonl"))
+    assert len(chunks) == 3 and not list(tmp_path.rglob("*.tmp*"))  # atomic: no temp left
+    chunks[1].unlink()  # killed inside the middle chunk
+    again, before = render_loop.render_in_chunks(specs, tmp_path, 16000, 0, workers=1)
+    assert before == len(specs) - 4 and [r["utt_id"] for r in again] == [s.utt_id for s in specs]
+
+
 def test_other_config_in_same_folder_is_refused(tmp_path):
     build_corpus(tiny_config(n=4), tmp_path, workers=1)
     with pytest.raises(ValueError, match="another config"):

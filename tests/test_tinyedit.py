@@ -170,8 +170,8 @@ def test_evaluate_figures_and_judge(tmp_path, tiny_tinyedit, tiny_pairs, tiny_co
 
 def test_edit_done_rules_and_accent_rubric():
     from interp.edit.evaluate import judge_one
-    from interp.edit.mmae import rubrics
     from interp.judge.acoustic_backend import find_matcher
+    from interp.judge.mmae_sets import edit_target, rubrics
 
     src = {"voiced": 2.0, "f0": 100.0, "p_male": 0.9, "laughter": 0.1}
     fast = {"voiced": 1.4, "f0": 104.0, "p_male": 0.9, "laughter": 0.1}
@@ -183,8 +183,15 @@ def test_edit_done_rules_and_accent_rubric():
     assert r["done"] is True and r["speaker_kept"] is None
     accent = judge_one({"operation": "accent"}, src, fast)
     assert accent["done"] is None and accent["speaker_kept"] is True  # no accent instrument
-    rub = rubrics({"operation": "accent", "target_accent": "en-gb-scotland"})
+    rub = rubrics(edit_target({"operation": "accent", "target_accent": "en-gb-scotland"}))
     assert rub[0]["right_choice"] == "Scottish" and find_matcher(rub[0]["question"]) is None
+    # an edit is asked steering's questions: one rubric text per concept
+    assert rubrics(edit_target({"operation": "faster"})) == rubrics("fast")
+    assert rubrics(edit_target({"operation": "gender", "target_gender": "female"})) == \
+        rubrics("female")
+    removal = rubrics(edit_target({"operation": "remove_laughter"}))
+    assert removal[0]["question"] == rubrics("laughter")[0]["question"]
+    assert removal[0]["right_choice"] == "No" and find_matcher(removal[0]["question"]) is not None
 
 
 def test_activations_cache_through_store_writer(tmp_path, tiny_tinyedit, tiny_pairs):

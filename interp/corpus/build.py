@@ -1,4 +1,4 @@
-"""Build the corpus on every core, in chunks that survive a kill.
+"""Build the corpus on every core, in chunks that survive a kill (`render_loop.render_in_chunks`).
 
 Layout of the output folder:
     manifest.json        config, accepted and refused voices, counts, hours, build time
@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import soundfile as sf
-from tqdm import tqdm
-
-from interp.atomic import atomic_save, atomic_write_text
+from interp.atomic import atomic_write_text
 from interp.corpus.espeak import check_installed
-from interp.corpus.plan import CorpusConfig, UtteranceSpec, plan_corpus
-from interp.corpus.render import render_utterance
+from interp.corpus.plan import CorpusConfig, plan_corpus
+from interp.corpus.render_loop import check_same_config, render_in_chunks
 from interp.corpus.table import MANIFEST, TABLE, write_table
 from interp.corpus.voices import Voice, check_voice, default_voices, parse_voice
 
 log = logging.getLogger(__name__)
-CHUNK = 64
 
 
 def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dict[str, str]]:
@@ -46,57 +40,18 @@ def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dic
     return accepted, f0s, refused
 
 
-def render_chunk(args: tuple[list[UtteranceSpec], str, int, int]) -> int:
-    specs, out, sr, seed = args
-    out_dir = Path(out)
-    records = []
-    for spec in specs:
-        audio, record = render_utterance(spec, sr, seed)
-        atomic_save(out_dir / record["path"],
-                    lambda p, a=audio: sf.write(p, a, sr, subtype="PCM_16"))
-        records.append(record)
-    name = out_dir / "chunks" / f"{specs[0].utt_id}.jsonl"
-    atomic_write_text(name, "".join(json.dumps(r) + "\n" for r in records))
-    return len(specs)
-
-
-def _check_resume(out: Path, cfg: CorpusConfig) -> None:
-    manifest = out / MANIFEST
-    if manifest.exists():
-        old = json.loads(manifest.read_text())["config"]
-        if old != cfg.to_dict():
-            raise ValueError(f"{out} holds a corpus built with another config ({old}); "
-                             "use a new --out or delete that folder")
-
-
 def build_corpus(cfg: CorpusConfig, out: Path, workers: int | None = None) -> dict:
     """Render every planned utterance not yet on disk; returns the manifest."""
     check_installed()
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, cfg)
-    (out / "wav").mkdir(exist_ok=True)
-    (out / "chunks").mkdir(exist_ok=True)
+    check_same_config(out, cfg.to_dict(), "a corpus")
     start = time.time()
     voices, f0s, refused = accept_voices(cfg)
     specs = plan_corpus(cfg, voices)
-    chunks = [specs[i : i + CHUNK] for i in range(0, len(specs), CHUNK)]
-    todo = [c for c in chunks if not (out / "chunks" / f"{c[0].utt_id}.jsonl").exists()]
     manifest = {"config": cfg.to_dict(), "voices": [v.to_dict() | {"f0_check": f0s[v.voice_id]}
                                                     for v in voices], "refused_voices": refused}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
-    workers = workers or os.cpu_count() or 1
-    done_before = len(specs) - sum(len(c) for c in todo)
-    with tqdm(total=len(specs), initial=done_before, desc="render", unit="utt") as bar:
-        if workers == 1:
-            for c in todo:
-                bar.update(render_chunk((c, str(out), cfg.sample_rate, cfg.seed)))
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                jobs = [(c, str(out), cfg.sample_rate, cfg.seed) for c in todo]
-                for n in pool.map(render_chunk, jobs):
-                    bar.update(n)
-    records = [json.loads(line) for c in chunks
-               for line in (out / "chunks" / f"{c[0].utt_id}.jsonl").read_text().splitlines()]
+    records, done_before = render_in_chunks(specs, out, cfg.sample_rate, cfg.seed, workers)
     write_table(records, out / TABLE)
     manifest["summary"] = summarize(records) | {"build_seconds": round(time.time() - start, 1),
                                                 "resumed_from": done_before}

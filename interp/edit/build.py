@@ -5,7 +5,8 @@ folder (the corpus's tools and `interp.audio tokenize` read it), plus the pair t
 
     manifest.json        config, accepted and refused voices, counts by split and operation
     wav/<pair>s.wav      source;  wav/<pair>t.wav  target (16 kHz mono PCM16)
-    chunks/*.jsonl       per-chunk ground truth of the utterances (the resume points)
+    chunks/*.jsonl       per-chunk ground truth of the utterances (the resume points; rendered
+                         by the corpus's loop, `interp.corpus.render_loop.render_in_chunks`)
     utterances.parquet   one row per rendered utterance (the corpus schema)
     pairs.json           one record per pair (see `EditPair.record`)
     tokens/              speech tokens of every utterance (resumable shards)
@@ -14,20 +15,17 @@ folder (the corpus's tools and `interp.audio tokenize` read it), plus the pair t
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from tqdm import tqdm
-
 from interp.atomic import atomic_write_json
 from interp.audio.tokenize_corpus import tokenize_corpus
-from interp.corpus.build import CHUNK, accept_voices, render_chunk
+from interp.corpus.build import accept_voices
 from interp.corpus.espeak import check_installed
 from interp.corpus.plan import CorpusConfig
+from interp.corpus.render_loop import check_same_config, render_in_chunks
 from interp.corpus.table import MANIFEST, TABLE, write_table
 from interp.corpus.voices import Voice, check_voice
 from interp.edit.plan import EditPlanConfig, plan_pairs
@@ -56,31 +54,6 @@ def load_pairs(folder: str | Path, split: str | None = None) -> list[dict]:
     return [p for p in pairs if split is None or p["split"] == split]
 
 
-def _check_resume(out: Path, cfg: EditPlanConfig) -> None:
-    if (out / MANIFEST).exists():
-        old = json.loads((out / MANIFEST).read_text())["config"]
-        if old != cfg.to_dict():
-            raise ValueError(f"{out} holds pairs built with another config ({old}); "
-                             "use a new --out or delete that folder")
-
-
-def _render(specs: list, out: Path, cfg: EditPlanConfig, workers: int) -> list[dict]:
-    chunks = [specs[i : i + CHUNK] for i in range(0, len(specs), CHUNK)]
-    todo = [(c, str(out), cfg.sample_rate, cfg.seed) for c in chunks
-            if not (out / "chunks" / f"{c[0].utt_id}.jsonl").exists()]
-    with tqdm(total=len(specs), initial=len(specs) - sum(len(t[0]) for t in todo),
-              desc="render", unit="utt") as bar:
-        if workers == 1:
-            for t in todo:
-                bar.update(render_chunk(t))
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for n in pool.map(render_chunk, todo):
-                    bar.update(n)
-    return [json.loads(line) for c in chunks
-            for line in (out / "chunks" / f"{c[0].utt_id}.jsonl").read_text().splitlines()]
-
-
 def build_pairs(cfg: EditPlanConfig, out: Path, codec_dir: Path | None,
                 workers: int | None = None) -> dict:
     """Plan, render (resuming), write the tables and tokenize; returns the manifest.
@@ -88,9 +61,7 @@ def build_pairs(cfg: EditPlanConfig, out: Path, codec_dir: Path | None,
     `codec_dir` None skips tokenization (tokens are then made by `python -m interp.audio`)."""
     check_installed()
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, cfg)
-    (out / "wav").mkdir(exist_ok=True)
-    (out / "chunks").mkdir(exist_ok=True)
+    check_same_config(out, cfg.to_dict(), "pairs")
     start = time.time()
     voices, f0s, refused = accept_voices(CorpusConfig(voices=cfg.voices, seed=cfg.seed))
     pairs = plan_pairs(cfg, voices, voice_ok)
@@ -99,7 +70,7 @@ def build_pairs(cfg: EditPlanConfig, out: Path, codec_dir: Path | None,
                       "refused_voices": refused}
     atomic_write_json(out / MANIFEST, manifest)
     specs = [s for p in pairs for s in (p.source, p.target)]
-    records = _render(specs, out, cfg, workers or os.cpu_count() or 1)
+    records, _ = render_in_chunks(specs, out, cfg.sample_rate, cfg.seed, workers)
     write_table(records, out / TABLE)
     atomic_write_json(out / PAIRS, [p.record() for p in pairs])
     if codec_dir is not None:

@@ -200,7 +200,7 @@ def evaluate_edits(cfg: EditEvalConfig) -> dict:
     if cfg.loss_pairs:
         result["heldout_loss_by_operation"] = loss_by_operation(cfg)
     if cfg.judge:
-        from interp.edit.mmae import judge_edits
+        from interp.judge.mmae_sets import judge_edits
 
         result["mmae_acoustic_judge"] = judge_edits(items, Path(cfg.judge_dir), SR)
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
