@@ -66,7 +66,7 @@ def api_cfg(tiny_heldout_store, tiny_sae, tiny_corpus, tiny_tinycosy, tmp_path_f
 
 def test_flags_map_onto_the_judges_client_config(monkeypatch):
     monkeypatch.setenv(API_KEY_ENV, "k")
-    cfg = AutointerpConfig(base_url="http://h:1/v1", model="m", concurrency=3, retries=1,
+    cfg = AutointerpConfig(base_url="http://h:1/v1", api_model="m", concurrency=3, retries=1,
                            max_attempts=4, timeout=9.0, backoff=45.0)
     assert cfg.api_config() == ApiConfig(
         base_urls=("http://h:1/v1",), model="m", concurrency=3, retries=1, max_attempts=4,
