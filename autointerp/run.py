@@ -209,9 +209,9 @@ def run(cfg: AutointerpConfig) -> dict:
     cfg.check()
     store, rows = check_inputs(cfg)
     out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
     sae = load_sae(cfg.sae_dir)
     model = TinyCosy.load(cfg.backbone)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs load: a bad one leaves no folder
     if model.cfg.hidden != store.d_model:
         raise ValueError(f"model {cfg.backbone} is {model.cfg.hidden} wide, store {store.d_model}")
     ctx = build_context(cfg, store, rows, sae, out)

@@ -7,10 +7,23 @@ from pathlib import Path
 
 import soundfile as sf
 
+from interp.atomic import atomic_save
 from interp.cli import run_cli
 from interp.models.generate import SamplingConfig
 from interp.models.tts import TTS
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output's folder; refuse, in one line, a name soundfile cannot write."""
+    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise ValueError(f"--out {out}: give a .wav, .flac or .ogg file name")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'tts.wav'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
 
 
 def main() -> None:
@@ -36,9 +49,10 @@ def main() -> None:
         return
     if not args.text:
         parser.error("give the text to speak (or --list-voices)")
+    prepare_out(args.out)  # before generating: a bad --out must not cost the generated audio
     audio = engine(args.text, args.prompt, args.instruction, args.seed,
                    SamplingConfig(top_k=args.top_k, top_p=args.top_p))
-    sf.write(args.out, audio, engine.codec.sample_rate)
+    atomic_save(args.out, lambda p: sf.write(p, audio, engine.codec.sample_rate))
     print(f"wrote {args.out} ({len(audio) / engine.codec.sample_rate:.2f} s)")
 
 

@@ -1,6 +1,6 @@
 """`tts(text, prompt, instruction)` → waveform, with the shipped TinyCosy, tokenizer and codec.
 
-`prompt` is a voice id of the prompt bank (`python -m interp.models.tts --list-voices`), a wav
+`prompt` is a voice id of the prompt bank (`python -m interp.models --list-voices`), a wav
 path, or a 16 kHz waveform; a wav prompt is cut to its first 3 s and used without prompt text.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from interp.audio.codec import SpeechCodec
-from interp.audio.wav import read_wav
+from interp.audio.wav import check_prompt, read_wav
 from interp.device import pick_device
 from interp.models.generate import SamplingConfig, generate_tokens
 from interp.models.prompts import load_prompt_bank
@@ -45,12 +45,14 @@ class TTS:
         if isinstance(prompt, str) and prompt in self.prompts:
             p = self.prompts[prompt]
             return p["text"], np.array(p["tokens"], dtype=np.int64)
+        source = f"prompt {prompt}" if isinstance(prompt, (str, Path)) else "prompt"
         if isinstance(prompt, (str, Path)):
             path = Path(prompt)
             if not path.exists():
                 raise ValueError(f"prompt {prompt!r} is neither a voice id nor a wav file; "
-                                 "list voices with `python -m interp.models.tts --list-voices`")
+                                 "list voices with `python -m interp.models --list-voices`")
             prompt = read_wav(path, self.codec.sample_rate)
+        check_prompt(np.asarray(prompt, np.float32), self.codec.sample_rate, source)
         tokens = self.codec.encode(np.asarray(prompt, np.float32)[: int(PROMPT_SECONDS * 16000)])
         return "", tokens
 

@@ -91,8 +91,8 @@ def plan_shards(out: Path, chunks: Sequence[Sequence[int]], layers: Sequence[int
 
     A finished shard with exactly its chunk's utterances is kept. One holding a strict prefix of
     its chunk (the short last shard of a smaller --max-utts) is rewritten, as is a damaged one.
-    A shard holding other utterances, or finished shards past the last chunk (a larger earlier
-    selection), are refused: the folder holds another selection, and nothing in it is touched."""
+    A folder holding more utterances (a larger earlier selection) or other ones is refused:
+    nothing in it is touched."""
     todo: list[int] = []
     for i, want in enumerate(chunks):
         meta = out / "meta" / f"{shard_name(i)}.npz"
@@ -102,6 +102,8 @@ def plan_shards(out: Path, chunks: Sequence[Sequence[int]], layers: Sequence[int
         utt = meta_utts(meta)
         have = utt_list(utt) if utt is not None else None
         if have is not None and have != list(want) and not _is_prefix(have, want):
+            if _is_prefix(want, have):
+                raise _shrinking(out, chunks)
             raise StoreMismatch(
                 f"{out} holds another utterance selection: {shard_name(i)} has {_describe(have)}, "
                 f"this run puts {_describe(list(want))} there; use another --out, or the "
@@ -109,14 +111,18 @@ def plan_shards(out: Path, chunks: Sequence[Sequence[int]], layers: Sequence[int
         if have is None or have != list(want) or verify_shard(out, shard_name(i), layers,
                                                               d_model) is not None:
             todo.append(i)
-    extra = sorted(p.stem for p in (out / "meta").glob("shard_*.npz")
-                   if int(p.stem.split("_")[1]) >= len(chunks)) if (out / "meta").exists() else []
-    if extra:
-        raise StoreMismatch(
-            f"{out} holds more utterances than this run selects ({len(extra)} shard(s) past its "
-            f"last, {extra[0]}…); a smaller --max-utts would leave them out: use another --out, "
-            "or the --max-utts it was built with")
+    if any(int(p.stem.split("_")[1]) >= len(chunks) for p in (out / "meta").glob("shard_*.npz")):
+        raise _shrinking(out, chunks)
     return todo
+
+
+def _shrinking(out: Path, chunks: Sequence[Sequence[int]]) -> StoreMismatch:
+    held = sum(len(utt_list(u)) for p in (out / "meta").glob("shard_*.npz")
+               if (u := meta_utts(p)) is not None)
+    wanted = sum(len(c) for c in chunks)
+    return StoreMismatch(
+        f"{out} holds more utterances than this run selects ({held} cached, {wanted} selected): "
+        f"a smaller --max-utts would leave some out; use another --out, or --max-utts {held}")
 
 
 def _is_prefix(have: Sequence[int], want: Sequence[int]) -> bool:
