@@ -208,3 +208,34 @@ def test_a_few_unknown_characters_only_warn(tiny_tinycosy, caplog) -> None:
     with caplog.at_level("WARNING"):
         assert length_units(tok, "what a lovely day it is today 😀") > 0
     assert any("never saw" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("raised, expected", [
+    ("stage", "interrupted: checkpoint at step 7 of 9 kept in x; run the same command again"),
+    ("plain", "interrupted: files this stage had finished stay as they were"),
+    ("multiline", "error: first | second"),
+])
+def test_run_cli_says_what_was_kept(raised: str, expected: str, capsys) -> None:
+    """run_cli printed "finished work is kept; run again to resume" for every stage, also for
+    ones that keep nothing (the TTS CLI): now a stage that saved says what it kept."""
+    from interp.cli import StageInterrupted
+
+    def main() -> None:
+        if raised == "stage":
+            raise StageInterrupted("checkpoint at step 7 of 9 kept in x; run the same command "
+                                   "again to resume")
+        if raised == "plain":
+            raise KeyboardInterrupt
+        raise ValueError("first\nsecond")
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run_cli(main)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == (2 if raised == "multiline" else 130)
+    assert err.startswith(expected) and len(err.splitlines()) == 1
+    assert raised == "stage" or "again to resume" not in err
