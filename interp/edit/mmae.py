@@ -112,6 +112,7 @@ def _scores(summary: dict, judged: Path, op_of: dict[str, str]) -> dict:
                 by_op[op_of[sid]][k].append(float(s[k]))
     o = summary["overall"]
     return {"overall": {k: o.get(k) for k in ("IFR", "CR", "EMR", "IFR_supported")},
-            "n": summary["n_samples"], "unsupported_queries": summary["queries_unsupported"],
+            "n": summary["n_samples"], "unjudged": summary["samples_unjudged"],
+            "unsupported_queries": summary["queries_unsupported"],
             "by_operation": {op: {k: round(100 * float(np.mean(v)), 2) for k, v in d.items()}
                              for op, d in sorted(by_op.items())}}

@@ -73,7 +73,8 @@ def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae") -
 
 def _scores(summary: dict) -> dict:
     o = summary["overall"]
-    return {k: o.get(k) for k in ("IFR", "CR", "EMR")} | {"n": summary["n_samples"]}
+    return {k: o.get(k) for k in ("IFR", "CR", "EMR")} | {
+        "n": summary["n_samples"], "unjudged": summary["samples_unjudged"]}
 
 
 def judge_sets(sets: dict[str, Path], out: Path, backend: str, base_url: str = "",
