@@ -207,12 +207,12 @@ def run(cfg: AutointerpConfig) -> dict:
     cfg.check()
     store, rows = check_inputs(cfg)
     out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
     backbone = load_backbone(cfg.model, "cpu")
     if backbone.fingerprint != store.manifest["spec"]["model"]:
         raise ValueError(f"store {cfg.store} was not cached from {cfg.model}; pass the --model "
                          "it came from")
     sae = load_sae(cfg.sae_dir, backbone)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs load: a bad one leaves no folder
     ctx = build_context(cfg, store, rows, sae, out, backbone)
     t["stats_s"] = time.time() - start
     evidence = all_evidence(ctx, logit_lens(backbone, sae.W_dec.detach()), out)

@@ -26,14 +26,20 @@ from interp.store.writer import StoreSpec, fingerprint, write_store
 
 
 def parse_layers(text: str, n_layers: int) -> tuple[int, ...]:
-    """"12", "0-23" or "4,12,20" → layer indices, each checked against the model's depth."""
-    out: list[int] = []
+    """"12", "0-23" or "4,12,20" → layer indices, each checked against the model's depth; a range
+    that runs backwards (12-4) is refused, not read as no layer at all."""
+    spans: list[tuple[int, int]] = []
     try:
         for part in text.split(","):
             lo, _, hi = part.partition("-")
-            out += range(int(lo), int(hi or lo) + 1)
+            spans.append((int(lo), int(hi or lo)))
     except ValueError as exc:
         raise ValueError(f"--layers {text!r}: write 12, 0-23 or 4,12,20") from exc
+    for first, last in spans:
+        if last < first:
+            raise ValueError(f"--layers {text!r}: the range {first}-{last} runs backwards; "
+                             f"write {last}-{first}")
+    out = [layer for first, last in spans for layer in range(first, last + 1)]
     bad = [layer for layer in out if not 0 <= layer < n_layers]
     if bad:
         raise ValueError(f"layer {bad[0]} does not exist: the model has layers 0–{n_layers - 1}")

@@ -10,6 +10,9 @@ import logging
 import signal
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -60,24 +63,84 @@ def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
     return cls(**values)
 
 
+EXIT_USAGE = 2  # bad input or a refusal: one line on stderr, nothing already computed changed
+EXIT_PARTIAL = 3  # finished, but some items could not be done (counted in the output)
+EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """A long stage stopped on SIGINT/SIGTERM after saving its state; the message says what it
+    kept (e.g. "checkpoint at step 40 of 100 kept in runs/x/checkpoint; run again to resume")."""
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM while `stop_requests()` is active; a loop polls `requested` at its
+    next safe boundary (a finished step, a written shard), saves, and raises StageInterrupted."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def handler(self, signum: int, _frame: object) -> None:
+        if self.requested:  # asked twice: stop now, even mid-step
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        logging.getLogger(__name__).warning(
+            "%s received: stopping at the next step boundary (send it again to stop at once)",
+            self.signal_name)
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """While active (in the main thread), SIGINT and SIGTERM set a flag instead of raising
+    mid-step; the previous handlers come back on exit. In another thread it only yields a flag
+    that is never set."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        signal.signal(s, stop.handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (a multi-line message is joined with ' | ')."""
+    text = str(exc).strip() or type(exc).__name__
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def run_cli(main) -> None:
     """Run `main()`; a user error becomes one line on stderr and exit code 2, not a traceback.
 
-    SIGTERM (a `kill`, a scheduler's time limit) is handled like Ctrl-C, so long stages write
-    their checkpoint on the way out; SIGINT is re-enabled for jobs started in the background."""
+    SIGTERM (a `kill`, a scheduler's time limit) is handled like Ctrl-C. A stage that saves its
+    state on the way out raises StageInterrupted, whose message (what it kept) is printed;
+    anything else is reported as interrupted without a promise. Exit 130 either way."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except StageInterrupted as exc:
+        print(f"interrupted: {one_line(exc)}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command again to resume",
-              file=sys.stderr)
-        sys.exit(130)
+        print("interrupted: files this stage had finished stay as they were; see "
+              "docs/reliability.md for which stages resume", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

@@ -16,12 +16,15 @@ import logging
 import math
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import torch
 from sae_lens import SAE, BatchTopKTrainingSAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from torch import nn
+
+from interp.cli import one_line
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,40 @@ def save_inference(sae: BatchTopKTrainingSAE, scale: float, out: Path) -> None:
 
 
 def read_cfg(folder: str | Path) -> dict:
+    """An SAE folder's cfg.json; a missing, truncated or foreign one is one line naming it."""
     path = Path(folder) / SAE_CFG_FILENAME
     if not path.exists():
         raise FileNotFoundError(f"no SAE in {folder} (expected {SAE_CFG_FILENAME}); train one "
                                 "with `python -m sae.train --layer L`")
-    return json.loads(path.read_text())
+    try:
+        cfg = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is corrupt or truncated ({exc}); train the SAE again or "
+                         "restore the file") from None
+    if not isinstance(cfg, dict) or "d_in" not in cfg:
+        raise ValueError(f"{path} is not an SAE config (no d_in); pass an SAE folder of "
+                         "`python -m sae.train`")
+    return cfg
+
+
+def check_weights(folder: str | Path) -> None:
+    """One line naming `sae_weights.safetensors` when it is missing, truncated or corrupt (its
+    header must parse and its tensors must end exactly at the end of the file)."""
+    path = Path(folder) / SAE_WEIGHTS_FILENAME
+    if not path.exists():
+        raise FileNotFoundError(f"no {SAE_WEIGHTS_FILENAME} in {folder}; train the SAE again")
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        ok = 8 + n + max(ends, default=0) == size
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{path} is corrupt or truncated ({size} bytes); train the SAE again "
+                         "or restore the file")
 
 
 def check_sae(cfg: dict, backbone=None, hook: str | None = None) -> None:
@@ -87,7 +119,7 @@ def check_sae(cfg: dict, backbone=None, hook: str | None = None) -> None:
     meta = cfg.get("metadata", {})
     where = f"SAE for {meta.get('model_name', '?')} {meta.get('hook_name', '?')}"
     if hook is not None and meta.get("hook_name") not in (None, hook):
-        raise ValueError(f"{where} cannot be used at {hook}")
+        raise ValueError(f"{where} cannot be used at {hook}; {which_sae(hook)}")
     if backbone is None:
         return
     if hook is not None and hook not in backbone.hook_points():
@@ -107,13 +139,28 @@ def check_sae(cfg: dict, backbone=None, hook: str | None = None) -> None:
                          "model it was trained on")
 
 
+def which_sae(hook: str) -> str:
+    """The hint that names the SAE a hook needs (SAEs live in runs/<model>/sae/layer_L)."""
+    layer = hook.split(".")[1] if hook.startswith("blocks.") else "L"
+    kind = hook.rsplit(".", 1)[-1].removeprefix("hook_")
+    extra = "" if kind == "resid_post" else f" --hook {kind}"
+    return (f"pass an SAE trained there, e.g. --sae runs/tinycosy/sae/layer_{layer} (train it "
+            f"with `python -m sae.train --layer {layer}{extra}`)")
+
+
 def load_sae(folder: str | Path, backbone=None, hook: str | None = None,
              device: str | torch.device = "cpu") -> SAE:
     """Load an SAE with `sae_lens.SAE.load_from_disk`, first checking that it fits `backbone`
-    (width, model name, weights digest) and `hook` when they are given."""
+    (width, model name, weights digest) and `hook` when they are given, and that its files are
+    whole (a truncated one is one line naming it, not a SafetensorError trace)."""
     cfg = read_cfg(folder)
     check_sae(cfg, backbone, hook)
-    return SAE.load_from_disk(str(folder), device=str(device))
+    check_weights(folder)
+    try:
+        return SAE.load_from_disk(str(folder), device=str(device))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{folder} is not a loadable SAELens SAE ({one_line(exc)[:160]})"
+                         ) from None
 
 
 def read_metrics(folder: str | Path) -> dict:

@@ -30,14 +30,14 @@ from sae_lens.saes.sae import SAEMetadata, TrainStepOutput
 from sae_lens.training.sae_trainer import SAETrainer
 from tqdm import tqdm
 
-from interp.cache import CacheConfig, parse_hook_kind, run_cache
-from interp.cli import add_config_args, config_from_args, run_cli
+from interp.cache import CacheConfig, parse_hook_kind, parse_layers, run_cache
+from interp.cli import StageInterrupted, add_config_args, config_from_args, run_cli, stop_requests
 from interp.device import pick_device
 from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
 from interp.store import ActivationStore
 from interp.store.writer import MANIFEST
-from sae.checkpoint import checkpoint_dir, load_checkpoint, read_run_state, save_checkpoint
+from sae.checkpoint import CKPT, checkpoint_dir, load_checkpoint, read_run_state, save_checkpoint
 from sae.config import SAETrainConfig
 from sae.data import BatchStream, eval_rows, norm_scale, sample_rows, split_shards
 from sae.engine import SparseTrainer
@@ -124,29 +124,42 @@ def engine_step(trainer: SAETrainer | SparseTrainer, x: torch.Tensor
 
 def fit(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, trainer: SAETrainer | SparseTrainer,
         stream: BatchStream, scale: float) -> dict[str, float]:
-    """Train to `cfg.steps`, checkpointing every `ckpt_every` steps and when interrupted."""
+    """Train to `cfg.steps`, checkpointing every `ckpt_every` steps and at the end.
+
+    SIGINT/SIGTERM let the step in progress finish, then a checkpoint is written and
+    StageInterrupted says which step it kept. An exception (or a second signal) in the middle of
+    a step saves nothing: the last whole checkpoint stands."""
     out, stats = cfg.out_dir, {}
     bar = tqdm(total=cfg.steps, initial=trainer.n_training_steps, unit="step",
                desc=f"SAE {sae.cfg.metadata.hook_name}")
-    whole = True  # False while a step is half done: nothing is saved from there
     try:
-        while trainer.n_training_steps < cfg.steps:
-            whole = False
-            output = engine_step(trainer, next(stream))
-            whole = True
-            step = trainer.n_training_steps
-            if step % 10 == 0 or step == cfg.steps:
-                stats = step_stats(output, trainer)
-                bar.set_postfix({k: f"{v:.3f}" if k != "L0" else f"{v:.1f}"
-                                 for k, v in stats.items()})
-            bar.update(1)
-            if step % cfg.ckpt_every == 0 and step < cfg.steps:
-                save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
+        with stop_requests() as stop:
+            while trainer.n_training_steps < cfg.steps:
+                output = engine_step(trainer, next(stream))
+                step = trainer.n_training_steps
+                if step % 10 == 0 or step == cfg.steps:
+                    stats = step_stats(output, trainer)
+                    bar.set_postfix({k: f"{v:.3f}" if k != "L0" else f"{v:.1f}"
+                                     for k, v in stats.items()})
+                bar.update(1)
+                if stop.requested and step < cfg.steps:
+                    raise StageInterrupted(_stop_here(out, sae, trainer, stream, scale, cfg))
+                if step % cfg.ckpt_every == 0 and step < cfg.steps:
+                    save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
     finally:
         bar.close()
-        if whole:
-            save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
+    save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
     return stats
+
+
+def _stop_here(out: Path, sae: BatchTopKTrainingSAE, trainer: SAETrainer | SparseTrainer,
+               stream: BatchStream, scale: float, cfg: SAETrainConfig) -> str:
+    """Checkpoint the whole step just finished; the message StageInterrupted carries."""
+    save_checkpoint(out, sae, trainer, stream.state, scale, cfg)
+    step = trainer.n_training_steps
+    log.info("checkpoint at step %d of %d written to %s", step, cfg.steps, out / CKPT)
+    return (f"checkpoint at step {step} of {cfg.steps} kept in {out / CKPT}; run the same "
+            "command again to resume")
 
 
 def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
@@ -162,6 +175,7 @@ def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
             return read_metrics(out)
     device = pick_device(cfg.device)
     backbone = backbone or load_backbone(cfg.model, device)
+    parse_layers(str(cfg.layer), backbone.n_layers)  # a layer it lacks: its valid range
     backbone.check_hook(hook)
     store = open_store(cfg, kind, backbone)
     train_shards, eval_shards = split_shards(store, cfg.eval_frac)

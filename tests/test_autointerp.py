@@ -206,7 +206,7 @@ def test_input_errors(offline_run, tmp_path):
         run(AutointerpConfig(**{**base, "store": str(tmp_path / "none")}))
     with pytest.raises(FileNotFoundError, match="no SAE"):
         run(AutointerpConfig(**{**base, "sae": str(tmp_path / "none")}))
-    with pytest.raises(ValueError, match="layer 3 is not in"):
+    with pytest.raises(ValueError, match="layer 3 does not exist: the model has layers 0–1"):
         run(AutointerpConfig(**{**base, "layer": 3}))
     for key, value, msg in (("layer", 5, "trained on layer 5"), ("d_in", 7, "7 wide")):
         bad = tmp_path / f"sae_{key}"

@@ -197,7 +197,8 @@ def test_transport_failures_are_retried_then_recorded(tmp_path: Path) -> None:
                for r in recs.values())
     assert any("malformed response body" in r["error"] for r in recs.values())
     ps = json.loads((tmp_path / "short/per_sample.json").read_text())
-    assert set(ps) == set(ids) and all(v["EMR"] == 0 for v in ps.values())
+    # no query got an answer: nothing was judged, so no sample gets a score (not a zero)
+    assert set(ps) == set(ids) and all(v["EMR"] is None and not v["judged"] for v in ps.values())
 
 
 def test_audio_url_style_and_fatal_4xx(tmp_path: Path) -> None:

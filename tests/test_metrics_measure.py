@@ -91,7 +91,9 @@ def test_measure_notes_resampling_and_rejects_bad_input(tiny_dirs, wav_dir):
 def test_cli_folder_to_jsonl_and_csv(tiny_dirs, wav_dir, tmp_path, capsys):
     d, _ = wav_dir
     flags = [f"--{k}-dir={v}" for k, v in tiny_dirs.items()]
-    main([str(d), "--ref-text", "hello there", "--out", str(tmp_path / "r.jsonl"), *flags])
+    with pytest.raises(SystemExit) as exit_:  # two of the four files are bad: partial, exit 3
+        main([str(d), "--ref-text", "hello there", "--out", str(tmp_path / "r.jsonl"), *flags])
+    assert exit_.value.code == 3
     rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and sum("error" in r for r in rows) == 2
     ok = [r for r in rows if "error" not in r]
@@ -131,3 +133,32 @@ def test_import_loads_no_weights():
             "assert loaded == [0, 0, 0], loaded\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def test_out_of_domain_input_is_flagged_not_scored(tiny_dirs, wav_dir):
+    """The issue's failure 6: 2 s of silence transcribed as words; an 8 kHz clip's laughter
+    score rising from 0.0002 to 0.14 with only a 'resampled' note."""
+    import librosa
+
+    d, _ = wav_dir
+    rng = np.random.default_rng(0)
+    silence = (rng.standard_normal(32000) * 1e-4).astype(np.float32)  # -80 dBFS hiss
+    r = mm.measure(silence, sr=16000, ref_text="hello there", model_dirs=tiny_dirs)
+    assert r["flags"] == ["silence"] and r["reliable"] is False
+    assert r["p_male"] is None and r["laughter"] is None and r["transcript"] == ""
+    assert r["wer"] == 1.0
+    audio, sr = sf.read(d / "a.wav", dtype="float32")
+    narrow = librosa.resample(audio, orig_sr=sr, target_sr=8000)
+    r8 = mm.measure(narrow, sr=8000, model_dirs=tiny_dirs, skip=("asr",))
+    assert "low_sample_rate" in r8["flags"] and r8["laughter"] is None and r8["p_male"] is None
+    assert 0 <= r8["unreliable"]["laughter"] <= 1
+    loud = np.clip(audio * 50, -1, 1)
+    rc = mm.measure(loud, sr=sr, model_dirs=tiny_dirs, skip=("asr",))
+    assert "clipping" in rc["flags"] and rc["laughter"] is not None  # flagged, still measured
+    clean = mm.measure(audio, sr=sr, model_dirs=tiny_dirs, skip=("asr",))
+    assert clean["flags"] == [] and clean["reliable"]
+
+
+def test_recognizer_does_not_transcribe_silence(tiny_dirs):
+    rec = asr.Recognizer.load(tiny_dirs["asr"])
+    assert rec.transcribe(np.zeros(32000, np.float32), 16000) == ""

@@ -248,3 +248,71 @@ def test_help_and_bad_flags(monkeypatch, capsys):
         for s, h in handlers.items():
             signal.signal(s, h)
     assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: --modality")
+
+
+def _same_weights(a_dir, b_dir) -> None:
+    a = load_file(a_dir / "sae_weights.safetensors")
+    b = load_file(b_dir / "sae_weights.safetensors")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_sigterm_checkpoints_the_step_in_progress(tmp_path, tiny_store, tiny_corpus, tiny_tokens,
+                                                  tiny_tinycosy, monkeypatch):
+    """The issue's failure 3: the handler skipped the checkpoint whenever a step was running."""
+    import os
+    import signal
+
+    from interp.cli import StageInterrupted
+
+    cfg = tiny_cfg(tmp_path / "a", tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy[0],
+                   tokens=64 * 30, eval_examples=0)
+    straight = train(cfg)
+    cfg_b = replace(cfg, out=str(tmp_path / "b" / "sae"))
+    real_next, calls = BatchStream.__next__, {"n": 0}
+
+    def signalling_next(self):
+        calls["n"] += 1
+        if calls["n"] == 14:  # SIGTERM lands in the middle of step 14
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_next(self)
+
+    monkeypatch.setattr(BatchStream, "__next__", signalling_next)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(StageInterrupted, match=r"checkpoint at step 14 of 30 kept in .*checkpoint"):
+        train(cfg_b)
+    assert signal.getsignal(signal.SIGTERM) is handler  # the stage's own handler is gone again
+    assert json.loads((cfg_b.out_dir / CKPT / RUN_STATE).read_text())["step"] == 14
+    monkeypatch.setattr(BatchStream, "__next__", real_next)
+    resumed = train(cfg_b)
+    assert resumed["training"]["steps"] == straight["training"]["steps"] == 30
+    _same_weights(cfg.out_dir, cfg_b.out_dir)
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_store, tiny_corpus,
+                                                        tiny_tokens, tiny_tinycosy):
+    import dataclasses
+    import os
+    import signal
+    import time
+
+    cfg = tiny_cfg(tmp_path / "a", tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy[0],
+                   tokens=64 * 400, eval_examples=0, ckpt_every=5)
+    killed = replace(cfg, out=str(tmp_path / "b" / "sae"))
+    argv = [f"--{f.name.replace('_', '-')}={getattr(killed, f.name)}"
+            for f in dataclasses.fields(killed)]
+    proc = subprocess.Popen([sys.executable, "-m", "sae.train", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    state = killed.out_dir / CKPT / RUN_STATE
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not state.exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    step = json.loads(state.read_text())["step"]
+    assert 0 < step < 400 and not (killed.out_dir / "sae_weights.safetensors").exists()
+    resumed = train(killed)
+    straight = train(cfg)
+    assert resumed["training"]["steps"] == straight["training"]["steps"] == 400
+    _same_weights(cfg.out_dir, killed.out_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,97 @@ def test_model_names_resolve_to_backbones():
     edit = load_backbone(str(TINYEDIT_DIR), "cpu")  # told apart by edit.json
     assert (edit.name, edit.spec) == ("tinyedit", "tinyedit")
     assert edit.fingerprint != by_name.fingerprint
+
+
+def _files(folder) -> dict[str, bytes]:
+    """Every file of a folder and its bytes: what a refused run must leave untouched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_larger_selection_extends_the_short_last_shard(store_args, tmp_path):
+    """The issue's failure 1: --max-utts 10 then 12 into one folder reused the short last shard."""
+    small = run_cache(replace(store_args, max_utts=10))
+    assert small["selection"]["n_utts"] == 10 and small["complete"]
+    m = run_cache(store_args)  # 12 utterances: shard 2 grows from 2 to 4 utterances
+    fresh = run_cache(replace(store_args, out=str(tmp_path / "fresh")))
+    assert m["complete"] and m["positions"] == fresh["positions"] > small["positions"]
+    assert m["selection"] == fresh["selection"] and m["shards"] == fresh["shards"]
+    assert m["shards"]["shard_00002"] > small["shards"]["shard_00002"]
+    assert np.array_equal(ActivationStore(Path(store_args.out), 1).all(),
+                          ActivationStore(tmp_path / "fresh", 1).all())
+
+
+def test_smaller_or_other_selection_is_refused_untouched(store_args):
+    run_cache(store_args)
+    before = _files(Path(store_args.out))
+    for change in ({"max_utts": 5}, {"split": "heldout_sentences"}, {"layers": "0"}):
+        with pytest.raises(ValueError) as err:
+            run_cache(replace(store_args, **change))
+        assert "\n" not in str(err.value) and "another --out" in str(err.value)
+    assert _files(Path(store_args.out)) == before
+
+
+def test_damaged_shard_is_named_on_open_and_rewritten_on_rerun(store_args):
+    run_cache(store_args)
+    full = ActivationStore(Path(store_args.out), 0).all()
+    shard = Path(store_args.out) / "layer_0" / "shard_00001.npy"
+    shard.write_bytes(shard.read_bytes()[:-100])  # truncated (a disk that filled up, a bad copy)
+    with pytest.raises(ValueError, match="shard_00001.npy is missing, truncated"):
+        ActivationStore(Path(store_args.out), 0)
+    run_cache(store_args)
+    assert np.array_equal(ActivationStore(Path(store_args.out), 0).all(), full)
+
+
+def test_sigterm_stops_after_the_shard_in_progress(store_args, monkeypatch):
+    import os
+    import signal
+
+    from interp.cli import StageInterrupted
+    from interp.store import writer
+
+    real, calls = writer.write_shard, {"n": 0}
+
+    def write_then_signal(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the first shard is being written
+        return real(*args, **kw)
+
+    monkeypatch.setattr(writer, "write_shard", write_then_signal)
+    with pytest.raises(StageInterrupted, match="1 of 3 shards .* are written and kept"):
+        run_cache(store_args)
+    assert signal.getsignal(signal.SIGTERM) is not None and calls["n"] == 1
+    assert len(list((Path(store_args.out) / "meta").glob("*.npz"))) == 1
+    monkeypatch.setattr(writer, "write_shard", real)
+    m = run_cache(store_args)
+    assert m["complete"] and calls["n"] == 1 and len(m["shards"]) == 3
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_store(store_args, tmp_path):
+    import json
+    import os
+    import signal
+    import time
+
+    every = replace(store_args, max_utts=0, shard_utts=1)  # ~30 one-utterance shards
+    whole = run_cache(replace(every, out=str(tmp_path / "whole")))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "interp.cache", "--layers", "0,1", "--shard-utts", "1",
+           "--model", str(store_args.model), "--corpus", str(store_args.corpus), "--tokens",
+           str(store_args.tokens), "--out", str(out), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (
+            (out / "meta").exists() and any((out / "meta").glob("*.npz"))):
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not json.loads((out / "manifest.json").read_text()).get("complete")
+    m = run_cache(replace(every, out=str(out)))
+    assert m["shards"] == whole["shards"] and m["complete"] and len(m["shards"]) > 10
+    for layer in (0, 1):
+        assert np.array_equal(ActivationStore(out, layer).all(),
+                              ActivationStore(tmp_path / "whole", layer).all())

@@ -351,3 +351,34 @@ def test_word_recall_splits_template_and_slot_words():
     r = word_recall(rows)  # only "go" is missed
     assert r == {"template": round(5 / 6, 4), "slot": 1.0, "n_template": 6, "n_slot": 2}
     assert word_recall([dict(rows[0], transcript="the the the")])["slot"] == 0.0
+
+
+def test_sigterm_checkpoints_the_step_in_progress(tmp_path, tiny_corpus, tiny_tokens,
+                                                  monkeypatch):
+    """SIGTERM mid-step: the step finishes, the checkpoint holds it, the message says so."""
+    import os
+    import signal
+
+    from interp.cli import StageInterrupted
+    from interp.models import train as train_mod
+    from interp.models.train import TrainConfig, train
+
+    cfg = dict(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
+               export=str(tmp_path / "export"), batch_size=4, warmup=1, eval_every=100,
+               eval_examples=4, ckpt_every=100, n_layers=1, hidden=32, text_vocab=300, steps=6)
+    real, calls = train_mod.batch_loss, {"n": 0}
+
+    def loss_then_signal(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train_mod, "batch_loss", loss_then_signal)
+    with pytest.raises(StageInterrupted, match="checkpoint at step 3 of 6"):
+        train(TrainConfig(**cfg))
+    import torch
+
+    assert torch.load(tmp_path / "run" / "ckpt.pt")["step"] == 3
+    summary = train(TrainConfig(**cfg))
+    assert summary["steps"] == 6 and calls["n"] == 6

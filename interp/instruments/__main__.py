@@ -1,6 +1,10 @@
 """`python -m interp.instruments path.wav|dir [--ref-text "..."] [--out results.jsonl|csv]`:
 measure clips with every instrument (P(male), laughter, voiced duration, duration, median F0,
-transcript, WER/CER against a reference text) and print and write one row per file."""
+transcript, WER/CER against a reference text) and print and write one row per file.
+
+A clip out of the instruments' domain is flagged (silence, low_sample_rate, clipping; see
+`measure`). Exit codes: 0 every file measured; 2 bad input, or no file could be read; 3 some
+files could not be read (their rows hold the error; the rest are written)."""
 
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ from pathlib import Path
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
-from interp.cli import run_cli
+from interp.cli import EXIT_PARTIAL, EXIT_USAGE, run_cli
 from interp.instruments.common import InstrumentError, audio_files
 from interp.instruments.meter import INSTRUMENTS, measure
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("file", "duration_s", "voiced_duration_s", "median_f0_hz", "p_male", "laughter",
-           "transcript", "wer", "wer_corrected")
+           "transcript", "wer", "wer_corrected", "flags")
 
 
 def write_rows(rows: list[dict], path: Path) -> None:
@@ -47,6 +51,8 @@ def write_rows(rows: list[dict], path: Path) -> None:
 def table(rows: list[dict]) -> str:
     """A compact one-line-per-file view of the main readings."""
     def cell(v: object) -> str:
+        if isinstance(v, list):
+            return ",".join(map(str, v))
         return f"{v:.3g}" if isinstance(v, float) else ("" if v is None else str(v))
 
     lines = ["\t".join(COLUMNS)]
@@ -91,8 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         write_rows(rows, args.out)
         print(f"{len(rows)} row(s) → {args.out}")
-    if all("error" in r for r in rows):
-        sys.exit(2)
+    failed = sum("error" in r for r in rows)
+    if failed:
+        print(f"error: {failed} of {len(rows)} file(s) could not be measured", file=sys.stderr)
+        sys.exit(EXIT_USAGE if failed == len(rows) else EXIT_PARTIAL)
 
 
 if __name__ == "__main__":

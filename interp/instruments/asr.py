@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from interp.audio.features import MelConfig, log_mel
-from interp.instruments.common import SAMPLE_RATE, prepare_audio, require_files
+from interp.instruments.common import SAMPLE_RATE, is_silent, prepare_audio, require_files
 from interp.instruments.ctc_lexicon import LexiconDecoder
 from interp.instruments.data import Augment, ClipPool, augment
 from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
@@ -194,6 +194,8 @@ class Recognizer:
         """(greedy transcript, lexicon-constrained transcript) from one forward pass; without a
         lexicon both are the greedy one."""
         audio, _ = prepare_audio(wav, sr)
+        if is_silent(audio):  # no sound: nothing to transcribe (CTC would still emit letters)
+            return "", ""
         lps = self._log_probs(audio)
         greedy = normalize_text(" ".join(self._greedy(lp) for lp in lps))
         if self._decoder is None:

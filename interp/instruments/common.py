@@ -13,11 +13,14 @@ import torch
 
 from interp.atomic import atomic_write_text
 from interp.audio import wav
+from interp.audio.wav import active_seconds, clipped_share
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.05
+MIN_SPEECH_S = 0.1  # less sound than this (above -50 dBFS) is silence: nothing to measure
+MAX_CLIPPED = 0.001  # a larger share of full-scale samples is clipping
 WEIGHTS_ROOT = Path(__file__).resolve().parents[2] / "data" / "instruments"
 CARD = "card.json"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -65,6 +68,24 @@ def prepare_audio(wav: np.ndarray, sr: int, source: str = "audio") -> tuple[np.n
         raise InstrumentError(f"{source}: too short ({len(x) / SAMPLE_RATE * 1000:.0f} ms; "
                               f"need at least {MIN_SECONDS * 1000:.0f} ms)")
     return x, notes
+
+
+def input_flags(audio: np.ndarray, sr: int, source_sr: int) -> list[str]:
+    """What makes a clip's readings untrustworthy: `silence` (under MIN_SPEECH_S of sound),
+    `low_sample_rate` (recorded below the 16 kHz the instruments were trained at: resampling
+    cannot restore the missing band), `clipping` (full-scale samples)."""
+    flags = []
+    if active_seconds(audio, sr) < MIN_SPEECH_S:
+        flags.append("silence")
+    if source_sr < SAMPLE_RATE:
+        flags.append("low_sample_rate")
+    if clipped_share(audio) > MAX_CLIPPED:
+        flags.append("clipping")
+    return flags
+
+
+def is_silent(audio: np.ndarray, sr: int = SAMPLE_RATE) -> bool:
+    return active_seconds(audio, sr) < MIN_SPEECH_S
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:

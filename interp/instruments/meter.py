@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.instruments.common import InstrumentError, instrument_dir, prepare_audio, read_audio
+from interp.instruments.common import (
+    SAMPLE_RATE,
+    InstrumentError,
+    input_flags,
+    instrument_dir,
+    prepare_audio,
+    read_audio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,17 @@ def _load(wav_or_path: np.ndarray | str | Path, sr: int | None) -> tuple[np.ndar
     return np.asarray(wav_or_path), int(sr), {}
 
 
+def withhold(out: dict, flags: list[str]) -> None:
+    """Move the classifiers' figures of an out-of-domain clip to `unreliable`, leaving None."""
+    kept = {k: out[k] for k in ("p_male", "laughter") if out.get(k) is not None}
+    for k in kept:
+        out[k] = None
+    if kept:
+        out["unreliable"] = kept
+    out["notes"].append(f"{' and '.join(flags)}: p_male and laughter not reported "
+                        "(out of the instruments' domain)")
+
+
 def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
             ref_text: str | None = None, *, model_dirs: dict[str, str] | None = None,
             skip: tuple[str, ...] = ()) -> dict:
@@ -77,6 +95,10 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
 
     Audio at another rate is resampled to 16 kHz (noted under "notes"). `skip` leaves out
     instruments by name (gender, laughter, asr, prosody); WER/CER need `ref_text` and the ASR.
+    `flags` lists what makes the clip out of domain (`common.input_flags`) and `reliable` is
+    False when there is any: on silence or audio recorded below 16 kHz the classifiers' figures
+    (p_male, laughter) are None (the raw ones kept under `unreliable`), and silence has an empty
+    transcript.
     """
     unknown = set(skip) - set(INSTRUMENTS)
     if unknown:
@@ -84,7 +106,8 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
     dirs = model_dirs or {}
     raw, raw_sr, out = _load(wav_or_path, sr)
     audio, notes = prepare_audio(raw, raw_sr, out.get("file", "audio"))
-    out.update({"sample_rate": raw_sr, "notes": notes})
+    flags = input_flags(audio, SAMPLE_RATE, raw_sr)
+    out.update({"sample_rate": raw_sr, "notes": notes, "flags": flags, "reliable": not flags})
     if "prosody" not in skip:
         from interp.instruments.prosody import prosody
 
@@ -102,6 +125,8 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
         frames = det.frame_probs(audio, 16000)
         out["laughter"] = round(det.score_frames(frames), 4)
         out["laughter_spans"] = det.spans_of(frames)
+    if {"silence", "low_sample_rate"} & set(flags):
+        withhold(out, flags)
     if "asr" not in skip:
         from interp.instruments.text import cer, wer
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
+from interp.cli import EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, one_line
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
 from interp.judge.acoustic_backend import AcousticConfig
 from interp.judge.api_backend import API_KEY_ENVS, ApiConfig
@@ -20,13 +22,21 @@ from interp.judge.format import JudgeDataError
 from interp.judge.runner import JudgeConfig, judge
 
 EPILOG = """\
-Limits per query (API backend): each request may take --timeout s. A timeout, HTTP 5xx/408/429,
-refused connection or malformed response body is retried after an exponential back-off
-(--backoff_base s, doubling, at most --backoff_max s), on the next base URL (round-robin).
-An answer that is not a valid letter is re-asked at once, at most --retries times. A query stops
-after --max_attempts HTTP requests in all; then, or on any other HTTP 4xx, it is recorded in
-results.jsonl as failed with its reason and counts as a wrong answer.
+Limits per query (API backend): each request may take --timeout s. A timeout, HTTP 5xx/408/429
+or malformed response body is retried after an exponential back-off (--backoff_base s, doubling,
+at most --backoff_max s), on the next base URL (round-robin); each retry is logged with the
+server's answer. A refused connection moves to the next URL at once; when every URL refused
+--refused_limit times in a row the server is taken to be down and the remaining queries fail
+at once. An answer that is not a valid letter is re-asked at once, at most --retries times, and
+then counts as a wrong answer (MMAE). A query stops after --max_attempts HTTP requests in all;
+then, or on any other HTTP 4xx, it is recorded in results.jsonl as failed with its reason.
+A query that got no answer judged nothing: its rubric is undecided, not failed.
 API key (optional): --api_key, else $JUDGE_API_KEY, else $OPENAI_API_KEY.
+
+Exit codes: 0 every sample judged; 2 bad input (one line on stderr); 3 some samples could not be
+judged (their count and the commonest errors are printed, no score; --accept_partial prints the
+scores of the judged samples and exits 0); 130 interrupted (results.jsonl keeps every finished
+query; re-run to resume).
 
 Outputs in --output_dir: results.jsonl (one line per query; also the checkpoint: a re-run asks only
 what has no line yet), per_sample.json (IFR, CR, EMR per id; null where a sample has no rubric of
@@ -72,6 +82,10 @@ def judge_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_tokens", type=int, default=1024, help="reply length cap (1024)")
     p.add_argument("--backoff_base", type=float, default=1.0, help="first back-off, s (1.0)")
     p.add_argument("--backoff_max", type=float, default=60.0, help="longest back-off, s (60)")
+    p.add_argument("--refused_limit", type=int, default=2,
+                   help="refusals in a row from every URL before the server counts as down (2)")
+    p.add_argument("--accept_partial", action="store_true",
+                   help="score the judged samples and exit 0 even if some could not be judged")
     p.add_argument("--api_key", default=None, help=f"default: ${' or $'.join(API_KEY_ENVS)}")
     p.add_argument("--prompt_dir", type=Path, default=None,
                    help="folder with system.txt and user.txt (default: data/judge)")
@@ -96,7 +110,8 @@ def config_from_args(a: argparse.Namespace) -> JudgeConfig:
     api = ApiConfig(
         base_urls=tuple(a.base_urls), model=a.model, concurrency=a.concurrency,
         retries=a.retries, max_attempts=a.max_attempts, timeout=a.timeout,
-        backoff_base=a.backoff_base, backoff_max=a.backoff_max, audio_style=a.audio_style,
+        backoff_base=a.backoff_base, backoff_max=a.backoff_max, refused_limit=a.refused_limit,
+        audio_style=a.audio_style,
         temperature=a.temperature, max_tokens=a.max_tokens, api_key=a.api_key,
         prompt_dir=a.prompt_dir)
     acoustic = AcousticConfig(
@@ -109,14 +124,21 @@ def _fmt(v: float | None) -> str:
     return "   n/a" if v is None else f"{v:6.2f}"
 
 
+def print_counts(s: dict) -> None:
+    print(f"\n== judge ({s['backend']}, {s['model']}) -> {s['output_dir']}")
+    print(f"samples {s['n_samples']} (judged {s['samples_judged']}, could not be judged "
+          f"{s['samples_unjudged']})  queries {s['queries_planned']} (asked {s['queries_asked']}, "
+          f"resumed {s['queries_resumed']}, failed {s['queries_failed']}, of which no answer "
+          f"{s['queries_unanswered']}; unsupported {s['queries_unsupported']})")
+    for error, n in s["errors"]:
+        print(f"  {n} x {error}")
+
+
 def print_summary(s: dict) -> None:
     o = s["overall"]
-    print(f"\n== judge ({s['backend']}, {s['model']}) -> {s['output_dir']}")
-    print(f"samples {s['n_samples']}  queries {s['queries_planned']} (asked {s['queries_asked']}, "
-          f"resumed {s['queries_resumed']}, failed {s['queries_failed']}, "
-          f"unsupported {s['queries_unsupported']})")
+    partial = f" over the {s['samples_judged']} judged samples" if s["samples_unjudged"] else ""
     print(f"IFR {_fmt(o['IFR'])} (n={o['n_IFR']})  CR {_fmt(o['CR'])} (n={o['n_CR']})  "
-          f"EMR {_fmt(o['EMR'])}   unsupported rubrics {o['unsupported']}")
+          f"EMR {_fmt(o['EMR'])} (n={o['n_EMR']}){partial}   unsupported rubrics {o['unsupported']}")
     if o["unsupported"]:
         print(f"over supported rubrics only: IFR {_fmt(o['IFR_supported'])}  "
               f"CR {_fmt(o['CR_supported'])}")
@@ -124,6 +146,20 @@ def print_summary(s: dict) -> None:
         for name, g in list(s["taxonomy"].get(group, {}).items())[:8]:
             print(f"  {group:<10} {name:<20} n={g['n_samples']:<4} IFR {_fmt(g['IFR'])}  "
                   f"CR {_fmt(g['CR'])}  EMR {_fmt(g['EMR'])}")
+
+
+def report(s: dict, accept_partial: bool) -> int:
+    """Print the counts, and the scores unless some samples could not be judged (then exit 3,
+    unless the user accepts partial results)."""
+    print_counts(s)
+    if s["samples_unjudged"] and not accept_partial:
+        print(f"error: {s['samples_unjudged']} of {s['n_samples']} samples could not be judged "
+              f"({s['queries_unanswered']} queries got no answer); no score printed. Fix the "
+              "server and re-run with --retry_failed, or pass --accept_partial to score the "
+              "judged samples", file=sys.stderr)
+        return EXIT_PARTIAL
+    print_summary(s)
+    return 0
 
 
 def run_controls(argv: list[str]) -> int:
@@ -163,18 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = judge(config_from_args(a), progress=progress, on_plan=on_plan)
     except (JudgeDataError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted; results.jsonl keeps every finished query, re-run to resume",
+        print("\ninterrupted: results.jsonl keeps every finished query; re-run to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         if bar:
             bar[0].close()
-    print_summary(summary)
-    return 0
+    return report(summary, a.accept_partial)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops like Ctrl-C
     sys.exit(main())

@@ -38,6 +38,9 @@ class ApiConfig:
     """First back-off delay in s after a transport failure; doubles each time, with jitter."""
     backoff_max: float = 60.0
     """Longest back-off delay in s."""
+    refused_limit: int = 2
+    """Refused connections in a row from every server after which the judge is taken to be down:
+    the remaining queries fail at once (unanswered) instead of backing off for minutes."""
     audio_style: str = "input_audio"
     """How audio is sent: `input_audio` parts (base64 wav) or `audio_url` data URIs."""
     temperature: float | None = None
@@ -66,6 +69,10 @@ class FatalReply(Exception):
     """A failure another attempt would not fix (e.g. HTTP 400, 404)."""
 
 
+class RefusedReply(RetryableReply):
+    """Nothing listens at the server's address: retried on the next server without a back-off."""
+
+
 def _reply_text(body: object) -> str:
     try:
         content = body["choices"][0]["message"]["content"]  # type: ignore[index]
@@ -76,6 +83,10 @@ def _reply_text(body: object) -> str:
     return "" if content is None else str(content)
 
 
+def _name(query: Query) -> str:
+    return f"{query.sample_id} rubric {query.rubric_index} ask {query.query_index}"
+
+
 class ApiBackend:
     """Asks each query over HTTP with bounded concurrency, back-off, re-asks and round-robin."""
 
@@ -84,8 +95,10 @@ class ApiBackend:
     def __init__(self, cfg: ApiConfig, prompts: Prompts | None = None) -> None:
         if not cfg.base_urls:
             raise ValueError("the api backend needs at least one base URL")
-        if cfg.max_attempts < 1 or cfg.retries < 0 or cfg.concurrency < 1:
-            raise ValueError("need max_attempts >= 1, retries >= 0, concurrency >= 1")
+        if (cfg.max_attempts < 1 or cfg.retries < 0 or cfg.concurrency < 1
+                or cfg.refused_limit < 1):
+            raise ValueError("need max_attempts >= 1, retries >= 0, concurrency >= 1, "
+                             "refused_limit >= 1")
         self.cfg = cfg
         self.prompts = prompts or load_prompts(cfg.prompt_dir)
         bad = [u for u in cfg.base_urls if not u.startswith(("http://", "https://"))]
@@ -98,6 +111,8 @@ class ApiBackend:
         key = cfg.api_key or next((os.environ[k] for k in API_KEY_ENVS if os.environ.get(k)), None)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.requests_sent = 0
+        self._refused = dict.fromkeys(self.urls, 0)  # refusals in a row, per server
+        self.down: str | None = None  # set once every server refused refused_limit times
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -122,8 +137,12 @@ class ApiBackend:
                 self.client.post(url, json=payload, headers=self._headers), self.cfg.timeout)
         except (asyncio.TimeoutError, httpx.TimeoutException) as e:
             raise RetryableReply(f"timeout after {self.cfg.timeout:g} s") from e
+        except httpx.ConnectError as e:
+            self._note_refused(url)
+            raise RefusedReply(f"connection refused by {url} ({e})") from e
         except httpx.TransportError as e:
             raise RetryableReply(f"connection error: {type(e).__name__}: {e}") from e
+        self._refused[url] = 0
         if r.status_code >= 500 or r.status_code in (408, 409, 429):
             raise RetryableReply(f"HTTP {r.status_code}: {r.text[:200]}")
         if r.status_code >= 400:
@@ -138,6 +157,14 @@ class ApiBackend:
         d = min(self.cfg.backoff_base * 2 ** (failures - 1), self.cfg.backoff_max)
         return d * (0.5 + 0.5 * self._jitter.random())
 
+    def _note_refused(self, url: str) -> None:
+        self._refused[url] += 1
+        if self.down is None and min(self._refused.values()) >= self.cfg.refused_limit:
+            self.down = (f"no judge server is reachable: {', '.join(self.urls)} refused "
+                         f"{self.cfg.refused_limit} connection(s) in a row")
+            logger.error("%s; the remaining queries fail at once (start the server, then re-run "
+                         "with --retry_failed)", self.down)
+
     async def ask(self, query: Query) -> Outcome:
         """At most max_attempts requests; at most 1 + retries answers read; never raises."""
         try:
@@ -149,6 +176,9 @@ class ApiBackend:
         reply: str | None = None
         error = "no attempt made"
         while attempts < self.cfg.max_attempts and answers <= self.cfg.retries:
+            if self.down is not None:
+                error = self.down
+                break
             url = next(self._cycle)
             servers.append(url)
             attempts += 1
@@ -156,11 +186,26 @@ class ApiBackend:
                 reply = await self._post(url, payload)
             except FatalReply as e:
                 error = str(e)
+                logger.warning("%s: %s answered %s; not retried", _name(query), url, e)
                 break
+            except RefusedReply as e:
+                error = str(e)
+                logger.warning("%s: attempt %d of %d: %s", _name(query), attempts,
+                               self.cfg.max_attempts, e)
+                if attempts >= self.cfg.max_attempts:
+                    break
+                await asyncio.sleep(min(self.cfg.backoff_base, 0.5) if len(self.urls) == 1 else 0)
+                continue
             except RetryableReply as e:
                 error, failures = str(e), failures + 1
-                logger.debug("%s q%d via %s: %s", query.key, attempts, url, e)
-                await asyncio.sleep(self._delay(failures))
+                if attempts >= self.cfg.max_attempts:
+                    logger.warning("%s: attempt %d of %d via %s failed: %s; giving up",
+                                   _name(query), attempts, self.cfg.max_attempts, url, e)
+                    break
+                delay = self._delay(failures)
+                logger.warning("%s: attempt %d of %d via %s failed: %s; retrying in %.1f s",
+                               _name(query), attempts, self.cfg.max_attempts, url, e, delay)
+                await asyncio.sleep(delay)
                 continue
             answers += 1
             parsed = parse_reply(reply, len(query.options))
@@ -168,6 +213,8 @@ class ApiBackend:
                 return Outcome(STATUS_OK, parsed.choice, reply, parsed.reason, None, attempts,
                                answers, base_urls=tuple(servers))
             error = parsed.error or "unparsable reply"
+            logger.info("%s: %s replied %r: %s; asking again", _name(query), url, reply[:120],
+                        error)
         return Outcome(STATUS_FAILED, None, reply, None,
                        f"{error} (after {attempts} request(s), {answers} answer(s))",
                        attempts, answers, base_urls=tuple(servers))

@@ -1,8 +1,14 @@
 """MMAE metrics from judged queries: rubric pass (majority vote), IFR / CR / EMR, taxonomy.
 
-- A rubric passes when at least `threshold` (2) of its `n_queries` (3) answers are right. A failed
-  query counts as a wrong answer. A rubric that cannot pass and has an `unsupported` answer is
-  `unsupported` (acoustic judge); a rubric with a query not judged yet is `missing`. Neither passes.
+- A rubric passes when at least `threshold` (2) of its `n_queries` (3) answers are right. A query
+  whose reply named no valid choice counts as a wrong answer (MMAE). A query that got no reply
+  at all (`records.unanswered`: refused, timed out, server error) judged nothing: a rubric whose
+  outcome those queries could still change is `undecided`, never a fail. A rubric that cannot
+  pass and has an `unsupported` answer is `unsupported` (acoustic judge); a rubric with a query
+  not judged yet is `missing`. None of these passes.
+- A sample with an undecided or missing rubric is not `judged`: the metric of that rubric's
+  category and EMR are null (left out of the means; `unjudged` counts such samples) unless a
+  decided failure already fixes EMR at 0. No score is ever computed from unanswered queries.
 - Per sample: IFR = passed Instruction Following rubrics / their count, CR likewise for
   Consistency; a sample with no rubric of a category has null for that metric, and is left out of
   that metric's mean (its `n_*` count says so). EMR = 1 iff every rubric passed. `*_supported`
@@ -20,9 +26,10 @@ from dataclasses import dataclass
 
 from interp.judge.format import CR_CATEGORY, IF_CATEGORY, JudgeItem
 from interp.judge.protocol import majority
-from interp.judge.records import STATUS_FAILED, STATUS_UNSUPPORTED, Key
+from interp.judge.records import STATUS_FAILED, STATUS_UNSUPPORTED, Key, unanswered
 
-PASS, FAIL, UNSUPPORTED, MISSING = "pass", "fail", "unsupported", "missing"
+PASS, FAIL, UNSUPPORTED, MISSING, UNDECIDED = "pass", "fail", "unsupported", "missing", "undecided"
+OPEN = (MISSING, UNDECIDED)  # rubrics without a verdict
 METRICS = ("IFR", "CR", "EMR", "IFR_supported", "CR_supported")
 
 
@@ -47,10 +54,13 @@ def rubric_result(index: int, category: str, records: list[dict | None], thresho
     correct = [bool(r.get("correct")) for r in present]
     n_unsup = sum(r.get("status") == STATUS_UNSUPPORTED for r in present)
     n_failed = sum(r.get("status") == STATUS_FAILED for r in present)
+    n_unanswered = sum(unanswered(r) for r in present)
     if majority(correct, threshold):
         status = PASS
     elif len(present) < len(records):
         status = MISSING
+    elif sum(correct) + n_unanswered >= threshold:  # the unanswered queries could pass it
+        status = UNDECIDED
     elif n_unsup:
         status = UNSUPPORTED
     else:
@@ -78,19 +88,31 @@ def sample_scores(item: JudgeItem, results: dict[Key, dict], n_queries: int, thr
         rs = [r for r in rubrics if r.category == cat]
         passed = sum(r.passed for r in rs)
         unsup = sum(r.status == UNSUPPORTED for r in rs)
-        entry[key] = _ratio(passed, len(rs))
-        entry[f"{key}_supported"] = _ratio(passed, len(rs) - unsup)
+        open_ = any(r.status in OPEN for r in rs)
+        entry[key] = None if open_ else _ratio(passed, len(rs))
+        entry[f"{key}_supported"] = None if open_ else _ratio(passed, len(rs) - unsup)
         entry[f"n_{key}"], entry[f"passed_{key}"], entry[f"unsupported_{key}"] = (
             len(rs), passed, unsup)
-    entry["EMR"] = int(all(r.passed for r in rubrics))
+    entry["EMR"] = exact_match(rubrics)
+    entry["judged"] = not any(r.status in OPEN for r in rubrics)
     entry["unsupported"] = sum(r.status == UNSUPPORTED for r in rubrics)
     entry["missing"] = sum(r.status == MISSING for r in rubrics)
+    entry["undecided"] = sum(r.status == UNDECIDED for r in rubrics)
     entry["failed_queries"] = sum(r.n_failed for r in rubrics)
     entry["rubrics"] = [
         {"index": r.index, "category": r.category, "status": r.status, "n_correct": r.n_correct}
         for r in rubrics
     ]
     return entry
+
+
+def exact_match(rubrics: list[RubricResult]) -> int | None:
+    """1 when every rubric passed, 0 when one surely did not, None while one has no verdict."""
+    if any(r.status in (FAIL, UNSUPPORTED) for r in rubrics):
+        return 0
+    if any(r.status in OPEN for r in rubrics):
+        return None
+    return 1
 
 
 def per_sample(items: Iterable[JudgeItem], results: dict[Key, dict], n_queries: int = 3,
@@ -112,8 +134,9 @@ def group_stats(entries: list[dict]) -> dict:
         out[f"n_{m}"] = sum(v is not None for v in vals)
     for k in ("n_IFR", "n_CR"):
         out[f"rubrics_{k[2:]}"] = sum(e[k] for e in entries)
-    for k in ("unsupported", "missing", "failed_queries"):
-        out[k] = sum(e[k] for e in entries)
+    for k in ("unsupported", "missing", "undecided", "failed_queries"):
+        out[k] = sum(e.get(k, 0) for e in entries)
+    out["unjudged"] = sum(not e.get("judged", True) for e in entries)
     return out
 
 
@@ -139,7 +162,9 @@ def taxonomy(per_sample_scores: dict[str, dict]) -> dict:
     out["notes"] = (
         "Metrics are means over samples x100. A sample without rubrics of a category has a null "
         "IFR or CR and is excluded from that mean (n_IFR / n_CR count the samples included). "
-        "Unsupported and missing rubrics count as not passed; *_supported means leave "
-        "unsupported rubrics out of the denominator. Operation groups are multi-label."
+        "Unsupported rubrics count as not passed; *_supported means leave them out of the "
+        "denominator. A rubric that unanswered queries (no reply from the judge) could still "
+        "pass is undecided: its category metric and EMR are null for that sample (unjudged "
+        "counts them), never a fail. Operation groups are multi-label."
     )
     return out

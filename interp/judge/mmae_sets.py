@@ -141,7 +141,8 @@ def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae") -
 
 def _set_scores(summary: dict) -> dict:
     o = summary["overall"]
-    return {k: o.get(k) for k in ("IFR", "CR", "EMR")} | {"n": summary["n_samples"]}
+    return {k: o.get(k) for k in ("IFR", "CR", "EMR")} | {
+        "n": summary["n_samples"], "unjudged": summary["samples_unjudged"]}
 
 
 def judge_sets(sets: dict[str, Path], out: Path, backend: str, base_url: str = "",
@@ -235,6 +236,7 @@ def _edit_scores(summary: dict, judged: Path, op_of: dict[str, str]) -> dict:
                 by_op[op_of[sid]][k].append(float(s[k]))
     o = summary["overall"]
     return {"overall": {k: o.get(k) for k in ("IFR", "CR", "EMR", "IFR_supported")},
-            "n": summary["n_samples"], "unsupported_queries": summary["queries_unsupported"],
+            "n": summary["n_samples"], "unjudged": summary["samples_unjudged"],
+            "unsupported_queries": summary["queries_unsupported"],
             "by_operation": {op: {k: round(100 * float(np.mean(v)), 2) for k, v in d.items()}
                              for op, d in sorted(by_op.items())}}

@@ -51,6 +51,13 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def unanswered(rec: dict) -> bool:
+    """A failed query that got no reply at all (refused, timed out, HTTP error, garbage body, a
+    measurement that raised): it judged nothing, so it must not count as a wrong answer. A reply
+    that named no valid choice is a judgement (MMAE counts it wrong) and is not unanswered."""
+    return rec.get("status") == STATUS_FAILED and rec.get("reply") is None
+
+
 def make_record(query: Query, outcome: Outcome, backend: str, model: str) -> dict:
     """One results.jsonl line."""
     correct = outcome.status == STATUS_OK and outcome.choice == query.right_letter

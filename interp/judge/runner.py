@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from interp.judge.records import (
     ResultsWriter,
     make_record,
     read_results,
+    unanswered,
     write_json_atomic,
 )
 
@@ -169,14 +171,29 @@ def score(items: list[JudgeItem], done: dict[Key, dict], cfg: JudgeConfig, n_pla
     write_json_atomic(out / TAXONOMY_FILE, tax)
     ids = {it.sample.id for it in items}
     recs = [r for k, r in done.items() if k[0] in ids]
+    silent = [r for r in recs if unanswered(r)]
+    unjudged = sum(not e["judged"] for e in ps.values())
+    if silent:
+        logger.warning("%d of %d queries got no answer from the judge (%s); %d of %d samples "
+                       "could not be judged", len(silent), n_planned, top_errors(silent)[0][0],
+                       unjudged, len(items))
     return {
         "backend": cfg.backend, "model": cfg.model_name, "output_dir": str(out),
-        "n_samples": len(items), "queries_planned": n_planned, "queries_asked": n_asked,
+        "n_samples": len(items), "samples_judged": len(items) - unjudged,
+        "samples_unjudged": unjudged, "queries_planned": n_planned, "queries_asked": n_asked,
         "queries_resumed": n_planned - n_asked,
         "queries_failed": sum(r.get("status") == STATUS_FAILED for r in recs),
+        "queries_unanswered": len(silent),
         "queries_unsupported": sum(r.get("status") == STATUS_UNSUPPORTED for r in recs),
+        "errors": top_errors(silent),
         "overall": tax["overall"], "taxonomy": {k: v for k, v in tax.items() if k != "overall"},
     }
+
+
+def top_errors(records: list[dict], n: int = 3) -> list[tuple[str, int]]:
+    """The commonest reasons of failed queries (their text up to the attempt counts), with counts."""
+    reasons = Counter(str(r.get("error") or "?").split(" (after ")[0][:160] for r in records)
+    return reasons.most_common(n)
 
 
 def judge(cfg: JudgeConfig, progress: Progress | None = None, backend: Backend | None = None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from interp.atomic import atomic_save
 from interp.cli import run_cli
 from interp.models.generate import SamplingConfig
 from interp.models.registry import USAGE, load_backbone
@@ -18,6 +19,18 @@ def list_voices(voices: dict[str, dict]) -> str:
     return "\n".join([head] + [f"{v:24s} {p.get('gender', '?'):6s} {p.get('accent', '?'):15s} "
                                f"{p.get('split', '?'):15s} {p.get('text', '')}"
                                for v, p in sorted(voices.items())])
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output's folder; refuse, in one line, a name soundfile cannot write."""
+    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise ValueError(f"--out {out}: give a .wav, .flac or .ogg file name")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'tts.wav'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
 
 
 def main() -> None:
@@ -45,10 +58,10 @@ def main() -> None:
         parser.error("give the text to speak (or --list-voices)")
     if why := backbone.render_missing():
         raise ValueError(f"cannot speak with {args.model}: {why}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_out(args.out)  # before generating: a bad --out must not cost the generated audio
     audio = backbone.tts(args.text, args.prompt, args.instruction, args.seed,
                          SamplingConfig(top_k=args.top_k, top_p=args.top_p))
-    sf.write(args.out, audio, backbone.sample_rate)
+    atomic_save(args.out, lambda p: sf.write(p, audio, backbone.sample_rate))
     print(f"wrote {args.out} ({len(audio) / backbone.sample_rate:.2f} s)")
 
 

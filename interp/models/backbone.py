@@ -182,13 +182,14 @@ class SpeechLMBackbone:
     def prompt(self, prompt: str | Path | np.ndarray) -> tuple[str, np.ndarray]:
         """(prompt text, prompt speech tokens) of a voice id of the bank, a wav path or a
         16 kHz waveform; a wav prompt is cut to its first 3 s and has no prompt text."""
-        from interp.audio.wav import read_audio
+        from interp.audio.wav import check_prompt, read_audio
 
         if isinstance(prompt, str) and prompt in self.voices:
             p = self.voices[prompt]
             return p["text"], np.array(p["tokens"], dtype=np.int64)
-        sr = self.sample_rate
+        sr, source = self.sample_rate, "prompt"
         if isinstance(prompt, (str, Path)):
+            source = f"prompt {prompt}"
             if not Path(prompt).exists():
                 hint = (f"one of {len(self.voices)} voices (list them with "
                         f"`python -m interp.models --model {self.spec} --list-voices`)"
@@ -197,6 +198,7 @@ class SpeechLMBackbone:
                                  f"give {hint}")
             prompt, sr = read_audio(prompt)
         audio = np.asarray(prompt, np.float32)
+        check_prompt(audio, sr, source)  # silence or a click clones no voice: say so
         return "", self.speech_tokens(audio[: int(PROMPT_SECONDS * sr)], sr)
 
     def request(self, text: str, prompt, instruction: str | None = None) -> Request:

@@ -9,11 +9,16 @@ CosyVoice (min 2, max 20 speech tokens per text token).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from interp.models.tinycosy import TinyCosy
+
+log = logging.getLogger(__name__)
+PROGRESS_FROM = 1000  # speech tokens (40 s): longer generations show a progress bar
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,45 @@ def ras_sample(logits: torch.Tensor, history: list[int], cfg: SamplingConfig,
     return tok
 
 
+def length_bounds(model: TinyCosy, n_prefix: int, n_text: int, cfg: SamplingConfig
+                  ) -> tuple[int, int]:
+    """(min, max) speech tokens for a text of `n_text` units after a prefix of `n_prefix`
+    positions, within the model's positions: a prefix that leaves no room for the speech the
+    text needs is refused in one line; a maximum past the last position is capped (logged)."""
+    limit = getattr(getattr(model, "cfg", None), "max_positions", None)
+    min_len, max_len = int(n_text * cfg.min_ratio), max(1, int(n_text * cfg.max_ratio))
+    if limit is None:
+        return min_len, max_len
+    room = limit - n_prefix
+    if room < max(min_len, 1):
+        raise ValueError(
+            f"text too long for the model: its prompt takes {n_prefix} of {limit} positions and "
+            f"its speech needs at least {max(min_len, 1)} more; split the text ({n_text} length "
+            "units) into shorter parts and speak them one by one")
+    if max_len > room:
+        log.warning("capping generation at %d speech tokens (the model has %d positions, the "
+                    "prompt takes %d); the text may be cut short", room, limit, n_prefix)
+        max_len = room
+    return min_len, max_len
+
+
 @torch.no_grad()
 def generate_tokens(model: TinyCosy, text_ids: torch.Tensor, prompt: torch.Tensor,
                     n_text: int, cfg: SamplingConfig | None = None) -> list[int]:
     """Speech tokens after [sos] text [task_id] prompt, until eos.
 
     `n_text` is the length of the text to speak (not of the system prompt or prompt text): it
-    sets the length bounds.
+    sets the length bounds, which must fit the model's positions (`length_bounds`).
     """
     cfg = cfg or SamplingConfig()
     gen = torch.Generator().manual_seed(cfg.seed)
     codes = model.cfg.speech_codes
-    min_len, max_len = int(n_text * cfg.min_ratio), max(1, int(n_text * cfg.max_ratio))
+    min_len, max_len = length_bounds(model, len(text_ids) + len(prompt) + 2, n_text, cfg)
     embeds = model.prefix(text_ids, prompt)[None]  # (1, T, D)
     logits, past = model(embeds, use_cache=True)
     out: list[int] = []
-    for i in range(max_len):
+    for i in tqdm(range(max_len), desc="speech tokens", unit="tok", leave=False,
+                  disable=max_len < PROGRESS_FROM):
         step = logits[0, -1].float().cpu()
         if i < min_len:
             step[codes:] = float("-inf")  # no stop before min_len

@@ -81,7 +81,11 @@ def detect(folder: Path) -> str:
         return "tinyedit"
     config = folder / "config.json"
     if config.exists():
-        arch = json.loads(config.read_text()).get("architecture")
+        try:
+            arch = json.loads(config.read_text()).get("architecture")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{config} is corrupt or truncated ({exc}); restore it from the "
+                             "model's export") from None
         return "tinycosy" if arch == "tinycosy" else "editing-lm"
     raise ValueError(f"{folder} holds neither llm.pt (CosyVoice3) nor config.json (TinyCosy or "
                      "a transformers LM)")

@@ -6,12 +6,17 @@ CosyVoice3's tokenizer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from interp.models.phonemes import FRONTEND_FILE, PhonemeTokenizer, frontend_of
+from interp.models.phonemes import FRONTEND_FILE, UNK, PhonemeTokenizer, frontend_of
+
+log = logging.getLogger(__name__)
+MAX_UNKNOWN_SHARE = 0.3  # above this share of unknown characters a text is refused
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|endofprompt|>", "[laughter]", "[breath]")
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -34,7 +39,11 @@ def load_tokenizer(folder: str | Path) -> Tokenizer | PhonemeTokenizer:
     if not path.exists():
         raise FileNotFoundError(f"no text tokenizer at {path}; train TinyCosy first "
                                 "(`python -m interp.models.train`)")
-    inner = Tokenizer.from_file(str(path))
+    try:
+        inner = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust side raises a bare Exception on bad JSON
+        raise ValueError(f"{path} is corrupt or truncated ({str(exc)[:120]}); restore it from "
+                         "the model's export") from None
     return PhonemeTokenizer(inner) if frontend_of(folder) == "phonemes" else inner
 
 
@@ -50,10 +59,61 @@ def save_tokenizer(tokenizer: Tokenizer | PhonemeTokenizer, folder: str | Path) 
 
 def length_units(tokenizer: Tokenizer | PhonemeTokenizer, text: str) -> int:
     """Length of `text` in the units generation's min/max length ratios are set for: tokens of
-    the BPE (about one per word), words for the phoneme front end."""
+    the BPE (about one per word), words for the phoneme front end. Text the tokenizer cannot
+    represent is refused (`check_representable`)."""
+    check_representable(tokenizer, text)
     if isinstance(tokenizer, PhonemeTokenizer):
         return tokenizer.length_units(text)
     return len(tokenizer.encode(text).ids)
+
+
+def unknown_characters(tokenizer: Tokenizer | PhonemeTokenizer, text: str) -> list[str]:
+    """The characters of `text` (spaces aside) the tokenizer never learnt: for the byte-level BPE,
+    characters no vocabulary entry holds (they reach the model as raw bytes, e.g. emoji or a
+    script it was not trained on); for the phoneme front end, the characters of words that
+    become [UNK] or no phoneme at all."""
+    chars = [c for c in text if not c.isspace()]
+    if isinstance(tokenizer, PhonemeTokenizer):
+        unk = tokenizer.token_to_id(UNK)
+        bad = [w for w in text.split()
+               if not (ids := tokenizer.encode(w).ids) or unk in ids]
+        return [c for w in bad for c in w]
+    known = vocab_characters(tokenizer)
+    return [c for c in chars if c not in known]
+
+
+def check_representable(tokenizer: Tokenizer | PhonemeTokenizer, text: str) -> None:
+    """Refuse text that is mostly characters the tokenizer cannot represent; warn about a few."""
+    chars = [c for c in text if not c.isspace()]
+    bad = unknown_characters(tokenizer, text)
+    if not bad:
+        return
+    shown = "".join(dict.fromkeys(bad))[:20]
+    if len(bad) > MAX_UNKNOWN_SHARE * len(chars):
+        raise ValueError(f"the text tokenizer cannot represent this text ({len(bad)} of "
+                         f"{len(chars)} characters unknown to it, e.g. {shown!r}): the model "
+                         "was trained on English; write the text in Latin letters")
+    log.warning("%d character(s) the text tokenizer never saw (%r) will be spoken as noise",
+                len(bad), shown)
+
+
+@lru_cache(maxsize=8)
+def vocab_characters(tokenizer: Tokenizer) -> frozenset[str]:
+    """Every character some vocabulary entry of a byte-level BPE spells out whole."""
+    to_byte = {c: b for b, c in enumerate(_byte_alphabet())}
+    out: set[str] = set()
+    for token in tokenizer.get_vocab():
+        raw = bytes(to_byte[c] for c in token if c in to_byte)
+        out.update(raw.decode("utf-8", errors="ignore"))
+    return frozenset(out)
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2's byte → printable character table (HF ByteLevel), indexed by byte value."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
 
 
 def lm_text(text: str, prompt_text: str = "", instruction: str | None = None) -> str:

@@ -20,6 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Model
 
+from interp.atomic import atomic_save, atomic_write_text
+
 SPEECH_EXTRA = 200  # CosyVoice3 reserves 200 ids after the codes for sos/eos/task_id/fill/...
 # transformers 5.x renamed `past_key_values` to `cache`; support both.
 _CACHE_ARG = ("cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters
@@ -163,8 +165,8 @@ class TinyCosy(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
                  if k != "llm.model.lm_head.weight"}  # tied to embed_tokens
-        save_file(state, str(folder / WEIGHTS))
-        (folder / CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=1))
+        atomic_save(folder / WEIGHTS, lambda p: save_file(state, str(p)))
+        atomic_write_text(folder / CONFIG, json.dumps(self.cfg.to_dict(), indent=1))
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> TinyCosy:
@@ -172,13 +174,39 @@ class TinyCosy(nn.Module):
         if not (folder / WEIGHTS).exists():
             raise FileNotFoundError(f"no TinyCosy checkpoint in {folder} (expected {WEIGHTS}); "
                                     "train one with `python -m interp.models.train`")
-        cfg_dict = json.loads((folder / CONFIG).read_text())
+        cfg_dict = read_config(folder / CONFIG)
         if cfg_dict.pop("architecture", "tinycosy") != "tinycosy":
             raise ValueError(f"{folder} holds another architecture, not TinyCosy")
-        model = cls(TinyCosyConfig(**cfg_dict))
-        missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=False)
+        try:
+            model = cls(TinyCosyConfig(**cfg_dict))
+        except TypeError as exc:
+            raise ValueError(f"{folder / CONFIG} is not a TinyCosy config ({exc})") from None
+        try:
+            state = load_file(str(folder / WEIGHTS))
+        except Exception as exc:  # SafetensorError (a bare Exception subclass), OSError
+            raise ValueError(f"{folder / WEIGHTS} is corrupt or truncated ({str(exc)[:120]}); "
+                             "restore it or export the model again") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError:  # tensors of other shapes than the config says
+            raise ValueError(f"{folder / WEIGHTS} does not match {folder / CONFIG} (tensors of "
+                             "other shapes); export the model again") from None
         if unexpected or [k for k in missing if k != "llm.model.lm_head.weight"]:
             raise ValueError(f"checkpoint {folder} does not match TinyCosy: missing {missing}, "
                              f"unexpected {unexpected}")
         model.llm.model.tie_weights()
         return model.to(device).eval()
+
+
+def read_config(path: Path) -> dict:
+    """A model's config.json, or one line naming the file when it is missing or not JSON."""
+    if not path.exists():
+        raise FileNotFoundError(f"no {path.name} next to the weights in {path.parent}")
+    try:
+        cfg = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is corrupt or truncated ({exc}); restore it or export the "
+                         "model again") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path} is not a config object")
+    return cfg

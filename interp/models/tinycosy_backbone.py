@@ -25,7 +25,7 @@ from interp.models.prompts import load_prompt_bank
 from interp.models.text_tokenizer import FILE as TOKENIZER_FILE
 from interp.models.text_tokenizer import length_units, lm_text, load_tokenizer
 from interp.models.tinycosy import WEIGHTS, TinyCosy
-from interp.paths import CODEC_DIR
+from interp.paths import CODEC_DIR, REPO
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,12 @@ CODEC_POINTER = "speech_codec.json"
 
 def write_codec_pointer(export: Path, codec_dir: Path) -> None:
     """Record in an export which codec its speech tokens come from (relative when it can be)."""
-    rel = os.path.relpath(Path(codec_dir).resolve(), Path(export).resolve())
-    (Path(export) / CODEC_POINTER).write_text(json.dumps({"codec_dir": rel}, indent=1))
+    codec_dir, export = Path(codec_dir).resolve(), Path(export).resolve()
+    # relative inside the repository (data/tinycosy → ../codec travels with a clone); absolute
+    # elsewhere, so that a copied export still finds a codec outside the repository
+    inside = REPO in codec_dir.parents and REPO in export.parents
+    where = os.path.relpath(codec_dir, export) if inside else str(codec_dir)
+    (export / CODEC_POINTER).write_text(json.dumps({"codec_dir": where}, indent=1))
 
 
 def codec_dir_of(folder: Path) -> Path:

@@ -16,6 +16,7 @@ import random
 import resource
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_save
 from interp.audio.tokenize_corpus import load_token_manifest, load_tokens
-from interp.cli import add_config_args, config_from_args, run_cli
+from interp.cli import StageInterrupted, add_config_args, config_from_args, run_cli, stop_requests
 from interp.corpus.table import load_table
 from interp.device import pick_device
 from interp.models.data import Example, make_examples
@@ -233,6 +234,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     # started and the process's peak memory, in the log: a run's speed and memory over its length,
     # e.g. to see a compiled run fall back to eager or a heap grow.
     window_t, window_step = time.time(), step
+    signals = ExitStack()
+    stop = signals.enter_context(stop_requests())  # SIGINT/SIGTERM: end the step, save, stop
     try:
         while step < cfg.steps:
             if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
@@ -265,11 +268,15 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                                 for s, e in held.items()})
                 bar.write(f"step {step}: " + json.dumps(log[-1]))
                 window_t, window_step = time.time(), step
+            if stop.requested and step < cfg.steps:
+                raise StageInterrupted(f"checkpoint at step {step} of {cfg.steps} kept in "
+                                       f"{ckpt}; run the same command again to resume")
             if step % cfg.ckpt_every == 0:
                 _save_ckpt(ckpt, model, opt, step, log, progress)
     finally:
+        signals.close()
         bar.close()
-        _save_ckpt(ckpt, model, opt, step, log, progress)
+        _save_ckpt(ckpt, model, opt, step, log, progress)  # also on the way out of a stop
     return step, log, start
 
 

@@ -9,28 +9,54 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from interp.store.check import verify_shard
 from interp.store.writer import MANIFEST, MODALITY_CODES
+
+
+def missing_layer(folder: Path, layer: int, layers: list[int], model_layers: int | None) -> str:
+    """The one-line refusal for a layer a store does not hold, with a hint that leads somewhere."""
+    if model_layers is not None and not 0 <= layer < model_layers:
+        return (f"layer {layer} does not exist: the model has layers 0–{model_layers - 1} "
+                f"({folder} holds {layers})")
+    return (f"layer {layer} is not in {folder} (it holds layers {layers}); cache it into another "
+            f"folder with `python -m interp.cache --layers {layer} --out <folder>` and pass that "
+            "folder as --store")
 
 
 class ActivationStore:
     """One layer of a finished store. Shards are memory-mapped, so a store larger than RAM reads
-    fine; `batches` streams shuffled batches through a bounded buffer."""
+    fine; `batches` streams shuffled batches through a bounded buffer. Opening checks every
+    shard's files against the manifest (row counts and sizes; `verify=False` skips it)."""
 
-    def __init__(self, folder: str | Path, layer: int):
+    def __init__(self, folder: str | Path, layer: int, verify: bool = True):
         self.folder = Path(folder)
         path = self.folder / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"no activation store in {self.folder}; build one with "
-                                    f"`python -m interp.cache --layers {layer}`")
-        self.manifest = json.loads(path.read_text())
-        spec = self.manifest["spec"]
+                                    f"`python -m interp.cache --layers {layer} --out {folder}`")
+        try:
+            self.manifest = json.loads(path.read_text())
+            spec = self.manifest["spec"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is corrupt ({exc}); rebuild the store") from None
         if layer not in spec["layers"]:
-            raise ValueError(f"layer {layer} is not in {self.folder} (it has {spec['layers']}); "
-                             f"run `python -m interp.cache --layers {layer}`")
+            raise ValueError(missing_layer(self.folder, layer, spec["layers"],
+                                           self.manifest.get("model_layers")))
         if not self.manifest.get("complete"):
             raise ValueError(f"{self.folder} is incomplete; run the cache command again to finish")
         self.layer, self.d_model, self.hook = layer, spec["d_model"], spec["hook"]
         self.shards = sorted(self.manifest["shards"])
+        if verify:
+            self.verify()
+
+    def verify(self) -> None:
+        """Raise a one-line ValueError naming the first shard file that does not match the
+        manifest (truncated, missing, another row count)."""
+        for s in self.shards:
+            problem = verify_shard(self.folder, s, [self.layer], self.d_model,
+                                   rows=int(self.manifest["shards"][s]))
+            if problem:
+                raise ValueError(f"{problem}; run the cache command again to rewrite it")
 
     def __len__(self) -> int:
         return int(self.manifest["positions"])

@@ -5,7 +5,11 @@ Folder layout (`runs/<model>/acts/`):
     meta/shard_00000.npz          per position: utt, src_utt, position, token, modality, t0, t1
     layer_12/shard_00000.npy      (N, d_model) float16, memory-mappable
 A shard is complete when its meta file exists (written last, atomically), so a killed run resumes
-at the first incomplete shard with no position lost or duplicated.
+at the first incomplete shard with no position lost or duplicated. SIGINT/SIGTERM stop the run
+after the shard in progress. The manifest records what defines the content (model and corpus
+fingerprints, hook, layers, split, the utterance selection); a re-run with a larger selection
+extends the store (rewriting the short last shard), any other difference is refused in one line
+(`interp.store.check`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import torch
 from tqdm import tqdm
 
 from interp.atomic import atomic_save, atomic_write_json
+from interp.cli import StageInterrupted, stop_requests
 from interp.hooks import capture
 from interp.models.data import Example
+from interp.store.check import plan_shards, selection_digest, shard_name
 
 MANIFEST = "manifest.json"
 MODALITY_CODES = {"text": 0, "speech": 1, "special": 2}
@@ -82,7 +88,8 @@ def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, .
         for n in names:
             acts[n].append(cache[n][0].numpy())
         metas.append(position_meta(ex, ui, pi, tf.modality, backbone.model.eos))
-    name = f"shard_{index:05d}"
+    name = shard_name(index)
+    (out / "meta" / f"{name}.npz").unlink(missing_ok=True)  # rewriting: not done until re-marked
     for layer, n in zip(layers, names, strict=True):
         folder = out / f"layer_{layer}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,14 +105,21 @@ def open_store(out: Path, spec: StoreSpec) -> dict:
     """Create the manifest, or check that an existing store was built from the same things."""
     path = out / MANIFEST
     if path.exists():
-        manifest = json.loads(path.read_text())
-        old = manifest["spec"]
+        try:
+            manifest = json.loads(path.read_text())
+            old = manifest["spec"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is corrupt ({exc}); delete the folder or use another "
+                             "--out") from None
         if (old["model"], old["corpus"]) != (spec.model, spec.corpus):
             raise ValueError(f"{out} was cached from another model or corpus "
                              f"(model {old['model']}, corpus {old['corpus']}); delete it or "
                              "use another --out")
-        if old != {**asdict(spec), "layers": list(spec.layers)}:
-            raise ValueError(f"{out} holds another cache ({old}); use another --out")
+        new = {**asdict(spec), "layers": list(spec.layers)}
+        if old != new:
+            diff = ", ".join(f"{k} {old.get(k)!r} here, {v!r} asked" for k, v in new.items()
+                             if old.get(k) != v)
+            raise ValueError(f"{out} holds another cache ({diff}); use another --out")
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"spec": {**asdict(spec), "layers": list(spec.layers)}, "shards": {}}
@@ -113,18 +127,34 @@ def open_store(out: Path, spec: StoreSpec) -> dict:
     return manifest
 
 
-def _finalize(out: Path, manifest: dict, n_chunks: int) -> dict:
-    """Count the positions of every finished shard (its meta file is its completion mark)."""
+def _finalize(out: Path, manifest: dict, chunks: list[list[int]], n_layers: int) -> dict:
+    """Count the positions of every finished shard (its meta file is its completion mark) and
+    record the utterance selection the store holds."""
     shards = {}
-    for i in range(n_chunks):
-        meta = out / "meta" / f"shard_{i:05d}.npz"
+    for i in range(len(chunks)):
+        meta = out / "meta" / f"{shard_name(i)}.npz"
         if meta.exists():
             with np.load(meta) as z:
                 shards[meta.stem] = len(z["utt"])
-    manifest |= {"shards": shards, "complete": len(shards) == n_chunks,
-                 "positions": int(sum(shards.values()))}
+    utts = [u for c in chunks for u in c]
+    manifest |= {"shards": shards, "complete": len(shards) == len(chunks),
+                 "positions": int(sum(shards.values())), "model_layers": n_layers,
+                 "selection": {"n_utts": len(utts), "digest": selection_digest(utts)}}
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def _write_mine(out: Path, backbone, spec: StoreSpec, chunks: list, todo: list[int],
+                done: int, desc: str, quiet: bool) -> None:
+    """Write the shards `todo` (`done` others are finished); on SIGINT/SIGTERM finish the shard
+    in progress, then stop."""
+    with stop_requests() as stop:
+        for i in tqdm(todo, desc=desc, unit="shard", disable=quiet):
+            write_shard(out, i, backbone, spec.hook, spec.layers, chunks[i])
+            done += 1
+            if stop.requested and done < len(chunks):
+                raise StageInterrupted(f"{done} of {len(chunks)} shards of {out} are written and "
+                                       "kept; run the same command again to finish")
 
 
 def write_store(out: Path, backbone, spec: StoreSpec, examples: list[tuple[Example, int, int]],
@@ -133,21 +163,24 @@ def write_store(out: Path, backbone, spec: StoreSpec, examples: list[tuple[Examp
 
     With `world` > 1 (torchrun), rank r writes shards r, r + world, …; rank 0 opens the store
     first and writes the final manifest after everyone is done (`barrier` synchronises)."""
+    if not spec.layers or not examples:
+        raise ValueError(f"nothing to cache into {out}: "
+                         + ("no layer given" if not spec.layers else "no utterance selected"))
     if rank == 0:
         open_store(out, spec)
     if barrier:
         barrier()
     manifest = open_store(out, spec)  # every rank checks the fingerprints
     chunks = [examples[i : i + spec.shard_utts] for i in range(0, len(examples), spec.shard_utts)]
-    mine = [i for i in range(len(chunks)) if i % world == rank]
+    utts = [[ui for _, ui, _ in c] for c in chunks]
+    todo = plan_shards(out, utts, spec.layers, spec.d_model)  # every rank: same files, same answer
+    mine = [i for i in todo if i % world == rank]
     desc = f"cache {spec.hook} {list(spec.layers)}" + (f" rank {rank}" if world > 1 else "")
-    for i in tqdm(mine, desc=desc, unit="shard", disable=rank > 0):
-        if not (out / "meta" / f"shard_{i:05d}.npz").exists():
-            write_shard(out, i, backbone, spec.hook, spec.layers, chunks[i])
+    _write_mine(out, backbone, spec, chunks, mine, len(chunks) - len(todo), desc, quiet=rank > 0)
     if barrier:
         barrier()
     if rank == 0:
-        manifest = _finalize(out, manifest, len(chunks))
+        manifest = _finalize(out, manifest, utts, backbone.n_layers)
     if barrier:
         barrier()
     return json.loads((out / MANIFEST).read_text())
