@@ -14,9 +14,9 @@ import torch
 from autointerp.examples import Examples
 from autointerp.stats import LatentStats
 from interp.atomic import atomic_save, atomic_write_json
+from interp.audio import SAMPLE_RATE
 from interp.corpus.table import load_audio
 
-SR = 16000
 MODALITY_NAMES = ("text", "speech", "special")
 
 
@@ -40,8 +40,8 @@ class Renderer:
         audio, sr = load_audio(self.corpus, self.rows[row])
         if audio.ndim > 1:
             audio = audio.mean(axis=1)
-        if sr != SR:  # linear resampling is enough for 1-second listening clips
-            t = np.arange(int(len(audio) * SR / sr)) / SR
+        if sr != SAMPLE_RATE:  # linear resampling is enough for 1-second listening clips
+            t = np.arange(int(len(audio) * SAMPLE_RATE / sr)) / SAMPLE_RATE
             audio = np.interp(t, np.arange(len(audio)) / sr, audio).astype(np.float32)
         return audio
 
@@ -66,7 +66,7 @@ class Renderer:
         meta = self.stats.meta
         src = int(meta["src_utt"][p])
         audio = self._audio(src)
-        dur = len(audio) / SR
+        dur = len(audio) / SAMPLE_RATE
         mid = float(meta["t0"][p] + meta["t1"][p]) / 2
         t0 = min(max(0.0, mid - self.clip_s / 2), max(0.0, dur - self.clip_s))
         t1 = t0 + self.clip_s
@@ -78,12 +78,12 @@ class Renderer:
         trace = [[round(float(t - t0), 3), round(float(acts[q]), 4)]
                  for t, q in zip(tm[keep], seq[keep], strict=True)]
         if wav_name is not None:
-            seg = np.zeros(int(round(self.clip_s * SR)), np.float32)
-            piece = audio[int(t0 * SR) : int(t0 * SR) + len(seg)]
+            seg = np.zeros(int(round(self.clip_s * SAMPLE_RATE)), np.float32)
+            piece = audio[int(t0 * SAMPLE_RATE) : int(t0 * SAMPLE_RATE) + len(seg)]
             seg[: len(piece)] = piece
             path = self.out / wav_name
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_save(path, lambda f: sf.write(f, seg, SR, subtype="PCM_16"))
+            atomic_save(path, lambda f: sf.write(f, seg, SAMPLE_RATE, subtype="PCM_16"))
         return {"wav": wav_name, "t0": round(t0, 3), "t1": round(t1, 3), "trace": trace}
 
     def example(self, p: int, acts: np.ndarray, modality: str, wav_name: str | None) -> dict:

@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from interp.audio import SAMPLE_RATE
+
 LABELS = ("laughter onset", "female voice pitch", "the word 'the'", "breath before a phrase",
           "fast speaking rate", "Scottish accent vowels", "sentence-final punctuation",
           "silence after a word", "plural -s suffix", "male voice low pitch")
 WORDS = ("the", "cat", "sat", "on", "a", "mat", "and", "then", "it", "[laughter]", "laughed")
-SR = 16_000
 
 
 def _clip(path: Path, rng: np.random.Generator, f0: float) -> None:
-    t = np.arange(SR) / SR  # 1 second
-    wave = 0.3 * np.sin(2 * np.pi * f0 * t) * np.hanning(SR) + 0.02 * rng.standard_normal(SR)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # 1 second
+    wave = 0.3 * np.sin(2 * np.pi * f0 * t) * np.hanning(SAMPLE_RATE) + 0.02 * rng.standard_normal(SAMPLE_RATE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wave.astype(np.float32), SR)
+    sf.write(path, wave.astype(np.float32), SAMPLE_RATE)
 
 
 def _example(rng: np.random.Generator, latent: int, i: int, speech: bool, act: float,

@@ -7,12 +7,14 @@ from dataclasses import asdict, dataclass
 import librosa
 import numpy as np
 
+from interp.audio import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class MelConfig:
     """80-bin log-mel at 100 Hz over 16 kHz audio; 4 stacked frames make one 25 Hz token."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 1024
     hop_length: int = 160
     n_mels: int = 80

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from interp.atomic import atomic_write_json
+from interp.audio import SAMPLE_RATE
 from interp.audio.codec import SpeechCodec
 from interp.audio.features import log_mel
 from interp.audio.pitch import median_f0, voiced_duration
@@ -109,7 +110,7 @@ def _recognizer():  # noqa: ANN202
     try:
         from interp.instruments import transcribe
 
-        transcribe(np.zeros(16000, np.float32), 16000)  # loads the weights once
+        transcribe(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)  # loads the weights once
         return transcribe
     except Exception as exc:  # noqa: BLE001 (any failure only costs the WER figure)
         logging.getLogger(__name__).warning("no content recogniser (%s): WER left null", exc)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
+from interp.audio import SAMPLE_RATE
+
 N_MFCC = 20  # coefficient 0 (loudness) is dropped
 
 
-def voice_embedding(audio: np.ndarray, sr: int = 16000) -> list[float] | None:
+def voice_embedding(audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[float] | None:
     """Mean and standard deviation of MFCCs 1–19 over frames within 30 dB of the loudest; None
     for audio under 0.2 s or silent."""
     audio = np.asarray(audio, np.float32)

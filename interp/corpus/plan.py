@@ -12,6 +12,7 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
+from interp.audio import SAMPLE_RATE
 from interp.corpus.sentences import generate_sentences
 from interp.corpus.voices import Voice
 
@@ -43,7 +44,7 @@ class CorpusConfig:
     """fraction of utterances with a [laughter] tag"""
     breath_frac: float = 0.15
     """fraction of utterances with a [breath] tag"""
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """sample rate of the stored audio"""
     seed: int = 0
     """seed of every random choice"""

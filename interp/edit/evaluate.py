@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from interp.audio import SAMPLE_RATE
 from interp.audio.pitch import median_f0, voiced_duration
 from interp.audio.tokenize_corpus import load_tokens
 from interp.corpus.table import load_audio, load_table
@@ -40,7 +41,6 @@ from interp.models.tinycosy import TinyCosy
 from interp.paths import CODEC_DIR, TINYCOSY_DIR
 
 log = logging.getLogger(__name__)
-SR = 16000
 SYSTEMS = ("tinyedit", "identity", "oracle", "codec_oracle")
 SPEAKER_TOL = 0.12  # median-F0 ratio within ±12%: same speaker (the acoustic judge's proxy)
 KEEPS_SPEAKER = ("faster", "slower", "add_laughter", "remove_laughter", "accent")
@@ -82,9 +82,9 @@ class EditEvalConfig:
 
 def measure(listen: Listener, audio: np.ndarray, text: str) -> dict:
     ok = len(audio) > 1600
-    return {"seconds": round(len(audio) / SR, 3),
-            "voiced": round(voiced_duration(audio, SR), 3) if ok else 0.0,
-            "f0": round(median_f0(audio, SR), 1) if ok else None,
+    return {"seconds": round(len(audio) / SAMPLE_RATE, 3),
+            "voiced": round(voiced_duration(audio, SAMPLE_RATE), 3) if ok else 0.0,
+            "f0": round(median_f0(audio, SAMPLE_RATE), 1) if ok else None,
             "p_male": listen.p_male(audio), "laughter": round(listen.laughter(audio), 4),
             "wer": listen.wer(audio, text)}
 
@@ -194,7 +194,7 @@ def evaluate_edits(cfg: EditEvalConfig) -> dict:
             kept[pair["operation"]] = kept.get(pair["operation"], 0) + 1
             for s in ("tinyedit", "identity", "oracle"):
                 sf.write(out / "examples" / f"{pair['pair_id']}_{pair['operation']}_{s}.wav",
-                         audio[s], SR)
+                         audio[s], SAMPLE_RATE)
     result = {"by_operation": summarize(rows), "measured_with": listen.kind,
               "n_pairs": len(rows), "config": asdict(cfg)}
     if cfg.loss_pairs:
@@ -202,7 +202,7 @@ def evaluate_edits(cfg: EditEvalConfig) -> dict:
     if cfg.judge:
         from interp.judge.mmae_sets import judge_edits
 
-        result["mmae_acoustic_judge"] = judge_edits(items, Path(cfg.judge_dir), SR)
+        result["mmae_acoustic_judge"] = judge_edits(items, Path(cfg.judge_dir), SAMPLE_RATE)
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
     return result
 

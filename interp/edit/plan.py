@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from interp.audio import SAMPLE_RATE
 from interp.corpus.plan import RATE_BINS, UtteranceSpec, split_voices
 from interp.corpus.sentences import generate_sentences
 from interp.corpus.voices import Voice, make_voice
@@ -66,7 +67,7 @@ class EditPlanConfig:
     """fraction of pairs in each held-out split"""
     operations: tuple[str, ...] = tuple(OPERATIONS)
     """edit operations to plan, drawn uniformly"""
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """sample rate of the stored audio"""
     seed: int = 0
     """seed of every random choice"""

@@ -26,8 +26,9 @@ from transformers import (
     Wav2Vec2ForCTC,
 )
 
+from interp.audio import SAMPLE_RATE
 from interp.audio.features import MelConfig, log_mel
-from interp.instruments.common import SAMPLE_RATE, is_silent, prepare_audio, require_files
+from interp.instruments.common import is_silent, prepare_audio, require_files
 from interp.instruments.ctc_lexicon import LexiconDecoder
 from interp.instruments.data import Augment, ClipPool, augment
 from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text

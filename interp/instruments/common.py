@@ -12,12 +12,11 @@ import numpy as np
 import torch
 
 from interp.atomic import atomic_write_text
-from interp.audio import wav
+from interp.audio import SAMPLE_RATE, wav
 from interp.audio.wav import active_seconds, clipped_share
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.05
 MIN_SPEECH_S = 0.1  # less sound than this (above -50 dBFS) is silence: nothing to measure
 MAX_CLIPPED = 0.001  # a larger share of full-scale samples is clipping

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from interp.audio import SAMPLE_RATE
 from interp.audio.codec import SpeechCodec
 from interp.corpus.table import load_audio, load_table
-from interp.instruments.common import SAMPLE_RATE
 
 SHARD = 128
 MANIFEST = "manifest.json"

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
-from interp.instruments.common import SAMPLE_RATE, InstrumentError, prepare_audio, require_files
+from interp.audio import SAMPLE_RATE
+from interp.instruments.common import InstrumentError, prepare_audio, require_files
 from interp.instruments.data import Augment, ClipPool, augment, random_crop
 from interp.instruments.training import LoopConfig, ece, fit, sigmoid
 

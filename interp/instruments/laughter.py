@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from interp.instruments.common import SAMPLE_RATE, prepare_audio, require_files
+from interp.audio import SAMPLE_RATE
+from interp.instruments.common import prepare_audio, require_files
 from interp.instruments.data import Augment, ClipPool, augment, distractor
 from interp.instruments.training import LoopConfig, fit
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.audio import SAMPLE_RATE
 from interp.instruments.common import (
-    SAMPLE_RATE,
     InstrumentError,
     input_flags,
     instrument_dir,
@@ -113,16 +113,16 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
 
         out.update(prosody(audio))
     else:
-        out["duration_s"] = round(len(audio) / 16000, 3)
+        out["duration_s"] = round(len(audio) / SAMPLE_RATE, 3)
     if "gender" not in skip:
         if out.get("voiced_duration_s", 1.0) <= 0:
             out["p_male"] = None
             notes.append("no speech found: p_male not measured")
         else:
-            out["p_male"] = round(gender_model(dirs.get("gender")).p_male(audio, 16000), 4)
+            out["p_male"] = round(gender_model(dirs.get("gender")).p_male(audio, SAMPLE_RATE), 4)
     if "laughter" not in skip:
         det = laughter_model(dirs.get("laughter"))
-        frames = det.frame_probs(audio, 16000)
+        frames = det.frame_probs(audio, SAMPLE_RATE)
         out["laughter"] = round(det.score_frames(frames), 4)
         out["laughter_spans"] = det.spans_of(frames)
     if {"silence", "low_sample_rate"} & set(flags):
@@ -131,7 +131,7 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
         from interp.instruments.text import cer, wer
 
         rec = asr_model(dirs.get("asr"))
-        out["transcript"], corrected = rec.transcribe_both(audio, 16000)
+        out["transcript"], corrected = rec.transcribe_both(audio, SAMPLE_RATE)
         if rec.lexicon is not None:
             out["transcript_corrected"] = corrected
         if ref_text is not None:

@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from interp.audio import SAMPLE_RATE
 from interp.audio.pitch import f0_track
-from interp.instruments.common import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

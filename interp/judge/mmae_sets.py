@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.audio import SAMPLE_RATE
 from interp.judge.api_backend import ApiConfig
 from interp.judge.controls import with_output, write_controls
 from interp.judge.mmae_writer import Wav, build_sample, make_sample_id, write_mmae_set
@@ -197,7 +198,7 @@ def _reference_set(root: Path, ref: str, meta: Path, ids: list[str], wavs: list,
     return pred
 
 
-def judge_edits(items: list[dict], root: Path, sr: int = 16000, name: str = "tinyedit",
+def judge_edits(items: list[dict], root: Path, sr: int = SAMPLE_RATE, name: str = "tinyedit",
                 references: bool = True) -> dict:
     """`items`: {pair, source (path), target (path), target_codec (array), output (array)
     [, sample_key]}. Writes the MMAE set under root and judges the outputs (as `name`) and, with

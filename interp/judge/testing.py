@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import soundfile as sf
 
+from interp.audio import SAMPLE_RATE
+
 _OPTION_RE = re.compile(r"^([A-Z])\. (.*)$", re.M)
 _QUESTION_RE = re.compile(r"Question: (.*?)\n\nOptions:", re.S)
 
@@ -136,7 +138,7 @@ class FakeJudgeServer:
         self._server.server_close()
 
 
-def speechlike(f0: float, sr: int = 16000, syllables: int = 6, syllable_s: float = 0.18,
+def speechlike(f0: float, sr: int = SAMPLE_RATE, syllables: int = 6, syllable_s: float = 0.18,
                gap_s: float = 0.08, amp: float = 0.3) -> np.ndarray:
     """Voiced 'syllables' (7 harmonics of a slightly wobbling f0) separated by silences, (T,)."""
     out = []

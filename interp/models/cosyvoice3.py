@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from transformers import Qwen2Config
 
+from interp.audio import SAMPLE_RATE
 from interp.models.backbone import SpeechLMBackbone
 from interp.models.text_tokenizer import SYSTEM_PROMPT
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy
@@ -188,7 +189,7 @@ class CosyVoice3Backbone(SpeechLMBackbone):
         ids = self.tokenizer.encode(token, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None
 
-    def speech_tokens(self, audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+    def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         """CosyVoice3's own speech tokens of a waveform (through the `cosyvoice` package)."""
         import tempfile
 

@@ -46,6 +46,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from interp.audio import SAMPLE_RATE
 from interp.audio.pitch import median_f0, voiced_duration
 from interp.audio.roundtrip import fit_laughter_probe, laughter_score
 from interp.audio.voice import identify, voice_embedding
@@ -103,7 +104,7 @@ def with_laughter(text: str, rng: random.Random) -> str:
 
 def _f0(audio: np.ndarray) -> float | None:
     """Median F0 (Hz) of the voiced frames; None when nothing (or under 0.1 s) is there."""
-    f0 = median_f0(audio, 16000) if len(audio) > 1600 else float("nan")
+    f0 = median_f0(audio, SAMPLE_RATE) if len(audio) > 1600 else float("nan")
     return None if f0 != f0 else round(f0, 2)
 
 
@@ -174,7 +175,7 @@ class Listener:
         try:
             import interp.instruments as instruments
 
-            instruments.laughter_probability(np.zeros(16000, np.float32), 16000)  # loads weights
+            instruments.laughter_probability(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)  # loads weights
             self.instruments = instruments
         except (ImportError, OSError, ValueError) as exc:
             logging.getLogger(__name__).warning("listening instruments unavailable (%s); "
@@ -190,18 +191,18 @@ class Listener:
         if len(audio) < 1600:
             return 0.0
         if self.instruments:
-            return float(self.instruments.laughter_probability(audio, 16000))
+            return float(self.instruments.laughter_probability(audio, SAMPLE_RATE))
         return laughter_score(audio, self.codec, self.probe)
 
     def p_male(self, audio: np.ndarray) -> float | None:
         if not self.instruments or len(audio) < 1600:
             return None
-        return float(self.instruments.p_male(audio, 16000))
+        return float(self.instruments.p_male(audio, SAMPLE_RATE))
 
     def transcribe(self, audio: np.ndarray) -> str | None:
         if not self.instruments or len(audio) < 1600:
             return None
-        return self.instruments.transcribe(audio, 16000)
+        return self.instruments.transcribe(audio, SAMPLE_RATE)
 
     def wer(self, audio: np.ndarray, text: str, heard: str | None = None) -> float | None:
         """WER of `audio` against `text` (`heard`: its transcript, when already made)."""
@@ -357,8 +358,8 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
             audio = engine.tts(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
             f0 = _f0(audio)
             rec[rate] = {"gender": _gender(f0), "f0": f0, "p_male": listen.p_male(audio),
-                         "seconds": len(audio) / 16000,
-                         "voiced": voiced_duration(audio, 16000) if len(audio) else 0.0}
+                         "seconds": len(audio) / SAMPLE_RATE,
+                         "voiced": voiced_duration(audio, SAMPLE_RATE) if len(audio) else 0.0}
             if rate == "normal":
                 rec[rate]["voice_embedding"] = voice_embedding(audio)
                 rec["laughter_without_tag"] = listen.laughter(audio)
@@ -366,12 +367,12 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                 rec["wer"] = listen.wer(audio, text, rec["transcript"])
             if i < cfg.examples:
                 (out / "examples").mkdir(parents=True, exist_ok=True)
-                sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, 16000)
+                sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, SAMPLE_RATE)
         tagged = with_laughter(text, rng)
         audio = engine.tts(tagged, voice, None, seed=cfg.seed + i, sampling=sampling)
         rec["laughter_with_tag"] = listen.laughter(audio)
         if i < cfg.examples:
-            sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, 16000)
+            sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, SAMPLE_RATE)
         rows.append(rec)
     tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
     conditioning = forced = alignment = None
