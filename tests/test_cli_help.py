@@ -27,6 +27,19 @@ def test_help(module, monkeypatch, capsys):
     assert "usage" in capsys.readouterr().out.lower()
 
 
+STAGE_CLIS = ["interp.cache", "sae.train", "sae.sweep", "sae.probes", "autointerp.run",
+              "steering.run", "steering.edit_compare", "interp.models", "interp.models.evaluate"]
+
+
+@pytest.mark.parametrize("module", STAGE_CLIS)
+def test_every_stage_cli_takes_model(module, monkeypatch, capsys):
+    """Every stage reaches its model through `load_backbone`, named by --model."""
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit):
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert "--model" in capsys.readouterr().out
+
+
 def test_config_docs_are_inherited():
     """TinyCosy's and TinyEdit's runs share the loop's fields; --help documents every one, and a
     field a subclass documents again keeps its own text."""
