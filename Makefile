@@ -8,7 +8,7 @@ APT_PACKAGES := espeak-ng sox chromium
 DEMO := runs/demo
 DEMO_N ?= 1500
 DEMO_TTS_N ?= 8
-DEMO_SAE_TOKENS ?= 1024000
+DEMO_SAE_TOKENS ?= 512000
 DEMO_LAYERS ?= 4,8,12,16,20
 # Auto-interp and steering read the shipped layer-12 SAE (10k steps on 1M positions): the demo's
 # own 1000-step SAEs (EV 0.96-0.98) are trained on 67k positions: ~20% of their latents never
@@ -79,10 +79,10 @@ demo: install
 	  rm -rf $(addprefix $(DEMO)/,$(DEMO_MODEL_OUTPUTS)); \
 	fi; mkdir -p $(DEMO) && echo $$fp > $(DEMO)/.models
 	$(BIN)/python -m interp.corpus build --out $(DEMO)/corpus --n $(DEMO_N)
-	@test -f $(DEMO)/codec/codec.safetensors || $(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec --max-utts 1000
+	@test -f $(DEMO)/codec/codec.safetensors || $(BIN)/python -m interp.audio fit --corpus $(DEMO)/corpus --out $(DEMO)/codec --max-utts 400
 	@test -f $(DEMO)/codec_roundtrip/roundtrip.json || $(BIN)/python -m interp.audio roundtrip --corpus $(DEMO)/corpus --codec $(DEMO)/codec --out $(DEMO)/codec_roundtrip --max-utts 60
 	$(BIN)/python -m interp.audio tokenize --corpus $(DEMO)/corpus --codec data/codec --out $(DEMO)/tokens
-	@test -f $(DEMO)/tinycosy/eval.json || $(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --out $(DEMO)/tinycosy
+	@test -f $(DEMO)/tinycosy/eval.json || $(BIN)/python -m interp.models.evaluate --corpus $(DEMO)/corpus --n $(DEMO_TTS_N) --n-conditioning 60 --out $(DEMO)/tinycosy
 	$(BIN)/python -m interp.cache --layers $(DEMO_LAYERS) --max-utts 400 --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts
 	$(BIN)/python -m interp.cache --layers $(DEMO_LAYERS) --split heldout_sentences,heldout_voices --corpus $(DEMO)/corpus --tokens $(DEMO)/tokens --out $(DEMO)/acts_heldout
 	$(BIN)/python -m sae.sweep --layers $(DEMO_LAYERS) --store $(DEMO)/acts --sae-root $(DEMO)/sae --out $(DEMO)/sweep --corpus $(DEMO)/corpus --speech-tokens $(DEMO)/tokens --tokens $(DEMO_SAE_TOKENS) --eval-examples 32

@@ -26,3 +26,10 @@ def tts(text: str, prompt, instruction: str | None = None, seed: int = 0,
         model: str = "tinycosy") -> np.ndarray:
     """16 kHz float32 speech of `text` in the voice of `prompt` (voice id, wav path or array)."""
     return default_backbone(model).tts(text, prompt, instruction, seed)
+
+
+if __name__ == "__main__":  # an older hint named this module: it speaks through the one TTS CLI
+    from interp.cli import run_cli
+    from interp.models.__main__ import main
+
+    run_cli(main)
