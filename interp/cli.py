@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -60,8 +60,14 @@ def _value_type(hint: Any, default: Any) -> Any:
 
 
 def _shown(default: Any) -> str:
-    """A default as `--help` shows it: a path as its text, not PosixPath(...)."""
-    return repr(str(default)) if isinstance(default, PurePath) else repr(default)
+    """A default as `--help` shows it: a path as its text (relative to the working directory
+    when it lies inside it), not PosixPath(...)."""
+    if not isinstance(default, PurePath):
+        return repr(default)
+    path = Path(default)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return repr(str(path))
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
