@@ -55,7 +55,7 @@ class TrainJob:
     out: str | None = None
     """output folder (default data/instruments/<name>)"""
     roundtrip_cache: str = ""
-    """round-trip cache folder (default <corpus>/../instruments/roundtrip)"""
+    """round-trip cache folder (empty: <corpus>/../instruments/roundtrip)"""
     threads: int = 1
     """torch threads (machine is shared)"""
 
