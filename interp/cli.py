@@ -11,8 +11,11 @@ import signal
 import sys
 import textwrap
 import threading
+import types
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -34,24 +37,75 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One `--flag` per dataclass field (underscores become dashes), default from the class."""
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default (MISSING when the field has none)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _value_type(hint: Any, default: Any) -> Any:
+    """The type argparse converts one value with: X for `X`, `X | None` and `tuple[X, ...]`,
+    so that a list of numbers parses to numbers; else the default's own type."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _value_type(args[0], default)
+    if typing.get_origin(hint) in (tuple, list) and args and isinstance(args[0], type):
+        return args[0]
+    if isinstance(hint, type) and hint not in (tuple, list):
+        return hint
+    if default is None or default is dataclasses.MISSING or isinstance(default, (tuple, list)):
+        return str
+    return type(default)
+
+
+def _shown(default: Any) -> str:
+    """A default as `--help` shows it: a path as its text (relative to the working directory
+    when it lies inside it), not PosixPath(...)."""
+    if not isinstance(default, PurePath):
+        return repr(default)
+    path = Path(default)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return repr(str(path))
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                    positional: tuple[str, ...] = ()) -> None:
+    """One `--flag` per dataclass field (underscores become dashes), default from the class.
+
+    Values are typed from the field's annotation (`tuple[int, ...]` → ints, `float | None` →
+    float); a field without a default is a required flag, and the fields named in `positional`
+    are positional arguments."""
     docs = field_docs(cls)
-    defaults = cls()
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # an annotation only importable under TYPE_CHECKING: type from defaults
+        hints = {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
+        default = _default(f)
+        required = default is dataclasses.MISSING
+        kind = _value_type(hints.get(f.name), default)
         # argparse %-formats help strings: a literal "20%" in a docstring must reach it as "20%%"
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="*", default=list(default), help=help_text)
+        shown = "" if required or default is None else f" (default: {_shown(default)})"
+        help_text = f"{docs.get(f.name, '')}{shown}".replace("%", "%%")
+        if f.name in positional:
+            extra: dict[str, Any] = {} if required else {"nargs": "?", "default": default}
+            parser.add_argument(f.name, type=kind, help=help_text, **extra)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        given: dict[str, Any] = {"required": True} if required else {"default": default}
+        if isinstance(default, bool) or (required and kind is bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text,
+                                **given)
+        elif isinstance(default, tuple) or typing.get_origin(hints.get(f.name)) in (tuple, list):
+            if isinstance(default, tuple):
+                given["default"] = list(default)
+            parser.add_argument(flag, nargs="*", type=kind, help=help_text, **given)
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+            parser.add_argument(flag, type=kind, help=help_text, **given)
 
 
 def config_from_args(cls: type[T], args: argparse.Namespace) -> T:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.audio.codec import CodecConfig, SpeechCodec
-from interp.corpus.build import build_corpus
+from interp.corpus.build import CorpusJob, run_corpus
 from interp.corpus.plan import CorpusConfig
 from interp.corpus.table import load_audio, load_table
 
@@ -29,7 +29,7 @@ def tiny_config(**overrides) -> CorpusConfig:
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    build_corpus(tiny_config(), out, workers=2)
+    run_corpus(CorpusJob(out=out, workers=2), tiny_config())
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,36 @@ def test_config_docs_are_inherited():
         assert docs["batch_size"] == field_docs(LoopConfig)["batch_size"]
     assert "fine-tuning" in field_docs(EditTrainConfig)["lr"]
     assert "fine-tuning" not in field_docs(TrainConfig)["lr"]
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Typed:
+    source: Path
+    """what to read"""
+    name: str
+    """a required flag"""
+    sizes: tuple[int, ...] = (2, 3)
+    """numbers"""
+    rate: float | None = None
+    """a number or nothing"""
+    out: Path = Path("x/y")
+    """a path"""
+
+
+def test_config_args_are_typed_from_annotations():
+    """Lists are lists of numbers, an optional number is a number, a field without a default is
+    required, and a field named positional is one."""
+    import argparse
+
+    from interp.cli import add_config_args, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_config_args(p, Typed, positional=("source",))
+    cfg = config_from_args(Typed, p.parse_args(["in.wav", "--name", "n", "--sizes", "4", "5",
+                                                "--rate", "0.5"]))
+    assert cfg == Typed(Path("in.wav"), "n", (4, 5), 0.5, Path("x/y"))
+    assert config_from_args(Typed, p.parse_args(["a", "--name", "n"])).rate is None
+    assert "(default: 'x/y')" in p.format_help()
+    with pytest.raises(SystemExit):
+        p.parse_args(["a"])  # --name is required

@@ -169,3 +169,12 @@ def test_cli_builds_and_fails_in_one_line(tmp_path, layer12):
     assert bad.stderr.strip().splitlines() == [
         f"error: no auto-interp output for layer 13 in {tmp_path / 'autointerp'}: "
         "run `python -m autointerp.run --layer 13`"]
+
+
+def test_cli_parses_into_the_build_config(tmp_path, layer12, capsys):
+    """The CLI's flags become the same BuildConfig a notebook passes to `build_site`."""
+    from autointerp.dashboard.__main__ import main
+
+    main(["build", "--layers", "12", "--autointerp", str(tmp_path / "autointerp")])
+    assert "layer 12: 16 latents" in capsys.readouterr().out
+    assert (tmp_path / "dashboard" / "data" / "site.json").is_file()

@@ -131,3 +131,17 @@ def test_serve_cli_prints_the_url(site):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_takes_a_config(site):
+    """A notebook opens the server from ServeConfig, no Namespace; a port in use is one line."""
+    from autointerp.dashboard.serve import ServeConfig, open_server
+
+    cfg = ServeConfig(site=str(site), port=0)
+    assert cfg.loopback and not ServeConfig(host="0.0.0.0").loopback
+    server = open_server(cfg)
+    try:
+        with pytest.raises(RuntimeError, match="choose another --port"):
+            open_server(ServeConfig(site=str(site), port=server.server_address[1]))
+    finally:
+        server.server_close()

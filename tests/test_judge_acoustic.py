@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -205,3 +206,29 @@ def test_instruments_from_steering_metrics(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(ab, "_PLUGINS_TRIED", False)
     assert ab.get_instrument(LAUGHTER) is fake.JUDGE_INSTRUMENTS[LAUGHTER]
     assert ab.get_instrument(ASR) is None
+
+
+def test_cli_parses_into_configs_that_run_alone(tmp_path: Path, capsys) -> None:
+    """The MMAE flags parse into the JudgeConfig a notebook writes; `run_judge` and
+    `run_controls` take configs, no Namespace."""
+    from interp.judge.__main__ import (
+        ControlsConfig,
+        ShowOptions,
+        parse_judge_args,
+        run_controls,
+        run_judge,
+    )
+
+    pair = build_sample(tmp_path, "i", (speechlike(120), SR), (speechlike(220), SR), [GENDER_IF])
+    m, p = write_mmae_set(tmp_path, [pair])
+    cfg = JudgeConfig(p, m, tmp_path, tmp_path / "out", backend="acoustic", n_queries=1,
+                      pass_threshold=1, acoustic=AcousticConfig(gender_threshold_hz=150.0))
+    parsed, show = parse_judge_args(
+        ["--predictions", str(p), "--metadata", str(m), "--audio_root", str(tmp_path),
+         "--output_dir", str(tmp_path / "out"), "--backend", "acoustic", "--n_queries", "1",
+         "--pass_threshold", "1", "--gender_threshold_hz", "150", "--no_progress"])
+    assert parsed == dataclasses.replace(cfg, api=dataclasses.replace(cfg.api, base_urls=()))
+    assert show == ShowOptions(progress=False)
+    assert run_judge(cfg, show) == 0 and "IFR 100.00" in capsys.readouterr().out
+    paths = run_controls(ControlsConfig(m, tmp_path / "ctl", audio_root=tmp_path))
+    assert set(paths) == {"identity", "noise"} and paths["noise"].exists()

@@ -109,3 +109,26 @@ def test_shipped_weights_on_heldout_voices(tiny_corpus):
     f = asr.evaluate(rec, [(load_audio(tiny_corpus, r)[0], r) for r in rows])
     assert f["lexicon_corrected"]["wer"] <= 0.1, f
     assert f["lexicon_corrected"]["shuffled_reference_wer"] >= 0.5, f
+
+
+def test_run_asr_takes_configs(tiny_corpus, tiny_codec_dir, tmp_path):
+    """A notebook trains an instrument from two configs, no Namespace; the CLI's flags parse
+    into the same configs, lists of numbers as numbers."""
+    import dataclasses
+    import json
+
+    from interp.cli import config_from_args
+    from interp.instruments.train import TrainJob, build_parser, run_asr
+
+    job = TrainJob(corpus=str(tiny_corpus), codec=str(tiny_codec_dir), out=str(tmp_path / "asr"),
+                   roundtrip_cache=str(tmp_path / "rt"))
+    cfg = dataclasses.replace(TINY, roundtrip_frac=0.0, n_roundtrip=0, n_eval=2,
+                              n_eval_roundtrip=0)
+    card = run_asr(job, cfg)
+    assert json.loads((tmp_path / "asr" / "card.json").read_text()) == json.loads(json.dumps(card))
+    assert card["config"]["conv_channels"] == (8, 8) and card["corpus"] == str(tiny_corpus)
+    assert card["heldout_voices"]["original"]["n"] == 2
+    assert asr.Recognizer.load(tmp_path / "asr").lexicon is not None
+    args = build_parser().parse_args(["asr", "--conv-channels", "8", "8", "--threads", "2"])
+    assert config_from_args(asr.AsrConfig, args).conv_channels == (8, 8)
+    assert config_from_args(TrainJob, args) == TrainJob(threads=2)

@@ -16,7 +16,7 @@ import torch
 from interp.audio.tokenize_corpus import load_tokens
 from interp.corpus.table import load_table
 from interp.corpus.voices import parse_voice
-from interp.edit.build import build_pairs, load_pairs
+from interp.edit.build import PairsJob, load_pairs, run_build
 from interp.edit.plan import OPERATIONS, EditPlanConfig, plan_pairs
 from tests.conftest import TINY_VOICES
 
@@ -27,7 +27,7 @@ TINY_PLAN = dict(n_pairs=12, n_sentences=30, n_heldout_voices=2, heldout_frac=0.
 @pytest.fixture(scope="module")
 def tiny_pairs(tmp_path_factory, tiny_codec_dir) -> Path:
     out = tmp_path_factory.mktemp("pairs")
-    build_pairs(EditPlanConfig(**TINY_PLAN), out, tiny_codec_dir, workers=1)
+    run_build(PairsJob(out=out, codec=tiny_codec_dir, workers=1), EditPlanConfig(**TINY_PLAN))
     return out
 
 
@@ -142,6 +142,21 @@ def test_edit_wav_in_wav_out(tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir
     with pytest.raises(ValueError, match="empty instruction"):
         main(["  ", "--source", str(source), "--model", str(tiny_tinyedit[0]),
               "--codec", str(tiny_codec_dir)])
+
+
+def test_run_edit_takes_a_config(tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir):
+    """A notebook edits through EditConfig, no Namespace; the same seed gives the CLI's audio."""
+    from interp.edit.__main__ import main
+    from interp.edit.editor import EditConfig, run_edit
+
+    pair = load_pairs(tiny_pairs)[0]
+    cfg = EditConfig(pair["instruction"], tiny_pairs / "wav" / f"{pair['source_id']}.wav",
+                     out=tmp_path / "a.wav", model=tiny_tinyedit[0], codec=tiny_codec_dir, seed=3)
+    audio = run_edit(cfg)
+    assert np.allclose(sf.read(cfg.out, dtype="float32")[0], audio, atol=1e-4)  # PCM16
+    main([cfg.instruction, "--source", str(cfg.source), "--out", str(tmp_path / "b.wav"),
+          "--model", str(cfg.model), "--codec", str(cfg.codec), "--seed", "3"])
+    assert (tmp_path / "b.wav").read_bytes() == cfg.out.read_bytes()
 
 
 def test_evaluate_figures_and_judge(tmp_path, tiny_tinyedit, tiny_pairs, tiny_codec_dir,

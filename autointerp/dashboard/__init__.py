@@ -7,6 +7,7 @@ logit lens, steering runs), built by `python -m autointerp.dashboard build` and 
 """
 
 from autointerp.dashboard.build import BuildConfig, build_site
-from autointerp.dashboard.serve import SiteServer, serving, show, start
+from autointerp.dashboard.serve import ServeConfig, SiteServer, open_server, serving, show, start
 
-__all__ = ["BuildConfig", "SiteServer", "build_site", "serving", "show", "start"]
+__all__ = ["BuildConfig", "ServeConfig", "SiteServer", "build_site", "open_server", "serving",
+           "show", "start"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import ipaddress
 import logging
 import os
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,38 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
                         break
                     self.wfile.write(chunk)
                     left -= len(chunk)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Which built site to serve, and where."""
+
+    site: str = "runs/tinycosy/dashboard"
+    """site folder"""
+    host: str = "127.0.0.1"
+    """interface (loopback unless told otherwise)"""
+    port: int = 8765
+    """port, 0 for any free one"""
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can reach `host`."""
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+
+def open_server(cfg: ServeConfig) -> SiteServer:
+    """A bound server for `cfg` (call `serve_forever`, or use `start` for a thread); a port in
+    use becomes one line that says what to change."""
+    try:
+        return SiteServer(Path(cfg.site), cfg.host, cfg.port)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise RuntimeError(f"cannot serve on {cfg.host}:{cfg.port} ({exc.strerror or exc}): "
+                           "choose another --port (0: any free one)") from None
 
 
 class SiteServer(http.server.ThreadingHTTPServer):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from interp.cli import add_config_args, config_from_args, run_cli
-from interp.corpus.build import build_corpus
+from interp.corpus.build import CorpusJob, run_corpus
 from interp.corpus.plan import CorpusConfig
 from interp.corpus.table import load_manifest
 
@@ -27,15 +27,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interp.corpus", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="render the corpus (resumes where a killed build stopped)")
-    b.add_argument("--out", type=Path, default=Path("runs/tinycosy/corpus"), help="output folder")
-    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    add_config_args(b, CorpusJob)
     add_config_args(b, CorpusConfig)
     i = sub.add_parser("info", help="print the summary of a built corpus")
     i.add_argument("corpus", type=Path)
     args = parser.parse_args()
     if args.cmd == "build":
-        manifest = build_corpus(config_from_args(CorpusConfig, args), args.out, args.workers)
-        _print_summary(args.out, manifest)
+        job = config_from_args(CorpusJob, args)
+        _print_summary(job.out, run_corpus(job, config_from_args(CorpusConfig, args)))
     else:
         manifest = load_manifest(args.corpus)
         if "summary" not in manifest:

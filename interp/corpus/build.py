@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from interp.atomic import atomic_write_text
@@ -38,6 +39,22 @@ def accept_voices(cfg: CorpusConfig) -> tuple[list[Voice], dict[str, float], dic
             refused[v.voice_id] = str(exc)
             log.warning("refused %s", exc)
     return accepted, f0s, refused
+
+
+@dataclass(frozen=True)
+class CorpusJob:
+    """Where the corpus goes and how many processes render it (what is rendered: CorpusConfig,
+    saved in the manifest)."""
+
+    out: Path = Path("runs/tinycosy/corpus")
+    """output folder"""
+    workers: int | None = None
+    """processes (default: all cores)"""
+
+
+def run_corpus(job: CorpusJob, cfg: CorpusConfig | None = None) -> dict:
+    """Render (resuming) the corpus `cfg` describes into `job.out`; returns the manifest."""
+    return build_corpus(cfg or CorpusConfig(), Path(job.out), job.workers)
 
 
 def build_corpus(cfg: CorpusConfig, out: Path, workers: int | None = None) -> dict:

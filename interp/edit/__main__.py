@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from interp.audio import SAMPLE_RATE
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.edit.plan import EditPlanConfig
-from interp.paths import CODEC_DIR
 
 COMMANDS = ("build", "train", "evaluate")
 
 
 def _build(argv: list[str]) -> None:
-    from interp.edit.build import build_pairs
+    from interp.edit.build import PairsJob, run_build
 
     p = argparse.ArgumentParser(prog="python -m interp.edit build",
                                 description="render the edit pairs and tokenize them")
-    p.add_argument("--out", type=Path, default=Path("runs/tinyedit/pairs"), help="output folder")
-    p.add_argument("--codec", type=Path, default=CODEC_DIR, help="speech codec folder")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    add_config_args(p, PairsJob)
     add_config_args(p, EditPlanConfig)
     args = p.parse_args(argv)
-    m = build_pairs(config_from_args(EditPlanConfig, args), args.out, args.codec, args.workers)
-    s = m["summary"]
-    print(f"\nedit pairs: {args.out}  ({s['pairs']} pairs, {s['utterances']} utterances, "
+    job = config_from_args(PairsJob, args)
+    s = run_build(job, config_from_args(EditPlanConfig, args))["summary"]
+    print(f"\nedit pairs: {job.out}  ({s['pairs']} pairs, {s['utterances']} utterances, "
           f"{s['hours']:.2f} h, built in {s['build_seconds']} s)")
     for key in ("split", "operation", "mmae_operation"):
         print(f"  {key:14s} " + "  ".join(f"{k}={v}" for k, v in sorted(s[key].items())))
@@ -56,18 +53,15 @@ def _evaluate(argv: list[str]) -> None:
 
 
 def _edit(argv: list[str]) -> None:
-    from interp.edit.editor import main_edit
+    from interp.edit.editor import EditConfig, run_edit
 
     p = argparse.ArgumentParser(prog="python -m interp.edit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("instruction", help='e.g. "Make the voice sound male."')
-    p.add_argument("--source", type=Path, required=True, help="16 kHz wav to edit")
-    p.add_argument("--text", default="", help="what the source says (optional; helps content)")
-    p.add_argument("--out", type=Path, default=Path("edited.wav"))
-    p.add_argument("--model", type=Path, default=None, help="TinyEdit folder (data/tinyedit)")
-    p.add_argument("--codec", type=Path, default=CODEC_DIR)
-    p.add_argument("--seed", type=int, default=0)
-    main_edit(p.parse_args(argv))
+    add_config_args(p, EditConfig, positional=("instruction",))
+    cfg = config_from_args(EditConfig, p.parse_args(argv))
+    audio = run_edit(cfg)
+    print(f"wrote {cfg.out} ({len(audio) / SAMPLE_RATE:.2f} s): {cfg.instruction!r} applied to "
+          f"{cfg.source}")
 
 
 def main(argv: list[str] | None = None) -> None:

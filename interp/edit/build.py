@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from interp.corpus.render_loop import check_same_config, render_in_chunks
 from interp.corpus.table import MANIFEST, TABLE, write_table
 from interp.corpus.voices import Voice, check_voice
 from interp.edit.plan import EditPlanConfig, plan_pairs
+from interp.paths import CODEC_DIR
 
 PAIRS = "pairs.json"
 TOKENS = "tokens"
@@ -52,6 +54,23 @@ def load_pairs(folder: str | Path, split: str | None = None) -> list[dict]:
                                 f"`python -m interp.edit build --out {folder}`")
     pairs = json.loads(path.read_text())
     return [p for p in pairs if split is None or p["split"] == split]
+
+
+@dataclass(frozen=True)
+class PairsJob:
+    """Where the edit pairs go and how (what is planned: EditPlanConfig, saved in the manifest)."""
+
+    out: Path = Path("runs/tinyedit/pairs")
+    """output folder"""
+    codec: Path = CODEC_DIR
+    """speech codec folder"""
+    workers: int | None = None
+    """processes (default: all cores)"""
+
+
+def run_build(job: PairsJob, plan: EditPlanConfig | None = None) -> dict:
+    """Render (resuming) and tokenize the pairs `plan` describes into `job.out`; the manifest."""
+    return build_pairs(plan or EditPlanConfig(), Path(job.out), job.codec, job.workers)
 
 
 def build_pairs(cfg: EditPlanConfig, out: Path, codec_dir: Path | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from interp.audio.wav import read_audio
 from interp.device import pick_device
 from interp.edit.model import EDIT_SAMPLING, TINYEDIT_DIR, load_tinyedit
 from interp.models.generate import SamplingConfig
+from interp.paths import CODEC_DIR
 
 
 class TinyEditor:
@@ -44,9 +45,29 @@ class TinyEditor:
         return self.backbone.render(toks)
 
 
-def main_edit(args: argparse.Namespace) -> None:
-    editor = TinyEditor(args.model, args.codec)
-    audio = editor(args.instruction, args.source, args.text, args.seed)
-    sf.write(args.out, audio, editor.codec.sample_rate)
-    print(f"wrote {args.out} ({len(audio) / editor.codec.sample_rate:.2f} s): "
-          f"{args.instruction!r} applied to {args.source}")
+@dataclass(frozen=True)
+class EditConfig:
+    """One recording edited by TinyEdit as an instruction asks."""
+
+    instruction: str
+    """e.g. 'Make the voice sound male.'"""
+    source: Path
+    """16 kHz wav to edit"""
+    text: str = ""
+    """what the source says (optional; helps content)"""
+    out: Path = Path("edited.wav")
+    """wav file to write"""
+    model: Path | None = None
+    """TinyEdit folder (default: data/tinyedit)"""
+    codec: Path = CODEC_DIR
+    """speech codec folder"""
+    seed: int = 0
+    """sampling seed"""
+
+
+def run_edit(cfg: EditConfig) -> np.ndarray:
+    """Edit `cfg.source`, write the result to `cfg.out` and return it (16 kHz float32)."""
+    editor = TinyEditor(cfg.model, cfg.codec)
+    audio = editor(cfg.instruction, cfg.source, cfg.text, cfg.seed)
+    sf.write(cfg.out, audio, editor.codec.sample_rate)
+    return audio

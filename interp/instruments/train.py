@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,30 +43,47 @@ LIMITS_SYNTHETIC = (
     "their 25 Hz codec round trips; untested on natural speech, music or other codecs.")
 
 
-def setup(args: argparse.Namespace, seed: int) -> tuple[Path, RoundTripCache]:
-    set_threads(args.threads)
+@dataclass(frozen=True)
+class TrainJob:
+    """Where an instrument learns from and is written to; its hyper-parameters are the second
+    config (GenderConfig, LaughterConfig, AsrConfig), the one its card records."""
+
+    corpus: str = "runs/tinycosy/corpus"
+    """corpus folder"""
+    codec: str = "data/codec"
+    """codec folder (for round trips)"""
+    out: str | None = None
+    """output folder (default data/instruments/<name>)"""
+    roundtrip_cache: str = ""
+    """round-trip cache folder (empty: <corpus>/../instruments/roundtrip)"""
+    threads: int = 1
+    """torch threads (machine is shared)"""
+
+
+def setup(job: TrainJob, seed: int) -> tuple[Path, RoundTripCache]:
+    set_threads(job.threads)
     seed_everything(seed)
-    corpus = Path(args.corpus)
-    codec = SpeechCodec.load(args.codec)
-    cache_dir = Path(args.roundtrip_cache) if args.roundtrip_cache else default_cache_dir(corpus)
+    corpus = Path(job.corpus)
+    codec = SpeechCodec.load(job.codec)
+    cache_dir = Path(job.roundtrip_cache) if job.roundtrip_cache else default_cache_dir(corpus)
     return corpus, RoundTripCache(corpus, codec, cache_dir, seed=0)
 
 
-def card_base(name: str, args: argparse.Namespace, cfg: Any, history: dict,
-              n_params: int) -> dict:
+def card_base(name: str, job: TrainJob, cfg: Any, history: dict, n_params: int) -> dict:
     return {"instrument": name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": command_line(), "git": git_revision(),
             "config": dataclasses.asdict(cfg),
             "parameters": n_params,
-            "training_run": {**history, "threads": args.threads, "torch": torch.__version__,
+            "training_run": {**history, "threads": job.threads, "torch": torch.__version__,
                              "machine": platform.machine()},
-            "corpus": str(args.corpus), "codec": str(args.codec)}
+            "corpus": str(job.corpus), "codec": str(job.codec)}
 
 
-def run_gender(args: argparse.Namespace) -> dict:
-    cfg = config_from_args(gender.GenderConfig, args)
-    corpus, cache = setup(args, cfg.seed)
-    out = instrument_dir(gender.NAME, args.out)
+def run_gender(job: TrainJob, cfg: gender.GenderConfig | None = None) -> dict:
+    """Train, calibrate and evaluate the gender classifier; writes its weights and card."""
+    cfg = cfg or gender.GenderConfig()
+    corpus, cache = setup(job, cfg.seed)
+    out = instrument_dir(gender.NAME, job.out)
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     pool = ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac)
@@ -84,7 +102,7 @@ def run_gender(args: argparse.Namespace) -> dict:
             heldout[key] = gender.figures(*gender.score(clf, clips), clf.temperature)
     clf.save(out)
     n_params = sum(p.numel() for p in clf.model.parameters())
-    card = card_base(gender.NAME, args, cfg, history, n_params)
+    card = card_base(gender.NAME, job, cfg, history, n_params)
     card.update({
         "model": "transformers Wav2Vec2ForSequenceClassification (from scratch), labels "
                  "female/male; P(male) = sigmoid(male log-odds / temperature)",
@@ -112,10 +130,11 @@ def run_gender(args: argparse.Namespace) -> dict:
     return card
 
 
-def run_laughter(args: argparse.Namespace) -> dict:
-    cfg = config_from_args(laughter.LaughterConfig, args)
-    corpus, cache = setup(args, cfg.seed)
-    out = instrument_dir(laughter.NAME, args.out)
+def run_laughter(job: TrainJob, cfg: laughter.LaughterConfig | None = None) -> dict:
+    """Train and evaluate the laughter detector; writes its weights and card."""
+    cfg = cfg or laughter.LaughterConfig()
+    corpus, cache = setup(job, cfg.seed)
+    out = instrument_dir(laughter.NAME, job.out)
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     det = laughter.new_detector(cfg)
@@ -125,7 +144,7 @@ def run_laughter(args: argparse.Namespace) -> dict:
                                                           ("roundtrip", test_rt)) if c}
     non_speech = laughter.non_speech_false_positives(det)
     det.save(out)
-    card = card_base(laughter.NAME, args, cfg, history,
+    card = card_base(laughter.NAME, job, cfg, history,
                      sum(p.numel() for p in det.net.parameters()))
     n_laugh = sum(any(t["tag"] == "laughter" for t in r["tags"]) for r in train_rows)
     card.update({
@@ -186,12 +205,12 @@ def _asr_heldout(rec: asr.Recognizer, corpus: Path, cache: RoundTripCache,
     return {k: asr.evaluate(rec, c) for k, c in (("original", test_o), ("roundtrip", test_rt)) if c}
 
 
-def evaluate_asr(args: argparse.Namespace) -> dict:
+def evaluate_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     """Re-measure a trained recogniser's held-out figures in place (e.g. after a decoding
     change), keeping its training record; the card says when and at which revision."""
-    cfg = config_from_args(asr.AsrConfig, args)
-    corpus, cache = setup(args, cfg.seed)
-    out = instrument_dir(asr.NAME, args.out)
+    cfg = cfg or asr.AsrConfig()
+    corpus, cache = setup(job, cfg.seed)
+    out = instrument_dir(asr.NAME, job.out)
     rec, card = asr.Recognizer.load(out), read_card(out)
     card["heldout_voices"] = _asr_heldout(rec, corpus, cache, cfg)
     card["output"] = ASR_OUTPUT_TEXT
@@ -201,12 +220,11 @@ def evaluate_asr(args: argparse.Namespace) -> dict:
     return card
 
 
-def run_asr(args: argparse.Namespace) -> dict:
-    if args.eval_only:
-        return evaluate_asr(args)
-    cfg = config_from_args(asr.AsrConfig, args)
-    corpus, cache = setup(args, cfg.seed)
-    out = instrument_dir(asr.NAME, args.out)
+def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
+    """Train (or continue `cfg.init_from`) and evaluate the recogniser; writes weights and card."""
+    cfg = cfg or asr.AsrConfig()
+    corpus, cache = setup(job, cfg.seed)
+    out = instrument_dir(asr.NAME, job.out)
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
@@ -214,7 +232,7 @@ def run_asr(args: argparse.Namespace) -> dict:
     history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg)
     heldout = _asr_heldout(rec, corpus, cache, cfg)
     rec.save(out)
-    card = card_base(asr.NAME, args, cfg, history, sum(p.numel() for p in rec.model.parameters()))
+    card = card_base(asr.NAME, job, cfg, history, sum(p.numel() for p in rec.model.parameters()))
     card.update({
         "model": ASR_MODEL_TEXT if cfg.frontend == "logmel" else
                  "transformers Wav2Vec2ForCTC (from scratch) on the 16 kHz waveform (7 narrow "
@@ -270,26 +288,29 @@ RUNNERS = {gender.NAME: (gender.GenderConfig, run_gender),
            asr.NAME: (asr.AsrConfig, run_asr)}
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m interp.instruments.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="instrument", required=True)
     for name, (cls, _) in RUNNERS.items():
         s = sub.add_parser(name, help=f"train the {name} instrument")
-        s.add_argument("--corpus", default="runs/tinycosy/corpus", help="corpus folder")
-        s.add_argument("--codec", default="data/codec", help="codec folder (for round trips)")
-        s.add_argument("--out", default=None, help=f"output folder (default data/instruments/{name})")
-        s.add_argument("--roundtrip-cache", default="",
-                       help="round-trip cache folder (default <corpus>/../instruments/roundtrip)")
-        s.add_argument("--threads", type=int, default=1, help="torch threads (machine is shared)")
+        add_config_args(s, TrainJob)
         if name == asr.NAME:
             s.add_argument("--eval-only", action="store_true",
                            help="re-measure the recogniser in --out on held-out voices and update "
                                 "its card (no training)")
         add_config_args(s, cls)
-    args = p.parse_args(argv)
-    card = RUNNERS[args.instrument][1](args)
-    out = instrument_dir(args.instrument, args.out)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    cls, runner = RUNNERS[args.instrument]
+    if getattr(args, "eval_only", False):
+        runner = evaluate_asr
+    job = config_from_args(TrainJob, args)
+    card = runner(job, config_from_args(cls, args))
+    out = instrument_dir(args.instrument, job.out)
     print(summary(card))
     print(f"  → {out}/ (card: {out / CARD})")
 

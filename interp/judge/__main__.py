@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from interp.cli import EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, one_line
@@ -96,17 +97,25 @@ def judge_parser() -> argparse.ArgumentParser:
     return p
 
 
-def controls_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m interp.judge controls",
-                                description="Write Identity and Noise control prediction sets.")
-    p.add_argument("--metadata", type=Path, required=True)
-    p.add_argument("--audio_root", type=Path, default=Path("."))
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0, help="noise seed (0)")
-    return p
+@dataclass(frozen=True)
+class ShowOptions:
+    """How the CLI shows a judge run; none of it changes what is judged or written."""
+
+    accept_partial: bool = False
+    """Score the judged samples and exit 0 even if some could not be judged."""
+    progress: bool = True
+    """Show a progress bar."""
+    verbose: bool = False
+    """Debug logging."""
 
 
-def config_from_args(a: argparse.Namespace) -> JudgeConfig:
+def parse_judge_args(argv: list[str]) -> tuple[JudgeConfig, ShowOptions]:
+    """The MMAE-style flags → the judge's config and the CLI's own options (the one place the
+    parsed namespace is read)."""
+    parser = judge_parser()
+    a = parser.parse_args(argv)
+    if a.backend == "api" and not a.base_urls:
+        parser.error("--base_urls is required with --backend api")
     api = ApiConfig(
         base_urls=tuple(a.base_urls), model=a.model, concurrency=a.concurrency,
         retries=a.retries, max_attempts=a.max_attempts, timeout=a.timeout,
@@ -114,10 +123,43 @@ def config_from_args(a: argparse.Namespace) -> JudgeConfig:
         audio_style=a.audio_style,
         temperature=a.temperature, max_tokens=a.max_tokens, api_key=a.api_key,
         prompt_dir=a.prompt_dir)
-    acoustic = AcousticConfig(
-                              gender_threshold_hz=a.gender_threshold_hz)
-    return JudgeConfig(a.predictions, a.metadata, a.audio_root, a.output_dir, a.backend, a.seed,
-                       a.n_queries, a.pass_threshold, a.retry_failed, a.sample_rate, api, acoustic)
+    acoustic = AcousticConfig(gender_threshold_hz=a.gender_threshold_hz)
+    cfg = JudgeConfig(
+        predictions=a.predictions, metadata=a.metadata, audio_root=a.audio_root,
+        output_dir=a.output_dir, backend=a.backend, seed=a.seed, n_queries=a.n_queries,
+        pass_threshold=a.pass_threshold, retry_failed=a.retry_failed, sample_rate=a.sample_rate,
+        api=api, acoustic=acoustic)
+    return cfg, ShowOptions(a.accept_partial, not a.no_progress, a.verbose)
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    """The Identity and Noise control prediction sets of an MMAE metadata file."""
+
+    metadata: Path
+    """MMAE-meta.json"""
+    out: Path
+    """folder for identity/ and noise/"""
+    audio_root: Path = Path(".")
+    """folder the metadata's audio paths are relative to"""
+    seed: int = 0
+    """noise seed"""
+
+
+def parse_controls_args(argv: list[str]) -> ControlsConfig:
+    p = argparse.ArgumentParser(prog="python -m interp.judge controls",
+                                description="Write Identity and Noise control prediction sets.")
+    p.add_argument("--metadata", type=Path, required=True)
+    p.add_argument("--audio_root", type=Path, default=Path("."))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+    a = p.parse_args(argv)
+    return ControlsConfig(a.metadata, a.out, a.audio_root, a.seed)
+
+
+def run_controls(cfg: ControlsConfig) -> dict[str, Path]:
+    """Write the control sets; {"identity": predictions.json, "noise": predictions.json}."""
+    return write_controls(cfg.metadata, cfg.audio_root, cfg.out, cfg.seed)
 
 
 def _fmt(v: float | None) -> str:
@@ -162,10 +204,9 @@ def report(s: dict, accept_partial: bool) -> int:
     return 0
 
 
-def run_controls(argv: list[str]) -> int:
-    a = controls_parser().parse_args(argv)
+def controls_main(argv: list[str]) -> int:
     try:
-        paths = write_controls(a.metadata, a.audio_root, a.out, a.seed)
+        paths = run_controls(parse_controls_args(argv))
     except (JudgeDataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -173,23 +214,15 @@ def run_controls(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "controls":
-        return run_controls(argv[1:])
-    parser = judge_parser()
-    a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if a.backend == "api" and not a.base_urls:
-        parser.error("--base_urls is required with --backend api")
+def run_judge(cfg: JudgeConfig, show: ShowOptions | None = None) -> int:
+    """Judge with a progress bar, print the counts and scores; returns the CLI's exit code."""
     from tqdm import tqdm
 
+    show = show or ShowOptions()
     bar: list[tqdm] = []
 
     def on_plan(n: int) -> None:
-        bar.append(tqdm(total=n, unit="query", disable=a.no_progress, dynamic_ncols=True))
+        bar.append(tqdm(total=n, unit="query", disable=not show.progress, dynamic_ncols=True))
 
     def progress(rec: dict) -> None:
         bar[0].update(1)
@@ -197,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             bar[0].set_postfix_str(f"last {rec['status']}: {str(rec['error'])[:40]}")
 
     try:
-        summary = judge(config_from_args(a), progress=progress, on_plan=on_plan)
+        summary = judge(cfg, progress=progress, on_plan=on_plan)
     except (JudgeDataError, FileNotFoundError, ValueError) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
@@ -208,7 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if bar:
             bar[0].close()
-    return report(summary, a.accept_partial)
+    return report(summary, show.accept_partial)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "controls":
+        return controls_main(argv[1:])
+    cfg, show = parse_judge_args(argv)
+    logging.basicConfig(level=logging.DEBUG if show.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return run_judge(cfg, show)
 
 
 if __name__ == "__main__":
