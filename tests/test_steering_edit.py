@@ -99,3 +99,70 @@ def test_other_strengths_in_one_folder_make_a_dose_response(
     assert len({json.loads(x)["id"] for x in judged.splitlines()}) == 2
     compare(EditSteerConfig(strengths="gender=2", **base))
     assert (out / ROWS).read_text().splitlines() == lines  # both strengths already there
+
+
+def _toward_male(d: int):
+    from steering.select import TargetSelection
+
+    return TargetSelection("male", [0, 1, 2], [1.0, 1.0, 1.0], [1.0] * 3, 1.0, [0.0] * d,
+                           [0.0] * d, [3, 4, 5], [1.0] * 3, [1.0] + [0.0] * (d - 1), [1, 1],
+                           "contrastive")
+
+
+def test_tts_and_edit_experiments_go_through_one_engine(
+        tmp_path, monkeypatch, tiny_tinycosy, tiny_sae, tiny_tinyedit, tiny_pairs,
+        tiny_codec_dir, tiny_edit_sae):
+    """A sentence in a voice and an edit pair are items of the same engine: one Steerer, one
+    `run_units` (generate → render → wav → measure → row, resumed by key), the item deciding
+    its request, sampling, key and measure."""
+    import steering.run
+    from interp.corpus.table import load_audio, load_table
+    from interp.edit.build import load_pairs
+    from interp.edit.model import EDIT_SAMPLING
+    from interp.models.evaluate import Listener
+    from interp.models.registry import load_backbone
+    from sae.io import load_sae
+    from steering import edit_compare, experiment
+    from steering.edit_items import EditItem, PairSource, plan_edit_units
+
+    assert steering.run.run_units is edit_compare.run_units is experiment.run_units
+    calls = []
+    real = experiment.generate_steered
+    monkeypatch.setattr(experiment, "generate_steered", lambda bb, req, ivs, seed, sampling: (
+        calls.append((bb.name, len(ivs), sampling)) or real(bb, req, ivs, seed, sampling)))
+    hook = "blocks.1.hook_resid_post"
+
+    tts_bb = load_backbone(str(tiny_tinycosy[0]), "cpu")
+    voice, prompt = sorted(tts_bb.voices.items())[0]
+    sae = load_sae(tiny_sae, tts_bb, hook)
+    tts = experiment.Steerer(tts_bb, sae, hook, {"male": _toward_male(sae.cfg.d_in)})
+    tts_units = experiment.plan_units(
+        [experiment.TTSItem(0, "the red lamp is here", voice, prompt["gender"])], ["male"],
+        [0.0, 2.0], ("sae", "prompt"))
+
+    edit_bb = load_backbone(str(tiny_tinyedit[0]), "cpu")
+    pair = next(p for p in load_pairs(tiny_pairs) if p["operation"] == "gender")
+    row = next(r for r in load_table(tiny_pairs) if r["utt_id"] == pair["source_id"])
+    source = PairSource(edit_bb, lambda: load_audio(tiny_pairs, row)[0],
+                        Listener(tiny_pairs, edit_bb.codec), pair["text_plain"])
+    sae = load_sae(tiny_edit_sae[1], edit_bb, hook)
+    edit = experiment.Steerer(edit_bb, sae, hook, {pair["target_gender"]:
+                                                   _toward_male(sae.cfg.d_in)})
+    edit_units = plan_edit_units([EditItem(pair, source)], lambda op: 2.0)
+
+    for steerer, units, name in ((tts, tts_units, "tts"), (edit, edit_units, "edit")):
+        out = tmp_path / name
+        out.mkdir()
+        rows = list(experiment.run_units(steerer, units, out))
+        assert [r["key"] for r in rows] == [u.key for u in units]
+        assert all((out / r["wav"]).stat().st_size > 44 for r in rows)
+        assert all(r["n_tokens"] > 0 and "wer" in r for r in rows)
+        assert list(experiment.run_units(steerer, units, out)) == rows  # resumed: nothing new
+    assert [r["key"] for r in map(json.loads, (tmp_path / "tts" / ROWS).open())] == [
+        "0|none|-|0", "0|sae|male|2", "0|prompt|male|1"]
+    assert {json.loads(x)["key"] for x in (tmp_path / "edit" / ROWS).open()} == {
+        unit_key(pair["pair_id"], m, 2.0 if m not in ("none", "instruct") else None)
+        for m in METHODS}
+    assert calls == [("tinycosy", 0, None), ("tinycosy", 1, None), ("tinycosy", 0, None),
+                     *[("tinyedit", int(m not in ("none", "instruct")), EDIT_SAMPLING)
+                       for m in METHODS]]

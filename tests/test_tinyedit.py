@@ -279,9 +279,11 @@ def test_steer_vs_instruct_table_resumes_and_refuses_other_saes(
 
 def test_steering_the_editor_is_exact_at_zero_and_changes_tokens_when_strong(
         tiny_tinyedit, tiny_pairs, tiny_codec_dir, tiny_edit_sae):
+    from interp.corpus.table import load_audio
     from interp.edit.editor import TinyEditor
     from sae.io import load_sae
-    from steering.edit_compare import EditSteerer
+    from steering.edit_items import EDIT_METHODS, EditItem, PairSource
+    from steering.experiment import Steerer, Unit
     from steering.select import TargetSelection
 
     editor = TinyEditor(tiny_tinyedit[0], tiny_codec_dir)
@@ -291,13 +293,14 @@ def test_steering_the_editor_is_exact_at_zero_and_changes_tokens_when_strong(
     sel = TargetSelection("male", [0, 1, 2], [1.0, 1.0, 1.0], [1.0] * 3, 1.0, [0.0] * d,
                           [0.0] * d, [3, 4, 5], [1.0] * 3, [1.0] + [0.0] * (d - 1), [1, 1],
                           "contrastive")
-    steerer = EditSteerer(editor.backbone, sae, hook, {"male": sel}, "speech", 0)
+    steerer = Steerer(editor.backbone, sae, hook, {"male": sel}, positions="speech", seed=7)
     pair = next(p for p in load_pairs(tiny_pairs) if p["operation"] == "gender"
                 and p["target_gender"] == "male")
-    src = load_tokens(tiny_pairs / "tokens")[pair["source_id"]]
+    row = next(r for r in load_table(tiny_pairs) if r["utt_id"] == pair["source_id"])
+    item = EditItem(pair, PairSource(editor.backbone, lambda: load_audio(tiny_pairs, row)[0]))
 
     def edit(method: str, strength: float) -> list[int]:
-        return steerer.tokens(pair, method, strength, src, pair["text_plain"], seed=7)
+        return steerer.tokens(Unit(item, EDIT_METHODS[method], "male", strength))
 
     plain = edit("instruct", 0.0)
     assert edit("instruct+steer", 0.0) == plain  # a zero-strength clamp is the identity

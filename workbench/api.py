@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from interp.audio import SAMPLE_RATE
 from interp.hooks.capture import ActivationCache, GeneratedCapture, generate_with_cache
@@ -31,17 +30,12 @@ from interp.models.backbone import Backbone, Request
 from interp.models.generate import SamplingConfig
 from interp.models.registry import load_backbone
 from interp.paths import SAE_DIR
+from steering.methods import EDITS, edit_interventions
 from steering.select import TargetSelection, load_selection
-from steering.steer import (
-    LatentEdit,
-    direction_intervention,
-    generate_steered,
-    position_mask,
-    sae_intervention,
-)
+from steering.steer import generate_steered, position_mask
 
 CONCEPTS_FILE = "concepts.json"  # shipped beside an SAE: `python -m steering.select`
-STEER_METHODS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction")
+STEER_METHODS = EDITS  # what can be edited (steering.methods)
 
 
 @dataclass(frozen=True)
@@ -107,18 +101,10 @@ class Steer:
     mode: str = "clamp"
 
     def interventions(self, modality: list[str]) -> list[Intervention]:
-        """The edit for a request whose prefix has this modality."""
-        sel, s = self.selection, self.strength
-        mask = position_mask(self.positions, modality)
-        if self.method in ("sae", "random_latents"):
-            lat, amt = ((sel.latents, sel.amounts) if self.method == "sae"
-                        else (sel.random_latents, sel.random_amounts))
-            edit = LatentEdit(tuple(lat), tuple(amt), self.mode)
-            return [sae_intervention(self.sae, self.hook, edit, s, mask)]
-        vec = {"decoder": sel.decoder, "diffmeans": sel.diffmeans,
-               "random_direction": sel.random_direction}[self.method]
-        return [direction_intervention(self.hook, s * torch.tensor(vec, dtype=torch.float32),
-                                       mask)]
+        """The edit for a request whose prefix has this modality (the experiments' builder)."""
+        return edit_interventions(self.sae, self.hook, self.selection, self.method,
+                                  self.strength, position_mask(self.positions, modality),
+                                  self.mode)
 
     def __repr__(self) -> str:
         return (f"Steer({self.method} → {self.target} ×{self.strength:g} at {self.hook}: "

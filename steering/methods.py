@@ -1,0 +1,71 @@
+"""Steering methods, composed: what the model is *asked* × what is *edited* inside it.
+
+    asked   nothing, or the target the model's own way (TTS: a `[laughter]` tag, a rate
+            instruction, a prompt voice of the target gender; an editor: the pair's instruction)
+    edited  nothing, the target's SAE latents (`sae`), their decoder direction, the difference
+            of means, or the controls: density-matched random latents, a random direction of
+            the same norm
+
+An experiment names its methods its own way (`steering.run`: none, prompt, sae, …;
+`steering.edit_compare`: none, instruct, steer, instruct+steer, …); `edit_interventions` is the
+one place an edit becomes hooks, for experiments and for the notebook API alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.hooks.intervene import Intervention, PositionMask
+from steering.select import TargetSelection
+from steering.steer import LatentEdit, direction_intervention, sae_intervention
+
+EDITS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction")  # in run order
+LATENT_EDITS = ("sae", "random_latents")
+DIRECTION_EDITS = ("decoder", "diffmeans", "random_direction")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to push generation toward a target."""
+
+    name: str
+    ask: bool = False
+    """the model is asked for the target its own way (prompt, instruction)"""
+    edit: str = ""
+    """what is edited at the hook: '' (nothing) or one of EDITS"""
+    ablate: bool = False
+    """the edited latents are set to 0 instead of pushed up (strength-free; latent edits only)"""
+
+    def __post_init__(self) -> None:
+        if self.edit and self.edit not in EDITS:
+            raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; use one of "
+                             f"{EDITS}")
+        if self.ablate and self.edit not in LATENT_EDITS:
+            raise ValueError(f"method {self.name!r}: only latents can be ablated, not "
+                             f"{self.edit or 'nothing'}")
+
+    @property
+    def strength_free(self) -> bool:
+        """Nothing edited, or an ablation: no strength to vary."""
+        return not self.edit or self.ablate
+
+
+def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength: float,
+                       mask: PositionMask, mode: str = "clamp") -> list[Intervention]:
+    """The hooks of one edit toward `sel`'s target at `strength` (in units of ‖Δμ‖): SAE latents
+    edited by `mode` (`set` at strength 0 ablates them), or a direction added to the residual."""
+    if not edit:
+        return []
+    if edit in LATENT_EDITS:
+        lat, amt = ((sel.latents, sel.amounts) if edit == "sae"
+                    else (sel.random_latents, sel.random_amounts))
+        return [sae_intervention(sae, hook, LatentEdit(tuple(lat), tuple(amt), mode), strength,
+                                 mask)]
+    if edit not in DIRECTION_EDITS:
+        raise ValueError(f"unknown edit {edit!r}; use one of {EDITS}")
+    vec = {"decoder": sel.decoder, "diffmeans": sel.diffmeans,
+           "random_direction": sel.random_direction}[edit]
+    return [direction_intervention(hook, strength * torch.tensor(vec, dtype=torch.float32),
+                                   mask)]
