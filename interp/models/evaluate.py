@@ -83,6 +83,9 @@ class EvalConfig:
     skipped when missing)"""
     n_conditioning: int = 200
     """held-out utterances of the text-conditioning figure"""
+    n_reference: int = 60
+    """espeak renders of held-out sentences by the plan's voices whose round-trip WER says how
+    hard these voices are to recognise (`voices_reference_wer`)"""
     top_k: int = SamplingConfig.top_k
     """sampling: at most this many candidates per step (1 = greedy, with the repetition-aware
     fallback still on)"""
@@ -380,7 +383,8 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         conditioning = text_conditioning(engine, *table, cfg.n_conditioning)
         forced = teacher_forced(engine, listen, *table, [p[3] for p in plan])
         alignment = text_alignment(engine, *table, cfg.n_conditioning)
-    voices_wer = voices_reference_wer(cfg.corpus, {p[1] for p in plan}, listen, engine)
+    voices_wer = voices_reference_wer(cfg.corpus, {p[1] for p in plan}, listen, engine,
+                                      cfg.n_reference)
     result = summarize(rows) | {"voices_reference_wer": voices_wer,
                                 "text_conditioning_nats": conditioning,
                                 "teacher_forced": forced, "attention_alignment": alignment,
