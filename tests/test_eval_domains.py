@@ -63,7 +63,8 @@ def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
     samples = json.loads((tmp_path / "eval.json").read_text())["samples"]
     assert [s["domain"] for s in samples] == ["grammar", "open"] and r["n_sentences"] == 2
     assert set(r["by_domain"]) == {"grammar", "open"}
-    assert all(f["n_sentences"] == 1 for f in r["by_domain"].values())
+    assert all(f["n_sentences"] == 1 and "text_conditioning_nats" in f
+               for f in r["by_domain"].values())
     heard = r["measured_with"].startswith("listening")
     for s in samples:  # both decodes, of the output and of the espeak reference
         for key in ("wer", "wer_greedy", "wer_reference_greedy", "wer_roundtrip_reference_greedy"):

@@ -200,21 +200,25 @@ def teacher_forced(engine: Backbone, listen: Listener, rows: list[dict], codes: 
     """The model's speech given the true past: each token its greedy choice after the reference
     utterance's real tokens (no drift), decoded and recognized. Between the codec round trip and
     free generation, it splits the model's share of the WER into per-token error and the drift of
-    generating from its own output. None without a recognizer."""
+    generating from its own output. None without a recognizer or without a reference that has
+    a prompt (a voice heard once)."""
     from interp.models.data import make_examples
 
     if not listen.instruments:
         return None
     examples = make_examples(refs, codes, engine.tokenizer, drop_prompt_text=0.0,
                              prompt_rows=rows)
+    if not examples:
+        return None
     n_codes = engine.model.cfg.speech_codes
+    text = {r["utt_id"]: r["text_plain"] for r in refs}  # a ref whose voice has no prompt: none
     wers, hits = [], []
-    for ex, ref in zip(examples, refs, strict=True):
+    for ex in examples:
         tf = engine.teacher_forced(ex.text_ids, ex.prompt, ex.target)
         logits = tf.logits[tf.target_start : tf.target_start + len(ex.target), :n_codes]
         greedy = logits.argmax(-1).cpu().numpy()
         hits.append(float((greedy == ex.target.numpy()).mean()))
-        wers.append(heard_wers(listen, engine.render(greedy), ref["text_plain"], "wer"))
+        wers.append(heard_wers(listen, engine.render(greedy), text[ex.utt_id], "wer"))
     return {"n": len(wers), **{k: _mean(wers, k) for k in ("wer", "wer_greedy")},
             "token_accuracy": round(float(np.mean(hits)), 4)}
 
@@ -314,11 +318,11 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
             "voices_reference_wer": voices_reference_wer(
                 cfg.corpus, {r["voice"] for r in mine}, listen, engine, cfg.n_reference,
                 domain=domain),
-            "teacher_forced": teacher_forced(engine, listen, *table, refs) if table else None}
+            "teacher_forced": teacher_forced(engine, listen, *table, refs) if table else None,
+            "text_conditioning_nats": text_conditioning(engine, *table, cfg.n_conditioning,
+                                                        domain) if table else None}
 
     result = figures(cfg.domain) | {
-        "text_conditioning_nats": text_conditioning(engine, *table, cfg.n_conditioning,
-                                                    cfg.domain) if table else None,
         "attention_alignment": text_alignment(engine, *table, cfg.n_conditioning,
                                               cfg.domain) if table else None,
         "measured_with": listen.kind, "config": asdict(cfg)}
