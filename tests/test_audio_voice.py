@@ -44,7 +44,7 @@ def test_fingerprint_of_nothing_is_none():
 def test_voice_identification_of_an_evaluation():
     """evaluate's figure: outputs against the prompts of their gender, with the espeak references
     (spoken by plan voices) as the fingerprint's ceiling; another gender is never a candidate."""
-    from interp.models.evaluate import voice_identification
+    from interp.models.eval_voice import voice_identification
 
     prompts = {"f1": [1.0, 0, 0], "f2": [0, 1.0, 0], "m1": [0, 0, 1.0], "m2": [1.0, 1.0, 0]}
     gender = {"f1": "female", "f2": "female", "m1": "male", "m2": "male"}

@@ -142,3 +142,91 @@ def test_plan_is_deterministic_and_balanced():
     male = sum(s.voice.gender == "male" for s in a) / len(a)
     assert 0.4 < male < 0.6
     assert json.dumps(cfg.to_dict())
+
+
+def _plan_digest(specs) -> str:
+    """A digest of what a plan fixed before domains existed (utterance, split, sentence, text,
+    voice, rate, instruction, prompt)."""
+    import hashlib
+
+    keys = ("utt_id", "split", "sentence_id", "text", "text_plain", "rate", "rate_bin",
+            "instruction", "prompt_id")
+    h = hashlib.sha256()
+    for s in specs:
+        h.update(json.dumps([getattr(s, k) for k in keys] + [s.voice.voice_id]).encode())
+    return h.hexdigest()
+
+
+def test_default_plan_is_unchanged_by_open_domain():
+    """open_frac 0 (the default) plans the grammar-only corpus draw for draw: digests taken
+    before the open domain was added; and its manifest config has no open-domain field."""
+    from interp.corpus.plan import OPEN_FIELDS, CorpusConfig
+    from interp.corpus.voices import default_voices
+
+    cfg = CorpusConfig()
+    specs = plan_corpus(cfg, default_voices(cfg.seed))
+    assert _plan_digest(specs) == "417b850ad97cc4003992a1522b74bc2680f189eb6569218d60d71d69ca5d9b02"
+    assert {s.domain for s in specs} == {"grammar"}
+    small = CorpusConfig(n=400, n_sentences=300, seed=3)
+    assert _plan_digest(plan_corpus(small, default_voices(3))) == (
+        "f996eaa9f194e00076367a0da49c50eeecdf6f7dd03f3397b8982e5de8134fc5")
+    assert not set(OPEN_FIELDS) & set(cfg.to_dict())
+    opened = dataclasses.replace(cfg, open_frac=0.5).to_dict()
+    assert set(OPEN_FIELDS) <= set(opened) and CorpusConfig(**{
+        **opened, "voices": tuple(opened["voices"])}) == dataclasses.replace(cfg, open_frac=0.5)
+
+
+def test_open_domain_plan():
+    """Both domains in every split, concepts planted alike, held-out open sentences with words
+    no training utterance has; the voice split and the grammar's held-out sentences are those
+    of the grammar-only plan."""
+    from interp.corpus.plan import INSTRUCTIONS, SYSTEM_PROMPT, open_generator
+    from interp.corpus.voices import default_voices
+    from interp.models.text_tokenizer import SYSTEM_PROMPT as MODEL_PROMPT
+
+    assert SYSTEM_PROMPT == MODEL_PROMPT
+    cfg = tiny_config(n=600, voices=(), heldout_frac=0.1, n_open_sentences=400, open_frac=0.5)
+    specs = plan_corpus(cfg, default_voices(cfg.seed))
+    grammar_only = plan_corpus(dataclasses.replace(cfg, open_frac=0.0), default_voices(cfg.seed))
+    by = {(s.split, s.domain): [x for x in specs if (x.split, x.domain) == (s.split, s.domain)]
+          for s in specs}
+    assert len(by) == 6, sorted(by)  # 3 splits × 2 domains
+    assert 0.4 < sum(s.domain == "open" for s in specs) / len(specs) < 0.6
+    held_voices = {s.voice.voice_id for s in grammar_only if s.split == "heldout_voices"}
+    assert {s.voice.voice_id for s in specs if s.split == "heldout_voices"} == held_voices
+    assert not held_voices & {s.voice.voice_id for s in specs if s.split == "train"}
+    train_ids = {s.sentence_id for s in specs if s.split == "train"}
+    assert not train_ids & {s.sentence_id for s in specs if s.split != "train"}
+    gen = open_generator(cfg)
+    words = {s.utt_id: set(s.text_plain.lower().strip(".?").replace(",", "").split())
+             for s in specs}
+    assert not any(gen.heldout_words & words[s.utt_id] for s in specs if s.split == "train")
+    assert all(gen.heldout_words & words[s.utt_id] for s in specs
+               if s.split != "train" and s.domain == "open")
+    spoken = {w for ins in INSTRUCTIONS.values() for i in ins for w in i.lower().split()}
+    assert not gen.heldout_words & {w.strip(".") for w in spoken | set(SYSTEM_PROMPT.lower().split())}
+    for domain in ("grammar", "open"):  # concepts planted alike on both domains
+        mine = [s for s in specs if s.domain == domain]
+        assert 0.3 < sum("[laughter]" in s.text for s in mine) / len(mine) < 0.7
+        assert all((s.instruction is None) == (s.rate_bin == "normal") for s in mine)
+        assert {s.rate_bin for s in mine} == set(RATE_BINS)
+        assert {s.voice.gender for s in mine} == {"male", "female"}
+    assert len({s.sentence_id for s in specs}) == len({s.text_plain for s in specs})
+
+
+def test_open_domain_corpus_renders(tmp_path):
+    """A tiny corpus with open sentences: the table's domain column, word timings for every
+    word of an open sentence, the summary's domain counts; old tables read as grammar."""
+    cfg = tiny_config(n=12, open_frac=0.5, n_open_sentences=40)
+    manifest = build_corpus(cfg, tmp_path, workers=1)
+    rows = load_table(tmp_path)
+    assert {r["domain"] for r in rows} == {"grammar", "open"}
+    assert manifest["summary"]["domain"] == dict(sorted(
+        {d: sum(r["domain"] == d for r in rows) for d in ("grammar", "open")}.items()))
+    for r in rows:
+        assert len(r["words"]) == len(r["text_plain"].split()) and r["duration"] > 0.5
+    assert manifest["config"]["open_frac"] == 0.5
+    old = pq.read_table(tmp_path / TABLE).drop_columns(["domain"])
+    pq.write_table(old, tmp_path / TABLE)
+    assert "domain" not in old.schema.names
+    assert {r["domain"] for r in load_table(tmp_path)} == {"grammar"}

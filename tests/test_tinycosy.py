@@ -253,7 +253,7 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
 
 
 def test_compare_pairs_sentences():
-    from interp.models.evaluate import compare
+    from interp.models.eval_plan import compare
 
     old = [{"text": f"s{i}", "voice": "v", "wer": 0.5, "laughter_with_tag": 0.9} for i in range(4)]
     new = [dict(r, wer=w, laughter_with_tag=0.1) for r, w in zip(old, [0.25, 0.25, 0.5, 0.75], strict=True)]
@@ -313,7 +313,8 @@ def test_compare_cli_pools_plans(tmp_path):
 def test_pitch_following_tells_a_voice_from_its_gender():
     """Outputs that track each prompt's F0 correlate with it within gender and beat shuffled
     prompts; outputs at one pitch per gender (gender right, speaker lost) do not."""
-    from interp.models.evaluate import RATES, pitch_following
+    from interp.models.eval_plan import RATES
+    from interp.models.eval_voice import pitch_following
 
     voices = {f"f{i}": ("female", 180 + 15 * i) for i in range(5)}
     voices |= {f"m{i}": ("male", 90 + 8 * i) for i in range(5)}

@@ -16,8 +16,9 @@ def _print_summary(out: Path, manifest: dict) -> None:
     s = manifest["summary"]
     print(f"\ncorpus: {out}  ({s['utterances']} utterances, {s['hours']:.2f} h of audio, "
           f"{s['voices']} voices, {s['sentences']} sentences, built in {s['build_seconds']} s)")
-    for key in ("split", "gender", "accent", "rate_bin", "tags"):
-        print(f"  {key:9s} " + "  ".join(f"{k}={v}" for k, v in s[key].items()))
+    for key in ("split", "domain", "gender", "accent", "rate_bin", "tags"):
+        if key in s:  # a corpus summarised before domains existed has no "domain"
+            print(f"  {key:9s} " + "  ".join(f"{k}={v}" for k, v in s[key].items()))
     if manifest["refused_voices"]:
         print(f"  refused voices (F0 contradicts gender): {', '.join(manifest['refused_voices'])}")
     print(f"  table: {out / 'utterances.parquet'}   audio: {out / 'wav'}/")

@@ -77,11 +77,12 @@ def build_corpus(cfg: CorpusConfig, out: Path, workers: int | None = None) -> di
 
 
 def summarize(records: list[dict]) -> dict:
-    """Counts and hours of audio by split, gender, accent, rate bin and tag."""
-    def count(key):
+    """Counts and hours of audio by split, domain, gender, accent, rate bin and tag."""
+    def count(key: str, default: str | None = None) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in records:
-            out[str(r[key])] = out.get(str(r[key]), 0) + 1
+            value = str(r.get(key, default))
+            out[value] = out.get(value, 0) + 1
         return dict(sorted(out.items()))
 
     tags: dict[str, int] = {}
@@ -91,5 +92,7 @@ def summarize(records: list[dict]) -> dict:
     return {"utterances": len(records), "hours": round(sum(r["duration"] for r in records) / 3600, 3),
             "voices": len({r["voice_id"] for r in records}),
             "sentences": len({r["sentence_id"] for r in records}),
-            "split": count("split"), "gender": count("gender"), "accent": count("accent"),
+            # chunks rendered before `domain` existed are grammar
+            "split": count("split"), "domain": count("domain", "grammar"),
+            "gender": count("gender"), "accent": count("accent"),
             "rate_bin": count("rate_bin"), "tags": tags}

@@ -4,6 +4,11 @@ Splits: `train` (train voices × train sentences), `heldout_sentences` (train vo
 sentences) and `heldout_voices` (held-out voices × held-out sentences: nothing seen in training).
 Rate is asked for by an instruction ("Please speak slowly.") whenever it is slow or fast; the voice
 is given by a prompt utterance of the same speaker at normal rate (zero-shot cloning pairs).
+
+Domains: a sentence comes from the planted-concept grammar (`sentences.py`) or, for a share
+`open_frac` of utterances, from open English (`open_domain.py`); tags, rate, instruction and voice
+are planted on both alike, and both have held-out sentences (the open ones with words no training
+sentence has). With `open_frac` 0 the plan is the grammar-only plan, draw for draw.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from interp.audio import SAMPLE_RATE
+from interp.corpus.open_domain import OpenDomain, OpenDomainConfig, open_domain
 from interp.corpus.sentences import generate_sentences
 from interp.corpus.voices import Voice
 
@@ -24,6 +30,11 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
     "slow": ("Please speak slowly.", "Speak slowly.", "Say this slowly and calmly."),
     "fast": ("Please speak quickly.", "Speak fast.", "Say this quickly."),
 }
+# The instruct prefix TinyCosy reads before every instruction (interp.models.text_tokenizer's
+# SYSTEM_PROMPT, a test keeps them equal): its words, like the instructions', are never held out.
+SYSTEM_PROMPT = "You are a helpful assistant."
+DOMAINS = ("grammar", "open")
+OPEN_FIELDS = ("open_frac", "n_open_sentences", "open_heldout_word_frac")
 
 
 @dataclass(frozen=True)
@@ -50,9 +61,21 @@ class CorpusConfig:
     """seed of every random choice"""
     voices: tuple[str, ...] = field(default_factory=tuple)
     """voice ids (accent+variant@pNN); empty = every default accent × variant"""
+    open_frac: float = 0.0
+    """share of utterances whose sentence is open English (interp.corpus.open_domain) instead of
+    the grammar; 0 = the grammar-only corpus, planned exactly as before"""
+    n_open_sentences: int = 12000
+    """distinct open-domain sentences (with --open-frac > 0; held out: --heldout-sentence-frac)"""
+    open_heldout_word_frac: float = 0.05
+    """share of the open vocabulary no training sentence contains; every held-out open sentence
+    has at least one such word"""
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "voices": list(self.voices)}
+        """The config as saved in the manifest; without open text its open-domain fields are left
+        out, so a grammar-only corpus's manifest (and resuming one built before they existed)
+        stays as it was."""
+        out = {**asdict(self), "voices": list(self.voices)}
+        return out if self.open_frac else {k: v for k, v in out.items() if k not in OPEN_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,7 @@ class UtteranceSpec:
     rate_bin: str
     instruction: str | None
     prompt_id: str = ""
+    domain: str = "grammar"  # where the sentence comes from: one of DOMAINS
 
 
 def _insert_tags(sentence: str, rng: random.Random, cfg: CorpusConfig) -> str:
@@ -107,12 +131,32 @@ def _pair_prompts(specs: list[UtteranceSpec], rng: random.Random) -> list[Uttera
     return out
 
 
+def open_generator(cfg: CorpusConfig) -> OpenDomain:
+    """The open-domain generator of `cfg`; its `heldout_words` never occur in a training
+    utterance: the grammar's, the instructions' and the instruct prefix's words are reserved."""
+    reserved = [SYSTEM_PROMPT, *(i for ins in INSTRUCTIONS.values() for i in ins)]
+    return open_domain(OpenDomainConfig(heldout_word_frac=cfg.open_heldout_word_frac,
+                                        seed=cfg.seed), reserved)
+
+
+def open_sentences(cfg: CorpusConfig, first_id: int) -> tuple[list[str], list[int], list[int]]:
+    """The open-domain sentences of `cfg` (ids from `first_id`): (texts, train ids, held-out
+    ids); held-out ones each have a word no training sentence (of either domain) has."""
+    gen = open_generator(cfg)
+    n_held = max(1, int(cfg.n_open_sentences * cfg.heldout_sentence_frac))
+    texts = gen.sentences(cfg.n_open_sentences - n_held) + gen.sentences(n_held, heldout=True)
+    ids = list(range(first_id, first_id + len(texts)))
+    return texts, ids[: len(texts) - n_held], ids[len(texts) - n_held:]
+
+
 def plan_corpus(cfg: CorpusConfig, voices: list[Voice]) -> list[UtteranceSpec]:
     """The full, deterministic list of utterances for `cfg` over the accepted `voices`."""
     if cfg.n <= 0:
         raise ValueError(f"--n {cfg.n}: the corpus needs at least one utterance")
     if not voices:
         raise ValueError("no usable voices: every requested voice was refused")
+    if not 0 <= cfg.open_frac <= 1:
+        raise ValueError(f"--open-frac {cfg.open_frac}: give a share between 0 and 1")
     rng = random.Random(cfg.seed)
     sentences = generate_sentences(cfg.n_sentences, cfg.seed)
     n_held = max(1, int(len(sentences) * cfg.heldout_sentence_frac))
@@ -122,12 +166,22 @@ def plan_corpus(cfg: CorpusConfig, voices: list[Voice]) -> list[UtteranceSpec]:
     train_voices, held_voices = split_voices(voices, cfg.n_heldout_voices, rng)
     pools = {"train": (train_voices, train_sent), "heldout_sentences": (train_voices, held_sent),
              "heldout_voices": (held_voices or train_voices, held_sent)}
+    open_pools: dict[str, list[int]] = {}
+    domain_rng = random.Random(f"domain:{cfg.seed}")  # its own stream: the grammar's draws stay
+    if cfg.open_frac:
+        texts, open_train, open_held = open_sentences(cfg, len(sentences))
+        sentences = sentences + texts
+        open_pools = {"train": open_train, "heldout_sentences": open_held,
+                      "heldout_voices": open_held}
     specs = []
     for i in range(cfg.n):
         r = rng.random()
         split = ("heldout_voices" if r < cfg.heldout_frac else
                  "heldout_sentences" if r < 2 * cfg.heldout_frac else "train")
         vpool, spool = pools[split]
+        domain = "grammar"
+        if open_pools and domain_rng.random() < cfg.open_frac:
+            domain, spool = "open", open_pools[split]
         sid = rng.choice(spool)
         gender = rng.choice(("male", "female"))  # balance genders: there are 7 male variants, 5 female
         vpool = [v for v in vpool if v.gender == gender] or vpool
@@ -137,5 +191,6 @@ def plan_corpus(cfg: CorpusConfig, voices: list[Voice]) -> list[UtteranceSpec]:
             text=_insert_tags(sentences[sid], rng, cfg), text_plain=sentences[sid],
             voice=rng.choice(vpool), rate=rng.randint(*RATE_BINS[rate_bin]), rate_bin=rate_bin,
             instruction=rng.choice(INSTRUCTIONS[rate_bin]) if rate_bin in INSTRUCTIONS else None,
+            domain=domain,
         ))
     return _pair_prompts(specs, rng)

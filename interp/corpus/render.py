@@ -102,7 +102,8 @@ def render_utterance(spec: UtteranceSpec, sr: int, seed: int = 0) -> tuple[np.nd
         t += dur
     audio = np.concatenate(pieces)
     record = {
-        "utt_id": spec.utt_id, "split": spec.split, "sentence_id": spec.sentence_id,
+        "utt_id": spec.utt_id, "split": spec.split, "domain": spec.domain,
+        "sentence_id": spec.sentence_id,
         "text": spec.text, "text_plain": spec.text_plain, "instruction": spec.instruction,
         "prompt_id": spec.prompt_id, "voice_id": voice.voice_id, "gender": voice.gender,
         "accent": voice.accent, "variant": voice.variant, "espeak_pitch": voice.pitch,

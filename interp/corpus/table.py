@@ -1,4 +1,8 @@
-"""The ground-truth table: one row per utterance, in `utterances.parquet` of a corpus folder."""
+"""The ground-truth table: one row per utterance, in `utterances.parquet` of a corpus folder.
+
+`domain` says where a row's sentence comes from ("grammar" or "open"); tables written before the
+column existed are grammar-only, and `load_table` reads them so.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ _WORD = pa.struct([("word", pa.string()), ("start", pa.float64()), ("end", pa.fl
                    ("timed", pa.bool_())])
 _TAG = pa.struct([("tag", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
 SCHEMA = pa.schema([
-    ("utt_id", pa.string()), ("split", pa.string()), ("sentence_id", pa.int64()),
+    ("utt_id", pa.string()), ("split", pa.string()), ("domain", pa.string()),
+    ("sentence_id", pa.int64()),
     ("text", pa.string()), ("text_plain", pa.string()), ("instruction", pa.string()),
     ("prompt_id", pa.string()), ("voice_id", pa.string()), ("gender", pa.string()),
     ("accent", pa.string()), ("variant", pa.string()), ("espeak_pitch", pa.int64()),
@@ -41,6 +46,8 @@ def load_table(corpus: str | Path, split: str | None = None) -> list[dict]:
         raise FileNotFoundError(f"no corpus table at {path}; build one with "
                                 f"`python -m interp.corpus build --out {corpus}`")
     rows = pq.read_table(path).to_pylist()
+    for r in rows:  # older tables (and chunks rendered before the column): grammar only
+        r["domain"] = r.get("domain") or "grammar"
     return [r for r in rows if split is None or r["split"] == split]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from interp.cli import add_config_args, config_from_args, run_cli
-from interp.models.evaluate import compare, load_samples
+from interp.models.eval_plan import compare, load_samples
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""`interp.models.evaluate --domain grammar|open|both`: which held-out sentences are spoken, and
+the figures by domain (with the greedy decode beside the lexicon one)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from interp.corpus.build import build_corpus
+from interp.corpus.plan import open_generator
+from interp.corpus.table import load_table
+from interp.models.eval_plan import plan_sentences
+from tests.conftest import tiny_config
+
+# The tiny corpus's voices, sentences and seed with open sentences added: the voice split is the
+# grammar-only corpus's, so the tiny model's held-out prompts are this corpus's held-out voices.
+OPEN = tiny_config(n=32, open_frac=0.5, n_open_sentences=40, heldout_frac=0.25)
+
+
+@pytest.fixture(scope="module")
+def open_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("open_corpus")
+    build_corpus(OPEN, out, workers=1)
+    return out
+
+
+def _engine(corpus) -> SimpleNamespace:
+    """The part of a Backbone a plan reads: a prompt bank, one voice per corpus voice."""
+    rows = load_table(corpus)
+    return SimpleNamespace(voices={r["voice_id"]: {"split": r["split"], "gender": r["gender"]}
+                                   for r in rows if r["split"] != "heldout_sentences"})
+
+
+def test_plans_by_domain(open_corpus, tiny_corpus):
+    engine = _engine(open_corpus)
+    held = open_generator(OPEN).heldout_words
+    grammar = plan_sentences(open_corpus, engine, 3, 0, domain="grammar")
+    opened = plan_sentences(open_corpus, engine, 3, 0, domain="open")
+    both = plan_sentences(open_corpus, engine, 3, 0, domain="both")
+    assert {p[3]["domain"] for p in grammar} == {"grammar"}
+    assert {p[3]["domain"] for p in opened} == {"open"} and len(opened) >= 2
+    assert all(held & set(p[0].lower().strip(".?").replace(",", "").split()) for p in opened)
+    assert both == grammar + opened  # n of each, each as its own plan
+    assert all(p[3]["split"] == "heldout_voices" and p[0] == p[3]["text_plain"] for p in both)
+    assert all(engine.voices[p[1]]["split"] == "heldout_voices" for p in both)
+    with pytest.raises(ValueError, match="--domain"):
+        plan_sentences(open_corpus, engine, 3, 0, domain="all")
+    with pytest.raises(ValueError, match="--open-frac"):  # a grammar-only corpus has no open
+        plan_sentences(tiny_corpus, _engine(tiny_corpus), 3, 0, domain="open")
+
+
+@pytest.mark.slow
+def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
+    from interp.models.evaluate import EvalConfig, evaluate_tts
+
+    cfg = EvalConfig(corpus=str(open_corpus), model=str(tiny_tinycosy[0]), n=1, examples=0,
+                     out=str(tmp_path), tokens=str(tmp_path / "none"), n_reference=2,
+                     domain="both")
+    r = evaluate_tts(cfg)
+    samples = json.loads((tmp_path / "eval.json").read_text())["samples"]
+    assert [s["domain"] for s in samples] == ["grammar", "open"] and r["n_sentences"] == 2
+    assert set(r["by_domain"]) == {"grammar", "open"}
+    assert all(f["n_sentences"] == 1 and "text_conditioning_nats" in f
+               for f in r["by_domain"].values())
+    heard = r["measured_with"].startswith("listening")
+    for s in samples:  # both decodes, of the output and of the espeak reference
+        for key in ("wer", "wer_greedy", "wer_reference_greedy", "wer_roundtrip_reference_greedy"):
+            assert (s[key] is not None) == heard, key
+    if heard:
+        from interp.instruments.text import wer
+
+        assert all(s["wer_greedy"] == pytest.approx(wer(s["text"], s["transcript_greedy"]))
+                   for s in samples)
+        assert r["wer_greedy"] == pytest.approx(sum(s["wer_greedy"] for s in samples) / 2,
+                                                abs=1e-4)
+        w = r["word_recall"]  # open words split by whether the corpus's training text has them
+        assert w["n_seen"] + w["n_unseen"] == len(samples[1]["text"].split())
+        assert r["by_domain"]["grammar"]["word_recall"].get("unseen") is None
+    only = evaluate_tts(replace(cfg, domain="open", out=str(tmp_path / "open")))
+    assert "by_domain" not in only and only["n_sentences"] == 1
+    rows = json.loads((tmp_path / "open" / "eval.json").read_text())["samples"]
+    assert rows[0]["text"] == samples[1]["text"]  # the open half of `both` is the open plan

@@ -1,0 +1,74 @@
+"""`make tinycosy`: the one command that rebuilds TinyCosy on grammar and open-domain text."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_VOICES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry_run(*overrides: str) -> list[list[str]]:
+    """The commands `make tinycosy` would run (without the install step), split into words."""
+    out = subprocess.run(["make", "-n", "-o", "install", "tinycosy", "BIN=bin", *overrides],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines()
+            if "bin/python -m" in line]
+
+
+def _after(words: list[str], flag: str) -> list[str]:
+    return words[words.index(flag) + 2:]
+
+
+def test_recipe_is_the_budget_run():
+    """The training step is budget_2h_bf16_pad64.json's command (every in-grammar goal in 100
+    minutes), on the open-domain corpus; the evaluation covers both domains, paired."""
+    cmds = _dry_run()
+    train = next(c for c in cmds if "interp.models.train" in c)
+    budget = json.loads((ROOT / "data/tinycosy/budget_2h_bf16_pad64.json").read_text())
+    assert _after(train, "--export") == _after(shlex.split(budget["command"]), "--export")
+    build = next(c for c in cmds if "interp.corpus" in c)
+    assert build[build.index("--open-frac") + 1] == "0.5" and build[build.index("--n") + 1] == "24000"
+    evals = [c for c in cmds if "interp.models.evaluate" in c]
+    assert [c[c.index("--model") + 1] for c in evals] == ["data/tinycosy", "runs/tinycosy_open/export"]
+    assert all(c[c.index("--domain") + 1] == "both" for c in evals)
+    assert evals[1][evals[1].index("--baseline") + 1] == "runs/tinycosy_open/eval_baseline/eval.json"
+    assert not any("--baseline" in c for c in _dry_run("TC_BASELINE=") if "--model" in c)
+
+
+@pytest.mark.slow
+def test_the_chain_runs_at_toy_size(tmp_path):
+    """Corpus → tokens → training → both-domain evaluation paired against a baseline, end to end
+    on a toy corpus and a 2-layer model (the baseline: the toy model itself, so every paired
+    difference is 0)."""
+    tc = tmp_path / "tc"
+    corpus = (f"--n 40 --open-frac 0.5 --n-sentences 60 --n-open-sentences 40 --heldout-frac 0.25"
+              f" --n-heldout-voices 2 --seed 1 --workers 1 --voices {' '.join(TINY_VOICES)}")
+    recipe = ("--steps 2 --batch-size 4 --warmup 1 --eval-every 2 --eval-examples 4 --ckpt-every 2"
+              " --n-layers 2 --hidden 32 --text-vocab 300 --threads 1 --speech-noise 0.15"
+              " --attn-guide 0.2 --attn-guide-layer 1 --precision bf16 --pad-multiple 64")
+    cmd = ["make", "-o", "install", "tinycosy", f"BIN={Path(sys.executable).parent}", f"TC={tc}",
+           f"TC_CORPUS={corpus}", f"TC_RECIPE={recipe}", "TC_EVAL_N=1",
+           "TC_EVAL=--n-conditioning 4 --n-reference 2 --examples 0", f"TC_BASELINE={tc}/export"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"TinyCosy rebuilt: {tc}/export" in proc.stdout
+    manifest = json.loads((tc / "corpus" / "manifest.json").read_text())
+    assert set(manifest["summary"]["domain"]) == {"grammar", "open"}
+    train = json.loads((tc / "export" / "train.json").read_text())
+    assert train["steps"] == 2 and train["config"]["pad_multiple"] == 64
+    assert train["config"]["corpus"] == f"{tc}/corpus"
+    ev = json.loads((tc / "eval" / "eval.json").read_text())
+    assert ev["config"]["domain"] == "both" and set(ev["by_domain"]) == {"grammar", "open"}
+    assert ev["vs_baseline"]["wer_diff"]["mean"] in (0, None)
+    # run again: every step is skipped or resumes, nothing is retrained
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "params):" not in again.stdout  # train's closing line
+    assert json.loads((tc / "export" / "train.json").read_text()) == train
