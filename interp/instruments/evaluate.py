@@ -1,0 +1,138 @@
+"""`python -m interp.instruments.evaluate`: the recogniser's WER on held-out voices, on grammar
+sentences and on open-domain English (`open_speech`), original audio and codec round trips, for
+every decode (greedy, grammar lexicon, word list, open).
+
+The grammar figures alone flatter the recogniser: its lexicon can only output grammar words. The
+open-domain set (sentences and voices it never heard) says what a user's first sentence gets.
+`--write-card` stores the figures in the recogniser's card under `open_domain_eval`, with the
+command, beside the figures of earlier evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from interp.audio.codec import SpeechCodec
+from interp.cli import add_config_args, config_from_args, run_cli
+from interp.instruments import asr
+from interp.instruments.common import (
+    CARD,
+    command_line,
+    git_revision,
+    instrument_dir,
+    read_card,
+    set_threads,
+    write_json,
+)
+from interp.instruments.data import RoundTripCache, default_cache_dir, eval_clips
+
+SECTION = "open_domain_eval"
+DECODES = (("greedy", None), ("grammar_lexicon", "lexicon_corrected"), ("wordlist", "wordlist"),
+           ("open", "open"))
+
+
+@dataclass(frozen=True)
+class AsrEvalConfig:
+    """Which recogniser to measure, on what."""
+
+    asr: str = ""
+    """recogniser folder (default data/instruments/asr)"""
+    corpus: str = "runs/tinycosy/corpus"
+    """grammar corpus (its heldout_voices split)"""
+    open_speech: str = "runs/tinycosy/open_speech"
+    """open-domain speech folder (`python -m interp.instruments.open_speech`)"""
+    codec: str = "data/codec"
+    """codec folder (round trips)"""
+    split: str = "heldout_voices"
+    """split of both sets to measure (dev: the open set's tuning split)"""
+    n_grammar: int = 300
+    """grammar utterances, original audio (0 = all)"""
+    n_grammar_roundtrip: int = 128
+    """grammar utterances after the round trip"""
+    n_open: int = 0
+    """open-domain utterances, original audio (0 = all)"""
+    n_open_roundtrip: int = 60
+    """open-domain utterances after the round trip"""
+    write_card: bool = False
+    """store the figures in the recogniser's card.json (section open_domain_eval)"""
+    threads: int = 1
+    """torch threads (the machine is shared)"""
+
+
+def open_cache_dir(open_speech: str | Path) -> Path:
+    """Round trips of an open-speech folder live inside it (the grammar corpus's cache sits
+    beside the corpus, where the same shard names would collide)."""
+    return Path(open_speech) / "roundtrip"
+
+
+def measure_set(rec: asr.Recognizer, corpus: str | Path, cache: RoundTripCache, split: str,
+                n: int, n_rt: int) -> dict:
+    """asr.evaluate with every decode on the split's original audio and round trips."""
+    orig, rt = eval_clips(corpus, cache, split, n, n_rt)
+    return {k: asr.evaluate(rec, c, open_vocab=True) for k, c in (("original", orig),
+                                                                  ("roundtrip", rt)) if c}
+
+
+def measure(rec: asr.Recognizer, cfg: AsrEvalConfig, codec: SpeechCodec) -> dict:
+    """{grammar, open_domain} × {original, roundtrip} figures of one recogniser."""
+    out = {}
+    if cfg.n_grammar >= 0:
+        cache = RoundTripCache(Path(cfg.corpus), codec, default_cache_dir(cfg.corpus))
+        out["grammar"] = measure_set(rec, cfg.corpus, cache, cfg.split, cfg.n_grammar,
+                                     cfg.n_grammar_roundtrip)
+    cache = RoundTripCache(Path(cfg.open_speech), codec, open_cache_dir(cfg.open_speech))
+    out["open_domain"] = measure_set(rec, cfg.open_speech, cache, cfg.split, cfg.n_open,
+                                     cfg.n_open_roundtrip)
+    return out
+
+
+def wer_table(figures: dict) -> dict[str, dict[str, float | None]]:
+    """'set audio' → decode → WER: the figures that matter, flat."""
+    rows = {}
+    for name, sets in figures.items():
+        for audio, f in sets.items():
+            rows[f"{name} {audio} (n {f['n']})"] = {
+                d: (f["wer"] if key is None else f.get(key, {}).get("wer")) for d, key in DECODES}
+    return rows
+
+
+def run_eval(cfg: AsrEvalConfig) -> dict:
+    """Measure, optionally write the card section; returns the section."""
+    set_threads(cfg.threads)
+    folder = instrument_dir(asr.NAME, cfg.asr or None)
+    rec = asr.Recognizer.load(folder)
+    figures = measure(rec, cfg, SpeechCodec.load(cfg.codec))
+    section = {"command": command_line(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "git": git_revision(), "config": asdict(cfg),
+               "decode": {"open": asdict(rec.open_cfg),
+                          "wordlist_words": len(rec.wordlist) if rec.wordlist else 0},
+               "wer": wer_table(figures), **figures}
+    if cfg.write_card:
+        card = read_card(folder)
+        card[SECTION] = section
+        write_json(folder / CARD, card)
+    return section
+
+
+def format_table(section: dict) -> str:
+    names = [d for d, _ in DECODES]
+    lines = [f"{'WER':34s}" + "".join(f"{n:>16s}" for n in names)]
+    for row, vals in section["wer"].items():
+        lines.append(f"{row:34s}" + "".join(
+            f"{'-' if vals[n] is None else format(vals[n], '.3f'):>16s}" for n in names))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m interp.instruments.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p, AsrEvalConfig)
+    section = run_eval(config_from_args(AsrEvalConfig, p.parse_args(argv)))
+    print(format_table(section))
+
+
+if __name__ == "__main__":
+    run_cli(main)
