@@ -32,7 +32,9 @@ from interp.instruments.common import (
     set_threads,
     write_json,
 )
+from interp.instruments.ctc_open import WordList
 from interp.instruments.data import ClipPool, RoundTripCache, default_cache_dir, eval_clips
+from interp.instruments.evaluate import SECTION, AsrEvalConfig, open_cache_dir, run_eval
 from interp.instruments.text import Lexicon, normalize_text
 from interp.instruments.training import fit_temperature
 
@@ -58,6 +60,10 @@ class TrainJob:
     """round-trip cache folder (empty: <corpus>/../instruments/roundtrip)"""
     threads: int = 1
     """torch threads (machine is shared)"""
+    extra_corpus: str = ""
+    """asr only: a second corpus folder whose train split is mixed in (e.g. open-domain speech
+    from `python -m interp.instruments.open_speech`; its round trips are cached inside it), and
+    whose heldout_voices split is measured with every decode (card: open_domain_eval)"""
 
 
 def setup(job: TrainJob, seed: int) -> tuple[Path, RoundTripCache]:
@@ -229,7 +235,10 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
     rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()])
-    history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg)
+    if rec.wordlist is None and cfg.wordlist_size > 0:
+        rec.wordlist = WordList.from_wordfreq(cfg.wordlist_size)
+    extra = extra_pool(job, cache.codec, cfg)
+    history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg, extra)
     heldout = _asr_heldout(rec, corpus, cache, cfg)
     rec.save(out)
     card = card_base(asr.NAME, job, cfg, history, sum(p.numel() for p in rec.model.parameters()))
@@ -248,11 +257,7 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
         "heldout_voices": heldout,
         "goals": {"wer": "<= 0.05 on heldout_voices original audio"},
         "limits": [LIMITS_SYNTHETIC,
-                   "The corpus's sentences come from a small grammar (314 distinct words in the "
-                   "train split): words outside it are rarely spelt right, there is no language "
-                   "model, and lexicon decoding can only ever output those words (it can hide "
-                   "a mispronunciation that lands near another known word; the greedy "
-                   "transcript and WER are reported beside it).",
+                   vocabulary_limit(train_rows, extra),
                    "Trained for a fixed CPU budget (one thread, --max-minutes): far from "
                    "converged; see the loss curve.",
                    "Non-verbal sounds ([laughter], [breath]) are not transcribed."]})
@@ -265,7 +270,37 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
             c.get("training_run", {}).get("total_steps", c.get("training_run", {}).get("steps", 0))
             for c in [prev])
     write_json(out / CARD, card)
+    if job.extra_corpus:  # every decode on grammar and open-domain held-out voices
+        card[SECTION] = run_eval(AsrEvalConfig(
+            asr=str(out), corpus=job.corpus, open_speech=job.extra_corpus, codec=job.codec,
+            n_grammar=cfg.n_eval or 300, n_grammar_roundtrip=min(128, cfg.n_eval_roundtrip),
+            write_card=True, threads=job.threads))
     return card
+
+
+def vocabulary_limit(train_rows: list[dict], extra: ClipPool | None) -> str:
+    """The card's sentence on what the recogniser heard and what its decodes can output."""
+    n = len({w for r in train_rows for w in normalize_text(r["text_plain"]).split()})
+    grammar = (f"The grammar corpus has {n} distinct words in its train split; grammar-lexicon "
+               "decoding (`transcript_corrected`) can only ever output those words (it can hide a "
+               "mispronunciation that lands near another known word).")
+    if extra is None:
+        return grammar + (" Words outside it are rarely spelt right; the greedy and open "
+                          "(word-list) transcripts are reported beside it.")
+    m = len({w for r in extra.rows for w in normalize_text(r["text_plain"]).split()})
+    return grammar + (f" The open-domain speech mixed in has {m} distinct words; the open "
+                      "decode's prior is unigram word frequency only (no bigram model).")
+
+
+def extra_pool(job: TrainJob, codec: SpeechCodec, cfg: asr.AsrConfig) -> ClipPool | None:
+    """The --extra-corpus train split (with its cached round trips) as a second clip pool."""
+    if not job.extra_corpus:
+        return None
+    folder = Path(job.extra_corpus)
+    rows = load_table(folder, "train")
+    rt_rows, rt = RoundTripCache(folder, codec, open_cache_dir(folder)).get(
+        "train", cfg.n_extra_roundtrip)
+    return ClipPool(folder, rows, rt, cfg.roundtrip_frac)
 
 
 def summary(card: dict) -> str:
