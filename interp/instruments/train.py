@@ -234,7 +234,9 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
-    rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()])
+    known = rec.lexicon.words if rec.lexicon is not None else []  # a continued run keeps its words
+    rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()]
+                          + known)
     if rec.wordlist is None and cfg.wordlist_size > 0:
         rec.wordlist = WordList.from_wordfreq(cfg.wordlist_size)
     extra = extra_pool(job, cache.codec, cfg)
