@@ -101,3 +101,21 @@ def test_evaluate_reports_every_decode_and_writes_the_card(open_speech, tiny_cor
     assert all(v is not None and v >= 0 for v in row.values())
     card = json.loads((tmp_path / "card.json").read_text())
     assert card[SECTION]["wer"] == section["wer"] and "open" in format_table(section)
+
+
+def test_tune_open_ranks_grid_points_best_first(open_speech, tiny_corpus):
+    from interp.corpus.table import load_audio
+    from interp.instruments import asr
+    from interp.instruments.ctc_open import WordList
+    from interp.instruments.evaluate import tune_open
+    from tests.test_metrics_asr import TINY
+
+    cfg, _ = open_speech
+    rec = asr.new_recognizer(TINY, tiny_corpus.parent / "tune_asr")
+    clips = [(load_audio(cfg.out, r)[0], r) for r in load_table(cfg.out, "dev")]
+    with pytest.raises(ValueError, match="no word list"):
+        tune_open(rec, clips)
+    rec.wordlist = WordList.from_counts({"the": 10, "river": 2})
+    ranked = tune_open(rec, clips, grid={"lm_weight": (0.0, 0.5), "word_bonus": (1.0,)})
+    assert len(ranked) == 2 and ranked[0][0] <= ranked[1][0]
+    assert {c["lm_weight"] for _, c in ranked} == {0.0, 0.5}

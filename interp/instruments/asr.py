@@ -202,7 +202,7 @@ class Recognizer:
                                            delimiter=self.tokenizer.word_delimiter_token)
 
     @torch.no_grad()
-    def _log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
+    def log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
         """(frames, vocab) log-probabilities of each CHUNK_S piece of a 16 kHz clip."""
         step = int(CHUNK_S * SAMPLE_RATE)
         out = []
@@ -233,7 +233,7 @@ class Recognizer:
             keys += (["open"] if open_vocab else []) + (["wordlist"] if wordlist else [])
         if is_silent(audio):  # no sound: nothing to transcribe (CTC would still emit letters)
             return dict.fromkeys(keys, "")
-        lps = self._log_probs(audio)
+        lps = self.log_probs(audio)
         out = {"greedy": normalize_text(" ".join(self._greedy(lp) for lp in lps))}
         out["lexicon"] = (out["greedy"] if self._decoder is None else
                           normalize_text(" ".join(self._lexicon(lp) for lp in lps)))

@@ -11,10 +11,14 @@ command, beside the figures of earlier evaluations.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from interp.audio import SAMPLE_RATE
 from interp.audio.codec import SpeechCodec
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.instruments import asr
@@ -23,11 +27,14 @@ from interp.instruments.common import (
     command_line,
     git_revision,
     instrument_dir,
+    prepare_audio,
     read_card,
     set_threads,
     write_json,
 )
+from interp.instruments.ctc_open import OpenBeamConfig, OpenDecoder
 from interp.instruments.data import RoundTripCache, default_cache_dir, eval_clips
+from interp.instruments.text import corpus_error_rates, normalize_text
 
 SECTION = "open_domain_eval"
 DECODES = (("greedy", None), ("grammar_lexicon", "lexicon_corrected"), ("wordlist", "wordlist"),
@@ -58,6 +65,9 @@ class AsrEvalConfig:
     """open-domain utterances after the round trip"""
     write_card: bool = False
     """store the figures in the recogniser's card.json (section open_domain_eval)"""
+    tune: bool = False
+    """instead: grid-search the open decode's prior weights on the open set's `dev` split
+    (original audio) and print the best settings"""
     threads: int = 1
     """torch threads (the machine is shared)"""
 
@@ -117,6 +127,38 @@ def run_eval(cfg: AsrEvalConfig) -> dict:
     return section
 
 
+TUNE_GRID = {"lm_weight": (0.0, 0.25, 0.5, 0.8), "word_bonus": (0.0, 1.0, 2.0, 3.0),
+             "oov_letter_logp": (-1.5, -2.5, -4.0)}
+
+
+def tune_open(rec: asr.Recognizer, clips: list[tuple[np.ndarray, dict]],
+              grid: dict[str, tuple[float, ...]] = TUNE_GRID) -> list[tuple[float, dict]]:
+    """(open-decode WER, settings) for every point of `grid` on `clips`, best first; the
+    recogniser's forward pass runs once per clip."""
+    if rec.wordlist is None:
+        raise ValueError("the recogniser has no word list (wordlist.tsv): nothing to tune")
+    lps = [rec.log_probs(prepare_audio(a, SAMPLE_RATE)[0]) for a, _ in clips]
+    refs = [normalize_text(r["text_plain"]) for _, r in clips]
+    vocab = rec.tokenizer.get_vocab()
+    out = []
+    for values in itertools.product(*grid.values()):
+        cfg = replace(rec.open_cfg, **dict(zip(grid, values, strict=True)))
+        dec = OpenDecoder(rec.wordlist, vocab, rec.tokenizer.pad_token,
+                          rec.tokenizer.word_delimiter_token, cfg)
+        hyps = [" ".join(dec.decode(lp) or "" for lp in parts) for parts in lps]
+        out.append((corpus_error_rates(refs, hyps)["wer"], asdict(cfg)))
+    return sorted(out, key=lambda t: t[0])
+
+
+def run_tune(cfg: AsrEvalConfig) -> list[tuple[float, dict]]:
+    set_threads(cfg.threads)
+    rec = asr.Recognizer.load(instrument_dir(asr.NAME, cfg.asr or None))
+    cache = RoundTripCache(Path(cfg.open_speech), SpeechCodec.load(cfg.codec),
+                           open_cache_dir(cfg.open_speech))
+    clips, _ = eval_clips(cfg.open_speech, cache, "dev", cfg.n_open, 0)
+    return tune_open(rec, clips)
+
+
 def format_table(section: dict) -> str:
     names = [d for d, _ in DECODES]
     lines = [f"{'WER':34s}" + "".join(f"{n:>16s}" for n in names)]
@@ -130,8 +172,16 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m interp.instruments.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, AsrEvalConfig)
-    section = run_eval(config_from_args(AsrEvalConfig, p.parse_args(argv)))
-    print(format_table(section))
+    cfg = config_from_args(AsrEvalConfig, p.parse_args(argv))
+    if cfg.tune:
+        ranked = run_tune(cfg)
+        keys = list(TUNE_GRID)
+        print(f"open-decode WER on dev (n {cfg.n_open or 'all'}), best first; default "
+              f"{ {k: getattr(OpenBeamConfig(), k) for k in keys} }")
+        for w, c in ranked[:10]:
+            print(f"  {w:.4f}  " + "  ".join(f"{k} {c[k]}" for k in keys))
+        return
+    print(format_table(run_eval(cfg)))
 
 
 if __name__ == "__main__":
