@@ -8,7 +8,12 @@ import pytest
 
 from interp.corpus.table import load_table
 from interp.instruments.open_speech import OpenSpeechConfig, build_open_speech
-from interp.instruments.open_text import clean, conversational, open_sentences
+from interp.instruments.open_text import (
+    clean,
+    conversational,
+    is_conversational,
+    open_sentences,
+)
 
 # A tiny trigram chain in the essential-generators format: "w1 w2" -> (next words, weights).
 CHAIN = {
@@ -47,7 +52,9 @@ def test_conversational_sentences_fill_every_slot():
     rng = random.Random(0)
     for _ in range(30):
         s = conversational(rng)
-        assert "{" not in s and s[-1] in ".?" and s[0].isupper()
+        assert "{" not in s and s[-1] in ".?" and s[0].isupper() and is_conversational(s)
+    assert not is_conversational("The river flows past the old mill.")
+    assert not is_conversational("How are you today, said the river?")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +106,9 @@ def test_evaluate_reports_every_decode_and_writes_the_card(open_speech, tiny_cor
     row = section["wer"]["open_domain original (n 2)"]
     assert set(row) == {"greedy", "grammar_lexicon", "wordlist", "open"}
     assert all(v is not None and v >= 0 for v in row.values())
+    kinds = [section["open_domain"].get(f"original_{k}", {}).get("n", 0)
+             for k in ("conversational", "encyclopedic")]
+    assert sum(kinds) == 2
     card = json.loads((tmp_path / "card.json").read_text())
     assert card[SECTION]["wer"] == section["wer"] and "open" in format_table(section)
 

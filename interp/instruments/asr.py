@@ -339,12 +339,18 @@ def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: 
     transcripts against another clip's text (chance level for this grammar)."""
     reads = [rec.readings(a, open_vocab=open_vocab, wordlist=open_vocab)
              for a, _ in tqdm(clips, desc="transcribe", leave=False)]
+    return score_readings([r["text_plain"] for _, r in clips], reads, rec.lexicon is not None,
+                          n_examples)
+
+
+def score_readings(refs: list[str], reads: list[dict[str, str]], lexicon: bool = True,
+                   n_examples: int = 5) -> dict:
+    """The figures `evaluate` reports, from reference texts and each clip's `readings`."""
     hyps = [r["greedy"] for r in reads]
-    refs = [r["text_plain"] for _, r in clips]
     shuffled = refs[1:] + refs[:1]
     out = corpus_error_rates(refs, hyps)
     out["shuffled_reference_wer"] = corpus_error_rates(shuffled, hyps)["wer"]
-    extra = [("lexicon_corrected", "lexicon")] if rec.lexicon is not None else []
+    extra = [("lexicon_corrected", "lexicon")] if lexicon else []
     extra += [(k, k) for k in ("wordlist", "open") if reads and k in reads[0]]
     for name, key in extra:
         got = [r[key] for r in reads]

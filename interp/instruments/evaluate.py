@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from interp.audio import SAMPLE_RATE
 from interp.audio.codec import SpeechCodec
@@ -34,6 +35,7 @@ from interp.instruments.common import (
 )
 from interp.instruments.ctc_open import OpenBeamConfig, OpenDecoder
 from interp.instruments.data import RoundTripCache, default_cache_dir, eval_clips
+from interp.instruments.open_text import is_conversational
 from interp.instruments.text import corpus_error_rates, normalize_text
 
 SECTION = "open_domain_eval"
@@ -79,11 +81,27 @@ def open_cache_dir(open_speech: str | Path) -> Path:
 
 
 def measure_set(rec: asr.Recognizer, corpus: str | Path, cache: RoundTripCache, split: str,
-                n: int, n_rt: int) -> dict:
-    """asr.evaluate with every decode on the split's original audio and round trips."""
-    orig, rt = eval_clips(corpus, cache, split, n, n_rt)
-    return {k: asr.evaluate(rec, c, open_vocab=True) for k, c in (("original", orig),
-                                                                  ("roundtrip", rt)) if c}
+                n: int, n_rt: int, by_kind: bool = False) -> dict:
+    """Every decode's figures on the split's original audio and round trips; `by_kind` adds
+    them for the conversational and the encyclopedic (Markov) sentences apart."""
+    out = {}
+    for key, clips in zip(("original", "roundtrip"), eval_clips(corpus, cache, split, n, n_rt),
+                          strict=True):
+        if not clips:
+            continue
+        reads = [rec.readings(a, wordlist=True) for a, _ in tqdm(clips, desc=f"asr {key}",
+                                                                 leave=False)]
+        refs = [r["text_plain"] for _, r in clips]
+        out[key] = asr.score_readings(refs, reads, rec.lexicon is not None)
+        if by_kind:
+            conv = [is_conversational(t) for t in refs]
+            for kind, want in (("conversational", True), ("encyclopedic", False)):
+                idx = [i for i, c in enumerate(conv) if c == want]
+                if idx:
+                    out[f"{key}_{kind}"] = asr.score_readings(
+                        [refs[i] for i in idx], [reads[i] for i in idx],
+                        rec.lexicon is not None, n_examples=3)
+    return out
 
 
 def measure(rec: asr.Recognizer, cfg: AsrEvalConfig, codec: SpeechCodec) -> dict:
@@ -95,7 +113,7 @@ def measure(rec: asr.Recognizer, cfg: AsrEvalConfig, codec: SpeechCodec) -> dict
                                      cfg.n_grammar_roundtrip)
     cache = RoundTripCache(Path(cfg.open_speech), codec, open_cache_dir(cfg.open_speech))
     out["open_domain"] = measure_set(rec, cfg.open_speech, cache, cfg.split, cfg.n_open,
-                                     cfg.n_open_roundtrip)
+                                     cfg.n_open_roundtrip, by_kind=True)
     return out
 
 

@@ -113,6 +113,22 @@ def conversational(rng: random.Random) -> str:
     return text[0].upper() + text[1:] + end
 
 
+def _template_pattern(template: str) -> str:
+    parts = re.split(r"\{(\w+)\}", template)
+    return "".join(re.escape(p) if i % 2 == 0 else "(?:" + "|".join(map(re.escape, SLOTS[p])) + ")"
+                   for i, p in enumerate(parts))
+
+
+_CONVERSATIONAL = re.compile(
+    r"(?:(?:" + "|".join(map(re.escape, GREETINGS)) + r"), )?(?:"
+    + "|".join(_template_pattern(t) for t in QUESTIONS + STATEMENTS) + r")[.?]", re.IGNORECASE)
+
+
+def is_conversational(sentence: str) -> bool:
+    """Whether a sentence comes from the everyday templates (else: the Markov chain)."""
+    return _CONVERSATIONAL.fullmatch(sentence) is not None
+
+
 def open_sentences(n: int, seed: int, *, chain: dict | None = None, min_words: int = 4,
                    max_words: int = 14, conversational_share: float = 0.2,
                    exclude: frozenset[str] = frozenset()) -> list[str]:
