@@ -129,3 +129,26 @@ def test_tune_open_ranks_grid_points_best_first(open_speech, tiny_corpus):
     ranked = tune_open(rec, clips, grid={"lm_weight": (0.0, 0.5), "word_bonus": (1.0,)})
     assert len(ranked) == 2 and ranked[0][0] <= ranked[1][0]
     assert {c["lm_weight"] for _, c in ranked} == {0.0, 0.5}
+
+
+def test_run_asr_mixes_in_an_extra_corpus_and_ships_a_word_list(open_speech, tiny_corpus,
+                                                                tiny_codec_dir, tmp_path):
+    import dataclasses
+
+    from interp.instruments import asr
+    from interp.instruments.ctc_open import WORDLIST, WordList
+    from interp.instruments.evaluate import SECTION
+    from interp.instruments.train import TrainJob, run_asr
+    from tests.test_metrics_asr import TINY
+
+    cfg, _ = open_speech
+    job = TrainJob(corpus=str(tiny_corpus), codec=str(tiny_codec_dir), out=str(tmp_path / "asr"),
+                   roundtrip_cache=str(tmp_path / "rt"), extra_corpus=cfg.out)
+    acfg = dataclasses.replace(TINY, roundtrip_frac=0.0, n_roundtrip=0, n_eval=2,
+                               n_eval_roundtrip=0, n_extra_roundtrip=0, wordlist_size=200)
+    card = run_asr(job, acfg)
+    assert card["training_data"]["extra_utterances"] == 3
+    assert card["training_data"]["extra_corpus"] == cfg.out
+    assert card[SECTION]["open_domain"]["original"]["n"] == 2
+    assert len(WordList.load(tmp_path / "asr" / WORDLIST)) == 200
+    assert asr.Recognizer.load(tmp_path / "asr").wordlist is not None
