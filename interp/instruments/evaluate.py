@@ -145,8 +145,8 @@ def run_eval(cfg: AsrEvalConfig) -> dict:
     return section
 
 
-TUNE_GRID = {"lm_weight": (0.0, 0.25, 0.5, 0.8), "word_bonus": (0.0, 1.0, 2.0, 3.0),
-             "oov_letter_logp": (-1.5, -2.5, -4.0)}
+TUNE_GRID = {"lm_weight": (0.25, 0.5, 0.8, 1.2, 1.6), "word_bonus": (-1.0, 0.0, 1.0, 2.0),
+             "oov_letter_logp": (-2.5, -4.0)}
 
 
 def tune_open(rec: asr.Recognizer, clips: list[tuple[np.ndarray, dict]],
