@@ -38,16 +38,18 @@ class OpenBeamConfig:
     """tokens more than this many nats below a frame's best are not tried"""
     blank_skip: float = 0.999
     """frames whose blank probability exceeds this only extend by blank (speed)"""
-    lm_weight: float = 0.5
-    """weight of the unigram log-probability (natural log) of each word"""
-    word_bonus: float = 2.0
+    lm_weight: float = 0.8
+    """weight of the unigram log-probability (natural log) of each word (defaults: the best of
+    `python -m interp.instruments.evaluate --tune` on open-domain dev speech)"""
+    word_bonus: float = -1.0
     """log-score added per word (balances the prior's preference for fewer, commoner words)"""
     oov_logp: float = -4.0
     """log-probability of a word outside the list (open mode), before its per-letter cost"""
-    oov_letter_logp: float = -2.5
-    """log-probability per letter of a word outside the list (so that splitting one into two
-    costs about as much as keeping it whole: the delimiter frames decide); the rarest listed
-    word is about -15"""
+    oov_letter_logp: float = -4.0
+    """log-probability per letter of a word outside the list: the cost grows with the spelling,
+    so that splitting one into two costs little more than keeping it whole and the delimiter
+    frames decide (a per-word cost alone made long run-together spellings win); the rarest
+    listed word is about -15"""
     boundary_penalty: float = 2.0
     """cost of a word boundary with no delimiter token between two words"""
 
