@@ -108,7 +108,7 @@ def audio_files(path: str | Path) -> list[Path]:
 def write_json(path: Path, obj: dict) -> None:
     """Atomic JSON write (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable, ensure_ascii=False) + "\n")
 
 
 def _jsonable(o: object) -> object:

@@ -179,9 +179,9 @@ def run_tune(cfg: AsrEvalConfig) -> list[tuple[float, dict]]:
 
 def format_table(section: dict) -> str:
     names = [d for d, _ in DECODES]
-    lines = [f"{'WER':34s}" + "".join(f"{n:>16s}" for n in names)]
+    lines = [f"{'WER':46s}" + "".join(f"{n:>16s}" for n in names)]
     for row, vals in section["wer"].items():
-        lines.append(f"{row:34s}" + "".join(
+        lines.append(f"{row:46s}" + "".join(
             f"{'-' if vals[n] is None else format(vals[n], '.3f'):>16s}" for n in names))
     return "\n".join(lines)
 
