@@ -105,3 +105,15 @@ def test_roundtrip_cache_builds_once(tiny_corpus, tiny_codec, tmp_path, monkeypa
     rows2, _ = cache.get("heldout_voices", 3)  # cached: same rows, nothing rebuilt
     assert [r["utt_id"] for r in rows2] == [r["utt_id"] for r in rows]
     assert {r["utt_id"] for r in rows} <= {r["utt_id"] for r in load_table(tiny_corpus)}
+
+
+def test_command_line_names_the_instruments_module(monkeypatch):
+    import sys
+
+    from interp.instruments.common import command_line
+
+    for script, module in (("/x/interp/instruments/train.py", "interp.instruments.train"),
+                           ("/x/interp/instruments/evaluate.py", "interp.instruments.evaluate"),
+                           ("/x/interp/instruments/__main__.py", "interp.instruments")):
+        monkeypatch.setattr(sys, "argv", [script, "--n", "3", "a b"])
+        assert command_line() == f"python -m {module} --n 3 'a b'"

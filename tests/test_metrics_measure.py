@@ -162,3 +162,22 @@ def test_out_of_domain_input_is_flagged_not_scored(tiny_dirs, wav_dir):
 def test_recognizer_does_not_transcribe_silence(tiny_dirs):
     rec = asr.Recognizer.load(tiny_dirs["asr"])
     assert rec.transcribe(np.zeros(32000, np.float32), 16000) == ""
+
+
+def test_measure_adds_the_open_reading_when_the_recogniser_has_a_word_list(tiny_dirs, wav_dir,
+                                                                           tmp_path):
+    import shutil
+
+    from interp.instruments.ctc_open import WORDLIST, WordList
+
+    d, rows = wav_dir
+    shutil.copytree(tiny_dirs["asr"], tmp_path / "asr")
+    WordList.from_counts({"the": 3, "cat": 1}).save(tmp_path / "asr" / WORDLIST)
+    only_asr = ("gender", "laughter", "prosody")
+    r = mm.measure(d / "a.wav", ref_text=rows[0]["text_plain"], skip=only_asr,
+                   model_dirs={**tiny_dirs, "asr": str(tmp_path / "asr")})
+    assert isinstance(r["transcript_open"], str) and r["wer_open"] >= 0
+    plain = mm.measure(d / "a.wav", ref_text=rows[0]["text_plain"], skip=only_asr,
+                       model_dirs=tiny_dirs)
+    assert "transcript_open" not in plain and "wer_open" not in plain
+    assert plain["transcript"] == r["transcript"] and plain["wer"] == r["wer"]

@@ -26,7 +26,7 @@ from interp.instruments.meter import INSTRUMENTS, measure
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("file", "duration_s", "voiced_duration_s", "median_f0_hz", "p_male", "laughter",
-           "transcript", "wer", "wer_corrected", "flags")
+           "transcript", "wer", "wer_corrected", "transcript_open", "wer_open", "flags")
 
 
 def write_rows(rows: list[dict], path: Path) -> None:

@@ -30,6 +30,12 @@ from interp.audio import SAMPLE_RATE
 from interp.audio.features import MelConfig, log_mel
 from interp.instruments.common import is_silent, prepare_audio, require_files
 from interp.instruments.ctc_lexicon import LexiconDecoder
+from interp.instruments.ctc_open import (
+    WORDLIST,
+    OpenBeamConfig,
+    OpenDecoder,
+    WordList,
+)
 from interp.instruments.data import Augment, ClipPool, augment
 from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
 from interp.instruments.training import LoopConfig, fit
@@ -85,6 +91,13 @@ class AsrConfig:
     """stop training after this many minutes"""
     init_from: str = ""
     """continue training this recogniser folder (its architecture wins over the size flags)"""
+    extra_share: float = 0.5
+    """share of training batches drawn from the job's --extra-corpus (when given)"""
+    n_extra_roundtrip: int = 1024
+    """--extra-corpus train utterances with a (cached) round trip"""
+    wordlist_size: int = 50_000
+    """words of the open-vocabulary decode's list (wordfreq's most frequent; 0 = none), when
+    the recogniser does not already carry one"""
 
     def __post_init__(self) -> None:  # --conv-channels arrives as strings from the CLI
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
@@ -147,15 +160,33 @@ def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
 
 
 class Recognizer:
-    """CTC transcription of waveforms: greedy, and with a `lexicon` also lexicon-constrained
-    (beam search over known words, `interp.instruments.ctc_lexicon`)."""
+    """CTC transcription of waveforms: greedy; with a `lexicon` also lexicon-constrained (beam
+    search over known words, `interp.instruments.ctc_lexicon`); with a `wordlist` also
+    open-vocabulary (a large word list with a unigram prior, `interp.instruments.ctc_open`)."""
 
     def __init__(self, model: Wav2Vec2ForCTC, tokenizer: Wav2Vec2CTCTokenizer,
-                 frontend: Frontend | None = None, lexicon: Lexicon | None = None):
+                 frontend: Frontend | None = None, lexicon: Lexicon | None = None,
+                 wordlist: WordList | None = None, open_cfg: OpenBeamConfig | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.frontend = frontend or Frontend()
         self.lexicon = lexicon
+        self.open_cfg = open_cfg or OpenBeamConfig()
+        self.wordlist = wordlist
+
+    @property
+    def wordlist(self) -> WordList | None:
+        return self._wordlist
+
+    @wordlist.setter
+    def wordlist(self, words: WordList | None) -> None:
+        """Setting the word list (or `open_cfg` first, then this) rebuilds the open decoder."""
+        self._wordlist, self._open = words, None
+        if words is not None:
+            self._open = OpenDecoder(words, self.tokenizer.get_vocab(),
+                                     blank=self.tokenizer.pad_token,
+                                     delimiter=self.tokenizer.word_delimiter_token,
+                                     cfg=self.open_cfg)
 
     @property
     def lexicon(self) -> Lexicon | None:
@@ -171,7 +202,7 @@ class Recognizer:
                                            delimiter=self.tokenizer.word_delimiter_token)
 
     @torch.no_grad()
-    def _log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
+    def log_probs(self, audio: np.ndarray) -> list[np.ndarray]:
         """(frames, vocab) log-probabilities of each CHUNK_S piece of a 16 kHz clip."""
         step = int(CHUNK_S * SAMPLE_RATE)
         out = []
@@ -191,17 +222,36 @@ class Recognizer:
         # No all-known-words reading fits (an out-of-lexicon word): snap the greedy one instead.
         return text if text is not None else self.lexicon.correct(self._greedy(lp))
 
+    def readings(self, wav: np.ndarray, sr: int = SAMPLE_RATE, open_vocab: bool = True,
+                 wordlist: bool = False) -> dict[str, str]:
+        """Every transcript of one forward pass: `greedy`; `lexicon` (the grammar lexicon's; the
+        greedy one without a lexicon); with a word list, `open_vocab` adds `open` (may spell
+        unlisted words) and `wordlist` adds the listed-words-only reading (a second search)."""
+        audio, _ = prepare_audio(wav, sr)
+        keys = ["greedy", "lexicon"]
+        if self._open is not None:
+            keys += (["open"] if open_vocab else []) + (["wordlist"] if wordlist else [])
+        if is_silent(audio):  # no sound: nothing to transcribe (CTC would still emit letters)
+            return dict.fromkeys(keys, "")
+        lps = self.log_probs(audio)
+        out = {"greedy": normalize_text(" ".join(self._greedy(lp) for lp in lps))}
+        out["lexicon"] = (out["greedy"] if self._decoder is None else
+                          normalize_text(" ".join(self._lexicon(lp) for lp in lps)))
+        for key, oov in (("open", True), ("wordlist", False)):
+            if key in keys:
+                out[key] = normalize_text(" ".join(self._open_read(lp, oov) for lp in lps))
+        return out
+
+    def _open_read(self, lp: np.ndarray, allow_oov: bool) -> str:
+        """Open decode; the listed-words-only one falls back to it when no listed reading fits."""
+        text = self._open.decode(lp, allow_oov=allow_oov)
+        return text if text is not None else (self._open.decode(lp, allow_oov=True) or "")
+
     def transcribe_both(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[str, str]:
         """(greedy transcript, lexicon-constrained transcript) from one forward pass; without a
         lexicon both are the greedy one."""
-        audio, _ = prepare_audio(wav, sr)
-        if is_silent(audio):  # no sound: nothing to transcribe (CTC would still emit letters)
-            return "", ""
-        lps = self._log_probs(audio)
-        greedy = normalize_text(" ".join(self._greedy(lp) for lp in lps))
-        if self._decoder is None:
-            return greedy, greedy
-        return greedy, normalize_text(" ".join(self._lexicon(lp) for lp in lps))
+        r = self.readings(wav, sr, open_vocab=False)
+        return r["greedy"], r["lexicon"]
 
     def transcribe(self, wav: np.ndarray, sr: int = SAMPLE_RATE, lexicon: bool = False) -> str:
         """Greedy transcript, or the lexicon-constrained one (`lexicon=True`, when shipped)."""
@@ -217,6 +267,8 @@ class Recognizer:
             (folder / FRONTEND).write_text(json.dumps(asdict(self.frontend), indent=1) + "\n")
         if self.lexicon is not None:
             (folder / LEXICON).write_text("\n".join(self.lexicon.words) + "\n")
+        if self.wordlist is not None:
+            self.wordlist.save(folder / WORDLIST)
 
     @classmethod
     def load(cls, folder: str | Path) -> Recognizer:
@@ -228,10 +280,11 @@ class Recognizer:
         tok = Wav2Vec2CTCTokenizer.from_pretrained(folder)
         front, pre, lex = folder / FRONTEND, folder / "preprocessor_config.json", folder / LEXICON
         lexicon = Lexicon(lex.read_text().split()) if lex.exists() else None
+        words = WordList.load(folder / WORDLIST) if (folder / WORDLIST).exists() else None
         if front.exists():
-            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon)
+            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon, words)
         do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
-        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon)
+        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon, words)
 
 
 def new_recognizer(cfg: AsrConfig, folder: Path) -> Recognizer:
@@ -247,20 +300,22 @@ def _bucket(rows: list[dict], rng: np.random.Generator, seconds: float) -> list[
     return [window[k] for k in rng.choice(len(window), min(n, len(window)), replace=False)]
 
 
-def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
-    """CTC on length-bucketed batches of whole utterances."""
+def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig, extra: ClipPool | None = None) -> dict:
+    """CTC on length-bucketed batches of whole utterances; a `cfg.extra_share` of the batches
+    come from `extra` (e.g. open-domain speech beside the grammar corpus) when given."""
     rng = np.random.default_rng(cfg.seed)
     aug = Augment(speed=0.1)
-    by_len = sorted(pool.rows, key=lambda r: r["duration"])
-    rt_by_len = sorted(pool.rt_rows, key=lambda r: r["duration"])
+    pools = [(p, sorted(p.rows, key=lambda r: r["duration"]),
+              sorted(p.rt_rows, key=lambda r: r["duration"])) for p in (pool, extra) if p]
     tok = rec.tokenizer
 
     def step_loss(step: int) -> torch.Tensor:
-        use_rt = bool(rt_by_len) and rng.random() < pool.roundtrip_frac
+        src, by_len, rt_by_len = pools[int(len(pools) > 1 and rng.random() < cfg.extra_share)]
+        use_rt = bool(rt_by_len) and rng.random() < src.roundtrip_frac
         rows = _bucket(rt_by_len if use_rt else by_len, rng, cfg.batch_seconds)
         xs, labels = [], []
         for r in rows:
-            audio = pool.audio(r, use_rt)
+            audio = src.audio(r, use_rt)
             xs.append(rec.frontend(augment(audio, rng, aug)[0]))
             labels.append(tok(normalize_text(r["text_plain"])).input_ids)
         lens = [len(x) for x in xs]
@@ -276,20 +331,32 @@ def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig) -> dict:
                desc="train asr")
 
 
-def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: int = 5) -> dict:
+def evaluate(rec: Recognizer, clips: list[tuple[np.ndarray, dict]], n_examples: int = 5,
+             open_vocab: bool = False) -> dict:
     """Corpus WER/CER of greedy transcripts against `text_plain` (and of lexicon-constrained ones
-    when the recogniser has a lexicon), plus a few examples. Control: `shuffled_reference_wer`
-    scores the same transcripts against another clip's text (chance level for this grammar)."""
-    both = [rec.transcribe_both(a) for a, _ in tqdm(clips, desc="transcribe", leave=False)]
-    hyps, fixed = [b[0] for b in both], [b[1] for b in both]
-    refs = [r["text_plain"] for _, r in clips]
+    when the recogniser has a lexicon; with `open_vocab` and a word list also of the open and
+    word-list decodes), plus a few examples. Control: `shuffled_reference_wer` scores the same
+    transcripts against another clip's text (chance level for this grammar)."""
+    reads = [rec.readings(a, open_vocab=open_vocab, wordlist=open_vocab)
+             for a, _ in tqdm(clips, desc="transcribe", leave=False)]
+    return score_readings([r["text_plain"] for _, r in clips], reads, rec.lexicon is not None,
+                          n_examples)
+
+
+def score_readings(refs: list[str], reads: list[dict[str, str]], lexicon: bool = True,
+                   n_examples: int = 5) -> dict:
+    """The figures `evaluate` reports, from reference texts and each clip's `readings`."""
+    hyps = [r["greedy"] for r in reads]
     shuffled = refs[1:] + refs[:1]
     out = corpus_error_rates(refs, hyps)
     out["shuffled_reference_wer"] = corpus_error_rates(shuffled, hyps)["wer"]
-    if rec.lexicon is not None:
-        out["lexicon_corrected"] = corpus_error_rates(refs, fixed)
-        out["lexicon_corrected"]["shuffled_reference_wer"] = corpus_error_rates(shuffled,
-                                                                                fixed)["wer"]
-    out["examples"] = [{"ref": normalize_text(r), "hyp": h, "corrected": f}
-                       for r, h, f in list(zip(refs, hyps, fixed, strict=True))[:n_examples]]
+    extra = [("lexicon_corrected", "lexicon")] if lexicon else []
+    extra += [(k, k) for k in ("wordlist", "open") if reads and k in reads[0]]
+    for name, key in extra:
+        got = [r[key] for r in reads]
+        out[name] = corpus_error_rates(refs, got)
+        out[name]["shuffled_reference_wer"] = corpus_error_rates(shuffled, got)["wer"]
+    out["examples"] = [{"ref": normalize_text(ref), "hyp": r["greedy"], "corrected": r["lexicon"],
+                        **{k: r[k] for k in ("open",) if k in r}}
+                       for ref, r in list(zip(refs, reads, strict=True))[:n_examples]]
     return out

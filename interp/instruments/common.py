@@ -108,7 +108,7 @@ def audio_files(path: str | Path) -> list[Path]:
 def write_json(path: Path, obj: dict) -> None:
     """Atomic JSON write (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable, ensure_ascii=False) + "\n")
 
 
 def _jsonable(o: object) -> object:
@@ -129,7 +129,10 @@ def read_card(folder: Path) -> dict:
 def command_line() -> str:
     """The command that is running, as a user would type it (for cards)."""
     args = [a if " " not in a else repr(a) for a in sys.argv[1:]]
-    module = "interp.instruments.train" if sys.argv[0].endswith("train.py") else Path(sys.argv[0]).stem
+    script = Path(sys.argv[0])
+    module = script.stem
+    if script.parent.name == "instruments":  # run as python -m interp.instruments[.<module>]
+        module = "interp.instruments" + ("" if module == "__main__" else f".{module}")
     return " ".join(["python", "-m", module, *args])
 
 

@@ -20,7 +20,7 @@ import numpy as np
 NEG = -math.inf
 
 
-def _logadd(a: float, b: float) -> float:
+def logadd(a: float, b: float) -> float:
     if a == NEG:
         return b
     if b == NEG:
@@ -70,18 +70,18 @@ class LexiconDecoder:
         beams: dict[tuple, list[float]] = {((), "", None): [0.0, NEG]}
         for row in log_probs:
             if row[blank] > skip:
-                beams = {k: [_logadd(*v) + row[blank], NEG] for k, v in beams.items()}
+                beams = {k: [logadd(*v) + row[blank], NEG] for k, v in beams.items()}
                 continue
             cands = [int(c) for c in np.flatnonzero(row > row.max() - cfg.prune) if c != blank]
             nxt: dict[tuple, list[float]] = {}
 
             def add(key: tuple, which: int, lp: float, nxt: dict = nxt) -> None:
                 slot = nxt.setdefault(key, [NEG, NEG])
-                slot[which] = _logadd(slot[which], lp)
+                slot[which] = logadd(slot[which], lp)
 
             for key, (pb, pnb) in beams.items():
                 words, partial, last = key
-                total = _logadd(pb, pnb)
+                total = logadd(pb, pnb)
                 add(key, 0, total + row[blank])
                 if last is not None:  # the last label repeated without a blank collapses into it
                     add(key, 1, pnb + row[last])
@@ -100,12 +100,12 @@ class LexiconDecoder:
                         add((words, partial + ch, c), 1, lp)
                     if partial in self.words and ch in self.prefixes:
                         add((words + (partial,), ch, c), 1, lp - cfg.boundary_penalty)
-            best = sorted(nxt.items(), key=lambda kv: -_logadd(*kv[1]))[: cfg.beam]
+            best = sorted(nxt.items(), key=lambda kv: -logadd(*kv[1]))[: cfg.beam]
             beams = dict(best)
         finished = []
         for (words, partial, _), v in beams.items():
             if not partial or partial in self.words:
-                finished.append((_logadd(*v), words + ((partial,) if partial else ())))
+                finished.append((logadd(*v), words + ((partial,) if partial else ())))
         if not finished or max(finished)[0] < greedy_lp - cfg.max_gap:
             return None
         return " ".join(max(finished)[1])

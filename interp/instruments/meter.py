@@ -2,8 +2,9 @@
 
 `measure(wav_or_path, sr=None, ref_text=None)` → {p_male, laughter, laughter_spans,
 voiced_duration_s, duration_s, median_f0_hz, transcript, wer, cer, transcript_corrected,
-wer_corrected, ...} (the *_corrected fields: the lexicon-constrained transcript, when the
-recogniser ships a lexicon). Weights load lazily, once
+wer_corrected, transcript_open, wer_open, ...} (the *_corrected fields: the grammar
+lexicon-constrained transcript, when the recogniser ships a lexicon; the *_open fields: the
+open-vocabulary decode over its word list, when it ships one). Weights load lazily, once
 per folder; `model_dirs` points an instrument at another folder (e.g. a local HF checkpoint).
 """
 
@@ -131,13 +132,18 @@ def measure(wav_or_path: np.ndarray | str | Path, sr: int | None = None,
         from interp.instruments.text import cer, wer
 
         rec = asr_model(dirs.get("asr"))
-        out["transcript"], corrected = rec.transcribe_both(audio, SAMPLE_RATE)
+        reads = rec.readings(audio, SAMPLE_RATE)
+        out["transcript"] = reads["greedy"]
         if rec.lexicon is not None:
-            out["transcript_corrected"] = corrected
+            out["transcript_corrected"] = reads["lexicon"]
+        if "open" in reads:
+            out["transcript_open"] = reads["open"]
         if ref_text is not None:
             out["ref_text"] = ref_text
             out["wer"] = round(wer(ref_text, out["transcript"]), 4)
             out["cer"] = round(cer(ref_text, out["transcript"]), 4)
-            if rec.lexicon is not None:
-                out["wer_corrected"] = round(wer(ref_text, out["transcript_corrected"]), 4)
+            for key, name in (("transcript_corrected", "wer_corrected"),
+                              ("transcript_open", "wer_open")):
+                if key in out:
+                    out[name] = round(wer(ref_text, out[key]), 4)
     return out

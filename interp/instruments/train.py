@@ -32,7 +32,9 @@ from interp.instruments.common import (
     set_threads,
     write_json,
 )
+from interp.instruments.ctc_open import WordList
 from interp.instruments.data import ClipPool, RoundTripCache, default_cache_dir, eval_clips
+from interp.instruments.evaluate import SECTION, AsrEvalConfig, open_cache_dir, run_eval
 from interp.instruments.text import Lexicon, normalize_text
 from interp.instruments.training import fit_temperature
 
@@ -58,6 +60,10 @@ class TrainJob:
     """round-trip cache folder (empty: <corpus>/../instruments/roundtrip)"""
     threads: int = 1
     """torch threads (machine is shared)"""
+    extra_corpus: str = ""
+    """asr only: a second corpus folder whose train split is mixed in (e.g. open-domain speech
+    from `python -m interp.instruments.open_speech`; its round trips are cached inside it), and
+    whose heldout_voices split is measured with every decode (card: open_domain_eval)"""
 
 
 def setup(job: TrainJob, seed: int) -> tuple[Path, RoundTripCache]:
@@ -193,7 +199,10 @@ ASR_OUTPUT_TEXT = (
     "lower-case transcript (letters, apostrophe, spaces) by greedy CTC; `lexicon_corrected` "
     "figures decode the same CTC output by a lexicon-constrained beam search over the train "
     "split's words (lexicon.txt; interp.instruments.ctc_lexicon), snapping the greedy words instead "
-    "where no all-known-words reading fits. WER = word Levenshtein / reference words after "
+    "where no all-known-words reading fits; `open` / `wordlist` figures (open_domain_eval) decode "
+    "it by a prefix beam search over wordlist.tsv with a unigram prior, spelling unlisted words "
+    "(open) or not (wordlist; interp.instruments.ctc_open). WER = word Levenshtein / reference "
+    "words after "
     "normalisation, corpus-level; `shuffled_reference_wer` scores the same transcripts against "
     "another clip's text (the chance level).")
 
@@ -228,8 +237,13 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
-    rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()])
-    history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg)
+    known = rec.lexicon.words if rec.lexicon is not None else []  # a continued run keeps its words
+    rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()]
+                          + known)
+    if rec.wordlist is None and cfg.wordlist_size > 0:
+        rec.wordlist = WordList.from_wordfreq(cfg.wordlist_size)
+    extra = extra_pool(job, cache.codec, cfg)
+    history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg, extra)
     heldout = _asr_heldout(rec, corpus, cache, cfg)
     rec.save(out)
     card = card_base(asr.NAME, job, cfg, history, sum(p.numel() for p in rec.model.parameters()))
@@ -244,15 +258,14 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
                           "roundtrip_share": cfg.roundtrip_frac, "text": "text_plain",
                           "augmentation": "gain ±6 dB, white noise (SNR 15–40 dB) half the time, "
                                           "speed ±10%"
-                                          + (", time masking" if cfg.mask_time_prob else "")},
+                                          + (", time masking" if cfg.mask_time_prob else ""),
+                          **extra_record(job, cfg, extra)},
         "heldout_voices": heldout,
-        "goals": {"wer": "<= 0.05 on heldout_voices original audio"},
+        "goals": {"wer": "<= 0.05 on heldout_voices original audio",
+                  "open_domain_wer": "<= 0.05 on open-domain heldout_voices original audio "
+                                     "(issue 34)"},
         "limits": [LIMITS_SYNTHETIC,
-                   "The corpus's sentences come from a small grammar (314 distinct words in the "
-                   "train split): words outside it are rarely spelt right, there is no language "
-                   "model, and lexicon decoding can only ever output those words (it can hide "
-                   "a mispronunciation that lands near another known word; the greedy "
-                   "transcript and WER are reported beside it).",
+                   vocabulary_limit(train_rows, extra),
                    "Trained for a fixed CPU budget (one thread, --max-minutes): far from "
                    "converged; see the loss curve.",
                    "Non-verbal sounds ([laughter], [breath]) are not transcribed."]})
@@ -265,7 +278,45 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
             c.get("training_run", {}).get("total_steps", c.get("training_run", {}).get("steps", 0))
             for c in [prev])
     write_json(out / CARD, card)
+    if job.extra_corpus:  # every decode on grammar and open-domain held-out voices
+        card[SECTION] = run_eval(AsrEvalConfig(
+            asr=str(out), corpus=job.corpus, open_speech=job.extra_corpus, codec=job.codec,
+            n_grammar=cfg.n_eval or 300, n_grammar_roundtrip=min(128, cfg.n_eval_roundtrip),
+            write_card=True, threads=job.threads))
     return card
+
+
+def vocabulary_limit(train_rows: list[dict], extra: ClipPool | None) -> str:
+    """The card's sentence on what the recogniser heard and what its decodes can output."""
+    n = len({w for r in train_rows for w in normalize_text(r["text_plain"]).split()})
+    grammar = (f"The grammar corpus has {n} distinct words in its train split; grammar-lexicon "
+               "decoding (`transcript_corrected`) can only ever output those words (it can hide a "
+               "mispronunciation that lands near another known word).")
+    if extra is None:
+        return grammar + (" Words outside it are rarely spelt right; the greedy and open "
+                          "(word-list) transcripts are reported beside it.")
+    m = len({w for r in extra.rows for w in normalize_text(r["text_plain"]).split()})
+    return grammar + (f" The open-domain speech mixed in has {m} distinct words; the open "
+                      "decode's prior is unigram word frequency only (no bigram model).")
+
+
+def extra_record(job: TrainJob, cfg: asr.AsrConfig, extra: ClipPool | None) -> dict:
+    """The card's record of the mixed-in corpus (empty without one)."""
+    if extra is None:
+        return {}
+    return {"extra_corpus": job.extra_corpus, "extra_utterances": len(extra.rows),
+            "extra_roundtrip_utterances": len(extra.rt_rows), "extra_share": cfg.extra_share}
+
+
+def extra_pool(job: TrainJob, codec: SpeechCodec, cfg: asr.AsrConfig) -> ClipPool | None:
+    """The --extra-corpus train split (with its cached round trips) as a second clip pool."""
+    if not job.extra_corpus:
+        return None
+    folder = Path(job.extra_corpus)
+    rows = load_table(folder, "train")
+    rt_rows, rt = RoundTripCache(folder, codec, open_cache_dir(folder)).get(
+        "train", cfg.n_extra_roundtrip)
+    return ClipPool(folder, rows, rt, cfg.roundtrip_frac)
 
 
 def summary(card: dict) -> str:
