@@ -67,7 +67,8 @@ def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
                for f in r["by_domain"].values())
     heard = r["measured_with"].startswith("listening")
     for s in samples:  # both decodes, of the output and of the espeak reference
-        for key in ("wer", "wer_greedy", "wer_reference_greedy", "wer_roundtrip_reference_greedy"):
+        for key in ("wer", "wer_greedy", "wer_reference_greedy", "wer_roundtrip_reference_greedy",
+                    "wer_open", "wer_reference_open", "wer_roundtrip_reference_open"):
             assert (s[key] is not None) == heard, key
     if heard:
         from interp.instruments.text import wer
@@ -79,6 +80,12 @@ def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
         w = r["word_recall"]  # open words split by whether the corpus's training text has them
         assert w["n_seen"] + w["n_unseen"] == len(samples[1]["text"].split())
         assert r["by_domain"]["grammar"]["word_recall"].get("unseen") is None
+    if heard:  # the same plan again, paired with the first run: per domain, on its own decode
+        again = evaluate_tts(replace(cfg, out=str(tmp_path / "again"),
+                                     baseline=str(tmp_path / "eval.json")))
+        by = again["vs_baseline_by_domain"]
+        assert by["grammar"]["wer_key"] == "wer" and by["open"]["wer_key"] == "wer_open"
+        assert by["open"]["wer_diff"]["n"] == 1
     only = evaluate_tts(replace(cfg, domain="open", out=str(tmp_path / "open")))
     assert "by_domain" not in only and only["n_sentences"] == 1
     rows = json.loads((tmp_path / "open" / "eval.json").read_text())["samples"]

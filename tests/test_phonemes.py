@@ -89,3 +89,28 @@ def test_continue_a_bpe_model_with_phonemes(tmp_path, tiny_corpus, tiny_tokens, 
     engine = load_backbone(str(tmp_path / "export"), "cpu", codec=str(tiny_codec_dir))
     audio = engine.tts("the red lamp is here.", next(iter(engine.prompts)), seed=0)
     assert audio.dtype == np.float32 and len(audio) > 0
+
+
+def test_phoneme_tokens_know_their_words(tiny_corpus, tiny_tokens):
+    """The attention guide's word labels work with phonemes: each labelled frame points at the
+    phoneme tokens of the word being spoken."""
+    from interp.audio.tokenize_corpus import load_tokens
+    from interp.corpus.table import load_table
+    from interp.models.data import make_examples
+
+    rows = load_table(tiny_corpus)[:6]
+    tok = train_phoneme_tokenizer([r["text"] for r in rows] + [SYSTEM_PROMPT], SPECIAL_TOKENS)
+    text = "the red lamp [laughter] is here."
+    offsets = tok.char_offsets(text)
+    assert len(offsets) == len(tok.encode(text).ids)
+    assert {text[a:b] for a, b in offsets} >= {"red", "lamp", "[laughter]", "."}
+    ex = make_examples(rows, load_tokens(tiny_tokens), tok)
+    assert ex and all(e.spoken_span is not None for e in ex)
+    e, r = ex[0], next(r for r in rows if r["utt_id"] == ex[0].utt_id)
+    labelled = e.spoken_span[e.spoken_span[:, 0] >= 0]
+    assert len(labelled) > 0
+    inv = {i: s for s, i in tok.inner.get_vocab().items()}
+    for lo, hi in labelled.tolist():
+        symbols = [inv[i] for i in e.text_ids[lo:hi + 1].tolist()]
+        assert symbols and "|" not in symbols  # one word's phonemes, no boundary inside
+    assert len({tuple(s) for s in labelled.tolist()}) >= len(r["words"]) - 1  # word by word

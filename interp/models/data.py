@@ -89,9 +89,11 @@ def make_examples(rows: list[dict], tokens: dict[str, np.ndarray],
         text = lm_text(r["text"], p_text, r["instruction"])
         enc = tokenizer.encode(text)
         target = tokens[r["utt_id"]]
-        # Word labels need character offsets into `text`; the phoneme front end's are not.
-        spans = (None if isinstance(tokenizer, PhonemeTokenizer)
-                 else word_spans(r, text, enc.offsets, len(target)))
+        # Word labels need character offsets into `text`; the phoneme front end's are into its
+        # phoneme string, so it gives them apart.
+        offsets = (tokenizer.char_offsets(text) if isinstance(tokenizer, PhonemeTokenizer)
+                   else enc.offsets)
+        spans = word_spans(r, text, offsets, len(target))
         out.append(Example(r["utt_id"], torch.tensor(enc.ids), torch.from_numpy(p_tok.copy()),
                            torch.from_numpy(target.copy()), spans))
     return out

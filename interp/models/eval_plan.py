@@ -99,15 +99,16 @@ def check_same_plan(baseline: list[dict], plan: list[tuple[str, str]], name: str
                          "--corpus, --n and --seed")
 
 
-def compare(baseline: list[dict], rows: list[dict], same_voices: bool = True) -> dict:
-    """Paired per-sentence differences (new - baseline) of WER and of laughter with the tag, with
-    95% CIs; the rows must come from the same plan (same sentences and, unless `same_voices` is
-    off, voices, in order)."""
+def compare(baseline: list[dict], rows: list[dict], same_voices: bool = True,
+            key: str = "wer") -> dict:
+    """Paired per-sentence differences (new - baseline) of WER (`key`: which decode's) and of
+    laughter with the tag, with 95% CIs; the rows must come from the same plan (same sentences
+    and, unless `same_voices` is off, voices, in order)."""
     check_same_plan(baseline, [(r["text"], r["voice"]) for r in rows], "the baseline",
                     same_voices)
-    pairs = [(b["wer"], r["wer"]) for b, r in zip(baseline, rows, strict=True)
-             if b.get("wer") is not None and r.get("wer") is not None]
-    return {
+    pairs = [(b[key], r[key]) for b, r in zip(baseline, rows, strict=True)
+             if b.get(key) is not None and r.get(key) is not None]
+    return {"wer_key": key,
         "wer_diff": mean_ci([new - old for old, new in pairs]),
         "wer_better_worse_same": [sum(n < o for o, n in pairs), sum(n > o for o, n in pairs),
                                   sum(n == o for o, n in pairs)],

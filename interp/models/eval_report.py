@@ -37,6 +37,9 @@ def print_summary(r: dict) -> None:
         print(f"    {d:8s} n {f['n_sentences']}: WER {f['wer']} / greedy {f['wer_greedy']}, espeak"
               f" reference {f['wer_espeak_reference']} / {f['wer_espeak_reference_greedy']}, "
               f"round trip {f['wer_roundtrip_reference']} / {f['wer_roundtrip_reference_greedy']}")
+        if f.get("wer_open") is not None:
+            print(f"    {'':8s} open-vocabulary decode: WER {f['wer_open']}, espeak reference "
+                  f"{f['wer_espeak_reference_open']}, round trip {f['wer_roundtrip_reference_open']}")
     if (vw := r["voices_reference_wer"]) is not None:
         print(f"  the plan's voices in espeak renders of held-out sentences, after the round trip:"
               f" WER {vw['mean']} (n {vw['n']}; how hard these voices are to recognise)")
@@ -53,8 +56,12 @@ def print_summary(r: dict) -> None:
         print(f"  words heard: template words {w['template']:.0%}, slot words (the content) "
               f"{w['slot']:.0%}")
     if w.get("unseen") is not None:
-        print(f"  open-domain words heard (greedy): in the corpus's training sentences "
+        print(f"  open-domain words heard: in the corpus's training sentences "
               f"{w['seen']:.0%}, unseen there {w['unseen']:.0%} (n {w['n_unseen']})")
     if (v := r.get("vs_baseline")) is not None and (d := v["wer_diff"])["mean"] is not None:
         print(f"  against {v['baseline']}: WER {d['mean']:+} (95% CI {d['ci95'][0]:+} to "
               f"{d['ci95'][1]:+}), sentences better / worse / same {v['wer_better_worse_same']}")
+    for dom, v in (r.get("vs_baseline_by_domain") or {}).items():
+        if (d := v["wer_diff"])["mean"] is not None:
+            print(f"    {dom} ({v['wer_key']}): {d['mean']:+} (95% CI {d['ci95'][0]:+} to "
+                  f"{d['ci95'][1]:+}), better / worse / same {v['wer_better_worse_same']}")

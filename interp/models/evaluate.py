@@ -110,6 +110,10 @@ class EvalConfig:
     baseline: str = ""
     """an earlier eval.json made with the same --n and --seed (another checkpoint): adds the paired
     per-sentence differences to it (`vs_baseline`)"""
+    asr: str = ""
+    """recogniser folder (a `python -m interp.instruments.train asr` output); empty = the shipped
+    data/instruments/asr. With a word list in it (`wordlist.tsv`), the open-vocabulary decode's
+    figures (`wer_open`, …) come beside the lexicon and greedy ones"""
     domain: str = "grammar"
     """held-out sentences of: grammar (the planted-concept grammar), open (open English with
     words unseen in training: a corpus built with --open-frac > 0) or both (n of each; figures
@@ -141,8 +145,8 @@ def _gender(f0: float | None) -> str | None:
 class Listener:
     """The listening instruments when shipped, else the interim measures named above."""
 
-    def __init__(self, corpus: Path, codec):
-        self.codec, self.instruments = codec, None
+    def __init__(self, corpus: Path, codec, asr: str = ""):
+        self.codec, self.instruments, self.asr_dir = codec, None, asr or None
         try:
             import interp.instruments as instruments
 
@@ -171,19 +175,18 @@ class Listener:
         return float(self.instruments.p_male(audio, SAMPLE_RATE))
 
     def transcribe(self, audio: np.ndarray) -> str | None:
-        if not self.instruments or len(audio) < 1600:
-            return None
-        return self.instruments.transcribe(audio, SAMPLE_RATE)
+        return self.hear(audio)[0]
 
-    def hear(self, audio: np.ndarray) -> tuple[str | None, str | None]:
-        """(lexicon-constrained transcript, as `transcribe` gives, and the greedy one) from one
-        pass of the recognizer; (None, None) without one or under 0.1 s of audio."""
+    def hear(self, audio: np.ndarray) -> tuple[str | None, str | None, str | None]:
+        """(lexicon-constrained transcript, the greedy one, the open-vocabulary one) from one pass
+        of the recognizer; None for each without one or under 0.1 s of audio, and for the open one
+        when the recognizer has no word list."""
         if not self.instruments or len(audio) < 1600:
-            return None, None
+            return None, None, None
         from interp.instruments.meter import asr_model
 
-        greedy, lexicon = asr_model().transcribe_both(audio, SAMPLE_RATE)
-        return lexicon, greedy
+        r = asr_model(self.asr_dir).readings(audio, SAMPLE_RATE)
+        return r["lexicon"], r["greedy"], r.get("open")
 
     def wer(self, audio: np.ndarray, text: str, heard: str | None = None) -> float | None:
         """WER of `audio` against `text` (`heard`: its transcript, when already made)."""
@@ -219,7 +222,7 @@ def teacher_forced(engine: Backbone, listen: Listener, rows: list[dict], codes: 
         greedy = logits.argmax(-1).cpu().numpy()
         hits.append(float((greedy == ex.target.numpy()).mean()))
         wers.append(heard_wers(listen, engine.render(greedy), text[ex.utt_id], "wer"))
-    return {"n": len(wers), **{k: _mean(wers, k) for k in ("wer", "wer_greedy")},
+    return {"n": len(wers), **{k: _mean(wers, k) for k in ("wer", "wer_greedy", "wer_open")},
             "token_accuracy": round(float(np.mean(hits)), 4)}
 
 
@@ -247,14 +250,14 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 def heard_wers(listen: Listener, audio: np.ndarray, text: str, name: str,
                keep: bool = False) -> dict:
-    """{`name`: WER with the lexicon-constrained decode, `name`_greedy: with the greedy one}
-    of `audio` against `text` (None without a recognizer); `keep` adds both transcripts."""
+    """{`name`: WER with the lexicon-constrained decode, `name`_greedy: with the greedy one,
+    `name`_open: with the open-vocabulary one} of `audio` against `text` (None without a
+    recognizer); `keep` adds the transcripts."""
     from interp.instruments.text import wer
 
-    lexicon, greedy = listen.hear(audio)
-    out = {name: None if lexicon is None else float(wer(text, lexicon)),
-           f"{name}_greedy": None if greedy is None else float(wer(text, greedy))}
-    return out | ({"transcript": lexicon, "transcript_greedy": greedy} if keep else {})
+    heard = dict(zip(("", "_greedy", "_open"), listen.hear(audio), strict=True))
+    out = {f"{name}{k}": None if h is None else float(wer(text, h)) for k, h in heard.items()}
+    return out | ({f"transcript{k}": h for k, h in heard.items()} if keep else {})
 
 
 def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tuple,
@@ -300,7 +303,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         raise ValueError(f"cannot evaluate {cfg.model}: {why}")
     plan = heldout_plan(cfg, engine)
     baseline = load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
-    listen = Listener(Path(cfg.corpus), getattr(engine, "codec", None))
+    listen = Listener(Path(cfg.corpus), getattr(engine, "codec", None), cfg.asr)
     out = Path(cfg.out) if cfg.out else Path(getattr(engine, "folder", None) or "runs/eval")
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
@@ -330,6 +333,15 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         result["by_domain"] = {d: figures(d) for d in EVAL_DOMAINS[:-1]}
     if baseline is not None:
         result["vs_baseline"] = compare(baseline, rows) | {"baseline": cfg.baseline}
+        if cfg.domain == "both":  # open sentences paired on the decode that can spell them
+            def pair(d: str) -> dict:
+                old = [b for b in baseline if in_domain(b, d)]
+                new = [r for r in rows if in_domain(r, d)]
+                key = "wer" if d == "grammar" else next(
+                    (k for k in ("wer_open", "wer_greedy")
+                     if all(x.get(k) is not None for x in old + new)), "wer_greedy")
+                return compare(old, new, key=key)
+            result["vs_baseline_by_domain"] = {d: pair(d) for d in EVAL_DOMAINS[:-1]}
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
     return result
 
@@ -350,15 +362,17 @@ def word_recall(rows: list[dict], train_words: set[str] | None = None) -> dict:
     once). Grammar sentences: split into template words and slot words (`slot_words`): a model
     that coasts on the grammar says the former and swaps the latter. Open-domain sentences (when
     there are any): into words `train_words` has (the corpus's training sentences) and words it
-    lacks, `unseen` (the held-out words), with the greedy transcript: the lexicon decode cannot
-    spell a word outside its lexicon."""
+    lacks, `unseen` (the held-out words), with the open-vocabulary transcript where the recogniser
+    has a word list, else the greedy one: the lexicon decode cannot spell a word outside its
+    lexicon."""
     slot = slot_words()
     hits: dict[str, list[bool]] = {"template": [], "slot": []}
     if any(r.get("domain") == "open" for r in rows):
         hits |= {"seen": [], "unseen": []}
     for r in rows:
         is_open = r.get("domain") == "open"
-        transcript = r.get("transcript_greedy" if is_open else "transcript")
+        transcript = (r.get("transcript_open") or r.get("transcript_greedy") if is_open
+                      else r.get("transcript"))
         if transcript is None:
             continue
         heard = Counter(_words(transcript))
@@ -405,6 +419,10 @@ def summarize(rows: list[dict], train_words: set[str] | None = None) -> dict:
         "wer_greedy": _mean(rows, "wer_greedy"),
         "wer_espeak_reference_greedy": _mean(rows, "wer_reference_greedy"),
         "wer_roundtrip_reference_greedy": _mean(rows, "wer_roundtrip_reference_greedy"),
+        # ... and with the open-vocabulary one (a recogniser with a word list; else None)
+        "wer_open": _mean(rows, "wer_open"),
+        "wer_espeak_reference_open": _mean(rows, "wer_reference_open"),
+        "wer_roundtrip_reference_open": _mean(rows, "wer_roundtrip_reference_open"),
         "word_recall": word_recall(rows, train_words),
         "goals": {"gender_agreement": ">= 0.95", "slow_over_fast": ">= 1.8",
                   "laughter_with_tag": ">= 0.90", "laughter_without_tag": "<= 0.05",

@@ -36,20 +36,37 @@ def run_phonemes(words: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(w) for w in engine().phonemes(words, VOICE))
 
 
+def phoneme_symbols(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """`text` as phoneme symbols, each with the character span in `text` of the word (or
+    special, tag, punctuation mark) it stands for; `|` between words, with an empty span. Where
+    espeak-ng splits a run into another number of words than it has (numbers, abbreviations),
+    the run's symbols all carry the run's span."""
+    out: list[tuple[str, tuple[int, int]]] = []
+    pos = 0
+    for piece in _MARKS.split(text):
+        start, pos = pos, pos + len(piece)
+        if _MARKS.fullmatch(piece):
+            out.append((piece, (start, pos)))
+            continue
+        words = piece.strip()
+        if not words:
+            continue
+        spoken = run_phonemes(words)
+        spans = [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", piece)]
+        if len(spans) != len(spoken):
+            spans = [(start + len(piece) - len(piece.lstrip()),
+                      start + len(piece.rstrip()))] * len(spoken)
+        for word, span in zip(spoken, spans, strict=True):
+            if out and out[-1][0][0] not in "[<":  # not at the start, nor after a special or tag
+                out.append((WORD_BOUNDARY, (span[0], span[0])))
+            out += [(sym, span) for sym in word]
+    return out
+
+
 def to_phonemes(text: str) -> str:
     """`text` as space-separated phoneme symbols, `|` between words; specials, tags and
     punctuation kept as they are."""
-    out: list[str] = []
-    for piece in _MARKS.split(text):
-        if _MARKS.fullmatch(piece):
-            out.append(piece)
-            continue
-        words = piece.strip()
-        for word in run_phonemes(words) if words else ():
-            if out and out[-1][0] not in "[<":  # not at the start, nor after a special or tag
-                out.append(WORD_BOUNDARY)
-            out += word
-    return " ".join(out)
+    return " ".join(sym for sym, _ in phoneme_symbols(text))
 
 
 class PhonemeTokenizer:
@@ -61,6 +78,12 @@ class PhonemeTokenizer:
 
     def encode(self, text: str) -> Encoding:
         return self.inner.encode(to_phonemes(text))
+
+    def char_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Per token of `encode(text)`, the character span in `text` of the word it spells (the
+        BPE's `Encoding.offsets` are into the phoneme string instead): word labels such as the
+        attention guide's need it."""
+        return [span for _, span in phoneme_symbols(text)]
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return self.inner.decode(ids, skip_special_tokens=skip_special_tokens)

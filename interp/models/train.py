@@ -207,8 +207,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                          f"{cfg.attn_guide_head}: this model has layers 0 to "
                          f"{len(model.layers) - 1} and heads 0 to {model.cfg.n_heads - 1}")
     if cfg.attn_guide and any(ex.spoken_span is None for ex in train_ex):
-        raise ValueError("--attn-guide needs the corpus's word timings and BPE text offsets, which "
-                         "these examples (TinyEdit's pairs, or the phoneme front end) do not have")
+        raise ValueError("--attn-guide needs the corpus's word timings, which these examples "
+                         "(TinyEdit's pairs) do not have; drop --attn-guide")
     device = model.speech_embedding.weight.device
     autocast_bf16(device, cfg.precision)  # a bad --precision fails before any work
     if cfg.compile:
