@@ -14,7 +14,14 @@ from interp.models.cosyvoice3 import CosyVoice3Backbone, load_cosyvoice3_lm
 from interp.models.editing_lm import EditingLMBackbone, EditingLMConfig, load_editing_lm
 from interp.models.generate import SamplingConfig
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy, TinyCosyConfig
-from tests.replicas import CODES, QWEN_JSON, REAL_KEYS, tiny_text_tokenizer, write_cosyvoice3
+from tests.replicas import (
+    CODES,
+    COSY_QWEN_JSON,
+    QWEN_JSON,
+    REAL_KEYS,
+    tiny_text_tokenizer,
+    write_cosyvoice3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def test_cosyvoice3_keys_round_trip_and_logits(cosy_dir):
     assert (bb.n_layers, bb.d_model, bb.model.sos, bb.model.task_id) == (2, 32, CODES, CODES + 2)
     assert bb.model.llm.model.config.rope_parameters["rope_theta"] == 1e6
     # The speech logits are the HF Qwen2's last hidden state through llm_decoder.
-    qwen = Qwen2ForCausalLM(Qwen2Config(**QWEN_JSON))
+    qwen = Qwen2ForCausalLM(Qwen2Config(**COSY_QWEN_JSON))
     qwen.load_state_dict({k[len("llm.model."):]: v for k, v in state.items()
                           if k.startswith("llm.model.")})
     text, prompt, target = torch.tensor([5, 6, 7]), torch.tensor([1, 2]), torch.tensor([3, 4, 5])
@@ -63,7 +70,7 @@ def test_cosyvoice3_generates_and_encodes_text(cosy_dir):
     bb = CosyVoice3Backbone.load(cosy_dir[0])
     ids, n_text = bb.encode_text("the red lamp", instruction="Please speak slowly.")
     endofprompt = bb.tokenizer.convert_tokens_to_ids("<|endofprompt|>")
-    assert endofprompt in ids.tolist() and int(ids.max()) < QWEN_JSON["vocab_size"]
+    assert endofprompt in ids.tolist() and int(ids.max()) < COSY_QWEN_JSON["vocab_size"]
     assert len(bb.tokenizer.encode("[laughter]", add_special_tokens=False)) == 1
     a = bb.generate(ids, torch.tensor([1, 2, 3]), n_text=2, sampling=SamplingConfig(seed=3))
     b = bb.generate(ids, torch.tensor([1, 2, 3]), n_text=2, sampling=SamplingConfig(seed=3))
@@ -94,7 +101,7 @@ def test_cosyvoice3_clear_errors(tmp_path):
         load_cosyvoice3_lm(tmp_path / "a")
     write_cosyvoice3(tmp_path / "b")
     cfg_path = tmp_path / "b" / "CosyVoice-BlankEN" / "config.json"
-    cfg_path.write_text(json.dumps({**QWEN_JSON, "intermediate_size": 48}))
+    cfg_path.write_text(json.dumps({**COSY_QWEN_JSON, "intermediate_size": 48}))
     with pytest.raises(ValueError, match=r"other shapes .*mlp\.\w+_proj\.weight \(64, 32\) vs "
                                          r"\(48, 32\)"):
         load_cosyvoice3_lm(tmp_path / "b")

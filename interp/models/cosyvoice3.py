@@ -6,7 +6,10 @@ A CosyVoice3 model directory (e.g. `Fun-CosyVoice3-0.5B`) holds `llm.pt` — the
 config and text tokenizer the LM was built from. TinyCosy has the same module names, so the state
 dict loads as is and hooks, SAEs and steering written against TinyCosy apply unchanged.
 
-Speech tokens come from the LM with `interp.models.generate`. Waveforms need CosyVoice's own flow
+Text and speech tokenizers are CosyVoice3's own, read from the same dir without the `cosyvoice`
+package (`interp.models.cosyvoice3_tokenizers`): Qwen2's tokenizer in `CosyVoice-BlankEN/` plus
+CosyVoice3's 280 special tokens, and `speech_tokenizer_v3.onnx` through `onnxruntime`. Speech
+tokens come from the LM with `interp.models.generate`. Waveforms need CosyVoice's own flow
 and HiFT (`flow.pt`, `hift.pt`, `cosyvoice3.yaml`) and the `cosyvoice` package; without them the
 adapter returns tokens only, and says so.
 """
@@ -24,6 +27,12 @@ from transformers import Qwen2Config
 
 from interp.audio import SAMPLE_RATE
 from interp.models.backbone import SpeechLMBackbone
+from interp.models.cosyvoice3_tokenizers import (
+    SPEECH_TOKENIZER_FILE,
+    SpeechTokenizerV3,
+    cosyvoice3_text_tokenizer,
+    speech_tokenizer_missing,
+)
 from interp.models.text_tokenizer import SYSTEM_PROMPT
 from interp.models.tinycosy import SPEECH_EXTRA, TinyCosy
 
@@ -35,11 +44,6 @@ CONFIG = "config.json"
 LM_HEAD = "llm.model.lm_head.weight"
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # buffers older transformers saved; recomputed
 RENDER_FILES = ("cosyvoice3.yaml", "flow.pt", "hift.pt")
-# The first special tokens CosyVoice3's tokenizer adds to Qwen's, in its order: added in the same
-# order they get the same ids, so instructions, `<|endofprompt|>` and tags encode as CosyVoice3's.
-COSYVOICE3_SPECIALS = ("<|im_start|>", "<|im_end|>", "<|endofprompt|>", "[breath]", "<strong>",
-                       "</strong>", "[noise]", "[laughter]", "[cough]", "[clucking]", "[accent]",
-                       "[quick_breath]")
 
 
 def _head(keys: list[str], n: int = 5) -> str:
@@ -119,27 +123,14 @@ def load_cosyvoice3_lm(model_dir: str | Path, device: str | torch.device = "cpu"
 
 
 def load_text_tokenizer(model_dir: Path):
-    """CosyVoice3's text tokenizer: Qwen's from `CosyVoice-BlankEN` plus its special tokens.
-
-    Uses the `cosyvoice` package's own tokenizer when importable; None when no tokenizer files.
-    """
+    """CosyVoice3's text tokenizer: Qwen2's from `CosyVoice-BlankEN` plus CosyVoice3's 280
+    special tokens in its order (the same ids); None when there are no tokenizer files."""
     folder = model_dir / QWEN_DIR
     if not folder.is_dir() or not any((folder / f).exists() for f in
                                       ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
         log.info("no text tokenizer in %s; give text ids yourself", folder)
         return None
-    if importlib.util.find_spec("cosyvoice") is not None:
-        try:
-            from cosyvoice.tokenizer.tokenizer import get_qwen_tokenizer
-
-            return get_qwen_tokenizer(str(folder), True, "cosyvoice3").tokenizer
-        except Exception as err:  # any failure falls back to the transformers tokenizer
-            log.warning("cosyvoice's tokenizer failed (%s); using the transformers one", err)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    tok.add_special_tokens({"additional_special_tokens": list(COSYVOICE3_SPECIALS)})
-    return tok
+    return cosyvoice3_text_tokenizer(folder)
 
 
 class CosyVoice3Backbone(SpeechLMBackbone):
@@ -150,6 +141,7 @@ class CosyVoice3Backbone(SpeechLMBackbone):
                          spec=f"cosyvoice3:{model_dir}", weights=(model_dir / LLM_FILE,))
         self.model_dir, self.tokenizer = model_dir, tokenizer
         self._cosyvoice = None
+        self.speech_tokenizer = SpeechTokenizerV3(model_dir, self.device)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> CosyVoice3Backbone:
@@ -160,6 +152,8 @@ class CosyVoice3Backbone(SpeechLMBackbone):
             log.warning("text tokenizer has %d ids but the LM embeds %d", len(tok),
                         model.cfg.text_vocab)
         bb = cls(model, model_dir, tok)
+        if why := speech_tokenizer_missing(model_dir):
+            log.info("no speech tokens from waveforms here: %s", why)
         if not bb.can_render():
             log.info("CosyVoice3 adapter returns speech tokens only: %s", bb.render_missing())
         return bb
@@ -190,14 +184,15 @@ class CosyVoice3Backbone(SpeechLMBackbone):
         return ids[0] if len(ids) == 1 else None
 
     def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-        """CosyVoice3's own speech tokens of a waveform (through the `cosyvoice` package)."""
-        import tempfile
-
-        import soundfile as sf
-
-        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-            sf.write(f.name, np.asarray(audio, np.float32), sr)
-            return self.prompt_tokens(f.name).numpy().astype(np.int64)
+        """CosyVoice3's own 25 Hz speech tokens (int64) of a mono waveform of at most 30 s, by
+        the dir's `speech_tokenizer_v3.onnx` (needs onnxruntime; resampled to 16 kHz)."""
+        tokens = self.speech_tokenizer(audio, sr)
+        codes = self.model.cfg.speech_codes
+        if tokens.size and int(tokens.max()) >= codes:
+            raise ValueError(f"{SPEECH_TOKENIZER_FILE} in {self.model_dir} gave token "
+                             f"{int(tokens.max())} but the LM has {codes} speech codes: the "
+                             f"tokenizer and {LLM_FILE} are not from the same checkpoint")
+        return tokens
 
     # -- waveform, only with CosyVoice's own flow + HiFT -----------------------------------
     def render_missing(self) -> str:
@@ -220,9 +215,11 @@ class CosyVoice3Backbone(SpeechLMBackbone):
         return self._cosyvoice
 
     def prompt_tokens(self, prompt_wav: str | Path) -> torch.Tensor:
-        """Speech tokens of a prompt wav, with CosyVoice3's own speech tokenizer."""
-        tokens, _ = self._engine().frontend._extract_speech_token(str(prompt_wav))
-        return tokens[0].cpu()
+        """Speech tokens of a whole prompt wav (≤ 30 s), with CosyVoice3's own speech tokenizer
+        (`prompt()` instead cuts a wav to its first 3 s)."""
+        from interp.audio.wav import read_audio
+
+        return torch.from_numpy(self.speech_tokens(*read_audio(prompt_wav)))
 
     def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray:
         """16 kHz waveform of speech tokens in the voice of `prompt` (a wav path), by flow +
