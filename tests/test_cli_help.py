@@ -15,6 +15,7 @@ CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "steering.edit_compare",
         "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
+        "interp.corpus import",
         "interp.audio roundtrip", "autointerp.dashboard build", "autointerp.dashboard serve",
         "interp.instruments.evaluate", "interp.instruments.open_speech",
         "interp.instruments.train asr"]

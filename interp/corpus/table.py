@@ -2,6 +2,13 @@
 
 `domain` says where a row's sentence comes from ("grammar" or "open"); tables written before the
 column existed are grammar-only, and `load_table` reads them so.
+
+Every table has the fixed columns of `SCHEMA`. A corpus may carry label columns of its own after
+them (an imported corpus keeps its manifest's extra columns, e.g. `style` or `emotion`, see
+`interp.corpus.importer`): `write_table` writes every record key beyond `SCHEMA` as one more
+column (typed by pyarrow from its values: string, int, float or bool; a column of nothing but
+None is a string column), `load_table` rows carry them like any other key, and `label_columns`
+names them. Readers that know only the fixed columns read such a table unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +42,26 @@ SCHEMA = pa.schema([
 
 
 def write_table(records: list[dict], path: Path) -> None:
-    table = pa.Table.from_pylist(records, schema=SCHEMA)
+    """Write the table: the fixed columns, then every other key of the records (in order of
+    first appearance) as a label column; a record without one of them has None there."""
+    schema = SCHEMA
+    fixed = set(SCHEMA.names)
+    extra = list(dict.fromkeys(k for r in records for k in r if k not in fixed))
+    for name in extra:
+        try:
+            kind = pa.array([r.get(name) for r in records]).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            raise ValueError(f"label column {name!r} mixes kinds of values ({exc}); give it "
+                             "one kind (text or numbers)") from exc
+        schema = schema.append(pa.field(name, pa.string() if kind == pa.null() else kind))
+    table = pa.Table.from_pylist(records, schema=schema)
     atomic_save(path, lambda p: pq.write_table(table, p))
+
+
+def label_columns(corpus: str | Path) -> list[str]:
+    """The corpus's own label columns: those of its table beyond the fixed `SCHEMA`."""
+    names = pq.read_schema(Path(corpus) / TABLE).names
+    return [n for n in names if n not in set(SCHEMA.names)]
 
 
 def load_table(corpus: str | Path, split: str | None = None) -> list[dict]:

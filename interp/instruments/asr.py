@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from transformers import (
 from interp.audio import SAMPLE_RATE
 from interp.audio.features import MelConfig, log_mel
 from interp.instruments.common import is_silent, prepare_audio, require_files
+from interp.instruments.ctc_align import forced_align, word_spans
 from interp.instruments.ctc_lexicon import LexiconDecoder
 from interp.instruments.ctc_open import (
     WORDLIST,
@@ -213,6 +215,39 @@ class Recognizer:
             logits = self.model(torch.from_numpy(self.frontend(chunk))[None]).logits[0]
             out.append(torch.log_softmax(logits.float(), -1).numpy())
         return out
+
+    def align(self, audio: np.ndarray, words: Sequence[str]) -> list[tuple[float, float] | None] | None:
+        """(start, end) seconds of each of `words` (the transcript, in order) in a 16 kHz clip, by
+        CTC forced alignment (`interp.instruments.ctc_align`) of its letters, the word delimiter
+        between words; None for a word with no letter the recogniser can spell (a digit, a
+        symbol). None overall when nothing can be aligned: no spellable letter, or more letters
+        than the clip has frames."""
+        vocab = self.tokenizer.get_vocab()
+        delim = vocab[self.tokenizer.word_delimiter_token]
+        targets: list[int] = []
+        owner: list[int] = []
+        for i, word in enumerate(words):
+            for part in normalize_text(word).split():  # "well-known" is two words to the model
+                ids = [vocab[c] for c in part if c in vocab]
+                if targets and ids:
+                    targets.append(delim)
+                    owner.append(-1)
+                targets += ids
+                owner += [i] * len(ids)
+        lps = self.log_probs(np.asarray(audio, np.float32))
+        if not targets or not lps:
+            return None
+        step = int(CHUNK_S * SAMPLE_RATE)
+        starts = []  # start time of every frame, chunk after chunk (as log_probs cut the clip)
+        for k, lp in enumerate(lps):
+            seconds = min(step, len(audio) - k * step) / SAMPLE_RATE
+            starts.append(k * CHUNK_S + np.arange(len(lp) + 1) * seconds / len(lp))
+        edges = np.concatenate([s[:-1] for s in starts] + [starts[-1][-1:]])
+        path = forced_align(np.concatenate(lps), targets, vocab[self.tokenizer.pad_token])
+        if path is None:
+            return None
+        return [None if span is None else (float(edges[span[0]]), float(edges[span[1]]))
+                for span in word_spans(path, owner, len(words))]
 
     def _greedy(self, lp: np.ndarray) -> str:
         return self.tokenizer.decode(lp.argmax(-1).tolist())

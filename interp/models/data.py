@@ -33,7 +33,13 @@ class Example:
 
 
 def cut_prompt(row: dict, tokens: np.ndarray, max_s: float) -> tuple[str, np.ndarray]:
-    """Prompt text and tokens of `row` up to the last word boundary before `max_s` seconds."""
+    """Prompt text and tokens of `row` up to the last word boundary before `max_s` seconds.
+
+    A row without word timings (an imported recording whose words could not be placed) gives a
+    bare prompt: no text, its first `max_s` seconds of tokens (TinyCosy is trained on bare
+    prompts too, see `drop_prompt_text`)."""
+    if not row.get("words"):
+        return "", tokens[: max(1, int(max_s * TOKEN_RATE))]
     words = [w for w in row["words"] if w["end"] <= max_s]
     if not words:  # a very slow first word: keep it whole
         words = row["words"][:1]
