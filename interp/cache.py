@@ -105,6 +105,7 @@ def run_cache(cfg: CacheConfig, backbone: Backbone | None = None) -> dict:
     check_dtype(cfg.dtype)
     if cfg.batch_size < 1:
         raise ValueError(f"--batch-size {cfg.batch_size}: give 1 or more")
+    rank, world, barrier = distributed()  # first: under torchrun each rank takes its own GPU
     backbone = backbone or load_backbone(cfg.model, pick_device(cfg.device))
     layers = parse_layers(cfg.layers, backbone.n_layers)
     hook = parse_hook_kind(cfg.hook)
@@ -114,13 +115,13 @@ def run_cache(cfg: CacheConfig, backbone: Backbone | None = None) -> dict:
     spec = StoreSpec(model=backbone.fingerprint, corpus=fingerprint(corpus / TABLE), hook=hook,
                      layers=layers, d_model=backbone.d_model, split=cfg.split,
                      shard_utts=cfg.shard_utts, dtype=cfg.dtype)
-    rank, world, barrier = distributed()
     return write_store(Path(cfg.out), backbone, spec, triples, rank, world, barrier,
                        batch_size=cfg.batch_size)
 
 
 def distributed():
-    """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None)."""
+    """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None). With
+    CUDA, each rank drives its own GPU (LOCAL_RANK), so "cuda" in a rank means its device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, None
@@ -128,6 +129,8 @@ def distributed():
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", dist.get_rank())))
     return dist.get_rank(), world, dist.barrier
 
 
