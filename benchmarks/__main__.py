@@ -23,7 +23,8 @@ def main() -> None:
                "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                "date": time.strftime("%Y-%m-%d %H:%M")}
     results = {"machine": machine,
-               "capture": capture.run(n_seqs=8 if args.quick else 40, repeats=1 if args.quick else 3),
+               "capture": capture.run(n_seqs=8 if args.quick else 40, repeats=1 if args.quick else 3,
+                                      n_utts=16 if args.quick else 256),
                "dashboard": dashboard.run(repeats=1 if args.quick else 5),
                "sae_training": sae_training.run(sae_training.QUICK if args.quick
                                                 else sae_training.SAEBenchConfig())}
@@ -34,9 +35,7 @@ def main() -> None:
     results["steering"] = steering_bench.run(**({"n_seqs": 2, "repeats": 1} if args.quick else {}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
-    c = results["capture"]
-    print(f"capture: {c['tokens_per_s']} tokens/s; overhead vs bare forward {c['overhead_vs_bare']}"
-          f" ({c['threads']} threads) → {args.out}")
+    print(f"{capture.line(results['capture'])} → {args.out}")
     print(sae_training.line(results["sae_training"]))
     print(tinycosy_training.line(results["tinycosy_training"]))
     print(training_memory.line(results["training_memory"]))

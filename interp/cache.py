@@ -2,7 +2,11 @@
 
 Teacher-forced passes of any backbone (`--model`) over (text + prompt speech + target speech) of
 one corpus split, several layers in one pass, into a resumable sharded store (see
-`interp.store.writer`). From Python: `run_cache(CacheConfig(...))`. Under
+`interp.store.writer`). `--batch-size` sequences per forward pass (right-padded with an attention
+mask, sorted by length inside each shard; 1 = one utterance per pass): the store holds the same
+utterances in the same order whatever the batch size. `--dtype bf16` computes the forward in bf16
+autocast (fast on CUDA; on a CPU slower than fp32) and is recorded in the manifest; activations
+are stored as float16 either way. From Python: `run_cache(CacheConfig(...))`. Under
 `torchrun --nproc-per-node N -m interp.cache …` the shards are split across the ranks.
 """
 
@@ -19,6 +23,7 @@ import torch
 from interp.audio.tokenize_corpus import MANIFEST as TOKENS_MANIFEST
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE
+from interp.device import check_dtype, pick_device
 from interp.hooks.points import HOOK_KINDS
 from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
@@ -80,6 +85,13 @@ class CacheConfig:
     """store folder"""
     threads: int = 0
     """CPU threads (0 = all cores)"""
+    batch_size: int = 16
+    """utterances per forward pass (right-padded; 1 = one at a time); on a GPU 64 or more"""
+    dtype: str = "fp32"
+    """fp32 | bf16 (forward in bf16 autocast: for CUDA; on a CPU slower than fp32 without
+    torch.compile); the store records it and keeps float16 activations either way"""
+    device: str = "auto"
+    """auto (CUDA when present), cpu or cuda[:N]"""
 
 
 def ensure_tokens(backbone: Backbone, corpus: Path, tokens: Path) -> None:
@@ -90,7 +102,11 @@ def ensure_tokens(backbone: Backbone, corpus: Path, tokens: Path) -> None:
 
 def run_cache(cfg: CacheConfig, backbone: Backbone | None = None) -> dict:
     """Cache `cfg.layers` of `cfg.split` (resuming a killed run); returns the manifest."""
-    backbone = backbone or load_backbone(cfg.model)
+    check_dtype(cfg.dtype)
+    if cfg.batch_size < 1:
+        raise ValueError(f"--batch-size {cfg.batch_size}: give 1 or more")
+    rank, world, barrier = distributed()  # first: under torchrun each rank takes its own GPU
+    backbone = backbone or load_backbone(cfg.model, pick_device(cfg.device))
     layers = parse_layers(cfg.layers, backbone.n_layers)
     hook = parse_hook_kind(cfg.hook)
     corpus, tokens = Path(cfg.corpus), Path(cfg.tokens)
@@ -98,13 +114,14 @@ def run_cache(cfg: CacheConfig, backbone: Backbone | None = None) -> dict:
     triples = backbone.corpus_examples(corpus, tokens, cfg.split.split(","), cfg.max_utts)
     spec = StoreSpec(model=backbone.fingerprint, corpus=fingerprint(corpus / TABLE), hook=hook,
                      layers=layers, d_model=backbone.d_model, split=cfg.split,
-                     shard_utts=cfg.shard_utts)
-    rank, world, barrier = distributed()
-    return write_store(Path(cfg.out), backbone, spec, triples, rank, world, barrier)
+                     shard_utts=cfg.shard_utts, dtype=cfg.dtype)
+    return write_store(Path(cfg.out), backbone, spec, triples, rank, world, barrier,
+                       batch_size=cfg.batch_size)
 
 
 def distributed():
-    """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None)."""
+    """(rank, world size, barrier) under torchrun (gloo, CPU or GPU), else (0, 1, None). With
+    CUDA, each rank drives its own GPU (LOCAL_RANK), so "cuda" in a rank means its device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, None
@@ -112,6 +129,8 @@ def distributed():
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", dist.get_rank())))
     return dist.get_rank(), world, dist.barrier
 
 

@@ -46,8 +46,8 @@ def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
             layer, kind = parse_hook(name, len(layers))
 
             def read(x: torch.Tensor, name: str = name) -> None:
-                x = x.detach()
-                parts[name].append((x.cpu() if to_cpu else x).to(dtype or x.dtype))
+                x = x.detach().to(dtype or x.dtype)  # cast where it lives: less to copy
+                parts[name].append(x.cpu() if to_cpu else x)
 
             handles += attach(layers[layer], kind, read)
         yield cache

@@ -2,7 +2,8 @@
 
 A stage touches a model only through a `Backbone` (`interp.models.registry.load_backbone`): its
 depth and width, its hook points in TransformerLens grammar, its text and speech tokenizers, a
-teacher-forced pass that says which modality each position has, the corpus's examples in its
+teacher-forced pass that says which modality each position has (and a batched one over
+right-padded rows, one by one where a model cannot batch), the corpus's examples in its
 own input layout, seeded generation, and `render` where a waveform decoder exists. Nothing below
 the Backbone knows which model it is.
 """
@@ -10,6 +11,7 @@ the Backbone knows which model it is.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from interp.audio import SAMPLE_RATE
 from interp.hooks.points import hook_names, parse_hook
@@ -44,6 +47,9 @@ class Request:
     prompt: torch.Tensor  # (n_prompt,) speech tokens
     n_text: int
     modality: list[str]
+
+
+TFSequence = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (text ids, prompt, target)
 
 
 class Backbone(Protocol):
@@ -84,6 +90,10 @@ class Backbone(Protocol):
     def teacher_forced(self, text_ids: torch.Tensor, prompt: torch.Tensor,
                        target: torch.Tensor) -> TeacherForced: ...
 
+    def can_batch(self) -> bool: ...
+
+    def teacher_forced_batch(self, seqs: list[TFSequence]) -> list[TeacherForced]: ...
+
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]: ...
 
@@ -98,6 +108,15 @@ class Backbone(Protocol):
 
     def tts(self, text: str, prompt, instruction: str | None = None, seed: int = 0,
             sampling: SamplingConfig | None = None) -> np.ndarray: ...
+
+
+def rows_per_forward(backbone, asked: int) -> int:
+    """How many sequences to give `teacher_forced_batch` at once: `asked`, or 1 for a backbone
+    that cannot batch (or does not say)."""
+    if asked < 1:
+        raise ValueError(f"--batch-size {asked}: give 1 or more")
+    can = getattr(backbone, "can_batch", None)
+    return asked if callable(can) and can() and hasattr(backbone, "teacher_forced_batch") else 1
 
 
 def files_fingerprint(paths: list[Path]) -> str:
@@ -218,6 +237,37 @@ class SpeechLMBackbone:
         logits, _ = self.model(embeds)
         return TeacherForced(logits[0], self.model.modality(len(text_ids), len(prompt),
                                                             len(target)), len(pre) - 1)
+
+    def can_batch(self) -> bool:
+        """Whether one forward pass takes several right-padded rows (the module's `forward`
+        takes an `attention_mask`)."""
+        return "attention_mask" in inspect.signature(self.model.forward).parameters
+
+    @torch.no_grad()
+    def teacher_forced_batch(self, seqs: list[TFSequence]) -> list[TeacherForced]:
+        """Teacher-forced passes of several (text ids, prompt, target) sequences, each output
+        what `teacher_forced` gives for that sequence alone.
+
+        When `can_batch()`: one forward over the rows right-padded to the longest, with an
+        attention mask, so that a hook sees (B, T_max, D) and row i's own positions are its first
+        `len(out[i].modality)`; padding comes after every real position of its row, so under the
+        causal mask no real position attends to it, and positions count from 0 in every row as
+        in an unbatched pass. A backbone that cannot batch runs the sequences one by one."""
+        if len(seqs) == 1 or not self.can_batch():
+            return [self.teacher_forced(*s) for s in seqs]
+        rows, starts = [], []
+        for text_ids, prompt, target in seqs:
+            pre = self.model.prefix(text_ids, prompt)
+            rows.append(torch.cat([pre, self.model.speech_embedding(target.to(pre.device))]))
+            starts.append(len(pre) - 1)
+        lengths = torch.tensor([len(r) for r in rows], device=rows[0].device)
+        embeds = pad_sequence(rows, batch_first=True)
+        mask = (torch.arange(embeds.shape[1], device=embeds.device)[None]
+                < lengths[:, None]).long()
+        logits, _ = self.model(embeds, attention_mask=mask)
+        return [TeacherForced(logits[i, : len(rows[i])],
+                              self.model.modality(len(t), len(p), len(g)), starts[i])
+                for i, (t, p, g) in enumerate(seqs)]
 
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]:

@@ -6,8 +6,10 @@ Folder layout (`runs/<model>/acts/`):
     layer_12/shard_00000.npy      (N, d_model) float16, memory-mappable
 A shard is complete when its meta file exists (written last, atomically), so a killed run resumes
 at the first incomplete shard with no position lost or duplicated. SIGINT/SIGTERM stop the run
-after the shard in progress. The manifest records what defines the content (model and corpus
-fingerprints, hook, layers, split, the utterance selection); a re-run with a larger selection
+after the shard in progress. Several sequences go through one forward pass (right-padded,
+sorted by length inside a shard; `write_store(batch_size=…)`), the padding never stored. The
+manifest records what defines the content (model and corpus fingerprints, hook, layers, split,
+the forward's precision, the utterance selection), not the batch size; a re-run with a larger selection
 extends the store (rewriting the short last shard), any other difference is refused in one line
 (`interp.store.check`).
 """
@@ -25,7 +27,9 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_save, atomic_write_json
 from interp.cli import StageInterrupted, stop_requests
+from interp.device import forward_precision
 from interp.hooks import capture
+from interp.models.backbone import rows_per_forward
 from interp.models.data import Example
 from interp.store.check import plan_shards, selection_digest, shard_name
 
@@ -54,6 +58,7 @@ class StoreSpec:
     d_model: int
     split: str
     shard_utts: int
+    dtype: str = "fp32"  # precision of the forward passes (a store made before it had fp32)
 
 
 def position_meta(ex: Example, utt_index: int, prompt_index: int, modality: list[str],
@@ -76,24 +81,54 @@ def position_meta(ex: Example, utt_index: int, prompt_index: int, modality: list
             "t0": t0, "t1": (t0 + 1 / TOKEN_RATE).astype(np.float32)}
 
 
+def length_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices grouped `size` at a time in order of length (longest first), so that rows padded
+    to the longest of their batch carry little padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def capture_examples(backbone, names: list[str], examples: list[tuple[Example, int, int]],
+                     batch_size: int = 1, dtype: str = "fp32",
+                     store_dtype: torch.dtype = torch.float16
+                     ) -> list[tuple[dict[str, np.ndarray], list[str]]]:
+    """Per example, in the order given: ({hook name: (T, D) activations}, modality of its T
+    positions). Teacher-forced `batch_size` rows per forward pass (1 where the backbone cannot
+    batch), sorted by length into batches; a row's padding positions are never returned. `dtype`
+    is the forward's precision (`interp.device.forward_precision`), `store_dtype` what the
+    activations are kept in."""
+    size = rows_per_forward(backbone, batch_size)
+    device = next(backbone.model.parameters()).device
+    seqs = [(ex.text_ids, ex.prompt, ex.target) for ex, _, _ in examples]
+    out: list = [None] * len(examples)
+    for group in length_batches([sum(len(x) for x in s) for s in seqs], size):
+        with (torch.no_grad(), capture(backbone.model, names, dtype=store_dtype) as cache,
+              forward_precision(device, dtype)):
+            if len(group) == 1:
+                tfs = [backbone.teacher_forced(*seqs[group[0]])]
+            else:
+                tfs = backbone.teacher_forced_batch([seqs[i] for i in group])
+        for row, (i, tf) in enumerate(zip(group, tfs, strict=True)):
+            n = len(tf.modality)
+            out[i] = ({name: cache[name][row, :n].numpy() for name in names}, tf.modality)
+    return out
+
+
 def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, ...],
-                examples: list[tuple[Example, int, int]]) -> int:
-    """Capture `layers` for `examples` [(example, utt index, prompt utt index)]; returns positions."""
+                examples: list[tuple[Example, int, int]], batch_size: int = 1,
+                dtype: str = "fp32") -> int:
+    """Capture `layers` for `examples` [(example, utt index, prompt utt index)], `batch_size` per
+    forward pass, in the order given; returns positions."""
     names = [f"blocks.{layer}.{hook}" for layer in layers]
-    acts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    metas: list[dict[str, np.ndarray]] = []
-    for ex, ui, pi in examples:
-        with torch.no_grad(), capture(backbone.model, names, dtype=torch.float16) as cache:
-            tf = backbone.teacher_forced(ex.text_ids, ex.prompt, ex.target)
-        for n in names:
-            acts[n].append(cache[n][0].numpy())
-        metas.append(position_meta(ex, ui, pi, tf.modality, backbone.model.eos))
+    captured = capture_examples(backbone, names, examples, batch_size, dtype)
+    metas = [position_meta(ex, ui, pi, modality, backbone.model.eos)
+             for (ex, ui, pi), (_, modality) in zip(examples, captured, strict=True)]
     name = shard_name(index)
     (out / "meta" / f"{name}.npz").unlink(missing_ok=True)  # rewriting: not done until re-marked
     for layer, n in zip(layers, names, strict=True):
         folder = out / f"layer_{layer}"
         folder.mkdir(parents=True, exist_ok=True)
-        block = np.concatenate(acts[n])
+        block = np.concatenate([acts[n] for acts, _ in captured])
         atomic_save(folder / f"{name}.npy", lambda p, a=block: np.save(p, a))
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     (out / "meta").mkdir(parents=True, exist_ok=True)
@@ -107,7 +142,7 @@ def open_store(out: Path, spec: StoreSpec) -> dict:
     if path.exists():
         try:
             manifest = json.loads(path.read_text())
-            old = manifest["spec"]
+            old = {"dtype": "fp32", **manifest["spec"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path} is corrupt ({exc}); delete the folder or use another "
                              "--out") from None
@@ -145,12 +180,13 @@ def _finalize(out: Path, manifest: dict, chunks: list[list[int]], n_layers: int)
 
 
 def _write_mine(out: Path, backbone, spec: StoreSpec, chunks: list, todo: list[int],
-                done: int, desc: str, quiet: bool) -> None:
+                done: int, desc: str, quiet: bool, batch_size: int) -> None:
     """Write the shards `todo` (`done` others are finished); on SIGINT/SIGTERM finish the shard
     in progress, then stop."""
     with stop_requests() as stop:
         for i in tqdm(todo, desc=desc, unit="shard", disable=quiet):
-            write_shard(out, i, backbone, spec.hook, spec.layers, chunks[i])
+            write_shard(out, i, backbone, spec.hook, spec.layers, chunks[i], batch_size,
+                        spec.dtype)
             done += 1
             if stop.requested and done < len(chunks):
                 raise StageInterrupted(f"{done} of {len(chunks)} shards of {out} are written and "
@@ -158,8 +194,12 @@ def _write_mine(out: Path, backbone, spec: StoreSpec, chunks: list, todo: list[i
 
 
 def write_store(out: Path, backbone, spec: StoreSpec, examples: list[tuple[Example, int, int]],
-                rank: int = 0, world: int = 1, barrier=None) -> dict:
+                rank: int = 0, world: int = 1, barrier=None, batch_size: int = 1) -> dict:
     """Cache every shard not yet complete; returns the manifest with per-shard position counts.
+
+    `batch_size` sequences go through each forward pass, sorted by length inside a shard (the
+    unit of resuming); the shard holds them in the order given, so the store is the same for
+    any batch size (to fp16 rounding of float differences ~1e-6).
 
     With `world` > 1 (torchrun), rank r writes shards r, r + world, …; rank 0 opens the store
     first and writes the final manifest after everyone is done (`barrier` synchronises)."""
@@ -176,7 +216,8 @@ def write_store(out: Path, backbone, spec: StoreSpec, examples: list[tuple[Examp
     todo = plan_shards(out, utts, spec.layers, spec.d_model)  # every rank: same files, same answer
     mine = [i for i in todo if i % world == rank]
     desc = f"cache {spec.hook} {list(spec.layers)}" + (f" rank {rank}" if world > 1 else "")
-    _write_mine(out, backbone, spec, chunks, mine, len(chunks) - len(todo), desc, quiet=rank > 0)
+    _write_mine(out, backbone, spec, chunks, mine, len(chunks) - len(todo), desc, quiet=rank > 0,
+                batch_size=batch_size)
     if barrier:
         barrier()
     if rank == 0:
