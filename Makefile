@@ -37,6 +37,8 @@ demo: export OMP_NUM_THREADS ?= 1
 # `make tinycosy`: TinyCosy from scratch on grammar and open-domain text (issue 34), one command.
 # Defaults are the real run (~3 h on 2 cores: corpus ~8 min, tokens ~8, training 100, the two
 # evaluations ~25 each); data/README.md has the toy-size invocation that checks the chain.
+# the open-English sentence the demo ends by speaking (and transcribing)
+DEMO_SENTENCE ?= Hello, how are you today?
 TC ?= runs/tinycosy_open
 TC_CORPUS ?= --n 24000 --open-frac 0.5
 # The budget recipe (data/tinycosy/budget_2h_bf16_pad64.json: every in-grammar goal in 100 min)
@@ -115,6 +117,7 @@ demo: install
 	$(BIN)/python -m steering.edit_compare --sae $(DEMO)/tinyedit_sae/layer_12 --store $(DEMO)/tinyedit_acts --pairs $(DEMO)/edit_pairs --n 1 --out $(DEMO)/tinyedit_steer
 	$(BIN)/python -m autointerp.dashboard build --layer 12 --autointerp $(DEMO)/autointerp --steering $(DEMO)/steering --out $(DEMO)/dashboard
 	$(BIN)/python -m workbench.report --run $(DEMO)
+	$(BIN)/python -m interp.models "$(DEMO_SENTENCE)" --out $(DEMO)/hello.wav --listen > $(DEMO)/hello.txt
 	@echo; echo "demo results: $(DEMO)/"; \
 	echo "  report        $(DEMO)/report.html  (every headline figure next to the paper's; report.json)"; \
 	echo "  dashboard     $(BIN)/python -m autointerp.dashboard serve --site $(DEMO)/dashboard   (then open the URL it prints)"; \
@@ -127,7 +130,9 @@ demo: install
 	echo "  auto-interp   $(DEMO)/autointerp/layer_12/ (latents.jsonl, summary.json, figures.html)"; \
 	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"; \
 	echo "  TinyEdit      $(DEMO)/tinyedit_edits/eval.json (one edit per operation, judged; listen: examples/)"; \
-	echo "  steer vs ask  $(DEMO)/tinyedit_steer/table.html (TinyEdit steered through SAE latents vs instructed; summary.json)"
+	echo "  steer vs ask  $(DEMO)/tinyedit_steer/table.html (TinyEdit steered through SAE latents vs instructed; summary.json)"; \
+	echo "  your sentence $(DEMO)/hello.wav: TinyCosy says \"$(DEMO_SENTENCE)\" (open English);"; \
+	echo "                $$(tail -1 $(DEMO)/hello.txt)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from interp.atomic import atomic_save
@@ -47,6 +49,9 @@ def main() -> None:
                         help="sampling: nucleus mass")
     parser.add_argument("--model", default="tinycosy", help=f"backbone: {USAGE}")
     parser.add_argument("--list-voices", action="store_true", help="print the prompt bank")
+    parser.add_argument("--listen", action="store_true",
+                        help="transcribe what was spoken with the shipped recogniser (open-"
+                             "vocabulary decode) and print it with its WER against the text")
     args = parser.parse_args()
     backbone = load_backbone(args.model)
     if args.list_voices:
@@ -63,6 +68,20 @@ def main() -> None:
                          SamplingConfig(top_k=args.top_k, top_p=args.top_p))
     atomic_save(args.out, lambda p: sf.write(p, audio, backbone.sample_rate))
     print(f"wrote {args.out} ({len(audio) / backbone.sample_rate:.2f} s)")
+    if args.listen:
+        print(heard(audio, backbone.sample_rate, args.text))
+
+
+def heard(audio: np.ndarray, sr: int, text: str) -> str:
+    """What the shipped recogniser hears in `audio` (its open-vocabulary reading where it has a
+    word list, else the greedy one) and the WER against `text`, on one line."""
+    from interp.instruments.meter import asr_model
+    from interp.instruments.text import normalize_text, wer
+
+    readings = asr_model().readings(audio, sr)
+    transcript = readings.get("open", readings["greedy"])
+    words = normalize_text(re.sub(r"\[[a-z_]+\]", " ", text))  # tags are not words
+    return f'heard: "{transcript}" (WER {wer(words, transcript):.0%} against "{words}")'
 
 
 if __name__ == "__main__":
