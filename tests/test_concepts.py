@@ -305,3 +305,82 @@ def test_select_cli_errors_are_one_line(extra, message, tmp_path, tiny_sae, tiny
          *extra], capture_output=True, text=True)
     err = proc.stderr.strip()
     assert proc.returncode == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+# ----------------------------------------------------------------------------- steering.run
+
+def test_steering_run_own_concept(tmp_path, tiny_tinycosy, tiny_sae, tiny_store, tiny_corpus):
+    """The smallest experiment for a concept of your own: its latents, the prompt baseline
+    with its instruction, its success classifier, its MMAE rubric; then a resume."""
+    from interp.judge.format import load_metadata
+    from steering import run as steer_run
+
+    out = tmp_path / "breath"
+    cfg = steer_run.SteeringConfig(
+        concept="breath", groups=tuple(BREATH), concept_instruction="Take a breath.",
+        concept_rubric="Does <audio output> contain a breath?", layer=1, strength="0,2", n=1,
+        k=2, methods="sae,diffmeans,prompt", model=str(tiny_tinycosy[0]), sae=str(tiny_sae),
+        store=str(tiny_store), corpus=str(tiny_corpus), max_positions=300, out=str(out),
+        classifier_utts=8, judge="acoustic")
+    s = steer_run.run_steering(cfg)
+    assert s["concept"] == "breath" and list(s["sae"]["by_target"]) == ["breath"]
+    assert s["definition"]["targets"][0]["negative"]["name"] == "tag=none"
+    m = s["success_measure"]
+    assert m["metric"] == "p_concept" and m["utterances"]["train_positive"] == 8
+    assert {(e["method"], e["strength"]) for e in s["results"]} == {
+        ("none", 0.0), ("sae", 0.0), ("sae", 2.0), ("diffmeans", 0.0), ("diffmeans", 2.0),
+        ("prompt", 1.0)}
+    assert s["results"][0]["p_concept"]["n"] == 1
+    assert s["effects"]["breath"]["2"]["metric"] == "p_concept"
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert all(0 <= r["p_concept"] <= 1 for r in rows if r["n_tokens"] > 5)
+    assert "p_concept" in (out / "metrics.csv").read_text().splitlines()[0]
+    (sample,) = load_metadata(out / "mmae" / "breath_s2" / "MMAE-meta.json").values()
+    assert sample.instruction == "Take a breath."
+    assert sample.rubrics[0].question == "Does <audio output> contain a breath?"
+    assert s["judge"]["breath_s2"]["n"] == 1
+    # the prompt baseline asked the instruction
+    from steering.experiment import TTSItem, prompt_variant
+
+    item = TTSItem(0, "the red lamp", "v", "male", cfg.definition())
+    assert prompt_variant(None, item, cfg.definition().targets[0], 0)[2] == "Take a breath."
+    # resuming keeps the classifier and the rows; another definition in the folder is refused
+    again = steer_run.run_steering(cfg)
+    assert again["results"] == s["results"]
+    with pytest.raises(ValueError, match="another definition"):
+        steer_run.run_steering(steer_run.SteeringConfig(**{**cfg.__dict__,
+                                                           "groups": ("tag=breath",)}))
+
+
+def test_preset_prompts_unchanged():
+    """The presets' prompt baselines ask what they asked before (interp.models.eval_plan)."""
+    from interp.models.eval_plan import RATES
+    from steering.experiment import TTSItem, prompt_variant
+
+    item = TTSItem(3, "the red lamp is here today", "v", "male")
+    for t in ("slow", "fast"):
+        assert prompt_variant(None, item, t, 0) == (item.text, "v", RATES[t])
+    text, voice, instr = prompt_variant(None, item, "laughter", 0)
+    assert "[laughter]" in text and instr is None
+    assert prompt_variant(None, item, "male", 0) == (item.text, "v", None)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--concept", "whisper"], "unknown concept 'whisper'"),
+    (["--concept", "whisper", "--groups", "style=whisper", "style=default"],
+     "unknown column 'style'"),
+    (["--concept", "w", "--groups", "accent=en-gb", "rate_bin"], "malformed condition"),
+    (["--concept", "au", "--groups", "accent=en-au"], "holds no utterance"),
+    (["--concept", "rate", "--concept-instruction", "Faster."], "give --groups too"),
+])
+def test_steering_run_errors_are_one_line(extra, message, tmp_path, tiny_corpus, monkeypatch,
+                                          capsys):
+    from interp.cli import run_cli
+    from steering import run as steer_run
+
+    monkeypatch.setattr(sys, "argv", ["steering.run", "--corpus", str(tiny_corpus), "--out",
+                                      str(tmp_path), *extra])
+    with pytest.raises(SystemExit) as exc:
+        run_cli(steer_run.main)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
