@@ -198,6 +198,26 @@ PROBE_LAUGHTER = Concept("laughter", (Target(
     "laughter", _LAUGHTER, Group("none", _LAUGHTER.conditions, complement=True)),), preset=True)
 
 
+# Planted concepts as autointerp's attributes name them (`KIND:VALUE` over speech positions):
+# tag spans, the presets' columns, and every label column of an imported corpus as
+# `label:COLUMN=VALUE` (the corpus's own concepts).
+LABEL = "label"
+PLANTED_COLUMNS: dict[str, str] = PROBE_COLUMNS  # attribute kind → table column
+PLANTED_PREFIXES: tuple[str, ...] = (f"{TAG}:", *(f"{k}:" for k in PLANTED_COLUMNS), f"{LABEL}:")
+
+
+def row_label_columns(rows: list[dict]) -> list[str]:
+    """The corpus's own label columns (beyond the fixed table columns), from its rows."""
+    from interp.corpus.table import SCHEMA
+
+    fixed = set(SCHEMA.names)
+    return list(dict.fromkeys(k for r in rows[:1] for k in r if k not in fixed))
+
+
+def label_attribute(column: str, value) -> str:
+    return f"{LABEL}:{column}={as_text(value)}"
+
+
 def preset(name: str) -> Concept:
     if name not in PRESETS:
         raise ValueError(f"unknown concept {name!r}; choose from {sorted(PRESETS)}, or define it "

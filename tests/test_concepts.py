@@ -384,3 +384,53 @@ def test_steering_run_errors_are_one_line(extra, message, tmp_path, tiny_corpus,
         run_cli(steer_run.main)
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+# ----------------------------------------------------------------------------- autointerp
+
+def test_label_columns_are_planted_attributes(tiny_store, tiny_corpus):
+    """An imported corpus's label columns (here added to the tiny table's rows) become planted
+    attributes `label:COLUMN=VALUE`, read at the utterance level too; the presets' stay."""
+    from autointerp.attributes import build_attributes, describe
+    from autointerp.score import utterance_recall
+    from autointerp.stats import META_KEYS, LatentStats, with_sequences
+
+    store = ActivationStore(tiny_store, 1)
+    metas = [store.meta(s) for s in store.shards]
+    meta = with_sequences({k: np.concatenate([m[k] for m in metas]) for k in META_KEYS})
+    rows = load_table(tiny_corpus)
+    plain = build_attributes(meta, rows, {}, None)
+    for r in rows:
+        r["style"] = "whisper" if r["gender"] == "female" else "default"
+    attrs = build_attributes(meta, rows, {}, None)
+    assert set(attrs.names) - set(plain.names) == {"label:style=whisper", "label:style=default"}
+    assert {"label:style=whisper", "gender:female", "tag:laughter"} <= set(attrs.planted())
+    assert np.array_equal(attrs.column("label:style=whisper"), attrs.column("gender:female"))
+    assert describe("label:style=whisper").startswith("style whisper (speech positions")
+    # a latent that is the whisper column reads it perfectly per utterance
+    col = attrs.column("label:style=whisper").astype(np.float32)
+    import scipy.sparse as sp
+
+    stats = LatentStats(sp.csc_matrix(col[:, None] + 0.0), meta)
+    explain = meta["seq"] % 2 == 0
+    got = utterance_recall(stats, rows, explain, np.array([0]), np.array([0]),
+                           ["label:style=whisper", "gender:female"])
+    assert got["label:style=whisper"]["utterance_auroc"] == 1.0
+    assert got["gender:female"]["utterance_auroc"] == 1.0
+
+
+def test_concept_classifier_on_the_tiny_corpus(tiny_corpus):
+    from interp.corpus.table import load_audio
+    from interp.instruments.concept import ConceptClassifier, fit_classifier
+
+    clf = fit_classifier(tiny_corpus, define("deep", ["gender=male", "gender=female"]),
+                         max_per_group=12)
+    r = clf.report
+    assert r["utterances"]["train_positive"] == 10 and r["heldout_auroc"] > 0.8
+    again = ConceptClassifier.from_dict(json.loads(json.dumps(clf.to_dict())))
+    row = load_table(tiny_corpus)[0]
+    audio = load_audio(tiny_corpus, row)[0]
+    assert again.p(audio) == clf.p(audio) and 0 <= clf.p(audio) <= 1
+    assert clf.p(audio[:100]) is None
+    with pytest.raises(ValueError, match="needs train-split utterances of both groups"):
+        fit_classifier(tiny_corpus, define("us", ["accent=en-us", "accent=en-gb"]))

@@ -65,9 +65,9 @@ class ConceptClassifier:
 
     def p(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> float | None:
         """P(positive) of one clip (None under 0.1 s)."""
-        x, _ = prepare_audio(audio, sr)
-        if len(x) < MIN_SAMPLES:
+        if max(np.shape(audio), default=0) < sr // 10:  # samples (of any channel layout)
             return None
+        x, _ = prepare_audio(audio, sr)
         return round(float(self._proba(clip_features(x)[None])[0]), 4)
 
     def _proba(self, feats: np.ndarray) -> np.ndarray:
