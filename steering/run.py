@@ -35,7 +35,7 @@ import torch
 
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
-from interp.concepts import Concept, CorpusGroups, resolve
+from interp.concepts import PRESETS, Concept, CorpusGroups, resolve
 from interp.corpus.table import load_table
 from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
@@ -158,7 +158,17 @@ class SteeringConfig:
         return ms
 
     def definition(self) -> Concept:
-        """The concept: a preset, or one of your own (`--groups`)."""
+        """The concept: a preset, one of your own (`--groups`), or one of your own that
+        `python -m steering.select --concept NAME --groups ...` saved in the SAE's
+        concepts.json (its groups, instruction and rubric)."""
+        if not self.groups and self.concept not in PRESETS:
+            saved = Path(self.paths()[1]) / "concepts.json"
+            defs = json.loads(saved.read_text()).get("definitions", {}) if saved.exists() else {}
+            if self.concept in defs:
+                if self.concept_instruction or self.concept_rubric:
+                    raise ValueError(f"{self.concept!r} is defined in {saved}; give --groups to "
+                                     "define it anew with another instruction or rubric")
+                return Concept.from_dict(defs[self.concept])
         return resolve(self.concept, self.groups, self.concept_instruction, self.concept_rubric)
 
     def validate(self) -> None:

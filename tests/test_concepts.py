@@ -309,6 +309,7 @@ def test_select_cli_errors_are_one_line(extra, message, tmp_path, tiny_sae, tiny
 
 # ----------------------------------------------------------------------------- steering.run
 
+@pytest.mark.slow
 def test_steering_run_own_concept(tmp_path, tiny_tinycosy, tiny_sae, tiny_store, tiny_corpus):
     """The smallest experiment for a concept of your own: its latents, the prompt baseline
     with its instruction, its success classifier, its MMAE rubric; then a resume."""
@@ -434,3 +435,23 @@ def test_concept_classifier_on_the_tiny_corpus(tiny_corpus):
     assert clf.p(audio[:100]) is None
     with pytest.raises(ValueError, match="needs train-split utterances of both groups"):
         fit_classifier(tiny_corpus, define("us", ["accent=en-us", "accent=en-gb"]))
+
+
+def test_steering_run_reads_a_saved_definition(tmp_path):
+    """`steering.select --concept NAME --groups ...` saved it: `steering.run --concept NAME`
+    finds it in the SAE's concepts.json."""
+    from steering import run as steer_run
+
+    sae = tmp_path / "layer_1"
+    sae.mkdir()
+    own = define("breath", BREATH, "Take a breath.")
+    (sae / "concepts.json").write_text(json.dumps(
+        {"sae": "layer_1", "layer": 1, "concepts": {},
+         "definitions": {"breath": {**own.to_dict(), "corpus": "c", "seed": 0}}}))
+    cfg = steer_run.SteeringConfig(concept="breath", layer=1, sae=str(sae))
+    assert cfg.definition() == own
+    with pytest.raises(ValueError, match="unknown concept 'whisper'"):
+        steer_run.SteeringConfig(concept="whisper", layer=1, sae=str(sae)).definition()
+    with pytest.raises(ValueError, match="define it anew"):
+        steer_run.SteeringConfig(concept="breath", layer=1, sae=str(sae),
+                                 concept_rubric="Breath?").definition()
