@@ -266,7 +266,8 @@ def merge_selection(path: Path, sae_name: str, layer: int, fresh: dict, definiti
                 raise ValueError(f"{path} holds the latents of another SAE ({saved.get('sae')}, "
                                  f"layer {saved.get('layer')}); give --out")
             saved = {}
-    top = {k: saved[k] for k in ("max_positions", "seed") if k in saved} or settings
+    # the top-level settings are the presets' (a concept of your own keeps its own with it)
+    top = (own and {k: saved[k] for k in ("max_positions", "seed") if k in saved}) or settings
     defs = {k: v for k, v in (saved.get("definitions") or {}).items() if k not in fresh}
     defs.update(definitions)
     out = {"sae": sae_name, "layer": layer, **top,

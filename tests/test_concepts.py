@@ -455,3 +455,27 @@ def test_steering_run_reads_a_saved_definition(tmp_path):
     with pytest.raises(ValueError, match="define it anew"):
         steer_run.SteeringConfig(concept="breath", layer=1, sae=str(sae),
                                  concept_rubric="Breath?").definition()
+
+
+def test_merge_selection(tmp_path):
+    from steering.select import merge_selection
+
+    path = tmp_path / "concepts.json"
+    presets = merge_selection(path, "layer_1", 1, {"laughter": {"laughter": 1}}, {},
+                              {"max_positions": 100, "seed": 0}, False)
+    assert presets == {"sae": "layer_1", "layer": 1, "max_positions": 100, "seed": 0,
+                       "concepts": {"laughter": {"laughter": 1}}}
+    path.write_text(json.dumps(presets))
+    own = merge_selection(path, "layer_1", 1, {"breath": {"breath": 2}}, {"breath": {"x": 1}},
+                          {"max_positions": 50, "seed": 3}, True)
+    assert own["seed"] == 0 and set(own["concepts"]) == {"laughter", "breath"}
+    assert own["definitions"] == {"breath": {"x": 1}}
+    path.write_text(json.dumps(own))
+    again = merge_selection(path, "layer_1", 1, {"laughter": {"laughter": 5}}, {},
+                            {"max_positions": 100, "seed": 7}, False)
+    assert again["seed"] == 7 and again["concepts"]["breath"] == {"breath": 2}
+    assert again["definitions"] == {"breath": {"x": 1}}
+    with pytest.raises(ValueError, match="another SAE"):
+        merge_selection(path, "layer_2", 2, {"b": {}}, {"b": {}}, {}, True)
+    assert "definitions" not in merge_selection(path, "layer_2", 2, {"laughter": {}}, {}, {},
+                                                False)
