@@ -16,14 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from interp.concepts import (
+    LABEL,
+    PLANTED_COLUMNS,
+    PLANTED_PREFIXES,
+    as_text,
+    label_attribute,
+    row_label_columns,
+)
+
 TEXT, SPEECH, SPECIAL = 0, 1, 2
 EDGE_S = 0.2  # speech this close to an utterance's start/end counts as its start/end
 TIME_BINS = (0.0, 0.5, 1.0, 2.0, 4.0)  # seconds into the waveform (speech positions)
 INDEX_BINS = (0, 4, 8, 16, 32)  # index of a text token within its sequence's text
 _WORD_RE = re.compile(r"[^a-z0-9']+")
 
-# Planted concepts: the attributes the corpus was built to contain (speech positions only).
-PLANTED_PREFIXES = ("tag:", "gender:", "accent:", "rate:")
+# Planted concepts: the attributes the corpus was built to contain (speech positions only): tag
+# spans, gender, accent and rate, and an imported corpus's own label columns
+# (`label:style=whisper`), from the concept registry (interp.concepts).
+ATTRIBUTE_COLUMNS = (*((col, kind) for kind, col in PLANTED_COLUMNS.items()), ("voice_id", "voice"))
 
 
 @dataclass
@@ -63,6 +74,8 @@ def describe(name: str) -> str:
         "speech": f"{value} speech ({sp_} of the {'prompt' if value == 'prompt' else 'target'} "
                   "utterance)",
         "edge": f"utterance {value} ({sp_} within {EDGE_S:g} s of the utterance's {value})",
+        LABEL: "{1} {2} ({0} of an utterance whose {1} is {2})".format(
+            sp_, *value.partition("=")[::2]),
         "text": f"{value} text (text positions of the {value})",
         "time": f"speech {value} s into the waveform",
         "code": f"speech code {value} (speech positions whose input token is code {value})",
@@ -88,6 +101,7 @@ def norm_word(w: str) -> str:
 def _speech_columns(meta: dict[str, np.ndarray], rows: list[dict]) -> dict[str, list[np.ndarray]]:
     """Acoustic attributes, utterance by utterance of the waveforms positions sound in."""
     cols: dict[str, list[np.ndarray]] = defaultdict(list)
+    labels = row_label_columns(rows)
     speech = np.flatnonzero(meta["modality"] == SPEECH)
     src = meta["src_utt"][speech]
     order = np.argsort(src, kind="stable")
@@ -98,10 +112,12 @@ def _speech_columns(meta: dict[str, np.ndarray], rows: list[dict]) -> dict[str, 
         pos = speech[group]
         row = rows[int(src[group[0]])]
         tmid = (meta["t0"][pos] + meta["t1"][pos]) / 2
-        for key, attr in (("gender", "gender"), ("accent", "accent"), ("rate_bin", "rate"),
-                          ("voice_id", "voice")):
+        for key, attr in ATTRIBUTE_COLUMNS:
             if row.get(key):
                 cols[f"{attr}:{row[key]}"].append(pos)
+        for key in labels:
+            if as_text(row.get(key)):
+                cols[label_attribute(key, row[key])].append(pos)
         covered = np.zeros(len(pos), bool)
         for tag in row.get("tags") or []:
             inside = (tmid >= tag["start"]) & (tmid < tag["end"])

@@ -15,6 +15,7 @@ from scipy.stats import rankdata
 
 from autointerp.attributes import Attributes
 from autointerp.stats import LatentStats
+from interp.concepts import LABEL, PLANTED_COLUMNS, as_text
 
 
 def auroc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -124,7 +125,7 @@ def latent_aurocs(stats: LatentStats, concept: np.ndarray, subset: np.ndarray,
     return out
 
 
-UTTERANCE_LEVEL = {"gender": "gender", "accent": "accent", "rate": "rate_bin"}
+UTTERANCE_LEVEL = PLANTED_COLUMNS  # gender, accent, rate; and label:COLUMN=VALUE
 
 
 def segment_means(stats: LatentStats, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,9 +156,13 @@ def utterance_recall(stats: LatentStats, rows: list[dict], explain: np.ndarray,
     out = {}
     for name in names:
         kind, _, value = name.partition(":")
-        if kind not in UTTERANCE_LEVEL:
+        if kind == LABEL:
+            column, _, value = value.partition("=")
+        elif kind in UTTERANCE_LEVEL:
+            column = UTTERANCE_LEVEL[kind]
+        else:
             continue
-        y = np.array([rows[int(u)][UTTERANCE_LEVEL[kind]] == value for u in src])
+        y = np.array([as_text(rows[int(u)].get(column)) == value for u in src])
         au = {}
         for h in (True, False):
             yh = y[half == h]

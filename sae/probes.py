@@ -1,7 +1,9 @@
 """`python -m sae.probes`: linear concept probes per layer, on raw residuals and on SAE latents.
 
 For each layer and each planted concept of the corpus — laughter at a speech position, the
-speaker's gender, accent and rate bin (of the waveform the position sounds in) — a logistic
+speaker's gender, accent and rate bin (of the waveform the position sounds in), any other column
+of the corpus named in --concepts, and a concept of your own (`--concept whisper --groups
+style=whisper style=default`: the two groups' positions, see interp.concepts) — a logistic
 regression is trained on speech positions of *training voices* and scored on positions of
 *held-out voices*, on the raw residual and, where the layer has an SAE, on its latents. A control
 probe is trained on the same positions with shuffled labels and should sit at chance.
@@ -37,11 +39,20 @@ from tqdm import tqdm
 from interp.atomic import atomic_save, atomic_write_json
 from interp.cache import parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.concepts import define
 from interp.models.registry import load_backbone
 from interp.store import ActivationStore
 from interp.store.writer import MANIFEST
 from sae.io import load_sae, read_cfg
-from sae.probes_data import CONCEPTS, check_stores, concept_splits, gather, speech_positions
+from sae.probes_data import (
+    CONCEPTS,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    check_stores,
+    concept_splits,
+    gather,
+    speech_positions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +78,13 @@ class ProbeConfig:
     saes: tuple[str, ...] = ()
     """SAE folders as L=path (e.g. 12=runs/demo/sae/layer_12); they take precedence"""
     concepts: tuple[str, ...] = CONCEPTS
-    """concepts to probe: laughter gender accent rate"""
+    """concepts to probe: laughter gender accent rate, or any column of the corpus (one class
+    per value, e.g. style)"""
+    concept: str = ""
+    """a concept of your own, probed beside --concepts: its name (with --groups)"""
+    groups: tuple[str, ...] = ()
+    """--concept's positive group and optionally its negative one (default: every other speech
+    position), e.g. style=whisper style=default or tag=breath (interp.concepts)"""
     max_train: int = 4000
     """training positions per concept (sampled at random, after class balancing)"""
     max_test: int = 4000
@@ -178,6 +195,17 @@ def probe_row(split, labels: np.ndarray, union: np.ndarray, feats: np.ndarray, l
             "n_train": len(tr), "n_test": len(te), "d": feats.shape[1]}
 
 
+def _class_counts(pos, split) -> str:
+    """Positions per class of a concept in the train and test pools (for an error)."""
+    y = pos.labels[split.concept]
+    parts = []
+    for part, name in ((TRAIN_SPLIT, "train"), (TEST_SPLIT, "heldout_voices")):
+        vals, n = np.unique(y[(pos.split == part) & (y != "")], return_counts=True)
+        parts.append(f"{name}: " + (", ".join(f"{v} {k}" for v, k in zip(vals, n, strict=True))
+                                    or "none"))
+    return "; ".join(parts)
+
+
 def concept_info(pos, splits) -> dict:
     """Per concept: class counts and voices of its training and test positions."""
     info = {}
@@ -202,9 +230,20 @@ def run_probes(cfg: ProbeConfig) -> dict:
             "model"]:
         raise ValueError(f"{folders[0]} was not cached from {cfg.model}; pass the --model it "
                          "came from (or none)")
-    pos = speech_positions(stores, cfg.corpus)
-    splits = [s for s in concept_splits(pos, cfg.concepts, cfg.max_train, cfg.max_test,
-                                        cfg.balance, cfg.seed) if len(s.train) and len(s.test)]
+    own = [define(cfg.concept, cfg.groups)] if cfg.concept or cfg.groups else []
+    if own and own[0].name in cfg.concepts:
+        raise ValueError(f"--concept {own[0].name!r} is also in --concepts; name it differently")
+    pos = speech_positions(stores, cfg.corpus, (*cfg.concepts, *own))
+    names = (*cfg.concepts, *(c.name for c in own))
+    all_splits = concept_splits(pos, names, cfg.max_train, cfg.max_test, cfg.balance, cfg.seed)
+    for s in all_splits:
+        if own and s.concept == own[0].name and not (len(s.train) and len(s.test)):
+            raise ValueError(f"--concept {s.concept}: no training or held-out-voice positions "
+                             f"of both groups ({_class_counts(pos, s)}); the probe needs both "
+                             "groups in the train and heldout_voices splits")
+    splits = [s for s in all_splits if len(s.train) and len(s.test)]
+    if not splits:
+        raise ValueError("no concept has training and held-out-voice positions of two classes")
     union = np.unique(np.concatenate([np.r_[s.train, s.test] for s in splits]))
     saes = find_saes(cfg, layers)
     rows, sae_info = [], {}
@@ -223,6 +262,8 @@ def run_probes(cfg: ProbeConfig) -> dict:
                     bar.update(1)
     result = {"config": dataclasses.asdict(cfg), "stores": folders, "layers": list(layers),
               "saes": sae_info, "concepts": concept_info(pos, splits), "probes": rows}
+    if own:
+        result["definitions"] = {c.name: c.to_dict() for c in own}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "probes.json", result)

@@ -2,7 +2,10 @@
 labels from the corpus table, train / test samples, and their activations at a layer.
 
 A position's labels are those of the waveform it sounds in (`src_utt`): the speaker's gender,
-accent and rate bin, and laughter when its token span [t0, t1) overlaps a `laughter` tag span.
+accent and rate bin (or the value of any other column of the corpus named as a concept), and
+laughter when its token span [t0, t1) overlaps a `laughter` tag span. A concept of your own
+(`interp.concepts`, `--concept NAME --groups POS [NEG]`) labels a position with the group it is
+in; positions in neither group are left out of its samples.
 Training positions are those of `train`-split utterances, test positions those of
 `heldout_voices` utterances, so every probe is scored on voices it never saw; positions of other
 splits (`heldout_sentences`: seen voices) are left out.
@@ -10,17 +13,29 @@ splits (`heldout_sentences`: seen voices) are left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from interp.concepts import (
+    PROBE_COLUMNS,
+    PROBE_LAUGHTER,
+    PROBE_PRESETS,
+    Concept,
+    CorpusGroups,
+    as_text,
+    class_labels,
+    span_overlap,
+)
 from interp.corpus.table import TABLE, load_table
 from interp.store import MODALITY_CODES, ActivationStore, fingerprint
 
-CONCEPTS = ("laughter", "gender", "accent", "rate")
+CONCEPTS = PROBE_PRESETS  # laughter, gender, accent, rate
 TRAIN_SPLIT, TEST_SPLIT = "train", "heldout_voices"
-ROW_LABEL = {"gender": "gender", "accent": "accent", "rate": "rate_bin"}
+ROW_LABEL = PROBE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -40,10 +55,7 @@ class Positions:
 
 def laughter_mask(t0: np.ndarray, t1: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     """(n,) bool: which token spans [t0, t1) overlap one of the (start, end) spans."""
-    hit = np.zeros(len(t0), bool)
-    for start, end in spans:
-        hit |= (t0 < end) & (t1 > start)
-    return hit
+    return span_overlap(t0, t1, spans)
 
 
 def check_stores(stores: list[ActivationStore], corpus: str | Path) -> None:
@@ -61,33 +73,52 @@ def check_stores(stores: list[ActivationStore], corpus: str | Path) -> None:
                              "hooks")
 
 
-def speech_positions(stores: list[ActivationStore], corpus: str | Path) -> Positions:
+def labellers(concepts: Sequence[str | Concept], rows: list[dict], corpus: str | Path
+              ) -> dict[str, Callable[[dict, np.ndarray], np.ndarray]]:
+    """Concept name → fn(shard meta, speech mask) → (n,) str label of every position ('' where
+    the concept does not apply). A name is a probe preset (laughter, gender, accent, rate) or
+    any column of the corpus (one class per value); a `Concept` is its first target's two
+    groups."""
+    columns = list(rows[0]) if rows else []
+    out: dict[str, Callable[[dict, np.ndarray], np.ndarray]] = {}
+    for c in concepts:
+        if isinstance(c, Concept) or c == "laughter":
+            concept = c if isinstance(c, Concept) else PROBE_LAUGHTER
+            groups = CorpusGroups(concept, rows, str(corpus), columns)
+            out[concept.name] = partial(class_labels, concept, groups)
+            continue
+        column = PROBE_COLUMNS.get(c, c)
+        if column not in columns:
+            raise ValueError(f"unknown concept {c!r}: use {', '.join(CONCEPTS)}, a column of "
+                             f"{corpus} ({', '.join(columns)}) or --concept NAME --groups ...")
+        values = np.array([as_text(r.get(column)) for r in rows])
+        out[c] = lambda meta, speech, v=values: v[meta["src_utt"]]
+    return out
+
+
+def speech_positions(stores: list[ActivationStore], corpus: str | Path,
+                     concepts: Sequence[str | Concept] = CONCEPTS) -> Positions:
     """Every speech position of `stores` with its split, voice and concept labels."""
     rows = load_table(corpus)
     split = np.array([r["split"] for r in rows])
     voice = np.array([r["voice_id"] for r in rows])
-    attr = {c: np.array([r[key] for r in rows]) for c, key in ROW_LABEL.items()}
-    laughs = [[(t["start"], t["end"]) for t in r["tags"] if t["tag"] == "laughter"] for r in rows]
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("store", "shard", "row", "utt", "src",
-                                                          "laughter")}
+    label_of = labellers(concepts, rows, corpus)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("store", "shard", "row", "utt", "src")}
+    found: dict[str, list[np.ndarray]] = {c: [] for c in label_of}
     for si, store in enumerate(stores):
         for hi, name in enumerate(store.shards):
             meta = store.meta(name)
-            keep = np.nonzero(meta["modality"] == MODALITY_CODES["speech"])[0]
-            src, t0, t1 = meta["src_utt"][keep], meta["t0"][keep], meta["t1"][keep]
-            laugh = np.zeros(len(keep), bool)
-            for u in np.unique(src):
-                if laughs[u]:
-                    at = src == u
-                    laugh[at] = laughter_mask(t0[at], t1[at], laughs[u])
+            speech = meta["modality"] == MODALITY_CODES["speech"]
+            keep = np.nonzero(speech)[0]
+            for c, fn in label_of.items():
+                found[c].append(fn(meta, speech)[keep])
             for key, value in (("store", np.full(len(keep), si)), ("shard", np.full(len(keep), hi)),
-                               ("row", keep), ("utt", meta["utt"][keep]), ("src", src),
-                               ("laughter", laugh)):
+                               ("row", keep), ("utt", meta["utt"][keep]),
+                               ("src", meta["src_utt"][keep])):
                 parts[key].append(value)
     cat = {k: np.concatenate(v) if v else np.zeros(0, int) for k, v in parts.items()}
     src = cat["src"].astype(np.int64)
-    labels = {"laughter": np.where(cat["laughter"], "laughter", "none"),
-              **{c: a[src] for c, a in attr.items()}}
+    labels = {c: np.concatenate(v) if v else np.zeros(0, str) for c, v in found.items()}
     return Positions(store=cat["store"], shard=cat["shard"], row=cat["row"],
                      split=split[cat["utt"].astype(np.int64)], voice=voice[src], labels=labels)
 
@@ -130,12 +161,13 @@ def concept_splits(pos: Positions, concepts: tuple[str, ...], max_train: int, ma
                          f"{test_pool.sum()}); see `python -m sae.probes --help`")
     out = []
     for i, c in enumerate(concepts):
-        if c not in CONCEPTS:
-            raise ValueError(f"unknown concept {c!r}: use {', '.join(CONCEPTS)}")
+        if c not in pos.labels:
+            raise ValueError(f"unknown concept {c!r}: the positions have {', '.join(pos.labels)}")
         rng = np.random.default_rng([seed, i])
         y = pos.labels[c]
-        out.append(ConceptSplit(c, sample(y, train_pool, max_train, balance, rng),
-                                sample(y, test_pool, max_test, False, rng)))
+        labelled = y != ""  # positions in neither group of a two-group concept
+        out.append(ConceptSplit(c, sample(y, train_pool & labelled, max_train, balance, rng),
+                                sample(y, test_pool & labelled, max_test, False, rng)))
     return out
 
 

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from interp.atomic import atomic_save
 from interp.audio import SAMPLE_RATE
+from interp.concepts import PRESET_TARGETS, Concept, Target
 from interp.hooks.intervene import Intervention
 from interp.models.backbone import Backbone, Request
-from interp.models.evaluate import RATES, EvalConfig, heldout_plan, with_laughter
+from interp.models.evaluate import EvalConfig, heldout_plan, with_laughter
 from interp.models.generate import SamplingConfig
 from steering.methods import EDITS, Method, edit_interventions
 from steering.select import TargetSelection
@@ -42,6 +43,9 @@ METHODS = tuple(TTS_METHODS)
 NONE = Method("none")  # the unsteered output
 CONTROLS = ("random_latents", "random_direction")
 METRICS = ("laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "n_tokens")
+# A concept of your own has no shipped instrument: its outputs are also read by a classifier
+# fitted on the corpus's two groups (interp.instruments.concept), as P(positive group).
+CONCEPT_METRIC = "p_concept"
 
 
 class Item(Protocol):
@@ -94,6 +98,10 @@ class TTSItem:
     text: str
     voice: str
     gender: str
+    concept: Concept | None = field(default=None, compare=False)
+    """the concept of the targets (None: the presets')"""
+    classifier: object | None = field(default=None, compare=False)
+    """a concept of your own's `ConceptClassifier`: its P(positive) is measured too"""
     sampling: ClassVar[SamplingConfig | None] = None
 
     @property
@@ -117,7 +125,8 @@ class TTSItem:
     def request(self, backbone: Backbone, unit: Unit, seed: int) -> Request:
         text, voice, instr = self.text, self.voice, None
         if unit.method.ask:
-            text, voice, instr = prompt_variant(backbone, self, unit.target, seed)
+            target = self.concept.target(unit.target) if self.concept else unit.target
+            text, voice, instr = prompt_variant(backbone, self, target, seed)
         return backbone.request(text, voice, instr)
 
     def render(self, backbone: Backbone, tokens: list[int]) -> np.ndarray:
@@ -125,13 +134,19 @@ class TTSItem:
         return backbone.render(tokens, self.voice)
 
     def measure(self, audio: np.ndarray) -> dict:
-        return listen(audio, self.text)
+        out = listen(audio, self.text)
+        if self.classifier is not None:
+            out[CONCEPT_METRIC] = (self.classifier.p(audio) if len(audio) >= SAMPLE_RATE // 10
+                                   else None)
+        return out
 
 
-def plan_items(engine: Backbone, corpus: str, n: int, seed: int) -> list[TTSItem]:
+def plan_items(engine: Backbone, corpus: str, n: int, seed: int, concept: Concept | None = None,
+               classifier: object | None = None) -> list[TTSItem]:
     """n held-out sentences, each with a held-out voice (interp.models.evaluate's selection)."""
     plan = heldout_plan(EvalConfig(corpus=corpus, n=n, seed=seed), engine)
-    return [TTSItem(i, text, voice, gender) for i, (text, voice, gender, _) in enumerate(plan)]
+    return [TTSItem(i, text, voice, gender, concept, classifier)
+            for i, (text, voice, gender, _) in enumerate(plan)]
 
 
 def plan_units(items: list[TTSItem], targets: list[str], strengths: list[float],
@@ -150,14 +165,23 @@ def plan_units(items: list[TTSItem], targets: list[str], strengths: list[float],
     return units
 
 
-def prompt_variant(engine: Backbone, item: TTSItem, target: str, seed: int
+def prompt_variant(engine: Backbone, item: TTSItem, target: str | Target, seed: int
                    ) -> tuple[str, str, str | None]:
-    """(text, voice, instruction) asking for the target the model's own way: the `[laughter]`
-    tag, the slow/fast instruction, or a held-out prompt voice of the target gender."""
-    if target == "laughter":
+    """(text, voice, instruction) asking for the target the model's own way (`Target.ask`, a
+    preset's by name): the `[laughter]` tag, an instruction (slow/fast, or a concept of your
+    own's `--concept-instruction`), or a held-out prompt voice of the target gender."""
+    t = target if isinstance(target, Target) else PRESET_TARGETS.get(target)
+    if t is None or not t.ask:
+        raise ValueError(f"no prompt baseline for target {getattr(t, 'name', target)!r}: give "
+                         "the concept an instruction (--concept-instruction) or drop 'prompt' "
+                         "from --methods")
+    target = t.name
+    if t.ask == "tag":
+        if target != "laughter":
+            raise ValueError(f"only a [laughter] tag can be asked for, not [{target}]")
         return with_laughter(item.text, random.Random(seed + item.index)), item.voice, None
-    if target in ("slow", "fast"):
-        return item.text, item.voice, RATES[target]
+    if t.ask == "instruction":
+        return item.text, item.voice, t.instruction
     if item.gender == target:
         return item.text, item.voice, None
     voices = sorted(v for v, p in engine.voices.items()

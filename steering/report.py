@@ -8,34 +8,47 @@ from pathlib import Path
 
 from interp.atomic import atomic_save, atomic_write_text
 from interp.stats import mean_ci
-from steering.experiment import CONTROLS, METRICS
+from steering.experiment import CONCEPT_METRIC, CONTROLS, METRICS
 
+# The target's metric: the presets' instruments, or (a concept of your own) the P(positive group)
+# of the classifier fitted on the corpus's two groups.
 PRIMARY = {"laughter": "laughter", "male": "p_male", "female": "p_male",
            "slow": "voiced_duration_s", "fast": "voiced_duration_s"}
 CSV_FIELDS = ("item", "method", "target", "strength", "voice", "voice_gender", "n_tokens",
               "laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "wer_raw",
               "wav", "text", "transcript")
+CONCEPT_CSV_FIELDS = (*CSV_FIELDS[:7], CONCEPT_METRIC, *CSV_FIELDS[7:])
 
 
-def _stats(rows: list[dict]) -> dict:
-    return {k: mean_ci([r.get(k) for r in rows]) for k in METRICS}
+def primary(target: str) -> str:
+    return PRIMARY.get(target, CONCEPT_METRIC)
 
 
-def results_table(rows: list[dict], strengths: list[float]) -> list[dict]:
+def _stats(rows: list[dict], metrics: tuple[str, ...]) -> dict:
+    return {k: mean_ci([r.get(k) for r in rows]) for k in metrics}
+
+
+def results_table(rows: list[dict], strengths: list[float],
+                  metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """One entry per (method, target, strength); strength 0 of a method is the unsteered set."""
     base = [r for r in rows if r["method"] == "none"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["method"] != "none":
             groups.setdefault((r["method"], r["target"], r["strength"]), []).append(r)
-    out = [{"method": "none", "target": "-", "strength": 0.0, **_stats(base)}]
+    out = [{"method": "none", "target": "-", "strength": 0.0, **_stats(base, metrics)}]
     for method, target in sorted({(m, t) for m, t, _ in groups}):
         if method != "prompt" and 0 in strengths:
-            out.append({"method": method, "target": target, "strength": 0.0, **_stats(base)})
+            out.append({"method": method, "target": target, "strength": 0.0,
+                        **_stats(base, metrics)})
         for (m, t, s), rs in sorted(groups.items()):
             if (m, t) == (method, target):
-                out.append({"method": m, "target": t, "strength": s, **_stats(rs)})
+                out.append({"method": m, "target": t, "strength": s, **_stats(rs, metrics)})
     return out
+
+
+def _metrics(table: list[dict]) -> list[str]:
+    return [k for k, v in table[0].items() if isinstance(v, dict) and "mean" in v]
 
 
 def _mean(table: list[dict], method: str, target: str, s: float, metric: str) -> float | None:
@@ -48,10 +61,10 @@ def _mean(table: list[dict], method: str, target: str, s: float, metric: str) ->
 def effects(table: list[dict], targets: list[str], strengths: list[float]) -> dict:
     """Per target and strength: the SAE effect on the target's metric, each baseline's and
     control's, the WER change (points), and whether the issue's goals are met there."""
-    base = {k: table[0][k]["mean"] for k in METRICS}
+    base = {k: table[0][k]["mean"] for k in _metrics(table)}
     out: dict = {}
     for t in targets:
-        metric = PRIMARY[t]
+        metric = primary(t)
         per: dict = {}
         for s in [s for s in strengths if s != 0]:
             row: dict = {"metric": metric}
@@ -91,9 +104,11 @@ def goals(target: str, before: float | None, after: float | None, row: dict) -> 
         hit = before <= 0.05 and after >= 0.9
     elif target in ("male", "female"):
         hit = after >= 0.95 if target == "male" else after <= 0.05
-    else:
+    elif target in ("slow", "fast"):
         ratio = after / max(before, 1e-9)
         hit = ratio >= 2.5 if target == "slow" else ratio <= 0.65
+    else:  # a concept of your own: its classifier hears the positive group, on average
+        hit = after >= 0.5
     sae = row.get("sae") or 0.0
     controls_ok = all(row.get(c) is not None and abs(row[c]) < abs(sae) / 5 for c in CONTROLS)
     wer_ok = row.get("wer_change_points") is not None and row["wer_change_points"] <= 10
@@ -101,10 +116,10 @@ def goals(target: str, before: float | None, after: float | None, row: dict) -> 
             "controls_below_fifth": bool(controls_ok)}
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
+def write_csv(rows: list[dict], path: Path, fields: tuple[str, ...] = CSV_FIELDS) -> None:
     def save(p: Path) -> None:
         with open(p, "w", newline="") as f:
-            w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(f, fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(sorted(rows, key=lambda r: (r["method"], r["target"], r["strength"],
                                                      r["item"])))
@@ -116,7 +131,7 @@ def dose_response(table: list[dict], concept: str, targets: list[str], path: Pat
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    metrics = list(dict.fromkeys([PRIMARY[t] for t in targets] + ["wer", "voiced_duration_s"]))
+    metrics = list(dict.fromkeys([primary(t) for t in targets] + ["wer", "voiced_duration_s"]))
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
     for col, metric in enumerate(metrics, 1):
         for method, target in sorted({(e["method"], e["target"]) for e in table[1:]}):
@@ -142,7 +157,8 @@ def console_summary(summary: dict) -> str:
              f"({summary['n_items']} items) → {summary['out']}"]
     base = summary["results"][0]
     lines.append("unsteered: " + ", ".join(
-        f"{k} {base[k]['mean']}" for k in METRICS if base[k]["mean"] is not None))
+        f"{k} {base[k]['mean']}" for k in _metrics(summary["results"])
+        if base[k]["mean"] is not None))
     for t, per in summary["effects"].items():
         lines.append(f"{t}: latents {summary['sae']['by_target'][t]}")
         for s, row in per.items():

@@ -9,11 +9,23 @@ the difference of means, so every additive method makes edits of the same norm. 
 `--out` (default runs/tinycosy/steering/<concept>/): wavs, rows.jsonl, metrics.csv,
 summary.json, dose_response.html, MMAE sets (mmae/) and, with `--judge`, judge scores.
 A killed run resumes where it stopped. From a notebook: `run_steering(SteeringConfig(...))`.
+
+A concept of your own comes from the corpus's columns or tags (interp.concepts):
+
+    python -m steering.run --concept whisper --groups style=whisper style=default \
+        --concept-instruction "Please whisper." --concept-rubric "Is <audio output> whispered?"
+
+Its latents are selected from the two groups, its prompt baseline asks the instruction (none
+without one), and its success is measured by `p_concept`: P(positive group) of each output from a
+logistic regression on log-mel statistics fitted on the groups' train-split utterances and scored
+on the held-out ones (interp.instruments.concept; `classifier.json`, and its held-out accuracy in
+summary.json's `success_measure`), beside the shipped instruments' readings.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
@@ -23,13 +35,25 @@ import torch
 
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.concepts import PRESETS, Concept, CorpusGroups, resolve
+from interp.corpus.table import load_table
+from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
 from interp.models.registry import load_backbone
 from interp.paths import default_sae
 from interp.store.reader import ActivationStore
 from sae.io import load_sae
-from steering.experiment import METHODS, Steerer, plan_items, plan_units, run_units
+from steering.experiment import (
+    CONCEPT_METRIC,
+    METHODS,
+    METRICS,
+    Steerer,
+    plan_items,
+    plan_units,
+    run_units,
+)
 from steering.report import (
+    CONCEPT_CSV_FIELDS,
     console_summary,
     dose_response,
     effects,
@@ -38,7 +62,6 @@ from steering.report import (
     write_csv,
 )
 from steering.select import (
-    check_concept,
     default_k,
     load_selection,
     save_selection,
@@ -49,6 +72,7 @@ from steering.steer import MODES, POSITIONS
 log = logging.getLogger(__name__)
 
 SELECTION = "selection.json"
+CLASSIFIER = "classifier.json"  # a concept of your own's success classifier
 
 
 @dataclass(frozen=True)
@@ -56,7 +80,21 @@ class SteeringConfig:
     """One steering experiment."""
 
     concept: str = "laughter"
-    """laughter | gender | rate"""
+    """laughter | gender | rate, or the name of a concept of your own (with --groups)"""
+    groups: tuple[str, ...] = ()
+    """a concept of your own from the corpus: its positive group and optionally its negative one
+    (default: the rest), each COLUMN=VALUE, COLUMN!=VALUE, tag=NAME, tag!=NAME or tag=none,
+    several joined by commas (e.g. style=whisper style=default; interp.concepts)"""
+    concept_instruction: str = ""
+    """a concept of your own: the instruction of the prompt baseline (the model asked its own
+    way, e.g. "Please whisper.") and of the judge's samples; without it there is no prompt
+    baseline"""
+    concept_rubric: str = ""
+    """a concept of your own: the judge's question, answered Yes when reached (e.g. "Is <audio
+    output> whispered?")"""
+    classifier_utts: int = 200
+    """a concept of your own: utterances per group (and split) the success classifier is fitted
+    and scored on (interp.instruments.concept)"""
     layer: int = 12
     """layer whose resid_post is edited (the SAE must be trained there)"""
     strength: str = "0,2,4,8"
@@ -119,8 +157,22 @@ class SteeringConfig:
             raise ValueError(f"--methods {self.methods!r}: include sae, choose from {METHODS}")
         return ms
 
+    def definition(self) -> Concept:
+        """The concept: a preset, one of your own (`--groups`), or one of your own that
+        `python -m steering.select --concept NAME --groups ...` saved in the SAE's
+        concepts.json (its groups, instruction and rubric)."""
+        if not self.groups and self.concept not in PRESETS:
+            saved = Path(self.paths()[1]) / "concepts.json"
+            defs = json.loads(saved.read_text()).get("definitions", {}) if saved.exists() else {}
+            if self.concept in defs:
+                if self.concept_instruction or self.concept_rubric:
+                    raise ValueError(f"{self.concept!r} is defined in {saved}; give --groups to "
+                                     "define it anew with another instruction or rubric")
+                return Concept.from_dict(defs[self.concept])
+        return resolve(self.concept, self.groups, self.concept_instruction, self.concept_rubric)
+
     def validate(self) -> None:
-        check_concept(self.concept)
+        self.definition()
         self.strengths()
         self.method_list()
         for name, val, ok in (("mode", self.mode, MODES), ("positions", self.positions, POSITIONS),
@@ -132,6 +184,8 @@ class SteeringConfig:
             raise ValueError("--n must be at least 1")
         if self.k < 0:
             raise ValueError("--k must be at least 1 (or 0 for the concept's default)")
+        if self.classifier_utts < 1:
+            raise ValueError("--classifier-utts must be at least 1")
 
     def resolved(self) -> SteeringConfig:
         """This config with the concept's default k filled in (what summary.json records)."""
@@ -145,13 +199,15 @@ class SteeringConfig:
                      or f"runs/tinycosy/autointerp/layer_{self.layer}/latents.jsonl"))
 
 
-def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path) -> dict:
+def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path, concept: Concept) -> dict:
     """Select latents once per run folder (selection.json), reuse it when resuming."""
-    import json
-
     path = out / SELECTION
+    own = None if concept.preset else json.loads(json.dumps(concept.to_dict()))
     if path.exists():
         saved = json.loads(path.read_text())
+        if saved.get("definition") != own:
+            raise ValueError(f"{out} holds a run of another definition of {cfg.concept!r}; "
+                             "use --out")
         if saved.get("sae") == str(Path(cfg.paths()[1]).resolve()):
             sel = load_selection(saved["targets"])
             # A folder started with another --k (or before gender's default became 16) resumes
@@ -161,18 +217,43 @@ def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path) -> dict:
                             out, sorted({len(s.latents) for s in sel.values()}), cfg.k)
             return sel
         raise ValueError(f"{out} holds a run with another SAE ({saved.get('sae')}); use --out")
-    sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, cfg.concept,
+    sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, concept,
                          cfg.k, labels if cfg.select == "label" else None, cfg.max_positions,
                          cfg.seed)
     atomic_write_json(path, {"sae": str(Path(cfg.paths()[1]).resolve()),
-                             "targets": save_selection(sel)})
+                             "targets": save_selection(sel)} | ({"definition": own} if own else {}))
     return sel
+
+
+def _classifier(cfg: SteeringConfig, concept: Concept, out: Path) -> ConceptClassifier:
+    """A concept of your own's success classifier, fitted once per run folder (classifier.json,
+    with the definition and settings it was fitted for) and reused when resuming."""
+    path = out / CLASSIFIER
+    made_for = json.loads(json.dumps({
+        "definition": concept.to_dict(), "corpus": str(Path(cfg.corpus).resolve()),
+        "utterances": cfg.classifier_utts, "seed": cfg.seed}))
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("made_for") == made_for:
+            return ConceptClassifier.from_dict(saved["classifier"])
+        raise ValueError(f"{path} was fitted for another concept, corpus or settings; use --out")
+    clf = fit_classifier(cfg.corpus, concept, None, cfg.classifier_utts, cfg.seed)
+    atomic_write_json(path, {"made_for": made_for, "classifier": clf.to_dict()})
+    return clf
 
 
 def run_steering(cfg: SteeringConfig) -> dict:
     """Run (or resume) an experiment; returns the summary also written to summary.json."""
     cfg.validate()
     cfg = cfg.resolved()
+    concept = cfg.definition()
+    if not concept.preset:  # unknown columns and empty groups fail before anything loads
+        CorpusGroups(concept, load_table(cfg.corpus), cfg.corpus)
+    methods = cfg.method_list()
+    if "prompt" in methods and not all(t.ask for t in concept.targets):
+        log.warning("%s has no instruction (--concept-instruction): no prompt baseline",
+                    concept.name)
+        methods = tuple(m for m in methods if m != "prompt")
     torch.set_num_threads(cfg.threads)
     out, sae_dir, labels = cfg.paths()
     hook = f"blocks.{cfg.layer}.hook_resid_post"
@@ -183,16 +264,22 @@ def run_steering(cfg: SteeringConfig) -> dict:
     sae = load_sae(sae_dir, engine, hook)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    selection = _selection(cfg, sae, out, labels)
+    selection = _selection(cfg, sae, out, labels, concept)
+    classifier = None if concept.preset else _classifier(cfg, concept, out)
     targets, strengths = list(selection), cfg.strengths()
     steerer = Steerer(engine, sae, hook, selection, cfg.mode, cfg.positions,
                       (cfg.from_step, cfg.steps), cfg.seed)
-    items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed)
-    units = plan_units(items, targets, strengths, cfg.method_list())
+    items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed,
+                       None if concept.preset else concept, classifier)
+    units = plan_units(items, targets, strengths, methods)
     with torch.no_grad():
         rows = list(run_units(steerer, units, out))
-    write_csv(rows, out / "metrics.csv")
-    table = results_table(rows, strengths)
+    if classifier is None:
+        write_csv(rows, out / "metrics.csv")
+        table = results_table(rows, strengths)
+    else:
+        write_csv(rows, out / "metrics.csv", CONCEPT_CSV_FIELDS)
+        table = results_table(rows, strengths, (*METRICS, CONCEPT_METRIC))
     summary = {
         "concept": cfg.concept, "out": str(out), "n_items": len(items),
         "sae": {"folder": str(sae_dir), "layer": cfg.layer, "hook": hook,
@@ -202,9 +289,16 @@ def run_steering(cfg: SteeringConfig) -> dict:
                 "unit_edit_norm": {t: round(s.unit, 4) for t, s in selection.items()}},
         "strengths": strengths, "results": table,
         "effects": effects(table, targets, strengths), "config": asdict(cfg)}
-    if cfg.concept == "gender":
+    if classifier is not None:
+        summary["definition"] = concept.to_dict()
+        summary["success_measure"] = {
+            "metric": CONCEPT_METRIC, "meaning": f"P({classifier.positive}) of the output, by a "
+            f"classifier of {classifier.positive} vs {classifier.negative} utterances of the "
+            "corpus (interp.instruments.concept); target reached: mean >= 0.5",
+            **classifier.report}
+    if concept.preset and cfg.concept == "gender":
         summary["gender_flips"] = gender_flips(rows)
-    sets = write_sets(rows, out, cfg.concept)
+    sets = write_sets(rows, out, cfg.concept, definition=None if concept.preset else concept)
     if cfg.judge != "none":
         summary["judge"] = judge_sets(sets, out, cfg.judge, cfg.judge_url, cfg.judge_model)
     summary["seconds"] = round(time.time() - start, 1)

@@ -1,8 +1,9 @@
 """Which SAE latents carry a concept, and the matched baselines and controls.
 
 Contrastive selection reads an activation store and the corpus's ground truth: speech positions
-are grouped by the utterance they come from (laughter spans vs untagged speech; male vs female
-speaker; slow vs fast rate). For a target (group A against group B) with residual means μ_A, μ_B
+are grouped by a concept's groups (interp.concepts; the presets: laughter spans vs untagged
+speech, male vs female speaker, slow vs fast rate; a concept of your own: any column or tag of the
+corpus, `--concept whisper --groups style=whisper style=default`). For a target (group A against group B) with residual means μ_A, μ_B
 and mean latent codes z̄_A, z̄_B, latent i scores
 
     score_i = (z̄_A,i − z̄_B,i) · ⟨W_dec,i, Δμ/‖Δμ‖⟩,   Δμ = μ_A − μ_B,
@@ -27,69 +28,41 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from interp.concepts import (
+    GROUPS_HELP,
+    PRESET_TARGETS,
+    PRESETS,
+    Concept,
+    CorpusGroups,
+    preset,
+    resolve,
+)
 from interp.corpus.table import load_table
 from interp.store.reader import ActivationStore
 from interp.store.writer import MODALITY_CODES
 
 log = logging.getLogger(__name__)
 
-# concept → target → (group A, group B): steering toward A
+# concept → target → (group A, group B): steering toward A (the presets of interp.concepts)
 CONCEPTS: dict[str, dict[str, tuple[str, str]]] = {
-    "laughter": {"laughter": ("laughter", "no_laughter")},
-    "gender": {"male": ("male", "female"), "female": ("female", "male")},
-    "rate": {"slow": ("slow", "fast"), "fast": ("fast", "slow")},
-}
+    name: {t.name: (t.positive.name, t.negative.name) for t in c.targets}
+    for name, c in PRESETS.items()}
 # Latents per target when no k is given. Gender is spread thinner over the SAE than laughter or
 # rate: on the shipped model eight latents move P(male) to 0.10 toward female, sixteen to 0.000
 # (8f: 0.29 and 0.001), with the same-norm diff-means direction at 0.000 (docs/steering.md).
 DEFAULT_K = {"gender": 16}
-LABEL_PATTERNS = {
-    "laughter": r"laugh|giggl|chuckl",
-    "male": r"(?<!fe)\bmale\b|\bman\b|\bmen\b|low[- ]pitch|deep voice|masculine",
-    "female": r"female|woman|women|high[- ]pitch|feminine",
-    "slow": r"slow|drawn[- ]out|long (vowel|pause)",
-    "fast": r"fast|quick|rapid|hurried",
-}
+LABEL_PATTERNS = {name: t.label_pattern for name, t in PRESET_TARGETS.items()}
 
 
-def check_concept(concept: str) -> dict[str, tuple[str, str]]:
-    if concept not in CONCEPTS:
-        raise ValueError(f"unknown concept {concept!r}; choose from {sorted(CONCEPTS)}")
-    return CONCEPTS[concept]
+def as_concept(concept: str | Concept) -> Concept:
+    """A preset by name, or the concept itself."""
+    return concept if isinstance(concept, Concept) else preset(concept)
 
 
-def _utterance_arrays(rows: list[dict]) -> dict[str, np.ndarray]:
-    return {"male": np.array([r["gender"] == "male" for r in rows]),
-            "female": np.array([r["gender"] == "female" for r in rows]),
-            "slow": np.array([r["rate_bin"] == "slow" for r in rows]),
-            "fast": np.array([r["rate_bin"] == "fast" for r in rows]),
-            "untagged": np.array([not r["tags"] for r in rows])}
-
-
-def laughter_positions(meta: dict[str, np.ndarray], rows: list[dict]) -> np.ndarray:
-    """Speech positions whose time span overlaps a laughter span of their source utterance."""
-    out = np.zeros(len(meta["utt"]), dtype=bool)
-    speech = meta["modality"] == MODALITY_CODES["speech"]
-    for u in np.unique(meta["src_utt"][speech]):
-        spans = [(t["start"], t["end"]) for t in rows[u]["tags"] if t.get("tag") == "laughter"]
-        if not spans:
-            continue
-        at = speech & (meta["src_utt"] == u)
-        for a, b in spans:
-            out |= at & (meta["t0"] < b) & (meta["t1"] > a)
-    return out
-
-
-def position_groups(concept: str, meta: dict[str, np.ndarray], rows: list[dict],
-                    arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Boolean masks over a shard's positions, one per group of the concept."""
-    speech = meta["modality"] == MODALITY_CODES["speech"]
-    src = meta["src_utt"]
-    if concept == "laughter":
-        return {"laughter": laughter_positions(meta, rows),
-                "no_laughter": speech & arrays["untagged"][src]}
-    names = [g for pair in CONCEPTS[concept].values() for g in pair]
-    return {g: speech & arrays[g][src] for g in dict.fromkeys(names)}
+def check_concept(concept: str | Concept) -> dict[str, tuple[str, str]]:
+    """Target → (group A, group B) of a concept (a preset's name or a `Concept`)."""
+    c = as_concept(concept)
+    return {t.name: (t.positive.name, t.negative.name) for t in c.targets}
 
 
 @dataclass
@@ -117,23 +90,25 @@ class GroupStats:
 
 
 @torch.no_grad()
-def group_stats(sae, store: ActivationStore, corpus: str | Path, concept: str,
+def group_stats(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
                 max_positions: int = 100_000, seed: int = 0) -> dict[str, GroupStats]:
     """Mean residual, mean code and firing counts of each group, from at most `max_positions`
     positions per group spread over the store's shards."""
+    concept = as_concept(concept)
     rows = load_table(corpus)
-    arrays = _utterance_arrays(rows)
+    groups = CorpusGroups(concept, rows, str(corpus))
     d, d_sae = store.d_model, int(sae.W_dec.shape[0])
     stats: dict[str, GroupStats] = {}
     rng = np.random.default_rng(seed)
     per_shard = max(1, 2 * max_positions // max(len(store.shards), 1))
-    for shard in tqdm(store.shards, desc=f"group stats ({concept})"):
+    for shard in tqdm(store.shards, desc=f"group stats ({concept.name})"):
         meta = store.meta(shard)
         if int(meta["utt"].max(initial=-1)) >= len(rows):
             raise ValueError(f"{store.folder} indexes utterances beyond {corpus}; give the corpus "
                              "the store was built from")
         acts = store.acts(shard)
-        for g, mask in position_groups(concept, meta, rows, arrays).items():
+        speech = meta["modality"] == MODALITY_CODES["speech"]
+        for g, mask in groups.positions(meta, speech).items():
             st = stats.setdefault(g, GroupStats(0, np.zeros(d), np.zeros(d_sae),
                                                 np.zeros(d_sae, np.int64)))
             idx = np.flatnonzero(mask)
@@ -145,18 +120,23 @@ def group_stats(sae, store: ActivationStore, corpus: str | Path, concept: str,
             st.add(x, sae.encode(x))
     empty = [g for g, s in stats.items() if s.n == 0]
     if empty or not stats:
-        raise ValueError(f"no positions for group(s) {empty or list(stats)} of {concept!r} in "
-                         f"{store.folder}; does the corpus have them?")
+        counts = ", ".join(f"{g}: {s.n}" for g, s in stats.items())
+        raise ValueError(f"no positions for group(s) {empty or list(stats)} of {concept.name!r} "
+                         f"in {store.folder} (positions read: {counts or 'none'}; in "
+                         f"{corpus}: {groups.describe()}); was the store cached over "
+                         "utterances of both groups?")
     return stats
 
 
-def label_candidates(path: str | Path, target: str, min_auroc: float = 0.0) -> set[int] | None:
-    """Latents whose autointerp label names the target (None when there are no results)."""
+def label_candidates(path: str | Path, target: str, min_auroc: float = 0.0, pattern: str = ""
+                     ) -> set[int] | None:
+    """Latents whose autointerp label names the target (matches `pattern`, by default the
+    preset's or the target's name; None when there are no results)."""
     path = Path(path)
     if not path.exists():
         log.info("no autointerp results at %s; selecting contrastively only", path)
         return None
-    pat = re.compile(LABEL_PATTERNS[target], re.I)
+    pat = re.compile(pattern or LABEL_PATTERNS.get(target) or re.escape(target), re.I)
     out = set()
     for line in path.read_text().splitlines():
         if not line.strip():
@@ -241,14 +221,18 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
         (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source)
 
 
-def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str, k: int = 8,
-                   labels: str | Path | None = None, max_positions: int = 100_000,
+def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
+                   k: int = 8, labels: str | Path | None = None, max_positions: int = 100_000,
                    seed: int = 0, min_auroc: float = 0.0) -> dict[str, TargetSelection]:
-    """Every target of a concept; `labels` (autointerp latents.jsonl) enables label search."""
+    """Every target of a concept (a preset's name or a `Concept`); `labels` (autointerp
+    latents.jsonl) enables label search."""
+    concept = as_concept(concept)
     stats = group_stats(sae, store, corpus, concept, max_positions, seed)
     out = {}
-    for target, groups in check_concept(concept).items():
-        cands = label_candidates(labels, target, min_auroc) if labels else None
+    for t in concept.targets:
+        target, groups = t.name, (t.positive.name, t.negative.name)
+        cands = (label_candidates(labels, target, min_auroc, t.label_pattern) if labels
+                 else None)
         out[target] = select_target(sae, stats, target, groups, k, cands, seed)
         log.info("%s: latents %s (%s), unit edit norm %.3g, positions %s", target,
                  out[target].latents, out[target].source, out[target].unit,
@@ -268,10 +252,36 @@ def load_selection(obj: dict) -> dict[str, TargetSelection]:
     return {t: TargetSelection(**s) for t, s in obj.items()}
 
 
+def merge_selection(path: Path, sae_name: str, layer: int, fresh: dict, definitions: dict,
+                    settings: dict, own: bool) -> dict:
+    """concepts.json with `fresh` ({concept: saved selection}) beside what `path` already holds
+    for the same SAE and layer (the presets and earlier concepts of your own); `definitions`:
+    the concepts of your own among `fresh`, with how they were selected. A file of another SAE
+    is replaced, unless a concept of your own is being added to it (`own`): that is refused."""
+    saved: dict = {}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if (saved.get("sae"), saved.get("layer")) != (sae_name, layer):
+            if own:
+                raise ValueError(f"{path} holds the latents of another SAE ({saved.get('sae')}, "
+                                 f"layer {saved.get('layer')}); give --out")
+            saved = {}
+    # the top-level settings are the presets' (a concept of your own keeps its own with it)
+    top = (own and {k: saved[k] for k in ("max_positions", "seed") if k in saved}) or settings
+    defs = {k: v for k, v in (saved.get("definitions") or {}).items() if k not in fresh}
+    defs.update(definitions)
+    out = {"sae": sae_name, "layer": layer, **top,
+           "concepts": {**(saved.get("concepts") or {}), **fresh}}
+    if defs:
+        out["definitions"] = defs
+    return out
+
+
 def main() -> None:
     """`python -m steering.select --sae DIR --store ACTS --corpus CORPUS`: the latents (and the
     matched baselines and controls) of every concept, written to `<sae>/concepts.json`, which
-    `Workbench.steer` reads."""
+    `Workbench.steer` reads. `--concept NAME --groups POS [NEG]` selects a concept of your own
+    from the corpus's columns or tags (interp.concepts), written beside the presets."""
     import argparse
 
     from interp.atomic import atomic_write_json
@@ -281,21 +291,40 @@ def main() -> None:
     p.add_argument("--sae", required=True, help="SAE folder (SAELens format)")
     p.add_argument("--store", required=True, help="activation store of that SAE's layer")
     p.add_argument("--corpus", required=True, help="corpus the store was cached from")
-    p.add_argument("--concepts", default=",".join(CONCEPTS), help="comma-separated concepts")
+    p.add_argument("--concepts", default=",".join(CONCEPTS), help="comma-separated presets")
+    p.add_argument("--concept", default="", help="one concept instead of --concepts: a preset, "
+                   "or (with --groups) one of your own")
+    p.add_argument("--groups", nargs="+", default=[], metavar="GROUP",
+                   help=f"--concept's positive group and optionally its negative one (default: "
+                   f"the rest); each {GROUPS_HELP}, e.g. style=whisper style=default")
+    p.add_argument("--concept-instruction", default="", help="steering's prompt baseline for "
+                   "--concept, e.g. 'Please whisper.' (kept in the definition)")
+    p.add_argument("--concept-rubric", default="", help="the judge's question about <audio "
+                   "output> for --concept, e.g. 'Is <audio output> whispered?'")
     p.add_argument("--k", type=int, default=0, help="latents per target (0: the concept's "
                    "default, 16 for gender, 8 otherwise)")
     p.add_argument("--max-positions", type=int, default=100_000, help="positions per group")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="default <sae>/concepts.json")
     a = p.parse_args()
+    if a.concept:
+        todo = [resolve(a.concept, a.groups, a.concept_instruction, a.concept_rubric)]
+    elif a.groups or a.concept_instruction or a.concept_rubric:
+        raise ValueError("--groups, --concept-instruction and --concept-rubric need --concept NAME")
+    else:
+        todo = [preset(c) for c in a.concepts.split(",")]
     layer = int(read_cfg(a.sae).get("metadata", {}).get("layer", 12))
     sae, store = load_sae(a.sae), ActivationStore(a.store, layer)
-    concepts = {c: save_selection(select_concept(sae, store, a.corpus, c, a.k or default_k(c),
-                                                 None, a.max_positions, a.seed))
-                for c in a.concepts.split(",") if check_concept(c)}
+    concepts = {c.name: save_selection(select_concept(sae, store, a.corpus, c,
+                                                      a.k or default_k(c.name), None,
+                                                      a.max_positions, a.seed))
+                for c in todo}
+    defs = {c.name: {**c.to_dict(), "corpus": str(a.corpus), "max_positions": a.max_positions,
+                     "seed": a.seed} for c in todo if not c.preset}
     out = Path(a.out or Path(a.sae) / "concepts.json")
-    atomic_write_json(out, {"sae": Path(a.sae).name, "layer": layer, "max_positions":
-                            a.max_positions, "seed": a.seed, "concepts": concepts})
+    atomic_write_json(out, merge_selection(out, Path(a.sae).name, layer, concepts, defs,
+                                           {"max_positions": a.max_positions, "seed": a.seed},
+                                           bool(defs)))
     for c, targets in concepts.items():
         for t, sel in targets.items():
             print(f"{c:9s} {t:9s} latents {sel['latents']}  (unit edit norm {sel['unit']:.3g})")

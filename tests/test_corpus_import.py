@@ -369,3 +369,26 @@ def test_downstream_stages_read_the_import(imported, tmp_path):
         assert abs(len(tokens[r["utt_id"]]) / 25 - r["duration"]) < 0.1
     text, tok = cut_prompt(rows[0], tokens[rows[0]["utt_id"]], 1.0)
     assert text and len(tok) <= 25
+
+
+def test_label_column_defines_a_concept(imported):
+    """The manifest's `style` column defines concepts of your own (interp.concepts): groups,
+    the one-line errors, and the success classifier steering fits on them."""
+    from interp.concepts import CorpusGroups, define
+    from interp.instruments.concept import fit_classifier
+
+    out, _ = imported
+    rows = load_table(out)
+    calm = define("calm", ["style=calm", "style=happy"])
+    assert CorpusGroups(calm, rows, str(out)).counts() == {"style=calm": 4, "style=happy": 4}
+    rest = CorpusGroups(define("calm", ["style=calm"]), rows, str(out))
+    assert rest.counts() == {"style=calm": 4, "not style=calm": 8}
+    with pytest.raises(ValueError, match=r"unknown column 'mood'.*style") as exc:
+        CorpusGroups(define("x", ["mood=calm"]), rows, str(out))
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match=r"holds no utterance.*style values: ") as exc:
+        CorpusGroups(define("x", ["style=angry"]), rows, str(out))
+    clf = fit_classifier(out, calm, max_per_group=8)
+    n = clf.report["utterances"]
+    assert n["train_positive"] and n["train_negative"]
+    assert n["train_positive"] + n["heldout_positive"] == 4

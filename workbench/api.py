@@ -197,7 +197,8 @@ class Workbench:
 
     def steer(self, target: str, strength: float = 4.0, layer: int = 12, method: str = "sae",
               positions: str = "speech", selection: str | Path | None = None) -> Steer:
-        """An edit toward `target` (laughter, male, female, slow, fast): the latents (or
+        """An edit toward `target` (laughter, male, female, slow, fast, or a concept of your
+        own that `python -m steering.select --concept NAME --groups ...` added): the latents (or
         direction, per `method`) that `python -m steering.select` chose for it, read from
         `selection` or the SAE's `concepts.json`."""
         if method not in STEER_METHODS:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from interp.audio import SAMPLE_RATE
+from interp.concepts import Concept, Target
 from interp.judge.api_backend import ApiConfig
 from interp.judge.controls import with_output, write_controls
 from interp.judge.mmae_writer import Wav, build_sample, make_sample_id, write_mmae_set
@@ -89,6 +90,20 @@ def rubrics(target: str) -> list[dict]:
     raise ValueError(f"no rubrics for target {target!r}")
 
 
+def own_instruction(t: Target) -> str:
+    """The MMAE instruction of a concept of your own's target: its `--concept-instruction`, or
+    a plain request for its positive group."""
+    return t.instruction or f"Make the speech match the description '{t.name}'."
+
+
+def own_rubrics(t: Target) -> list[dict]:
+    """A concept of your own: its `--concept-rubric` question (default: does the output match
+    the concept's name), answered Yes when reached (IF); same words and same speaker (CR). The
+    acoustic judge has no instrument for it and reports it unsupported; the API judge asks."""
+    question = t.rubric or f"Does <audio output> match the description '{t.name}'?"
+    return [_if(question, "Yes", ["No"]), WORDS, SPEAKER]
+
+
 @dataclass(frozen=True)
 class SetItem:
     """One edit to judge: `source` is <audio input1>, `output` the edited audio."""
@@ -102,13 +117,16 @@ class SetItem:
     tags: tuple[str, ...] = ()
     operation: str = "alteration"
     granularity: str = "global"
+    rubric: tuple[dict, ...] = ()
+    """the questions, when not `rubrics(target)`'s (a concept of your own's)"""
 
 
 def write_set(root: Path, items: Sequence[SetItem]) -> tuple[Path, Path]:
     """Write one MMAE set (audio, MMAE-meta.json, predictions.json) under root; returns
     (metadata, predictions). Both steering and TinyEdit go through here, so their samples differ
     only in what was edited, never in how they are asked."""
-    samples = [build_sample(root, it.instruction, it.source, it.output, rubrics(it.target),
+    samples = [build_sample(root, it.instruction, it.source, it.output,
+                            list(it.rubric) or rubrics(it.target),
                             sample_id=it.sample_id, operation=it.operation,
                             granularity=it.granularity, tags=list(it.tags)) for it in items]
     return write_mmae_set(root, samples)
@@ -121,9 +139,18 @@ def _judge(pred: Path, meta: Path, root: Path, dest: Path, backend: str,
 
 # ----------------------------------------------------------------------------- steering
 
-def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae") -> dict[str, Path]:
+def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae",
+               definition: Concept | None = None) -> dict[str, Path]:
     """One MMAE set per (target, strength) of `method` under out/mmae/<target>_s<strength>/, the
-    unsteered output (method none) of the same item as input; returns {name: folder}."""
+    unsteered output (method none) of the same item as input; returns {name: folder}. The
+    presets' targets are asked `INSTRUCTIONS` and `rubrics`; a concept of your own
+    (`definition`) its instruction and rubric (`own_instruction`, `own_rubrics`)."""
+    def asked(target: str) -> tuple[str, tuple[dict, ...]]:
+        if definition is None or definition.preset:
+            return INSTRUCTIONS[target], ()
+        t = definition.target(target)
+        return own_instruction(t), tuple(own_rubrics(t))
+
     base = {r["item"]: r for r in rows if r["method"] == "none"}
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -133,9 +160,10 @@ def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae") -
     for name, rs in sorted(groups.items()):
         root = out / "mmae" / name
         write_set(root, [SetItem(
-            make_sample_id(concept, name, str(r["item"])), INSTRUCTIONS[r["target"]],
+            make_sample_id(concept, name, str(r["item"])), asked(r["target"])[0],
             out / base[r["item"]]["wav"], out / r["wav"], r["target"],
-            tags=(concept, r["target"], f"strength={r['strength']:g}")) for r in rs])
+            tags=(concept, r["target"], f"strength={r['strength']:g}"),
+            rubric=asked(r["target"])[1]) for r in rs])
         sets[name] = root
     return sets
 
