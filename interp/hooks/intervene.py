@@ -10,6 +10,9 @@ Batched generation of rows of different lengths (`interp.models.generate.generat
 one `intervene_rows` context instead: each row has its own interventions, its own positions
 (the generator says where each row is before every pass) and its own strength; edits that know
 how to stack (`AddVector`, steering's SAE-latent editor) run once over all rows that share them.
+An edit stacks when it has a `stack_key` (hashable; None: it does not) and a `stack(fns)` that
+returns one callable over the rows of `fns` (equal keys) stacked in order, row i edited exactly as
+fns[i] alone; other edits run once per distinct callable.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -131,17 +133,6 @@ class AddVector:
         """One edit over n rows (n, T, D): row i gets fns[i]'s vector, exactly as alone."""
         vecs = torch.stack([f.vector for f in fns])  # (n, D)
         return lambda x: x + vecs.to(x.device, x.dtype)[:, None]
-
-
-class Stackable(Protocol):
-    """An edit that runs once over several rows: edits with equal `stack_key`s combine into
-    `stack(fns)`, a callable over those rows stacked in order, row i edited as fns[i] alone."""
-
-    stack_key: Hashable
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def stack(self, fns: Sequence) -> Callable[[torch.Tensor], torch.Tensor]: ...
 
 
 class RowPositions:

@@ -190,8 +190,9 @@ def generate_batch(model: TinyCosy, rows: Sequence[Row],
     for i in tqdm(range(longest), desc="speech tokens", unit="step", leave=False,
                   disable=longest < PROGRESS_FROM):
         keep, toks = [], []
+        host = steps.float().cpu()  # one transfer for all rows
         for b, r in enumerate(active):
-            step = steps[b].float().cpu()
+            step = host[b]
             if i < bounds[r][0]:
                 step[codes:] = float("-inf")  # no stop before min_len
             tok = ras_sample(step, outs[r], cfgs[r], gens[r])
