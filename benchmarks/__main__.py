@@ -32,7 +32,8 @@ def main() -> None:
         **({"n_batches": 1, "repeats": 1} if args.quick else {}))
     results["training_memory"] = training_memory.run(
         **({"steps": 2, "n_examples": 32} if args.quick else {}))
-    results["steering"] = steering_bench.run(**({"n_seqs": 2, "repeats": 1} if args.quick else {}))
+    results["steering"] = steering_bench.run(
+        **({"n_seqs": 2, "repeats": 1, "batch": 2} if args.quick else {}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"{capture.line(results['capture'])} → {args.out}")

@@ -12,16 +12,22 @@ vector to the raw residual (the decoder-direction, difference-in-means and rando
 
     ivs = [sae_intervention(sae, "blocks.12.hook_resid_post", LatentEdit((5, 9), (1.0, 2.0)), 4.0)]
     tokens = generate_steered(backbone, backbone.request(text, voice), ivs, seed=0)
+
+Batched: `generate_steered_batch(backbone, reqs, [ivs_0, ivs_1, …], seeds)` gives every row what
+`generate_steered` gives it alone; rows that share an SAE edit at different strengths, or add
+different vectors, are edited in one call (a per-row strength tensor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 from interp.hooks.intervene import (
+    AddVector,
     Intervention,
     PositionMask,
     all_positions,
@@ -52,11 +58,19 @@ class LatentEdit:
             raise ValueError("LatentEdit needs one amount per latent")
 
 
-def _edited(zi: torch.Tensor, edit: LatentEdit, strength: float) -> torch.Tensor:
-    """New values of the chosen latents from their current values zi (..., k)."""
-    c = torch.tensor(edit.amounts, dtype=zi.dtype, device=zi.device) * strength
+def _edited(zi: torch.Tensor, edit: LatentEdit, strength: float | torch.Tensor
+            ) -> torch.Tensor:
+    """New values of the chosen latents from their current values zi (..., k). A tensor
+    `strength` (B,) is one strength per row of zi (B, ..., k): row i is what strength[i] alone
+    gives, bit for bit (the products are formed in the same precision as with a float)."""
+    amounts = torch.tensor(edit.amounts, dtype=zi.dtype, device=zi.device)
+    if isinstance(strength, torch.Tensor):
+        s = strength.to(zi.device, torch.float64).reshape(-1, *[1] * (zi.dim() - 1))
+        c, factor = amounts * s.to(zi.dtype), (1 + s).to(zi.dtype)  # as a float scalar is cast
+    else:
+        c, factor = amounts * strength, 1 + strength
     return {"add": lambda: zi + c, "clamp": lambda: torch.maximum(zi, c),
-            "scale": lambda: zi * (1 + strength), "set": lambda: c.expand_as(zi)}[edit.mode]()
+            "scale": lambda: zi * factor, "set": lambda: c.expand_as(zi)}[edit.mode]()
 
 
 def edit_codes(z: torch.Tensor, edit: LatentEdit, strength: float) -> torch.Tensor:
@@ -87,10 +101,16 @@ def _subset_encoder(sae, idx: list[int]) -> Callable[[torch.Tensor], torch.Tenso
 
 class LatentEditor:
     """x → x + (z' − z)·W_dec over the chosen latents: decode(z') with x's SAE error term kept.
-    Only the chosen latents are encoded (exact for JumpReLU SAEs), so a step costs O(k·d)."""
+    Only the chosen latents are encoded (exact for JumpReLU SAEs), so a step costs O(k·d).
 
-    def __init__(self, sae, edit: LatentEdit, strength: float):
-        self.edit, self.strength, self.sae = edit, strength, sae
+    `strength` is one float for every row, or one per row of the (B, T, D) activations it is
+    called on (a per-row strength, for batched generation): row i is edited as at strength[i]
+    alone. Editors of one SAE and one edit stack into such a per-row editor (`stack`)."""
+
+    def __init__(self, sae, edit: LatentEdit, strength: float | Sequence[float] | torch.Tensor):
+        self.edit, self.sae = edit, sae
+        s = torch.as_tensor(strength, dtype=torch.float64)
+        self.strength: float | torch.Tensor = float(s) if s.dim() == 0 else s.reshape(-1)
         idx = list(edit.latents)
         self.encode = _subset_encoder(sae, idx) or (lambda x: sae.encode(x)[..., idx])
         self.w_dec = sae.W_dec[idx].detach()  # (k, d)
@@ -98,11 +118,27 @@ class LatentEditor:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.edit.latents:
             return x
+        if isinstance(self.strength, torch.Tensor) and len(self.strength) != x.shape[0]:
+            raise ValueError(f"{len(self.strength)} per-row strengths for {x.shape[0]} rows")
         zi = self.encode(x.float())
         dz = _edited(zi, self.edit, self.strength) - zi  # (..., k)
         if not bool(dz.any()):
             return x
         return x + (dz @ self.w_dec).to(x.dtype)
+
+    @property
+    def stack_key(self) -> Hashable | None:
+        """Editors with equal keys (the same SAE object and edit, one float strength each)
+        stack into one per-row editor."""
+        if isinstance(self.strength, torch.Tensor):
+            return None
+        return ("latent_edit", id(self.sae), self.edit)
+
+    def stack(self, editors: Sequence[LatentEditor]) -> LatentEditor:
+        """One editor over the editors' rows stacked in order, with a per-row strength."""
+        out = copy.copy(self)  # the same encoder and decoder rows
+        out.strength = torch.tensor([float(e.strength) for e in editors], dtype=torch.float64)
+        return out
 
 
 def edit_residual(sae, x: torch.Tensor, edit: LatentEdit, strength: float) -> torch.Tensor:
@@ -134,8 +170,7 @@ def sae_intervention(sae, hook: str, edit: LatentEdit, strength: float,
 def direction_intervention(hook: str, vector: torch.Tensor,
                            positions: PositionMask | None = None) -> Intervention:
     """Add `vector` to the raw residual at `hook`."""
-    return Intervention(hook, lambda x: x + vector.to(x.device, x.dtype),
-                        positions or all_positions())
+    return Intervention(hook, AddVector(vector), positions or all_positions())
 
 
 def generate_steered(backbone, req: Request, ivs: list[Intervention], seed: int,
@@ -145,3 +180,23 @@ def generate_steered(backbone, req: Request, ivs: list[Intervention], seed: int,
     cfg = replace(sampling or SamplingConfig(), seed=seed)
     with intervene(backbone.model, ivs):
         return backbone.generate(req.text_ids, req.prompt, req.n_text, cfg)
+
+
+def generate_steered_batch(backbone, reqs: Sequence[Request],
+                           ivs: Sequence[Sequence[Intervention]], seeds: Sequence[int],
+                           sampling: SamplingConfig | Sequence[SamplingConfig] | None = None
+                           ) -> list[list[int]]:
+    """What `generate_steered(backbone, reqs[i], ivs[i], seeds[i], sampling)` gives for every i,
+    made in one batch where the backbone can (`Backbone.generate_batch`); `sampling` is one
+    config for all rows or one per row (its seed replaced by the row's)."""
+    n = len(reqs)
+    base = (list(sampling) if isinstance(sampling, list | tuple)
+            else [sampling] * n)
+    if not len(base) == len(ivs) == len(seeds) == n:
+        raise ValueError(f"{n} requests but {len(ivs)} intervention lists, {len(seeds)} seeds "
+                         f"and {len(base)} sampling configs; give one of each per request")
+    cfgs = [replace(c or SamplingConfig(), seed=s) for c, s in zip(base, seeds, strict=True)]
+    if not hasattr(backbone, "generate_batch"):  # a backbone of its own making: one by one
+        return [generate_steered(backbone, r, list(iv), s, c)
+                for r, iv, s, c in zip(reqs, ivs, seeds, cfgs, strict=True)]
+    return backbone.generate_batch(list(reqs), cfgs, [list(iv) for iv in ivs])

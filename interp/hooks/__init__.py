@@ -8,13 +8,17 @@ hook grammar (`blocks.{L}.hook_resid_pre|resid_mid|resid_post|attn_out|mlp_out`)
 
 from interp.hooks.capture import capture, run_with_cache
 from interp.hooks.intervene import (
+           AddVector,
            Intervention,
+           RowPositions,
            all_positions,
            from_position,
            intervene,
+           intervene_rows,
            modality_positions,
 )
 from interp.hooks.points import HOOK_KINDS, hook_names, parse_hook
 
-__all__ = ["HOOK_KINDS", "Intervention", "all_positions", "capture", "from_position",
-           "hook_names", "intervene", "modality_positions", "parse_hook", "run_with_cache"]
+__all__ = ["HOOK_KINDS", "AddVector", "Intervention", "RowPositions", "all_positions", "capture",
+           "from_position", "hook_names", "intervene", "intervene_rows", "modality_positions",
+           "parse_hook", "run_with_cache"]

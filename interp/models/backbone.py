@@ -4,7 +4,8 @@ A stage touches a model only through a `Backbone` (`interp.models.registry.load_
 depth and width, its hook points in TransformerLens grammar, its text and speech tokenizers, a
 teacher-forced pass that says which modality each position has (and a batched one over
 right-padded rows, one by one where a model cannot batch), the corpus's examples in its
-own input layout, seeded generation, and `render` where a waveform decoder exists. Nothing below
+own input layout, seeded generation (and a batched one, each row with its own seed and steering
+edits, one by one where a model cannot batch), and `render` where a waveform decoder exists. Nothing below
 the Backbone knows which model it is.
 """
 
@@ -22,9 +23,15 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from interp.audio import SAMPLE_RATE
+from interp.hooks.intervene import Intervention, intervene, intervene_rows
 from interp.hooks.points import hook_names, parse_hook
 from interp.models.data import Example, cut_prompt
-from interp.models.generate import SamplingConfig, generate_tokens
+from interp.models.generate import (
+    SamplingConfig,
+    can_generate_batch,
+    generate_batch,
+    generate_tokens,
+)
 
 PROMPT_SECONDS = 3.0  # a wav prompt is cut to its first 3 s, as CosyVoice3 does
 
@@ -96,6 +103,13 @@ class Backbone(Protocol):
 
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]: ...
+
+    def can_batch_generate(self) -> bool: ...
+
+    def generate_batch(self, requests: list[Request],
+                       sampling: SamplingConfig | list[SamplingConfig] | None = None,
+                       interventions: list[list[Intervention]] | None = None
+                       ) -> list[list[int]]: ...
 
     def logit_lens(self, vectors: torch.Tensor) -> torch.Tensor: ...
 
@@ -272,6 +286,39 @@ class SpeechLMBackbone:
     def generate(self, text_ids: torch.Tensor, prompt: torch.Tensor, n_text: int,
                  sampling: SamplingConfig | None = None) -> list[int]:
         return generate_tokens(self.model, text_ids, prompt, n_text, sampling)
+
+    def can_batch_generate(self) -> bool:
+        """Whether `generate_batch` makes its rows in one batched pass per step: the module's
+        forward takes an attention mask and position ids, and `generate` is this class's."""
+        return (type(self).generate is SpeechLMBackbone.generate
+                and can_generate_batch(self.model))
+
+    def generate_batch(self, requests: list[Request],
+                       sampling: SamplingConfig | list[SamplingConfig] | None = None,
+                       interventions: list[list[Intervention]] | None = None
+                       ) -> list[list[int]]:
+        """Speech tokens of every request, each what `generate` gives it alone under
+        `intervene(model, interventions[i])`: `sampling` is one config per request (each with its
+        own seed) or one for all; `interventions[i]` are request i's steering edits (none: plain
+        generation), applied to its row only, at its own positions.
+
+        When `can_batch_generate()`: one KV-cached batch (`generate_batch` of
+        interp.models.generate, with `intervene_rows`); otherwise one request after another."""
+        cfgs = (list(sampling) if isinstance(sampling, (list, tuple))
+                else [sampling] * len(requests))
+        ivs = list(interventions) if interventions is not None else [[] for _ in requests]
+        if len(cfgs) != len(requests) or len(ivs) != len(requests):
+            raise ValueError(f"{len(requests)} requests but {len(cfgs)} sampling configs and "
+                             f"{len(ivs)} intervention lists; give one of each per request")
+        if len(requests) <= 1 or not self.can_batch_generate():
+            out = []
+            for req, cfg, iv in zip(requests, cfgs, ivs, strict=True):
+                with intervene(self.model, iv):
+                    out.append(self.generate(req.text_ids, req.prompt, req.n_text, cfg))
+            return out
+        rows = [(r.text_ids, r.prompt, r.n_text) for r in requests]
+        with intervene_rows(self.model, ivs) as where:
+            return generate_batch(self.model, rows, cfgs, observer=where)
 
     @torch.no_grad()
     def logit_lens(self, vectors: torch.Tensor) -> torch.Tensor:

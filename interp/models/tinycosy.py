@@ -131,10 +131,15 @@ class TinyCosy(nn.Module):
                           self.speech_embedding(prompt_tokens.to(dev))])
 
     def forward(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                past_key_values=None, use_cache: bool = False):
-        """(B, T, D) embeddings → ((B, T, n_speech) speech logits, past_key_values)."""
+                past_key_values=None, use_cache: bool = False,
+                position_ids: torch.Tensor | None = None):
+        """(B, T, D) embeddings → ((B, T, n_speech) speech logits, past_key_values).
+
+        `position_ids` (B, T): each row's rotary positions (batched generation, where rows of
+        different lengths share one cache); by default the cache length onwards, as in HF."""
         out = self.llm.model.model(inputs_embeds=embeds, attention_mask=attention_mask,
-                                   use_cache=use_cache, **{_CACHE_ARG: past_key_values})
+                                   position_ids=position_ids, use_cache=use_cache,
+                                   **{_CACHE_ARG: past_key_values})
         return self.llm_decoder(out.last_hidden_state), getattr(out, _CACHE_ARG, None)
 
     def speech_head(self, hidden: torch.Tensor) -> torch.Tensor:
