@@ -84,6 +84,10 @@ class AutointerpConfig:
     (ApiConfig.backoff_base, backoff_max)."""
     max_latents: int = 0
     """Explain and score only the first N live latents (0 = all); for quick looks."""
+    n_output_wavs: int = 200
+    """Render what the N densest latents with evidence promote and suppress (their top logit-lens
+    codes, 0.8 s each, through the backbone) as wavs beside their clips; -1 = every latent with
+    evidence, 0 = none. The output-side sentence itself is computed for every latent."""
 
     @property
     def sae_dir(self) -> Path:

@@ -166,8 +166,19 @@ def test_offline_run_outputs(offline_run):
                for r in recs if r["modality"] == "dead")
     assert any(r["scores"]["auroc"] is not None for r in live)
     ev = json.loads((out / live[0]["evidence"]).read_text())
-    assert set(ev) == {"latent", "histogram", "top", "quantiles", "random", "logit_lens"}
+    assert set(ev) == {"latent", "histogram", "top", "quantiles", "random", "logit_lens",
+                       "output_side"}
     assert len(ev["logit_lens"]["promoted"]) == 10 and ev["top"]
+    # what it does to the sound: two code profiles, their differences, a sentence, renderings
+    out_side = ev["output_side"]
+    assert set(out_side) >= {"promoted_profile", "suppressed_profile", "deltas", "text", "wav"}
+    assert out_side["text"].startswith("promotes ")
+    assert set(out_side["promoted_profile"]) == {"f0_hz", "voiced", "energy_db", "centroid_hz",
+                                                 "tilt_db_oct"}
+    assert out_side["codes"]["promoted"][0] == ev["logit_lens"]["promoted"][0][0] or \
+        ev["logit_lens"]["promoted"][0][0] >= 64  # a special can top the lens, never a profile
+    rendered, sr = sf.read(out / out_side["wav"]["promoted"])  # default: the 200 densest
+    assert sr == 16000 and len(rendered) == 12800  # 20 tokens, 0.8 s
     assert all(set(e) == EX_KEYS for e in ev["top"] + ev["random"])
     assert all(e["act"] == 0 for e in ev["random"])
     assert sum(ev["histogram"]["counts"]) == round(live[0]["density"] * summary["n_positions"])
