@@ -26,6 +26,7 @@ from autointerp.config import AutointerpConfig
 from autointerp.evidence import Renderer, evidence_path, lens_entries, write_evidence
 from autointerp.examples import Examples, Sampler, explain_mask
 from autointerp.explain import Label, api_labels, offline_labels
+from autointerp.intervention import Intervener
 from autointerp.output_side import output_sides, render_choice, write_output_wavs
 from autointerp.prompts import Templates, parse_matches, score_parts
 from autointerp.report import figures, summary_lines
@@ -108,7 +109,7 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path, outputs: list[dict |
     cfg = ctx.cfg
     keys = ("n_top", "n_quantile", "n_random", "n_clips", "window", "clip_s", "seed",
             "n_modality", "audio_threshold", "text_threshold", "corpus", "model",
-            "n_output_wavs")
+            "n_output_wavs", "n_intervene", "intervene_sentences", "intervene_strength")
     key = hashlib.sha256(json.dumps({"stats": (out / "stats.npz").stat().st_mtime_ns,
                                      **{k: getattr(cfg, k) for k in keys}}).encode()).hexdigest()
     progress = out / PROGRESS
@@ -129,6 +130,27 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path, outputs: list[dict |
         evidence[lat] = write_evidence(ctx.renderer, lat, ex, ctx.tags[lat], lens[lat],
                                        cfg.n_clips, output)
     return evidence
+
+
+def densest(ctx: Context, n: int) -> list[int]:
+    """The n densest latents with evidence (all when n < 0)."""
+    order = sorted(ctx.draws, key=lambda lat: (-float(ctx.stats.density[lat]), lat))
+    return order if n < 0 else order[:n]
+
+
+def intervention_scores(ctx: Context, evidence: dict[int, dict], backbone: Backbone, sae,
+                        hook: str, out: Path) -> None:
+    """Steer the `n_intervene` densest latents alone and listen (`autointerp.intervention`);
+    each result goes into the latent's evidence file (kept when a previous run made it)."""
+    cfg = ctx.cfg
+    todo = [lat for lat in densest(ctx, cfg.n_intervene) if "intervention" not in evidence[lat]]
+    if not todo:
+        return
+    iv = Intervener(backbone, sae, hook, cfg.corpus, cfg.intervene_sentences,
+                    cfg.intervene_strength, cfg.seed)
+    for lat in tqdm(todo, desc="intervene", unit="latent"):
+        evidence[lat]["intervention"] = iv.score(lat, float(ctx.stats.max_act[lat]))
+        atomic_write_json(out / evidence_path(lat), evidence[lat])
 
 
 def client_for(cfg: AutointerpConfig, out: Path) -> ChatClient:
@@ -228,6 +250,11 @@ def run(cfg: AutointerpConfig) -> dict:
     evidence = all_evidence(ctx, lens_entries(logits), out,
                             output_sides(logits, backbone.code_profile()), backbone)
     t["evidence_s"] = time.time() - start - sum(t.values())
+    if cfg.n_intervene:
+        hook = (read_cfg(cfg.sae_dir).get("metadata", {}).get("hook_name")
+                or f"blocks.{cfg.layer}.{store.hook}")
+        intervention_scores(ctx, evidence, backbone, sae, hook, out)
+        t["intervene_s"] = time.time() - start - sum(t.values())
     if cfg.explainer == "offline":
         labels = offline_labels(ctx.stats, ctx.attrs, ctx.explain, list(ctx.draws),
                                 cfg.max_terms)

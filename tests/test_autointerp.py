@@ -210,6 +210,27 @@ def test_offline_run_resumes(offline_run, caplog):
     assert again["auroc_by_modality"] == summary["auroc_by_modality"]
 
 
+def test_intervention_flag_steers_the_densest_latent(offline_run, tmp_path):
+    """--n-intervene 1: the densest latent with evidence is turned up alone and listened to;
+    its evidence file keeps the result, the others have none."""
+    cfg, _ = offline_run
+    cfg = AutointerpConfig(**{**cfg.to_dict(), "out": str(tmp_path / "layer_1"),
+                              "n_intervene": 1, "intervene_sentences": 1, "n_output_wavs": 0})
+    summary = run(cfg)
+    assert "intervene_s" in summary["timings"]
+    recs = [json.loads(x) for x in (cfg.out_dir / "latents.jsonl").read_text().splitlines()]
+    live = [r for r in recs if r["evidence"]]
+    top = max(live, key=lambda r: (r["density"], -r["latent"]))
+    evs = {r["latent"]: json.loads((cfg.out_dir / r["evidence"]).read_text()) for r in live}
+    assert [lat for lat, ev in evs.items() if "intervention" in ev] == [top["latent"]]
+    iv = evs[top["latent"]]["intervention"]
+    assert iv["hook"] == "blocks.1.hook_resid_post" and iv["n_sentences"] == 1
+    assert iv["text"].startswith("turned up alone (+4× its max activation, 1 sentence)")
+    assert all(ev["output_side"]["wav"] is None for ev in evs.values())  # --n-output-wavs 0
+    with pytest.raises(ValueError, match="--n-intervene must be"):
+        run(AutointerpConfig(**{**cfg.to_dict(), "n_intervene": -1}))
+
+
 def test_input_errors(offline_run, tmp_path):
     cfg, _ = offline_run
     base = cfg.to_dict()

@@ -85,6 +85,8 @@ def test_latent_page_says_what_it_does(tmp_path, layer12):
     (layer12 / "evidence/latent_00001.json").write_text(json.dumps(ev))
     ev2 = json.loads((layer12 / "evidence/latent_00002.json").read_text())
     ev2["output_side"] = None  # a model without a code profile
+    ev2["intervention"] = {"text": "turned up alone (+4× its max activation, 3 sentences): "
+                                   "F0 +12%", "deltas": {"f0_pct": 12.0, "wer_points": None}}
     (layer12 / "evidence/latent_00002.json").write_text(json.dumps(ev2))
     site = _build(tmp_path, layer=12)
     page = json.loads((site / "data/layer_12/latents/latent_00000.json").read_text())
@@ -98,6 +100,8 @@ def test_latent_page_says_what_it_does(tmp_path, layer12):
     assert one["evidence"]["output_side"]["promoted"]["f0_hz"] is None
     two = json.loads((site / "data/layer_12/latents/latent_00002.json").read_text())
     assert two["evidence"]["output_side"] is None
+    assert two["evidence"]["intervention"]["deltas"] == {"f0_pct": 12.0, "wer_points": None}
+    assert page["evidence"]["intervention"] is None
     js = (site / "static/latent.js").read_text()
     assert "What it does" in js and "What activates it" in js and "out.text" in js
 

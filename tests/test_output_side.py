@@ -162,3 +162,46 @@ def test_explainer_prompt_carries_the_output_side(tmp_path):
                         tmp_path)
     asked = {lat: " ".join(p.get("text", "") for p in parts) for lat, parts, _ in client.items}
     assert sentence in asked[7] and sentence not in asked[8] and labels[7].label == "a label"
+
+
+def test_intervention_deltas_and_sentence():
+    from autointerp.intervention import compare, describe
+
+    base = [{"median_f0_hz": 100.0, "duration_s": 2.0, "voiced_duration_s": 1.5, "laughter": 0.1,
+             "wer": 0.2},
+            {"median_f0_hz": 200.0, "duration_s": 3.0, "voiced_duration_s": 2.0, "laughter": 0.0,
+             "wer": 0.0}]
+    steered = [{"median_f0_hz": 120.0, "duration_s": 1.5, "voiced_duration_s": 1.0,
+                "laughter": 0.3, "wer": 0.5},
+               {"median_f0_hz": None, "duration_s": 2.5, "voiced_duration_s": None,
+                "laughter": 0.2, "wer": 0.1}]
+    d = compare(base, steered)
+    assert d == {"f0_pct": 20.0, "duration_s": -0.5, "voiced_duration_s": -0.5, "laughter": 0.2,
+                 "wer_points": 20.0}
+    assert describe(d, 4.0, 2) == ("turned up alone (+4× its max activation, 2 sentences): "
+                                   "F0 +20%, duration −0.50 s, laughter +0.20, WER +20 points")
+    none = {k: None for k in d}
+    assert describe(none, 4.0, 1).endswith("1 sentence): nothing measurable")
+
+
+def test_intervener_steers_one_latent_against_the_same_seed(tiny_tinycosy, tiny_corpus):
+    """Strength 0 speaks exactly the unsteered audio (same seed, nothing added); a large push
+    along a decoder row changes what is generated."""
+    from types import SimpleNamespace
+
+    from autointerp.intervention import Intervener
+    from interp.models.registry import load_backbone
+
+    bb = load_backbone(str(tiny_tinycosy[0]), "cpu")
+    sae = SimpleNamespace(W_dec=torch.nn.functional.normalize(
+        torch.randn(4, bb.d_model, generator=torch.Generator().manual_seed(0)), dim=1))
+    hook = f"blocks.{bb.n_layers - 1}.hook_resid_post"
+    zero = Intervener(bb, sae, hook, str(tiny_corpus), 1, 0.0)
+    same = zero.score(2, 1.0)
+    assert same["unsteered"] == same["steered"] and same["n_sentences"] == 1
+    assert all(v in (0, None) for v in same["deltas"].values())
+    push = Intervener(bb, sae, hook, str(tiny_corpus), 1, 50.0).score(2, 1.0)
+    assert push["steered"] != push["unsteered"] and push["text"].startswith("turned up alone (+50×")
+    assert push["hook"] == hook and set(push["deltas"]) == {"f0_pct", "duration_s",
+                                                           "voiced_duration_s", "laughter",
+                                                           "wer_points"}

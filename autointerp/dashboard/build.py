@@ -154,6 +154,14 @@ def _output_side(side, clips: ClipCopier) -> dict | None:
                     if k in ("promoted", "suppressed") and isinstance(v, str)}}
 
 
+def _intervention(iv) -> dict | None:
+    """The latent steered alone (`autointerp.intervention`): its sentence and mean changes."""
+    if not isinstance(iv, dict) or not isinstance(iv.get("text"), str):
+        return None
+    deltas = iv.get("deltas") if isinstance(iv.get("deltas"), dict) else {}
+    return {"text": iv["text"], "deltas": {str(k): _r(inputs.num(v)) for k, v in deltas.items()}}
+
+
 def _evidence(ev: dict | None, clips: ClipCopier) -> dict | None:
     if ev is None:
         return None
@@ -167,7 +175,8 @@ def _evidence(ev: dict | None, clips: ClipCopier) -> dict | None:
     out = {"histogram": {"edges": [_r(inputs.num(e)) for e in hist.get("edges") or []],
                          "counts": [inputs.num(c) or 0 for c in hist.get("counts") or []]},
            "logit_lens": {"promoted": pairs("promoted"), "suppressed": pairs("suppressed")},
-           "output_side": _output_side(ev.get("output_side"), clips)}
+           "output_side": _output_side(ev.get("output_side"), clips),
+           "intervention": _intervention(ev.get("intervention"))}
     for group in inputs.EXAMPLE_GROUPS:
         out[group] = [_example(e, clips) for e in ev[group]]
     return out

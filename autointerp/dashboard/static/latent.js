@@ -170,7 +170,8 @@
       <div class="grid2"><section><h3>What activates it</h3>
         ${d.explanation ? `<p class="explanation">${esc(d.explanation)}<br><span class="muted">explainer: ` +
           `${esc(d.explainer || "?")}</span></p>` : `<p class="muted">${esc(d.label || "(no label)")}</p>`}</section>
-        <section id="output-side"><h3>What it does</h3>${outputHTML(ev ? ev.output_side : null, layer)}</section></div>
+        <section id="output-side"><h3>What it does</h3>${outputHTML(ev ? ev.output_side : null, layer)}
+          ${ev && ev.intervention ? `<p class="output-text intervention">${esc(ev.intervention.text)}</p>` : ""}</section></div>
       <div class="cards">${card("detection AUROC", fmt(s.auroc))}${card("balanced accuracy", fmt(s.balanced_accuracy))}
         ${card("scorer", s.scorer || "–")}${card("density", pct(d.density))}${card("max act", fmt(d.max_act))}
         ${card("mean act", fmt(d.mean_act))}${card("speech fraction", pct(d.speech_frac))}
