@@ -84,6 +84,18 @@ class AutointerpConfig:
     (ApiConfig.backoff_base, backoff_max)."""
     max_latents: int = 0
     """Explain and score only the first N live latents (0 = all); for quick looks."""
+    n_output_wavs: int = 200
+    """Render what the N densest latents with evidence promote and suppress (their top logit-lens
+    codes, 0.8 s each, through the backbone) as wavs beside their clips; -1 = every latent with
+    evidence, 0 = none. The output-side sentence itself is computed for every latent."""
+    n_intervene: int = 0
+    """Turn the N densest latents with evidence up one at a time during generation and listen:
+    ΔF0, Δduration, laughter and WER against unsteered speech (`autointerp.intervention`); 0 =
+    off. Slow: N × --intervene-sentences generations, each measured by the instruments."""
+    intervene_sentences: int = 3
+    """Held-out sentences (in held-out voices) spoken per intervened latent."""
+    intervene_strength: float = 4.0
+    """Added decoder row = this × the latent's largest activation on the store."""
 
     @property
     def sae_dir(self) -> Path:
@@ -107,6 +119,8 @@ class AutointerpConfig:
             raise ValueError("--explainer and --scorer take `offline` or `api`")
         if not 0 <= self.text_threshold <= self.audio_threshold <= 1:
             raise ValueError("need 0 <= --text-threshold <= --audio-threshold <= 1")
+        if self.n_intervene < 0 or (self.n_intervene and self.intervene_sentences < 1):
+            raise ValueError("--n-intervene must be >= 0, and --intervene-sentences >= 1")
         if min(self.n_top, self.n_score, self.n_modality, self.max_terms) < 1 or self.clip_s <= 0:
             raise ValueError("--n-top, --n-score, --n-modality, --max-terms and --clip-s must be "
                              "positive")

@@ -1,5 +1,6 @@
-"""Evidence files: text windows, 1-second audio clips with activation traces, histograms and the
-logit lens of each latent, as `evidence/latent_XXXXX.json` + `clips/*.wav` in the layer folder.
+"""Evidence files: text windows, 1-second audio clips with activation traces, histograms, the
+logit lens and the output side (what the promoted codes sound like) of each latent, as
+`evidence/latent_XXXXX.json` + `clips/*.wav` in the layer folder.
 """
 
 from __future__ import annotations
@@ -124,7 +125,11 @@ def logit_lens(backbone, w_dec: torch.Tensor, k: int = 10) -> list[dict]:
     decoder direction promotes/suppresses when read straight out through the final norm and the
     speech head (`Backbone.logit_lens`): a direct effect on the next speech token, ignoring the
     layers in between."""
-    logits = backbone.logit_lens(w_dec).cpu()  # (d_sae, n_speech)
+    return lens_entries(backbone.logit_lens(w_dec).cpu(), k)
+
+
+def lens_entries(logits: torch.Tensor, k: int = 10) -> list[dict]:
+    """The logit-lens entries of (d_sae, n_speech) logit-lens logits (see `logit_lens`)."""
     k = min(k, logits.shape[1])
     up, down = logits.topk(k, dim=1), (-logits).topk(k, dim=1)
     return [{"promoted": [[int(c), round(float(v), 4)] for c, v in
@@ -135,8 +140,10 @@ def logit_lens(backbone, w_dec: torch.Tensor, k: int = 10) -> list[dict]:
 
 
 def write_evidence(renderer: Renderer, latent: int, ex: Examples, modality: str,
-                   lens: dict | None, n_clips: int) -> dict:
-    """Write `evidence/latent_XXXXX.json` (and its clips); returns the evidence dict."""
+                   lens: dict | None, n_clips: int, output: dict | None = None) -> dict:
+    """Write `evidence/latent_XXXXX.json` (and its clips); returns the evidence dict.
+    `output` is the latent's output side (`autointerp.output_side`), None where the backbone
+    has no code profile."""
     stats = renderer.stats
     acts = stats.dense(latent)
     prefix = f"latent_{latent:05d}"
@@ -147,7 +154,7 @@ def write_evidence(renderer: Renderer, latent: int, ex: Examples, modality: str,
     evidence = {"latent": latent, "histogram": histogram(stats.column(latent)[1]),
                 "top": top, "quantiles": quant,
                 "random": renderer.examples(ex.random, acts, modality, prefix, 0),
-                "logit_lens": lens}
+                "logit_lens": lens, "output_side": output}
     path = renderer.out / evidence_path(latent)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, evidence)

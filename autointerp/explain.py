@@ -177,14 +177,16 @@ def offline_labels(stats: LatentStats, attrs: Attributes, explain: np.ndarray,
 
 def api_labels(client: ChatClient, tpl: Templates, evidence: dict[int, dict],
                tags: list[str], layer_dir: Path, max_examples: int = 20) -> dict[int, Label]:
-    """One question per latent with its top and quantile examples; a failed question leaves the
-    latent unlabelled (explanation says why) and is asked again on the next run."""
+    """One question per latent with its top and quantile examples (and its output-side sentence,
+    input and output descriptions together as Gur-Arieh et al. recommend); a failed question
+    leaves the latent unlabelled (explanation says why) and is asked again on the next run."""
     name = f"api:{client.cfg.model}"
     items = []
     for lat, ev in evidence.items():
         exs = (ev["top"] + ev["quantiles"])[:max_examples]
-        parts = explain_parts(tpl, tags[lat], exs, layer_dir)
-        if len(parts) <= 2:  # nothing to show (e.g. audio-modal with no clip written)
+        output = (ev.get("output_side") or {}).get("text")
+        parts = explain_parts(tpl, tags[lat], exs, layer_dir, output)
+        if len(parts) <= 2 + bool(output):  # no example to show (e.g. audio, no clip written)
             continue
         items.append((lat, client.chat(tpl.text["explain_system"], parts), parse_label))
     answers = client.ask_many(items, desc="explain")

@@ -1,7 +1,8 @@
 """Modality-aware chat prompts (templates in data/autointerp/) and their reply parsers.
 
 Explanation: text windows for text-modal latents, base64 wav clips (`input_audio` parts) for
-audio-modal ones, both for mixed. Scoring shows held-out examples *without* activations: text
+audio-modal ones, both for mixed; then one line on what the latent does to the output (its
+output-side sentence), when the backbone has a code profile. Scoring shows held-out examples *without* activations: text
 windows with the position of interest marked, clips with its time.
 """
 
@@ -16,8 +17,8 @@ from autointerp.api import reply_json
 from interp.paths import DATA
 
 PROMPT_DIR = DATA / "autointerp"
-FILES = ("explain_system", "explain_text", "explain_audio", "explain_mixed", "explain_reply",
-         "score_system", "score_user")
+FILES = ("explain_system", "explain_text", "explain_audio", "explain_mixed", "explain_output",
+         "explain_reply", "score_system", "score_user")
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,17 @@ def ex_time(ex: dict) -> float:
     return float(ex.get("t_center", (clip["t1"] - clip["t0"]) / 2))
 
 
-def explain_parts(tpl: Templates, modality: str, examples: list[dict], layer_dir: Path
-                  ) -> list[dict]:
+def explain_parts(tpl: Templates, modality: str, examples: list[dict], layer_dir: Path,
+                  output: str | None = None) -> list[dict]:
+    """The input side (examples where the latent fires), then, when given, the output side:
+    the sentence of `autointerp.output_side` (what its promoted speech codes sound like)."""
     want_text, want_audio = modality in ("text", "mixed"), modality in ("audio", "mixed")
     parts = [_text(tpl.text[f"explain_{modality}"])]
     for i, ex in enumerate(examples, 1):
         parts += _example_parts(i, ex, layer_dir, True, want_text, want_audio)
+    if output:
+        parts.append(_text(string.Template(tpl.text["explain_output"]).safe_substitute(
+            output=output)))
     return parts + [_text(tpl.text["explain_reply"])]
 
 

@@ -23,9 +23,11 @@ from tqdm import tqdm
 from autointerp.api import CACHE, ChatClient
 from autointerp.attributes import Attributes, build_attributes
 from autointerp.config import AutointerpConfig
-from autointerp.evidence import Renderer, evidence_path, logit_lens, write_evidence
+from autointerp.evidence import Renderer, evidence_path, lens_entries, write_evidence
 from autointerp.examples import Examples, Sampler, explain_mask
 from autointerp.explain import Label, api_labels, offline_labels
+from autointerp.intervention import Intervener
+from autointerp.output_side import output_sides, render_choice, write_output_wavs
 from autointerp.prompts import Templates, parse_matches, score_parts
 from autointerp.report import figures, summary_lines
 from autointerp.score import OfflineScorer, by_modality, matches_score, planted_recall, shuffled
@@ -100,26 +102,55 @@ def build_context(cfg: AutointerpConfig, store: ActivationStore, rows: list[dict
     return Context(cfg, stats, rows, tags, explain, attrs, renderer, draws)
 
 
-def all_evidence(ctx: Context, lens: list[dict], out: Path) -> dict[int, dict]:
-    """Write (or, when the settings match a previous run, reload) every live latent's file."""
+def all_evidence(ctx: Context, lens: list[dict], out: Path, outputs: list[dict | None],
+                 backbone: Backbone) -> dict[int, dict]:
+    """Write (or, when the settings match a previous run, reload) every live latent's file,
+    with its output side (and, for the `n_output_wavs` densest, its rendered codes)."""
     cfg = ctx.cfg
     keys = ("n_top", "n_quantile", "n_random", "n_clips", "window", "clip_s", "seed",
-            "n_modality", "audio_threshold", "text_threshold", "corpus", "model")
+            "n_modality", "audio_threshold", "text_threshold", "corpus", "model",
+            "n_output_wavs", "n_intervene", "intervene_sentences", "intervene_strength")
     key = hashlib.sha256(json.dumps({"stats": (out / "stats.npz").stat().st_mtime_ns,
                                      **{k: getattr(cfg, k) for k in keys}}).encode()).hexdigest()
     progress = out / PROGRESS
     same = progress.exists() and json.loads(progress.read_text()).get("evidence") == key
     if not same:
         atomic_write_json(progress, {"evidence": key})
+    render = render_choice(backbone, {lat: float(ctx.stats.density[lat]) for lat in ctx.draws},
+                           cfg.n_output_wavs)
     evidence = {}
     for lat, ex in tqdm(ctx.draws.items(), desc="evidence", unit="latent"):
         path = out / evidence_path(lat)
         if same and path.exists():
             evidence[lat] = json.loads(path.read_text())
-        else:
-            evidence[lat] = write_evidence(ctx.renderer, lat, ex, ctx.tags[lat], lens[lat],
-                                           cfg.n_clips)
+            continue
+        output = outputs[lat]
+        if output is not None and lat in render:
+            output = write_output_wavs(backbone, output, out, lat)
+        evidence[lat] = write_evidence(ctx.renderer, lat, ex, ctx.tags[lat], lens[lat],
+                                       cfg.n_clips, output)
     return evidence
+
+
+def densest(ctx: Context, n: int) -> list[int]:
+    """The n densest latents with evidence (all when n < 0)."""
+    order = sorted(ctx.draws, key=lambda lat: (-float(ctx.stats.density[lat]), lat))
+    return order if n < 0 else order[:n]
+
+
+def intervention_scores(ctx: Context, evidence: dict[int, dict], backbone: Backbone, sae,
+                        hook: str, out: Path) -> None:
+    """Steer the `n_intervene` densest latents alone and listen (`autointerp.intervention`);
+    each result goes into the latent's evidence file (kept when a previous run made it)."""
+    cfg = ctx.cfg
+    todo = [lat for lat in densest(ctx, cfg.n_intervene) if "intervention" not in evidence[lat]]
+    if not todo:
+        return
+    iv = Intervener(backbone, sae, hook, cfg.corpus, cfg.intervene_sentences,
+                    cfg.intervene_strength, cfg.seed)
+    for lat in tqdm(todo, desc="intervene", unit="latent"):
+        evidence[lat]["intervention"] = iv.score(lat, float(ctx.stats.max_act[lat]))
+        atomic_write_json(out / evidence_path(lat), evidence[lat])
 
 
 def client_for(cfg: AutointerpConfig, out: Path) -> ChatClient:
@@ -215,8 +246,15 @@ def run(cfg: AutointerpConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)  # after the inputs load: a bad one leaves no folder
     ctx = build_context(cfg, store, rows, sae, out, backbone)
     t["stats_s"] = time.time() - start
-    evidence = all_evidence(ctx, logit_lens(backbone, sae.W_dec.detach()), out)
+    logits = backbone.logit_lens(sae.W_dec.detach()).cpu()  # (d_sae, n_speech)
+    evidence = all_evidence(ctx, lens_entries(logits), out,
+                            output_sides(logits, backbone.code_profile()), backbone)
     t["evidence_s"] = time.time() - start - sum(t.values())
+    if cfg.n_intervene:
+        hook = (read_cfg(cfg.sae_dir).get("metadata", {}).get("hook_name")
+                or f"blocks.{cfg.layer}.{store.hook}")
+        intervention_scores(ctx, evidence, backbone, sae, hook, out)
+        t["intervene_s"] = time.time() - start - sum(t.values())
     if cfg.explainer == "offline":
         labels = offline_labels(ctx.stats, ctx.attrs, ctx.explain, list(ctx.draws),
                                 cfg.max_terms)

@@ -166,8 +166,19 @@ def test_offline_run_outputs(offline_run):
                for r in recs if r["modality"] == "dead")
     assert any(r["scores"]["auroc"] is not None for r in live)
     ev = json.loads((out / live[0]["evidence"]).read_text())
-    assert set(ev) == {"latent", "histogram", "top", "quantiles", "random", "logit_lens"}
+    assert set(ev) == {"latent", "histogram", "top", "quantiles", "random", "logit_lens",
+                       "output_side"}
     assert len(ev["logit_lens"]["promoted"]) == 10 and ev["top"]
+    # what it does to the sound: two code profiles, their differences, a sentence, renderings
+    out_side = ev["output_side"]
+    assert set(out_side) >= {"promoted_profile", "suppressed_profile", "deltas", "text", "wav"}
+    assert out_side["text"].startswith("promotes ")
+    assert set(out_side["promoted_profile"]) == {"f0_hz", "voiced", "energy_db", "centroid_hz",
+                                                 "tilt_db_oct"}
+    assert out_side["codes"]["promoted"][0] == ev["logit_lens"]["promoted"][0][0] or \
+        ev["logit_lens"]["promoted"][0][0] >= 64  # a special can top the lens, never a profile
+    rendered, sr = sf.read(out / out_side["wav"]["promoted"])  # default: the 200 densest
+    assert sr == 16000 and len(rendered) == 12800  # 20 tokens, 0.8 s
     assert all(set(e) == EX_KEYS for e in ev["top"] + ev["random"])
     assert all(e["act"] == 0 for e in ev["random"])
     assert sum(ev["histogram"]["counts"]) == round(live[0]["density"] * summary["n_positions"])
@@ -197,6 +208,27 @@ def test_offline_run_resumes(offline_run, caplog):
     assert "reusing" in caplog.text
     assert (cfg.out_dir / "stats.npz").stat().st_mtime_ns == stamp
     assert again["auroc_by_modality"] == summary["auroc_by_modality"]
+
+
+def test_intervention_flag_steers_the_densest_latent(offline_run, tmp_path):
+    """--n-intervene 1: the densest latent with evidence is turned up alone and listened to;
+    its evidence file keeps the result, the others have none."""
+    cfg, _ = offline_run
+    cfg = AutointerpConfig(**{**cfg.to_dict(), "out": str(tmp_path / "layer_1"),
+                              "n_intervene": 1, "intervene_sentences": 1, "n_output_wavs": 0})
+    summary = run(cfg)
+    assert "intervene_s" in summary["timings"]
+    recs = [json.loads(x) for x in (cfg.out_dir / "latents.jsonl").read_text().splitlines()]
+    live = [r for r in recs if r["evidence"]]
+    top = max(live, key=lambda r: (r["density"], -r["latent"]))
+    evs = {r["latent"]: json.loads((cfg.out_dir / r["evidence"]).read_text()) for r in live}
+    assert [lat for lat, ev in evs.items() if "intervention" in ev] == [top["latent"]]
+    iv = evs[top["latent"]]["intervention"]
+    assert iv["hook"] == "blocks.1.hook_resid_post" and iv["n_sentences"] == 1
+    assert iv["text"].startswith("turned up alone (+4× its max activation, 1 sentence)")
+    assert all(ev["output_side"]["wav"] is None for ev in evs.values())  # --n-output-wavs 0
+    with pytest.raises(ValueError, match="--n-intervene must be"):
+        run(AutointerpConfig(**{**cfg.to_dict(), "n_intervene": -1}))
 
 
 def test_input_errors(offline_run, tmp_path):

@@ -85,6 +85,11 @@ def test_browse_search_filter_and_play(site, tmp_path):
         assert page.locator("#hist .plot-container").count() == 1  # plotly drew it
         assert "laughter" in page.locator("section", has_text="Steering").inner_text()
         assert page.locator(".lens tr").count() > 2
+        does = page.locator("#output-side").inner_text()  # what it does, beside what activates it
+        assert "What it does" in does and "higher-pitched voiced frames: +20% F0" in does
+        assert page.locator("#output-side audio").count() == 2
+        assert "What activates it" in page.locator("section", has_text="What activates it")\
+            .first.inner_text()
         assert page.evaluate(AUDIO_DURATION) > 0
         assert page.locator("canvas[data-k]").count() >= 4
         assert page.locator("text=no audio kept").count() >= 1  # a trace-only clip

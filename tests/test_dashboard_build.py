@@ -76,6 +76,36 @@ def test_site_layout_index_and_latent_pages(tmp_path, layer12):
     assert [r["concept"] for r in layer6["steering"]] == ["gender"]
 
 
+def test_latent_page_says_what_it_does(tmp_path, layer12):
+    """The output side (autointerp.output_side) reaches the page: its sentence, the two code
+    profiles, and the renderings of the promoted / suppressed codes copied as clips; the page
+    script shows it as "What it does" beside "What activates it"."""
+    ev = json.loads((layer12 / "evidence/latent_00001.json").read_text())
+    ev["output_side"]["promoted_profile"]["f0_hz"] = float("nan")  # JSON has no NaN: dropped
+    (layer12 / "evidence/latent_00001.json").write_text(json.dumps(ev))
+    ev2 = json.loads((layer12 / "evidence/latent_00002.json").read_text())
+    ev2["output_side"] = None  # a model without a code profile
+    ev2["intervention"] = {"text": "turned up alone (+4× its max activation, 3 sentences): "
+                                   "F0 +12%", "deltas": {"f0_pct": 12.0, "wer_points": None}}
+    (layer12 / "evidence/latent_00002.json").write_text(json.dumps(ev2))
+    site = _build(tmp_path, layer=12)
+    page = json.loads((site / "data/layer_12/latents/latent_00000.json").read_text())
+    out = page["evidence"]["output_side"]
+    assert out["text"].startswith("promotes louder higher-pitched voiced frames: +20% F0")
+    assert out["promoted"]["f0_hz"] == 120.0 and out["deltas"]["energy_db"] == 6.0
+    for side in ("promoted", "suppressed"):
+        assert (site / "data/layer_12" / out["wav"][side]).read_bytes() == \
+            (layer12 / f"clips/latent_00000_out_{side}.wav").read_bytes()
+    one = json.loads((site / "data/layer_12/latents/latent_00001.json").read_text())
+    assert one["evidence"]["output_side"]["promoted"]["f0_hz"] is None
+    two = json.loads((site / "data/layer_12/latents/latent_00002.json").read_text())
+    assert two["evidence"]["output_side"] is None
+    assert two["evidence"]["intervention"]["deltas"] == {"f0_pct": 12.0, "wer_points": None}
+    assert page["evidence"]["intervention"] is None
+    js = (site / "static/latent.js").read_text()
+    assert "What it does" in js and "What activates it" in js and "out.text" in js
+
+
 def test_index_cards_have_human_names_and_label_the_papers_figures(tmp_path, layer12):
     """The index's summary cards read as words, not JSON keys (the key is the tooltip), and the
     paper's figures sit beside the run's, labelled as the paper's."""

@@ -4,8 +4,10 @@ Site layout (`runs/<model>/dashboard/`; everything the browser needs, no CDN):
     index.html, static/{app.js,latent.js,style.css,plotly.min.js}
     data/site.json                          layers, their summary cards (human names) and counts
     data/layer_L/index.json                 one column per field, one entry per latent (compact)
-    data/layer_L/latents/latent_XXXXX.json  a latent's row, evidence, waveform envelopes, steering
-    data/layer_L/clips/*.wav                the clips, copied from the auto-interp folder
+    data/layer_L/latents/latent_XXXXX.json  a latent's row, evidence (with its output side: what
+                                            it does to the sound), waveform envelopes, steering
+    data/layer_L/clips/*.wav                the clips (and output renderings), copied from the
+                                            auto-interp folder
 The site is written to a staging folder and swapped in whole, so a failed build keeps the old one.
 """
 
@@ -135,6 +137,31 @@ def _example(ex: dict, clips: ClipCopier) -> dict:
     return out
 
 
+def _output_side(side, clips: ClipCopier) -> dict | None:
+    """What the latent does to the sound: its sentence, the two weighted code profiles and their
+    differences, and the rendered promoted / suppressed codes (copied like clips)."""
+    if not isinstance(side, dict) or not isinstance(side.get("text"), str):
+        return None
+
+    def figures(d) -> dict:
+        return {str(k): _r(inputs.num(v)) for k, v in d.items()} if isinstance(d, dict) else {}
+
+    wav = side.get("wav") if isinstance(side.get("wav"), dict) else {}
+    return {"text": side["text"], "promoted": figures(side.get("promoted_profile")),
+            "suppressed": figures(side.get("suppressed_profile")),
+            "deltas": figures(side.get("deltas")),
+            "wav": {k: clips(v)[0] for k, v in wav.items()
+                    if k in ("promoted", "suppressed") and isinstance(v, str)}}
+
+
+def _intervention(iv) -> dict | None:
+    """The latent steered alone (`autointerp.intervention`): its sentence and mean changes."""
+    if not isinstance(iv, dict) or not isinstance(iv.get("text"), str):
+        return None
+    deltas = iv.get("deltas") if isinstance(iv.get("deltas"), dict) else {}
+    return {"text": iv["text"], "deltas": {str(k): _r(inputs.num(v)) for k, v in deltas.items()}}
+
+
 def _evidence(ev: dict | None, clips: ClipCopier) -> dict | None:
     if ev is None:
         return None
@@ -147,7 +174,9 @@ def _evidence(ev: dict | None, clips: ClipCopier) -> dict | None:
 
     out = {"histogram": {"edges": [_r(inputs.num(e)) for e in hist.get("edges") or []],
                          "counts": [inputs.num(c) or 0 for c in hist.get("counts") or []]},
-           "logit_lens": {"promoted": pairs("promoted"), "suppressed": pairs("suppressed")}}
+           "logit_lens": {"promoted": pairs("promoted"), "suppressed": pairs("suppressed")},
+           "output_side": _output_side(ev.get("output_side"), clips),
+           "intervention": _intervention(ev.get("intervention"))}
     for group in inputs.EXAMPLE_GROUPS:
         out[group] = [_example(e, clips) for e in ev[group]]
     return out

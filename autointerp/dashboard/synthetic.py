@@ -68,7 +68,36 @@ def _evidence(rng: np.random.Generator, latent: int, modality: str, max_act: flo
                 for c, v in zip(rng.integers(0, 512, 8), values, strict=True)]
 
     ev["logit_lens"] = {"promoted": lens(1.0), "suppressed": lens(-1.0)}
+    ev["output_side"] = _output_side(latent, folder)
     return ev
+
+
+def _output_side(latent: int, folder: Path) -> dict:
+    """An output side shaped like `autointerp.output_side`'s (no random draws: the other
+    fields keep their values), with 0.8 s tones as the renderings of the two sides."""
+    up, down = 120.0 + 10 * (latent % 8), 100.0
+
+    def prof(f0: float, db: float) -> dict:
+        return {"f0_hz": f0, "voiced": 0.9, "energy_db": db, "centroid_hz": 600.0,
+                "tilt_db_oct": -6.0}
+
+    pct = round(100 * (up / down - 1), 1)
+    wav = {}
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    for side, f0 in (("promoted", up), ("suppressed", down)):
+        rel = f"clips/latent_{latent:05d}_out_{side}.wav"
+        t = np.arange(int(0.8 * SAMPLE_RATE)) / SAMPLE_RATE
+        sf.write(folder / rel, (0.2 * np.sin(2 * np.pi * f0 * t)).astype(np.float32),
+                 SAMPLE_RATE)
+        wav[side] = rel
+    return {"promoted_profile": prof(up, 12.0), "suppressed_profile": prof(down, 6.0),
+            "deltas": {"f0_pct": pct, "f0_semitones": round(12 * float(np.log2(up / down)), 2),
+                       "voiced_points": 0.0, "energy_db": 6.0, "centroid_pct": 0.0,
+                       "tilt_db_oct": 0.0},
+            "text": f"promotes louder higher-pitched voiced frames: +{pct:.0f}% F0, +6 dB over "
+                    "the codes it suppresses",
+            "codes": {"promoted": [latent % 512], "suppressed": [(latent + 1) % 512]},
+            "method": "synthetic", "wav": wav}
 
 
 def write_layer(folder: Path, n: int = 40, n_evidence: int = 12, seed: int = 0) -> Path:

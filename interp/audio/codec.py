@@ -114,6 +114,12 @@ class SpeechCodec:
         scores = x @ self.centroids.T - 0.5 * (self.centroids**2).sum(1)
         return scores.argmax(1).astype(np.int64)
 
+    def codebook(self) -> np.ndarray:
+        """(K, stack, n_mels + 2) each code's centroid in feature units: its members' mean
+        [log-mel…, log-F0, voiced] per frame (what `interp.audio.code_profile` reads)."""
+        raw = self.centroids / self._weights() * self.std + self.mean
+        return raw.reshape(self.n_codes, self.cfg.stack, self.cfg.mel.n_mels + 2)
+
     def tokens_to_mel(self, tokens: np.ndarray) -> np.ndarray:
         """(N*stack, n_mels) log-mel of the tokens' code-book entries, joins smoothed."""
         tokens = np.asarray(tokens, dtype=np.int64)

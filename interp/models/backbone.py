@@ -113,6 +113,8 @@ class Backbone(Protocol):
 
     def logit_lens(self, vectors: torch.Tensor) -> torch.Tensor: ...
 
+    def code_profile(self): ...
+
     def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],
                         max_utts: int = 0) -> list[tuple[Example, int, int]]: ...
 
@@ -325,6 +327,12 @@ class SpeechLMBackbone:
         """(N, n_speech) speech-token logits of residual directions read straight out through
         the final norm and the speech head (the layers in between ignored)."""
         return self.model.speech_head(vectors.to(self.device).float())
+
+    def code_profile(self):
+        """What each speech code sounds like (`interp.audio.code_profile.CodeProfile`: F0,
+        voicing, energy, spectral centroid and tilt per code), or None where this backbone's
+        speech codes have no code-book to read it from."""
+        return None
 
     def corpus_examples(self, corpus: Path, tokens: Path, splits: list[str],
                         max_utts: int = 0) -> list[tuple[Example, int, int]]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from interp.audio import SAMPLE_RATE
+from interp.audio.code_profile import codebook_profile
 from interp.audio.codec import SpeechCodec
 from interp.models.backbone import SpeechLMBackbone
 from interp.models.prompts import FILE as PROMPTS_FILE
@@ -63,6 +64,7 @@ class TinyCosyBackbone(SpeechLMBackbone):
         self.tokenizer, self.codec, self.folder = tokenizer, codec, folder
         self.codec_dir = codec_dir
         self.voices = voices or {}
+        self._profile = None
         if codec is not None and codec.n_codes != model.cfg.speech_codes:
             raise ValueError(f"the codec has {codec.n_codes} codes but the model expects "
                              f"{model.cfg.speech_codes}; use the codec it was trained with")
@@ -128,6 +130,14 @@ class TinyCosyBackbone(SpeechLMBackbone):
         if self.codec_dir is None:
             return super().tokenize_corpus(corpus, out)
         return tokenize_corpus(Path(corpus), self.codec_dir, Path(out))
+
+    def code_profile(self):
+        """The codec's per-code acoustic profile, read from its code-book (cached)."""
+        if self.codec is None:
+            return None
+        if self._profile is None:
+            self._profile = codebook_profile(self.codec)
+        return self._profile
 
     def render_missing(self) -> str:
         return "" if self.codec is not None else f"{self.spec} has no codec that fits it"

@@ -1,4 +1,5 @@
-// Feature dashboard: one latent's page — label, scores, histogram (plotly, loaded on demand),
+// Feature dashboard: one latent's page — label, what activates it beside what it does (the
+// output side: a sentence and the rendered codes), scores, histogram (plotly, loaded on demand),
 // logit lens, steering runs, and example windows (text shading; audio clips with the waveform
 // envelope and the activation trace drawn on a canvas under the player).
 "use strict";
@@ -79,6 +80,22 @@
       `${rows || '<tr><td colspan="2" class="muted">none</td></tr>'}</table></div>`;
   }
 
+  // What the latent does to the sound: the output-side sentence, the rendered promoted and
+  // suppressed codes, and the two weighted code profiles (autointerp.output_side).
+  function outputHTML(out, layer) {
+    if (!out) return '<p class="muted">No output side: this model has no per-code acoustic ' +
+      "profile, or the auto-interp run predates it.</p>";
+    const player = (side) => (out.wav && out.wav[side] ?
+      `<div class="out-wav"><span>${side}</span><audio controls preload="none" ` +
+      `src="data/layer_${layer}/${esc(out.wav[side])}"></audio></div>` : "");
+    const row = (name, key, d) => `<tr><td>${name}</td><td>${fmt(out.promoted[key], d)}</td>` +
+      `<td>${fmt(out.suppressed[key], d)}</td></tr>`;
+    return `<p class="output-text">${esc(out.text)}</p>${player("promoted")}${player("suppressed")}` +
+      `<table class="lens profile"><tr><th>sound of the codes</th><th>promoted</th><th>suppressed</th></tr>` +
+      `${row("F0 (Hz)", "f0_hz", 0)}${row("voiced share", "voiced", 2)}${row("energy (dB)", "energy_db", 1)}` +
+      `${row("spectral centroid (Hz)", "centroid_hz", 0)}${row("tilt (dB/octave)", "tilt_db_oct", 1)}</table>`;
+  }
+
   function steeringHTML(runs) {
     if (!runs.length) return '<p class="muted">No steering run used this latent.</p>';
     return runs.map((r) => {
@@ -150,8 +167,11 @@
         nav(i - 1, "previous"), nav(i + 1, "next")].filter(Boolean).join(" · ")}</div>
       <div class="latent-head"><h2>Layer ${layer} · latent ${id} ${tag(d.modality)}</h2>
         <div class="label">${esc(d.label || "(no label)")}</div></div>
-      ${d.explanation ? `<p class="explanation">${esc(d.explanation)}<br><span class="muted">explainer: ` +
-        `${esc(d.explainer || "?")}</span></p>` : ""}
+      <div class="grid2"><section><h3>What activates it</h3>
+        ${d.explanation ? `<p class="explanation">${esc(d.explanation)}<br><span class="muted">explainer: ` +
+          `${esc(d.explainer || "?")}</span></p>` : `<p class="muted">${esc(d.label || "(no label)")}</p>`}</section>
+        <section id="output-side"><h3>What it does</h3>${outputHTML(ev ? ev.output_side : null, layer)}
+          ${ev && ev.intervention ? `<p class="output-text intervention">${esc(ev.intervention.text)}</p>` : ""}</section></div>
       <div class="cards">${card("detection AUROC", fmt(s.auroc))}${card("balanced accuracy", fmt(s.balanced_accuracy))}
         ${card("scorer", s.scorer || "–")}${card("density", pct(d.density))}${card("max act", fmt(d.max_act))}
         ${card("mean act", fmt(d.mean_act))}${card("speech fraction", pct(d.speech_frac))}
