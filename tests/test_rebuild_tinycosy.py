@@ -29,11 +29,13 @@ def _after(words: list[str], flag: str) -> list[str]:
 
 def test_recipe_is_the_budget_run():
     """The training step is budget_2h_bf16_pad64.json's command (every in-grammar goal in 100
-    minutes), on the open-domain corpus; the evaluation covers both domains, paired."""
+    minutes) on the phoneme front end, on the open-domain corpus; the evaluation covers both
+    domains, paired."""
     cmds = _dry_run()
     train = next(c for c in cmds if "interp.models.train" in c)
     budget = json.loads((ROOT / "data/tinycosy/budget_2h_bf16_pad64.json").read_text())
-    assert _after(train, "--export") == _after(shlex.split(budget["command"]), "--export")
+    assert _after(train, "--export") == [*_after(shlex.split(budget["command"]), "--export"),
+                                          "--text-frontend", "phonemes"]
     build = next(c for c in cmds if "interp.corpus" in c)
     assert build[build.index("--open-frac") + 1] == "0.5" and build[build.index("--n") + 1] == "24000"
     evals = [c for c in cmds if "interp.models.evaluate" in c]
@@ -52,7 +54,7 @@ def test_the_chain_runs_at_toy_size(tmp_path):
     corpus = (f"--n 40 --open-frac 0.5 --n-sentences 60 --n-open-sentences 40 --heldout-frac 0.25"
               f" --n-heldout-voices 2 --seed 1 --workers 1 --voices {' '.join(TINY_VOICES)}")
     recipe = ("--steps 2 --batch-size 4 --warmup 1 --eval-every 2 --eval-examples 4 --ckpt-every 2"
-              " --n-layers 2 --hidden 32 --text-vocab 300 --threads 1 --speech-noise 0.15"
+              " --n-layers 2 --hidden 32 --threads 1 --speech-noise 0.15 --text-frontend phonemes"
               " --attn-guide 0.2 --attn-guide-layer 1 --precision bf16 --pad-multiple 64")
     cmd = ["make", "-o", "install", "tinycosy", f"BIN={Path(sys.executable).parent}", f"TC={tc}",
            f"TC_CORPUS={corpus}", f"TC_RECIPE={recipe}", "TC_EVAL_N=1",
@@ -64,6 +66,7 @@ def test_the_chain_runs_at_toy_size(tmp_path):
     assert set(manifest["summary"]["domain"]) == {"grammar", "open"}
     train = json.loads((tc / "export" / "train.json").read_text())
     assert train["steps"] == 2 and train["config"]["pad_multiple"] == 64
+    assert (tc / "export" / "text_frontend.json").exists()  # the recipe's phonemes, guided
     assert train["config"]["corpus"] == f"{tc}/corpus"
     ev = json.loads((tc / "eval" / "eval.json").read_text())
     assert ev["config"]["domain"] == "both" and set(ev["by_domain"]) == {"grammar", "open"}
