@@ -308,6 +308,10 @@ def bootstrap_best(success_: np.ndarray, rise: np.ndarray, n_boot: int, seed: in
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
+def _order(method: str) -> tuple[int, str]:
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
 def frontier_table(rows: list[dict], wer_field: str = "wer_open",
                    voice: Callable[[dict], list[float] | None] | None = None,
                    n_boot: int = 1000, seed: int = 0,
@@ -315,8 +319,10 @@ def frontier_table(rows: list[dict], wer_field: str = "wer_open",
     """{target: {method: {score, ci95, best_strength, points}}} from the rows (`item_measures`
     says what they hold); points in strength order, the best the first of the highest score."""
     measures = item_measures(rows, wer_field, voice, zero_from_unsteered)
+    targets = list(dict.fromkeys(r["target"] for r in rows if r["method"] != "none"))
     out: dict = {}
-    for target, method in sorted({(t, m) for t, m, _ in measures}):
+    for target, method in sorted({(t, m) for t, m, _ in measures},
+                                 key=lambda tm: (targets.index(tm[0]), _order(tm[1]))):
         strengths = sorted(s for t, m, s in measures if (t, m) == (target, method))
         per = [measures[(target, method, s)] for s in strengths]
         points = [_point(s, ms, target in RATE) for s, ms in zip(strengths, per, strict=True)]
