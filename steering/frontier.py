@@ -69,6 +69,10 @@ FAMILIES = {"latents": LATENT_EDITS, "directions": DIRECTION_EDITS}
 # 2, gender needs 8, rate babbled at 4 on an earlier model (docs/steering.md).
 DEFAULT_STRENGTHS = {"latents": (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0),
                      "directions": (0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0)}
+# In units of the mean residual norm (--strength-units resid): at layer 12 of the shipped model
+# that norm is 50, ‖Δμ‖ 5.1 for gender, 15.6 for rate and 42 for laughter, so gender's 8 ‖Δμ‖ is
+# 0.8 and laughter's 2 is 1.7.
+DEFAULT_RESID_STRENGTHS = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0)
 SLOW_GOAL, FAST_GOAL = 2.0, 0.70  # voiced-duration ratios that count as full success
 LENGTH_RANGE = (0.5, 2.0)  # voiced-duration ratio of a sane output (targets other than rate)
 BABBLE_RISE = 0.5  # a WER rise above this is babble
@@ -92,7 +96,8 @@ class FrontierConfig(SteerSetup):
     for all, or `;`-separated NAME:LIST entries by family (latents: sae and random_latents;
     directions: decoder, diffmeans and random_direction) or by method, e.g.
     "latents:1,2,4,8;directions:0.5,1,2,4" (a method's own entry wins over its family's, which
-    wins over a plain list); empty: latents 1,2,4,6,8,12,16 and directions 0.5,1,2,4,6,8,12"""
+    wins over a plain list); empty: latents 1,2,4,6,8,12,16 and directions 0.5,1,2,4,6,8,12
+    (dmu), or 0.1,0.2,0.4,0.7,1,1.5,2 for both (resid)"""
     strength_units: str = "dmu"
     """dmu: units of the difference-of-means norm ‖μ_A − μ_B‖ of each target (as steering.run);
     resid: units of the mean per-position residual norm at the hook on the items' prompt speech,
@@ -143,7 +148,9 @@ class FrontierConfig(SteerSetup):
                 out[m] = [1.0]
                 continue
             fam = family(m)
-            xs = named.get(m) or named.get(fam) or general or list(DEFAULT_STRENGTHS[fam])
+            xs = (named.get(m) or named.get(fam) or general
+                  or list(DEFAULT_RESID_STRENGTHS if self.strength_units == "resid"
+                          else DEFAULT_STRENGTHS[fam]))
             out[m] = sorted({0.0, *xs})
         return out
 

@@ -116,6 +116,8 @@ def test_strength_table():
     assert t["prompt"] == [1.0]
     assert t["sae"][0] == 0.0 and t["sae"] == t["random_latents"] and len(t["sae"]) >= 7
     assert t["decoder"] == t["diffmeans"] == t["random_direction"] and len(t["decoder"]) >= 7
+    resid = FrontierConfig(strength_units="resid").strength_table(("sae", "decoder"))
+    assert resid["sae"] == resid["decoder"] and max(resid["sae"]) <= 2
     t = FrontierConfig(strengths="3;latents:1,2;diffmeans:5").strength_table(
         ("sae", "decoder", "diffmeans"))
     assert t == {"sae": [0.0, 1.0, 2.0], "decoder": [0.0, 3.0], "diffmeans": [0.0, 5.0]}
