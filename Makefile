@@ -23,6 +23,10 @@ DEMO_GENDER_STRENGTHS ?= 8
 # to 6.6-7.9 s voiced (from 2.7 s). At 2 (n 6, stage 8i): unsteered 2.72 s, SAE slow 3.56 s, fast 2.25 s,
 # random direction 2.86 s (at n 6 that is noise: at N 50 it is 2.45 s from 2.40).
 DEMO_RATE_STRENGTHS ?= 2
+# The concept–content frontier of gender in the demo's gender steering folder (steering.frontier):
+# the strength-8 outputs there are reused by key, strength 4 is new (15 outputs, about 30 s with
+# the loading on 2 shared cores); N 3 is a smoke test of the figure, not a measurement.
+DEMO_FRONTIER_STRENGTHS ?= 4,$(DEMO_GENDER_STRENGTHS)
 DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
 	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
 # Steps above skip what is already done; what was made with the shipped weights is redone when
@@ -110,6 +114,7 @@ demo: install
 	$(BIN)/python -m steering.run --concept laughter --strength $(DEMO_STRENGTHS) --positions window $(DEMO_STEER)/laughter
 	$(BIN)/python -m steering.run --concept gender --strength $(DEMO_GENDER_STRENGTHS) $(DEMO_STEER)/gender
 	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_RATE_STRENGTHS) $(DEMO_STEER)/rate
+	$(BIN)/python -m steering.frontier --concept gender --strengths $(DEMO_FRONTIER_STRENGTHS) --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus --out $(DEMO)/steering/gender
 	$(BIN)/python -m interp.edit build --out $(DEMO)/edit_pairs --n-pairs 200
 	@test -f $(DEMO)/tinyedit_edits/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(DEMO)/edit_pairs --n 1 --examples 1 --loss-pairs 0 --out $(DEMO)/tinyedit_edits --judge-dir $(DEMO)/tinyedit_edits/judge
 	$(BIN)/python -m interp.cache --model tinyedit --layers 12 --corpus $(DEMO)/edit_pairs --tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_acts
@@ -129,6 +134,7 @@ demo: install
 	echo "  probes        $(DEMO)/probes/probes.html"; \
 	echo "  auto-interp   $(DEMO)/autointerp/layer_12/ (latents.jsonl, summary.json, figures.html)"; \
 	echo "  steering      $(DEMO)/steering/{laughter,gender,rate}/ (summary.json, dose_response.html, wav/)"; \
+	echo "  frontier      $(DEMO)/steering/gender/frontier.html (concept success vs WER rise per method; frontier.json)"; \
 	echo "  TinyEdit      $(DEMO)/tinyedit_edits/eval.json (one edit per operation, judged; listen: examples/)"; \
 	echo "  steer vs ask  $(DEMO)/tinyedit_steer/table.html (TinyEdit steered through SAE latents vs instructed; summary.json)"; \
 	echo "  your sentence $(DEMO)/hello.wav: TinyCosy says \"$(DEMO_SENTENCE)\" (open English);"; \

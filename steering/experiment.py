@@ -6,6 +6,9 @@ a sentence in a prompt voice; `steering.edit_items.EditItem`: a source speech to
 says what the model is asked and what is edited inside it (`steering.methods`). `run_units`
 generates, renders, saves the wav (atomically), measures and appends one line to `rows.jsonl`
 per unit, skipping units whose key is already there, so a killed run resumes where it stopped.
+With `batch_size` > 1 the units still to make are sorted by their text's length and generated
+a chunk at a time in one KV-cached batch (`steering.steer.generate_steered_batch`: each row's
+tokens are those it gets alone), then rendered, measured and appended one by one as before.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from interp.models.evaluate import EvalConfig, heldout_plan, with_laughter
 from interp.models.generate import SamplingConfig
 from steering.methods import EDITS, Method, edit_interventions
 from steering.select import TargetSelection
-from steering.steer import generate_steered, position_mask
+from steering.steer import generate_steered, generate_steered_batch, position_mask
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,8 @@ def listen(audio: np.ndarray, text: str) -> dict:
     return {"laughter": m.get("laughter"), "p_male": m.get("p_male"),
             "voiced_duration_s": m.get("voiced_duration_s"), "median_f0_hz": m.get("median_f0_hz"),
             "wer": m.get("wer_corrected", m.get("wer")), "wer_raw": m.get("wer"),
-            "transcript": m.get("transcript_corrected", m.get("transcript", ""))}
+            "transcript": m.get("transcript_corrected", m.get("transcript", ""))} | {
+        k: m[k] for k in ("wer_open", "transcript_open") if k in m}  # with a word list
 
 
 @dataclass(frozen=True)
@@ -217,20 +221,41 @@ class Steerer:
     positions: str = "speech"
     window: tuple[int, int] = (0, 0)  # (first generated step, steps) for positions="window"
     seed: int = 0
+    scale: dict[str, float] | None = None
+    """per target: the edit strength of one unit of a unit's strength (None: 1, strengths are in
+    units of ‖Δμ‖; `steering.frontier --strength-units resid` sets it)"""
 
     def interventions(self, unit: Unit, modality: list[str]) -> list[Intervention]:
         m = unit.method
         if not m.edit:
             return []
         mask = position_mask(self.positions, modality, *self.window)
-        mode, s = ("set", 0.0) if m.ablate else (self.mode, unit.strength)
+        s = unit.strength
+        if self.scale and s:
+            s *= self.scale.get(unit.target, 1.0)
+        mode, s = ("set", 0.0) if m.ablate else (self.mode, s)
         return edit_interventions(self.sae, self.hook, self.selection[unit.target], m.edit, s,
                                   mask, mode)
 
+    def request(self, unit: Unit) -> Request:
+        return unit.item.request(self.engine, unit, self.seed)
+
     def tokens(self, unit: Unit) -> list[int]:
-        req = unit.item.request(self.engine, unit, self.seed)
+        req = self.request(unit)
         return generate_steered(self.engine, req, self.interventions(unit, req.modality),
                                 self.seed + unit.item.seed_offset, unit.item.sampling)
+
+    def tokens_batch(self, units: list[Unit], reqs: list[Request] | None = None
+                     ) -> list[list[int]]:
+        """Every unit's tokens, as `tokens(unit)` gives them, in one batched generation (one
+        unit: `tokens` itself)."""
+        if len(units) == 1:
+            return [self.tokens(units[0])]
+        reqs = reqs or [self.request(u) for u in units]
+        return generate_steered_batch(
+            self.engine, reqs, [self.interventions(u, r.modality) for u, r in zip(units, reqs,
+                                                                                 strict=True)],
+            [self.seed + u.item.seed_offset for u in units], [u.item.sampling for u in units])
 
 
 def read_rows(out: Path) -> dict[str, dict]:
@@ -247,9 +272,11 @@ def read_rows(out: Path) -> dict[str, dict]:
     return done
 
 
-def output_row(steerer: Steerer, unit: Unit, out: Path) -> dict:
-    """Generate → render → save the wav (atomically) → measure: one unit's row."""
-    toks = steerer.tokens(unit)
+def output_row(steerer: Steerer, unit: Unit, out: Path, toks: list[int] | None = None
+               ) -> dict:
+    """Generate (unless its tokens are given) → render → save the wav (atomically) → measure:
+    one unit's row."""
+    toks = steerer.tokens(unit) if toks is None else toks
     audio = unit.item.render(steerer.engine, toks)
     path = unit.wav_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,18 +285,37 @@ def output_row(steerer: Steerer, unit: Unit, out: Path) -> dict:
             "wav": str(path.relative_to(out)), **unit.item.measure(audio)}
 
 
+def chunks(steerer: Steerer, todo: list[Unit], batch_size: int
+           ) -> Iterator[tuple[list[Unit], list[Request] | None]]:
+    """The units in generation order, `batch_size` at a time with their requests: one by one in
+    plan order at batch size 1, else sorted by the length of their text (then of their prompt),
+    so that a batch's rows stop at about the same step."""
+    if batch_size <= 1:
+        yield from (([u], None) for u in todo)
+        return
+    reqs = [steerer.request(u) for u in todo]
+    order = sorted(range(len(todo)), key=lambda i: (reqs[i].n_text, len(reqs[i].text_ids),
+                                                    len(reqs[i].prompt), i))
+    for at in range(0, len(order), batch_size):
+        part = order[at: at + batch_size]
+        yield [todo[i] for i in part], [reqs[i] for i in part]
+
+
 def run_units(steerer: Steerer, units: list[Unit], out: Path,
-              done: dict[str, dict] | None = None, desc: str = "generate + measure"
-              ) -> Iterator[dict]:
-    """Make every unit not yet in rows.jsonl (`done`: its rows by key, read here when None);
-    yields the finished rows first, then each new one as it is appended."""
+              done: dict[str, dict] | None = None, desc: str = "generate + measure",
+              batch_size: int = 1) -> Iterator[dict]:
+    """Make every unit not yet in rows.jsonl (`done`: its rows by key, read here when None),
+    `batch_size` generated at a time; yields the finished rows first, then each new one as it is
+    appended (every row is the same at any batch size)."""
     done = read_rows(out) if done is None else done
     todo = [u for u in units if u.key not in done]
     log.info("%d outputs planned, %d already done", len(units), len(units) - len(todo))
     yield from (done[u.key] for u in units if u.key in done)
-    with open(out / ROWS, "a") as f:
-        for u in tqdm(todo, desc=desc):
-            row = output_row(steerer, u, out)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            yield row
+    with open(out / ROWS, "a") as f, tqdm(total=len(todo), desc=desc) as bar:
+        for part, reqs in chunks(steerer, todo, batch_size):
+            for u, toks in zip(part, steerer.tokens_batch(part, reqs), strict=True):
+                row = output_row(steerer, u, out, toks)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                bar.update(1)
+                yield row

@@ -39,6 +39,7 @@ from interp.concepts import PRESETS, Concept, CorpusGroups, resolve
 from interp.corpus.table import load_table
 from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
+from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
 from interp.paths import default_sae
 from interp.store.reader import ActivationStore
@@ -48,6 +49,7 @@ from steering.experiment import (
     METHODS,
     METRICS,
     Steerer,
+    TTSItem,
     plan_items,
     plan_units,
     run_units,
@@ -62,6 +64,7 @@ from steering.report import (
     write_csv,
 )
 from steering.select import (
+    TargetSelection,
     default_k,
     load_selection,
     save_selection,
@@ -76,8 +79,9 @@ CLASSIFIER = "classifier.json"  # a concept of your own's success classifier
 
 
 @dataclass(frozen=True)
-class SteeringConfig:
-    """One steering experiment."""
+class SteerSetup:
+    """What every steering experiment on a TTS backbone shares: the concept, the SAE edit, the
+    held-out items, the backbone and the files (`SteeringConfig`, `steering.frontier`)."""
 
     concept: str = "laughter"
     """laughter | gender | rate, or the name of a concept of your own (with --groups)"""
@@ -97,8 +101,6 @@ class SteeringConfig:
     and scored on (interp.instruments.concept)"""
     layer: int = 12
     """layer whose resid_post is edited (the SAE must be trained there)"""
-    strength: str = "0,2,4,8"
-    """comma-separated strengths, in units of the difference-of-means norm"""
     n: int = 50
     """held-out sentences (each with a held-out voice)"""
     k: int = 0
@@ -111,8 +113,6 @@ class SteeringConfig:
     """positions=window: first generated step edited"""
     steps: int = 12
     """positions=window: generated steps edited (25 steps = 1 s)"""
-    methods: str = ",".join(METHODS)
-    """comma-separated methods to run (sae, baselines, controls)"""
     select: str = "contrastive"
     """latent selection: contrastive, or label (autointerp labels, ranked contrastively)"""
     model: str = "tinycosy"
@@ -132,30 +132,11 @@ class SteeringConfig:
     """output folder (default runs/tinycosy/steering/<concept>)"""
     seed: int = 0
     """selection and sampling seed"""
-    judge: str = "none"
-    """also judge the MMAE sets: none, acoustic, or api"""
-    judge_url: str = ""
-    """OpenAI-compatible base URL for --judge api"""
-    judge_model: str = ""
-    """model name for --judge api"""
     threads: int = 1
     """torch threads"""
-
-    def strengths(self) -> list[float]:
-        try:
-            vals = [float(s) for s in self.strength.split(",") if s.strip()]
-        except ValueError:
-            raise ValueError(f"--strength {self.strength!r}: give numbers like 0,2,4,8") from None
-        if not vals or any(v < 0 for v in vals):
-            raise ValueError(f"--strength {self.strength!r}: give non-negative numbers")
-        return sorted(set(vals))
-
-    def method_list(self) -> tuple[str, ...]:
-        ms = tuple(m.strip() for m in self.methods.split(",") if m.strip())
-        bad = [m for m in ms if m not in METHODS]
-        if bad or "sae" not in ms:
-            raise ValueError(f"--methods {self.methods!r}: include sae, choose from {METHODS}")
-        return ms
+    batch_size: int = 8
+    """outputs generated together in one KV-cached batch (1: one at a time); every output is the
+    same at any batch size"""
 
     def definition(self) -> Concept:
         """The concept: a preset, one of your own (`--groups`), or one of your own that
@@ -173,11 +154,8 @@ class SteeringConfig:
 
     def validate(self) -> None:
         self.definition()
-        self.strengths()
-        self.method_list()
         for name, val, ok in (("mode", self.mode, MODES), ("positions", self.positions, POSITIONS),
-                              ("select", self.select, ("contrastive", "label")),
-                              ("judge", self.judge, ("none", "acoustic", "api"))):
+                              ("select", self.select, ("contrastive", "label"))):
             if val not in ok:
                 raise ValueError(f"--{name} {val!r}: choose from {ok}")
         if self.n < 1:
@@ -186,20 +164,116 @@ class SteeringConfig:
             raise ValueError("--k must be at least 1 (or 0 for the concept's default)")
         if self.classifier_utts < 1:
             raise ValueError("--classifier-utts must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
 
-    def resolved(self) -> SteeringConfig:
+    def resolved(self) -> SteerSetup:
         """This config with the concept's default k filled in (what summary.json records)."""
         return replace(self, k=self.k or default_k(self.concept))
 
+    def default_out(self) -> str:
+        return f"runs/tinycosy/steering/{self.concept}"
+
     def paths(self) -> tuple[Path, Path, Path]:
         """(out, sae, autointerp latents.jsonl) with the defaults filled in."""
-        return (Path(self.out or f"runs/tinycosy/steering/{self.concept}"),
+        return (Path(self.out or self.default_out()),
                 Path(self.sae) if self.sae else default_sae(self.layer),
                 Path(self.autointerp
                      or f"runs/tinycosy/autointerp/layer_{self.layer}/latents.jsonl"))
 
+    def prompt_methods(self, methods: tuple[str, ...]) -> tuple[str, ...]:
+        """`methods` less the prompt baseline where the concept has no way to be asked."""
+        concept = self.definition()
+        if "prompt" in methods and not all(t.ask for t in concept.targets):
+            log.warning("%s has no instruction (--concept-instruction): no prompt baseline",
+                        concept.name)
+            return tuple(m for m in methods if m != "prompt")
+        return methods
 
-def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path, concept: Concept) -> dict:
+
+@dataclass(frozen=True)
+class SteeringConfig(SteerSetup):
+    """One steering experiment."""
+
+    strength: str = "0,2,4,8"
+    """comma-separated strengths, in units of the difference-of-means norm"""
+    methods: str = ",".join(METHODS)
+    """comma-separated methods to run (sae, baselines, controls)"""
+    judge: str = "none"
+    """also judge the MMAE sets: none, acoustic, or api"""
+    judge_url: str = ""
+    """OpenAI-compatible base URL for --judge api"""
+    judge_model: str = ""
+    """model name for --judge api"""
+
+    def strengths(self) -> list[float]:
+        try:
+            vals = [float(s) for s in self.strength.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"--strength {self.strength!r}: give numbers like 0,2,4,8") from None
+        if not vals or any(v < 0 for v in vals):
+            raise ValueError(f"--strength {self.strength!r}: give non-negative numbers")
+        return sorted(set(vals))
+
+    def method_list(self) -> tuple[str, ...]:
+        ms = tuple(m.strip() for m in self.methods.split(",") if m.strip())
+        bad = [m for m in ms if m not in METHODS]
+        if bad or "sae" not in ms:
+            raise ValueError(f"--methods {self.methods!r}: include sae, choose from {METHODS}")
+        return ms
+
+    def validate(self) -> None:
+        super().validate()
+        self.strengths()
+        self.method_list()
+        if self.judge not in ("none", "acoustic", "api"):
+            raise ValueError(f"--judge {self.judge!r}: choose from ('none', 'acoustic', 'api')")
+
+
+@dataclass
+class Setup:
+    """An experiment made ready: the backbone, the SAE, the selected latents, a concept of your
+    own's classifier, the steerer and the held-out items."""
+
+    concept: Concept
+    engine: Backbone
+    sae: object
+    hook: str
+    out: Path
+    sae_dir: Path
+    selection: dict[str, TargetSelection]
+    classifier: ConceptClassifier | None
+    steerer: Steerer
+    items: list[TTSItem]
+
+
+def prepare(cfg: SteerSetup) -> Setup:
+    """Load the backbone and the SAE, select the latents (or reuse the folder's selection), fit
+    a concept of your own's classifier, and plan the held-out items (`cfg` validated and
+    resolved)."""
+    concept = cfg.definition()
+    if not concept.preset:  # unknown columns and empty groups fail before anything loads
+        CorpusGroups(concept, load_table(cfg.corpus), cfg.corpus)
+    torch.set_num_threads(cfg.threads)
+    out, sae_dir, labels = cfg.paths()
+    hook = f"blocks.{cfg.layer}.hook_resid_post"
+    engine = load_backbone(cfg.model, "cpu")
+    if why := engine.render_missing():
+        raise ValueError(f"cannot steer {cfg.model} here: {why}; its outputs must be rendered "
+                         "to be measured")
+    sae = load_sae(sae_dir, engine, hook)
+    out.mkdir(parents=True, exist_ok=True)
+    selection = target_selection(cfg, sae, out, labels, concept)
+    classifier = None if concept.preset else concept_classifier(cfg, concept, out)
+    steerer = Steerer(engine, sae, hook, selection, cfg.mode, cfg.positions,
+                      (cfg.from_step, cfg.steps), cfg.seed)
+    items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed,
+                       None if concept.preset else concept, classifier)
+    return Setup(concept, engine, sae, hook, out, sae_dir, selection, classifier, steerer, items)
+
+
+def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Concept
+                     ) -> dict:
     """Select latents once per run folder (selection.json), reuse it when resuming."""
     path = out / SELECTION
     own = None if concept.preset else json.loads(json.dumps(concept.to_dict()))
@@ -225,7 +299,7 @@ def _selection(cfg: SteeringConfig, sae, out: Path, labels: Path, concept: Conce
     return sel
 
 
-def _classifier(cfg: SteeringConfig, concept: Concept, out: Path) -> ConceptClassifier:
+def concept_classifier(cfg: SteerSetup, concept: Concept, out: Path) -> ConceptClassifier:
     """A concept of your own's success classifier, fitted once per run folder (classifier.json,
     with the definition and settings it was fitted for) and reused when resuming."""
     path = out / CLASSIFIER
@@ -246,34 +320,15 @@ def run_steering(cfg: SteeringConfig) -> dict:
     """Run (or resume) an experiment; returns the summary also written to summary.json."""
     cfg.validate()
     cfg = cfg.resolved()
-    concept = cfg.definition()
-    if not concept.preset:  # unknown columns and empty groups fail before anything loads
-        CorpusGroups(concept, load_table(cfg.corpus), cfg.corpus)
-    methods = cfg.method_list()
-    if "prompt" in methods and not all(t.ask for t in concept.targets):
-        log.warning("%s has no instruction (--concept-instruction): no prompt baseline",
-                    concept.name)
-        methods = tuple(m for m in methods if m != "prompt")
-    torch.set_num_threads(cfg.threads)
-    out, sae_dir, labels = cfg.paths()
-    hook = f"blocks.{cfg.layer}.hook_resid_post"
-    engine = load_backbone(cfg.model, "cpu")
-    if why := engine.render_missing():
-        raise ValueError(f"cannot steer {cfg.model} here: {why}; its outputs must be rendered "
-                         "to be measured")
-    sae = load_sae(sae_dir, engine, hook)
-    out.mkdir(parents=True, exist_ok=True)
+    methods = cfg.prompt_methods(cfg.method_list())
     start = time.time()
-    selection = _selection(cfg, sae, out, labels, concept)
-    classifier = None if concept.preset else _classifier(cfg, concept, out)
+    setup = prepare(cfg)
+    out, sae_dir, hook, selection = setup.out, setup.sae_dir, setup.hook, setup.selection
+    concept, classifier, items = setup.concept, setup.classifier, setup.items
     targets, strengths = list(selection), cfg.strengths()
-    steerer = Steerer(engine, sae, hook, selection, cfg.mode, cfg.positions,
-                      (cfg.from_step, cfg.steps), cfg.seed)
-    items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed,
-                       None if concept.preset else concept, classifier)
     units = plan_units(items, targets, strengths, methods)
     with torch.no_grad():
-        rows = list(run_units(steerer, units, out))
+        rows = list(run_units(setup.steerer, units, out, batch_size=cfg.batch_size))
     if classifier is None:
         write_csv(rows, out / "metrics.csv")
         table = results_table(rows, strengths)

@@ -12,7 +12,7 @@ import pytest
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "workbench.report", "sae.train",
         "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
-        "steering.edit_compare",
+        "steering.frontier", "steering.edit_compare",
         "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
         "interp.corpus import",
@@ -32,7 +32,7 @@ def test_help(module, monkeypatch, capsys):
 
 
 STAGE_CLIS = ["interp.cache", "sae.train", "sae.sweep", "sae.probes", "autointerp.run",
-              "steering.run", "steering.edit_compare", "interp.models", "interp.models.evaluate"]
+              "steering.run", "steering.frontier", "steering.edit_compare", "interp.models", "interp.models.evaluate"]
 
 
 @pytest.mark.parametrize("module", STAGE_CLIS)

@@ -33,13 +33,15 @@ from workbench.report.sections import (
 )
 from workbench.report.steering import (
     edit_steering_section,
+    frontier_section,
     judge_section,
     steering_section,
     tinyedit_section,
 )
 
 SECTIONS = [instruments_section, codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
-            autointerp_section, steering_section, judge_section, tinyedit_section,
+            autointerp_section, steering_section, frontier_section, judge_section,
+            tinyedit_section,
             edit_steering_section, benchmark_section]
 
 
@@ -114,6 +116,9 @@ def render_html(report: Report) -> str:
         status = "" if s.ran else (f"<p class=missing>not run yet: <code>{html.escape(s.command)}"
                                    "</code></p>")
         note = f"<p>{html.escape(s.note)}</p>" if s.note else ""
+        if s.links:
+            note += "<p>" + " · ".join(f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+                                       for text, href in s.links) + "</p>"
         parts.append(f"<section><h2>{html.escape(s.title)}</h2>{status}{note}"
                      "<table><tr><th>figure</th><th>paper (CosyVoice3)</th><th>ours</th>"
                      f"<th>source</th></tr>{rows}</table>{''.join(plots)}</section>")

@@ -32,10 +32,13 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     figures: list[go.Figure] = field(default_factory=list)
     note: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """(text, path relative to the run folder): pages the section points to"""
 
     def to_dict(self) -> dict:
         return {"title": self.title, "command": self.command, "ran": self.ran, "note": self.note,
-                "rows": [r.__dict__ for r in self.rows]}
+                "rows": [r.__dict__ for r in self.rows],
+                **({"links": [list(x) for x in self.links]} if self.links else {})}
 
 
 def run_label(run: Path) -> str:

@@ -66,6 +66,43 @@ def steering_section(run: Path) -> Section:
     return sec
 
 
+def frontier_files(run: Path) -> list[Path]:
+    """Every frontier.json of the run: `python -m steering.frontier`'s folders (frontier/<concept>)
+    and steering.run folders a frontier was run in."""
+    return sorted({*run.glob("frontier/*/frontier.json"), *run.glob("steering/*/frontier.json")})
+
+
+def frontier_section(run: Path) -> Section:
+    """Per concept, target and method: the best harmonic mean of concept success and content
+    kept over strengths, with its 95% bootstrap CI, and a link to the frontier figure."""
+    sec = Section("Concept–content frontier (best harmonic mean of concept success and 1 − WER "
+                  "rise over strengths)",
+                  "python -m steering.frontier --concept gender --n 50 …")
+    for src in frontier_files(run):
+        d = read_json(src)
+        if not d:
+            continue
+        sec.ran = True
+        concept = src.parent.name
+        meta = read_json(src.parent / "frontier_summary.json") or {}
+        for target, methods in d.items():
+            for method, e in methods.items():
+                best = next((p for p in e["points"] if p["strength"] == e["best_strength"]), {})
+                ci = "" if not e.get("ci95") else f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+                sec.rows.append(Row(
+                    f"{concept} → {target}: {method}", None,
+                    f"{_fmt(e['score'])}{ci} at strength {e['best_strength']:g} (success "
+                    f"{_fmt(best.get('concept_success'))}, WER rise {_fmt(best.get('wer_rise'))},"
+                    f" voice kept {_fmt(best.get('voice_kept'))}, n {best.get('n')})", str(src)))
+        if (src.parent / "frontier.html").exists():
+            sec.links.append((f"{concept}: frontier figure", (src.parent / "frontier.html")
+                              .relative_to(run).as_posix()))
+        if meta.get("wer_decode"):
+            sec.note = (f"WER from the recogniser's {meta['wer_decode']} decode; strengths in "
+                        f"{meta.get('strength_units', 'dmu')} units; 95% CI: items resampled.")
+    return sec
+
+
 def judge_section(run: Path) -> Section:
     sec = Section("MMAE rubric judge (acoustic backend) on the steering edits",
                   "python -m steering.run … --judge acoustic")

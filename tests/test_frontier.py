@@ -1,0 +1,246 @@
+"""The concept–content frontier: the score and bootstrap math on synthetic rows, strengths per
+family, batched generation writing the same rows as one by one, frontier.json on the tiny
+fixtures, resume, the report's section."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from steering import frontier as fr
+from steering.experiment import ROWS, Steerer, Unit
+from steering.frontier import FrontierConfig, frontier_table, point_score
+
+
+def row(item, method="none", target="-", strength=0.0, *, gender="female", laughter=0.0,
+        p_male=0.1, dur=2.0, wer=0.1, emb=None) -> dict:
+    return {"key": f"{item}|{method}|{target}|{strength:g}", "item": item, "method": method,
+            "target": target, "strength": strength, "voice_gender": gender,
+            "laughter": laughter, "p_male": p_male, "voiced_duration_s": dur, "wer": wer,
+            "wer_open": wer, "emb": emb}
+
+
+def emb(r):
+    return r["emb"]
+
+
+# -- the math ------------------------------------------------------------------------------------
+
+
+def test_harmonic_mean_of_success_and_content_kept():
+    assert point_score(1.0, 0.0) == 1.0
+    assert point_score(0.0, 0.0) == 0.0 and point_score(1.0, 1.0) == 0.0
+    assert point_score(1.0, 2.0) == 0.0 and point_score(0.5, -0.3) == pytest.approx(2 / 3)
+    assert point_score(0.5, 0.5) == pytest.approx(0.5)
+
+
+def test_perfect_method_at_one_strength_scores_one_and_random_scores_low():
+    rng = np.random.default_rng(0)
+    rows = [row(i) for i in range(20)]
+    for i in range(20):
+        for s in (1.0, 2.0, 4.0):
+            # "sae": laughs with every word kept at 2 only; "random_latents": seldom, and words suffer
+            rows.append(row(i, "sae", "laughter", s, laughter=0.9 if s == 2.0 else 0.2,
+                            wer=0.1 if s == 2.0 else 0.7))
+            rows.append(row(i, "random_latents", "laughter", s,
+                            laughter=float(rng.random() < 0.1), wer=0.1 + rng.random() * 0.5))
+    t = frontier_table(rows, n_boot=500)["laughter"]
+    sae, rnd = t["sae"], t["random_latents"]
+    assert sae["score"] == 1.0 and sae["best_strength"] == 2.0 and sae["ci95"] == [1.0, 1.0]
+    assert [p["strength"] for p in sae["points"]] == [0.0, 1.0, 2.0, 4.0]  # 0: unsteered
+    zero = sae["points"][0]
+    assert zero["concept_success"] == 0.0 and zero["wer_rise"] == 0.0 and zero["score"] == 0.0
+    assert rnd["score"] < 0.4
+    assert rnd["ci95"][0] <= rnd["score"] <= rnd["ci95"][1]
+    assert rnd["points"][1]["babble"] is not None and sae["points"][3]["babble"] == 1.0
+
+
+def test_ci_contains_the_point_estimate_on_a_noisy_method():
+    rng = np.random.default_rng(1)
+    rows = [row(i) for i in range(30)]
+    for i in range(30):
+        for s in (1.0, 2.0):
+            rows.append(row(i, "diffmeans", "laughter", s, laughter=float(rng.random() < 0.4 * s),
+                            wer=0.1 + 0.2 * s * rng.random()))
+    e = frontier_table(rows, n_boot=1000, seed=3)["laughter"]["diffmeans"]
+    lo, hi = e["ci95"]
+    assert lo <= e["score"] <= hi and hi - lo > 0.05
+    assert e["points"][-1]["n"] == 30
+    assert frontier_table(rows, n_boot=0)["laughter"]["diffmeans"]["ci95"] is None
+
+
+def test_gender_counts_only_items_of_the_other_voice_and_rate_maps_duration():
+    rows = [row(0, gender="female", p_male=0.0, dur=2.0), row(1, gender="male", p_male=1.0,
+                                                               dur=2.0)]
+    rows += [row(0, "decoder", "male", 4.0, gender="female", p_male=0.8),
+             row(1, "decoder", "male", 4.0, gender="male", p_male=0.2),  # not counted
+             row(1, "decoder", "female", 4.0, gender="male", p_male=0.3),
+             row(0, "prompt", "male", 1.0, gender="female", p_male=1.0)]
+    t = frontier_table(rows, n_boot=0)
+    male = t["male"]["decoder"]["points"]
+    assert [p["n"] for p in male] == [1, 1] and male[1]["concept_success"] == 0.8
+    assert t["female"]["decoder"]["points"][1]["concept_success"] == 0.7
+    assert [p["strength"] for p in t["male"]["prompt"]["points"]] == [1.0]  # one point
+    for target, dur, want in (("slow", 4.0, 1.0), ("slow", 5.0, 1.0), ("slow", 3.0, 0.5),
+                              ("slow", 2.5, 0.25), ("slow", 1.0, 0.0), ("fast", 1.4, 1.0),
+                              ("fast", 1.0, 1.0), ("fast", 1.7, 0.5), ("fast", 2.4, 0.0)):
+        got = fr.success(target, {"voiced_duration_s": dur}, {"voiced_duration_s": 2.0})
+        assert got == pytest.approx(want), (target, dur)
+    assert fr.success("slow", {"voiced_duration_s": None}, {"voiced_duration_s": 2.0}) == 0.0
+    rate = frontier_table([row(0), row(0, "sae", "slow", 2.0, dur=3.0)], n_boot=0)
+    assert rate["slow"]["sae"]["points"][1]["length_ok"] is None  # the duration is the goal
+    assert rate["slow"]["sae"]["points"][1]["concept_success"] == 0.5
+
+
+def test_voice_kept_and_length_sanity():
+    same, other = [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]
+    rows = [row(0, emb=same), row(1, emb=other),
+            row(0, "diffmeans", "laughter", 2.0, emb=same, dur=2.0),
+            row(1, "diffmeans", "laughter", 2.0, emb=same, dur=5.0, wer=0.9)]
+    p = frontier_table(rows, voice=emb, n_boot=0)["laughter"]["diffmeans"]["points"][1]
+    assert p["length_ok"] == 0.5 and p["babble"] == 0.5 and p["n"] == 2
+    assert p["voice_kept"] == pytest.approx((1.0 + -1.0) / 2, abs=1e-3)
+
+
+def test_wer_field_and_missing_readings():
+    rows = [row(0, wer=0.2), row(0, "sae", "laughter", 2.0, laughter=None, wer=None)]
+    p = frontier_table(rows, "wer", n_boot=0)["laughter"]["sae"]["points"][1]
+    assert p["concept_success"] == 0.0 and p["wer_rise"] == 0.8  # unmeasurable: a failure
+
+
+def test_strength_table():
+    cfg = FrontierConfig()
+    t = cfg.strength_table(cfg.method_list())
+    assert t["prompt"] == [1.0]
+    assert t["sae"][0] == 0.0 and t["sae"] == t["random_latents"] and len(t["sae"]) >= 7
+    assert t["decoder"] == t["diffmeans"] == t["random_direction"] and len(t["decoder"]) >= 7
+    resid = FrontierConfig(strength_units="resid").strength_table(("sae", "decoder"))
+    assert resid["sae"] == resid["decoder"] and max(resid["sae"]) <= 2
+    t = FrontierConfig(strengths="3;latents:1,2;diffmeans:5").strength_table(
+        ("sae", "decoder", "diffmeans"))
+    assert t == {"sae": [0.0, 1.0, 2.0], "decoder": [0.0, 3.0], "diffmeans": [0.0, 5.0]}
+    for bad, msg in (("x", "numbers"), ("-1", "non-negative"), ("laugh:1", "neither a family"),):
+        with pytest.raises(ValueError, match=msg):
+            FrontierConfig(strengths=bad).validate()
+    with pytest.raises(ValueError, match="--strength-units"):
+        FrontierConfig(strength_units="m").validate()
+    with pytest.raises(ValueError, match="--methods"):
+        FrontierConfig(methods="sae,nope").validate()
+    assert FrontierConfig(concept="gender").paths()[0].as_posix() == "runs/tinycosy/frontier/gender"
+
+
+def test_strength_scale_multiplies_the_edit():
+    """--strength-units resid: the Steerer's per-target scale turns a unit's strength into the
+    edit's (in ‖Δμ‖ units); strength 0 stays 0."""
+    from steering.experiment import TTS_METHODS, TTSItem
+    from steering.select import TargetSelection
+
+    sel = TargetSelection("laughter", [0], [1.0], [1.0], 2.0, [1.0, 0, 0, 0], [2.0, 0, 0, 0],
+                          [1], [1.0], [0, 1.0, 0, 0], [1, 1], "contrastive")
+    st = Steerer(None, None, "blocks.0.hook_resid_post", {"laughter": sel}, scale={"laughter": 3.0})
+    it = TTSItem(0, "a", "v", "female")
+    modality = ["speech"] * 3
+    for s, want in ((2.0, 6.0 * 2.0), (0.0, 0.0)):
+        (iv,) = st.interventions(Unit(it, TTS_METHODS["diffmeans"], "laughter", s), modality)
+        assert float(iv.fn.vector.norm()) == pytest.approx(want)
+
+
+# -- on the tiny fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_tinycosy, tiny_codec_dir, tiny_sae, tiny_store, tiny_corpus) -> dict:
+    return {"layer": 1, "model": str(tiny_tinycosy[0]), "sae": str(tiny_sae),
+            "store": str(tiny_store), "corpus": str(tiny_corpus), "k": 3, "max_positions": 400,
+            "concept": "laughter", "n": 2, "strengths": "2", "bootstrap": 200}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny):
+    """The same frontier generated one output at a time and four at a time."""
+    out = {}
+    for b in (1, 4):
+        folder = tmp_path_factory.mktemp(f"frontier_b{b}") / "laughter"
+        out[b] = (folder, fr.run_frontier(FrontierConfig(**tiny, batch_size=b, out=str(folder))))
+    return out
+
+
+def test_batched_rows_equal_one_by_one(runs):
+    (one, _), (four, _) = runs[1], runs[4]
+    rows1 = {r["key"]: r for r in map(json.loads, (one / ROWS).read_text().splitlines())}
+    rows4 = {r["key"]: r for r in map(json.loads, (four / ROWS).read_text().splitlines())}
+    assert len(rows1) == 2 + 2 * 6 and rows1 == rows4  # tokens, measures, wav paths
+    # the edits act: some steered outputs are not the unsteered ones
+    assert any(r["n_tokens"] != rows1[f"{r['item']}|none|-|0"]["n_tokens"]
+               for r in rows1.values())
+    for r in rows1.values():
+        assert (one / r["wav"]).read_bytes() == (four / r["wav"]).read_bytes()
+    assert json.loads((one / fr.FRONTIER).read_text()) == json.loads(
+        (four / fr.FRONTIER).read_text())
+
+
+def test_frontier_json_schema_and_names(runs):
+    folder, summary = runs[4]
+    table = json.loads((folder / fr.FRONTIER).read_text())
+    assert list(table) == ["laughter"]
+    assert set(table["laughter"]) == {"sae", "decoder", "diffmeans", "random_latents",
+                                      "random_direction", "prompt"}
+    for method, e in table["laughter"].items():
+        assert set(e) == {"score", "ci95", "best_strength", "points"}
+        assert 0 <= e["score"] <= 1 and len(e["ci95"]) == 2
+        assert e["ci95"][0] <= e["score"] <= e["ci95"][1]
+        assert [p["strength"] for p in e["points"]] == ([1.0] if method == "prompt"
+                                                        else [0.0, 2.0])
+        for p in e["points"]:
+            assert {"strength", "concept_success", "wer_rise", "voice_kept", "length_ok",
+                    "n"} <= set(p) and p["n"] == 2
+    assert summary["wer_decode"] in ("open", "lexicon", "greedy")
+    assert summary["items_per_target"] == {"laughter": 2}
+    meta = json.loads((folder / fr.SUMMARY).read_text())
+    assert meta["settings"]["strength_units"] == "dmu" and meta["frontier"] == table
+    html = (folder / fr.FIGURE).read_text()
+    assert len(html) > 1_000_000 and "WER rise" in html
+    text = fr.console_table(summary)
+    assert "random_direction" in text and "laughter" in text
+
+
+def test_resume_makes_nothing_and_other_settings_are_refused(runs, tiny, monkeypatch):
+    folder, _ = runs[4]
+    made = []
+    monkeypatch.setattr(Steerer, "tokens", lambda self, u: made.append(u) or [])
+    monkeypatch.setattr(Steerer, "tokens_batch", lambda self, us, reqs=None: made.extend(us) or [])
+    fr.run_frontier(FrontierConfig(**tiny, out=str(folder)))
+    assert made == []
+    with pytest.raises(ValueError, match="strength_units 'dmu'"):
+        fr.run_frontier(FrontierConfig(**tiny, out=str(folder), strength_units="resid"))
+
+
+def test_resid_norm_on_the_tiny_model(tiny):
+    from interp.models.registry import load_backbone
+    from steering.experiment import plan_items
+
+    engine = load_backbone(tiny["model"], "cpu")
+    items = plan_items(engine, tiny["corpus"], 2, 0)
+    norm = fr.resid_norm(engine, "blocks.1.hook_resid_post", items)
+    assert np.isfinite(norm) and norm > 0
+
+
+def test_report_shows_the_frontier(tmp_path):
+    from workbench.report import build_report, write_report
+
+    folder = tmp_path / "frontier" / "gender"
+    folder.mkdir(parents=True)
+    point = {"strength": 8.0, "concept_success": 0.9, "wer_rise": 0.1, "voice_kept": 0.4,
+             "length_ok": 1.0, "n": 3}
+    (folder / "frontier.json").write_text(json.dumps({"male": {"sae": {
+        "score": 0.9, "ci95": [0.8, 0.95], "best_strength": 8.0, "points": [point]}}}))
+    (folder / "frontier.html").write_text("<html></html>")
+    (folder / "frontier_summary.json").write_text(json.dumps({"wer_decode": "open"}))
+    report = build_report(tmp_path)
+    sec = next(s for s in report.sections if s.title.startswith("Concept–content frontier"))
+    assert sec.ran and sec.rows[0].figure == "gender → male: sae"
+    assert "0.900 [0.80, 0.95] at strength 8" in sec.rows[0].ours and "open decode" in sec.note
+    _, page = write_report(report, tmp_path)
+    assert 'href="frontier/gender/frontier.html"' in page.read_text()
