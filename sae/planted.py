@@ -16,8 +16,9 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from interp.concepts import LABEL, PLANTED_COLUMNS, as_text
-from sae.attributes import Attributes
-from sae.latent_stats import LatentStats
+from interp.store import MODALITY_CODES, ActivationStore
+from sae.attributes import Attributes, build_attributes
+from sae.latent_stats import LatentStats, encode_store
 
 
 def explain_mask(meta: dict[str, np.ndarray], seed: int, frac: float = 0.5) -> np.ndarray:
@@ -200,3 +201,120 @@ def planted_recall(stats: LatentStats, attrs: Attributes, explain: np.ndarray, l
                                           "utterance_random_auroc": r["random_auroc"]}))
     return out | {"utterance_recall": _recall(rows, "utterance_auroc", good),
                   "utterance_random_recall": _recall(rows, "utterance_random_auroc", good)}
+
+
+def auroc_above_zero(pos: np.ndarray, neg: np.ndarray, n_pos: int, n_neg: int) -> float | None:
+    """AUROC of non-negative scores given only where they may be nonzero: `pos` (`neg`) are the
+    scores of some of the n_pos positive (n_neg negative) positions, every other one scores 0
+    (ties count half)."""
+    if n_pos == 0 or n_neg == 0:
+        return None
+    nv = np.sort(neg)
+    zeros_neg = n_neg - len(nv) + int(np.searchsorted(nv, 0.0, "right"))
+    lo, hi = np.searchsorted(nv, pos, "left"), np.searchsorted(nv, pos, "right")
+    above = pos > 0
+    # a positive above 0 beats every implicit zero; at 0 it ties with them
+    u = (lo + 0.5 * (hi - lo) + (n_neg - len(nv)) * np.where(above, 1.0, 0.5)).sum()
+    u += (n_pos - len(pos)) * 0.5 * zeros_neg
+    return float(u / (n_pos * n_neg))
+
+
+def absorption_count(stats: LatentStats, concept: np.ndarray, fit: np.ndarray, test: np.ndarray,
+                     candidates: np.ndarray, cap: int = 16, good: float = 0.9,
+                     gain: float = 1e-4) -> tuple[int | None, list[int], list[float | None]]:
+    """How many latents it takes to detect `concept` at AUROC >= `good` together.
+
+    The detector is the sum of the chosen latents' activations, each divided by its mean
+    nonzero activation on the `fit` positions (so a weak latent counts as much as a strong one).
+    Latents are added greedily from `candidates`, each time the one whose addition most raises
+    the detector's AUROC on the `fit` positions (stopping at `cap`, or when none raises it by
+    `gain`); the count is the size of the first such set whose AUROC on the `test` positions
+    reaches `good` (None when none does). Returns (count, the latents added, their sets'
+    test-half AUROCs)."""
+    n_fit = (int((concept & fit).sum()), int((~concept & fit).sum()))
+    n_test = (int((concept & test).sum()), int((~concept & test).sum()))
+    if 0 in n_fit or 0 in n_test or not len(candidates):
+        return None, [], []
+    cols = [stats.column(int(lat)) for lat in candidates]
+    # U: the fit and test positions where some candidate fires; every other one scores 0
+    where = np.unique(np.concatenate([idx for idx, _ in cols]))
+    where = where[fit[where] | test[where]]
+    dense = np.zeros((len(where), len(cols)), np.float32)
+    for j, (idx, val) in enumerate(cols):
+        keep = fit[idx] | test[idx]
+        idx, val = idx[keep], val[keep]
+        on_fit = fit[idx]
+        scale = float(val[on_fit].mean()) if on_fit.any() else 0.0
+        if scale > 0:
+            dense[np.searchsorted(where, idx), j] = val / scale
+    y, in_fit, in_test = concept[where], fit[where], test[where]
+    score = np.zeros(len(where), np.float32)
+    chosen: list[int] = []
+    test_aurocs: list[float | None] = []
+    best = 0.5
+    for _ in range(min(cap, len(cols))):
+        trials = []
+        for j in range(len(cols)):
+            if j in chosen or not dense[:, j].any():
+                continue
+            s = (score + dense[:, j])[in_fit]
+            trials.append((auroc_above_zero(s[y[in_fit]], s[~y[in_fit]], *n_fit), j))
+        if not trials or max(trials)[0] < best + gain:
+            break
+        best, j = max(trials)
+        chosen.append(j)
+        score += dense[:, j]
+        s = score[in_test]
+        test_aurocs.append(auroc_above_zero(s[y[in_test]], s[~y[in_test]], *n_test))
+        if test_aurocs[-1] is not None and test_aurocs[-1] >= good:
+            return len(chosen), [int(candidates[c]) for c in chosen], test_aurocs
+    return None, [int(candidates[c]) for c in chosen], test_aurocs
+
+
+def absorption(stats: LatentStats, attrs: Attributes, explain: np.ndarray, live: np.ndarray,
+               cap: int = 16, good: float = 0.9, pool: int = 0) -> dict:
+    """Per planted concept, on speech positions: how many latents it takes to detect it at AUROC
+    >= `good` (`absorption_count`: chosen on the explain half, read on the other), from the
+    `pool` (default 4 × cap) live latents best at it alone. 1 is ideal (one latent carries the
+    concept); a concept split over, or absorbed into, several latents needs more; None when
+    `cap` latents do not reach it. A concept without positive and negative positions in both
+    halves cannot be measured (`measured` false). `mean` is over the concepts that reach it,
+    `reached` the share of the measured ones that do."""
+    speech = stats.meta["modality"] == 1
+    fit, test = speech & explain, speech & ~explain
+    rows = []
+    for name in attrs.planted():
+        concept = attrs.column(name)
+        alone = latent_aurocs(stats, concept, fit, live)
+        if np.all(np.isnan(alone)):
+            continue
+        cands = live[np.argsort(-np.nan_to_num(alone, nan=0.0), kind="stable")[:pool or 4 * cap]]
+        n, chosen, aurocs = absorption_count(stats, concept, fit, test, cands, cap, good)
+        rows.append({"concept": name, "latents": n, "chosen": chosen,
+                     "auroc_by_size": [None if a is None else round(a, 4) for a in aurocs],
+                     "measured": all((concept & h).any() and (~concept & h).any()
+                                     for h in (fit, test))})
+    measured = [r for r in rows if r["measured"]]
+    reached = [r["latents"] for r in measured if r["latents"] is not None]
+    return {"concepts": rows, "cap": cap, "threshold": good,
+            "mean": round(float(np.mean(reached)), 4) if reached else None,
+            "reached": round(len(reached) / len(measured), 4) if measured else None}
+
+
+def concept_metrics(sae, store: ActivationStore, shards: list[str], rows: list[dict],
+                    seed: int = 0, modality: str | None = None, cap: int = 16) -> dict:
+    """Planted-concept recall (`planted_recall`, per position and per utterance) and
+    `absorption` of `sae` on the positions of `shards` of `store` (cached from the corpus whose
+    table is `rows`). Live latents: those that fire on at least one of those positions (of
+    `modality`, for an SAE trained on one)."""
+    stats = encode_store(store, sae, shards=shards)
+    attrs = build_attributes(stats.meta, rows, {}, None)
+    explain = explain_mask(stats.meta, seed)
+    mine = (np.ones(stats.n_positions, bool) if modality is None
+            else stats.meta["modality"] == MODALITY_CODES[modality])
+    latent_of = np.repeat(np.arange(stats.d_sae), np.diff(stats.acts.indptr))
+    fires = np.bincount(latent_of[mine[stats.acts.indices]], minlength=stats.d_sae)
+    live = np.flatnonzero(fires)
+    return {"positions": stats.n_positions, "live": len(live),
+            "recall": planted_recall(stats, attrs, explain, live, seed, table=rows),
+            "absorption": absorption(stats, attrs, explain, live, cap)}
