@@ -221,7 +221,7 @@ def auroc_above_zero(pos: np.ndarray, neg: np.ndarray, n_pos: int, n_neg: int) -
 
 def absorption_count(stats: LatentStats, concept: np.ndarray, fit: np.ndarray, test: np.ndarray,
                      candidates: np.ndarray, cap: int = 16, good: float = 0.9,
-                     gain: float = 1e-4) -> tuple[int | None, list[int], list[float | None]]:
+                     gain: float = 2e-3) -> tuple[int | None, list[int], list[float | None]]:
     """How many latents it takes to detect `concept` at AUROC >= `good` together.
 
     The detector is the sum of the chosen latents' activations, each divided by its mean

@@ -6,6 +6,7 @@ absorption counts the latents a concept is spread over; seed stability is 1 agai
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 from sae_lens import SAE, MatryoshkaBatchTopKTrainingSAE
 
 from interp.store import MODALITY_CODES, ActivationStore
-from sae.checkpoint import CKPT
+from sae.checkpoint import CKPT, RUN_STATE
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, shard_rows, split_shards
 from sae.engine import SparseTrainer
@@ -66,6 +67,20 @@ def test_matryoshka_saves_a_loadable_jumprelu_sae(pair, tiny_tinycosy):
                       MatryoshkaBatchTopKTrainingSAE)
 
 
+def test_another_architecture_is_not_mixed_into_a_finished_run(pair):
+    _, (top, _) = pair
+    with pytest.raises(ValueError, match="architecture 'batchtopk' → 'matryoshka'"):
+        train(replace(top, architecture="matryoshka", matryoshka_widths=WIDTHS))
+    # a checkpoint from before the flag counts as BatchTopK
+    path = top.out_dir / CKPT / RUN_STATE
+    state = json.loads(path.read_text())
+    for key in ("architecture", "matryoshka_widths"):
+        del state["config"][key]
+    path.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="architecture 'batchtopk' → 'matryoshka'"):
+        train(replace(top, architecture="matryoshka", matryoshka_widths=WIDTHS))
+
+
 def test_matryoshka_prefixes_reconstruct(pair):
     """Each prefix alone explains much of the variance, and far more than the same first
     latents of a BatchTopK SAE trained alike (whose latents are in no order)."""
@@ -78,6 +93,17 @@ def test_matryoshka_prefixes_reconstruct(pair):
     x, _ = eval_rows(store, split_shards(store, top.eval_frac)[1], 5000)
     plain = prefix_explained_variance(SAE.load_from_disk(str(top.out_dir)), x, (8, 24))
     assert prefix["8"] > 1.5 * plain["8"] and prefix["24"] > 1.3 * plain["24"], (prefix, plain)
+
+
+def test_saelens_engine_trains_matryoshka_too(tmp_path, tiny_store, tiny_corpus, tiny_tokens,
+                                              tiny_tinycosy):
+    cfg = tiny_cfg(tmp_path, tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy[0],
+                   engine="saelens", architecture="matryoshka", matryoshka_widths=WIDTHS,
+                   tokens=64 * 10)
+    m = train(cfg)
+    assert m["training"]["steps"] == 10 and set(m["prefix_explained_variance"]) == {
+        "8", "24", "64"}
+    assert type(load_sae(cfg.out_dir)).__name__ == "JumpReLUSAE"
 
 
 def test_speech_sae_trains_and_is_measured_on_speech_only(tmp_path, tiny_store, tiny_corpus,
