@@ -16,6 +16,7 @@ from sae_lens import SAE, MatryoshkaBatchTopKTrainingSAE
 
 from interp.store import MODALITY_CODES, ActivationStore
 from sae.checkpoint import CKPT, RUN_STATE
+from sae.compare import CompareConfig, run_compare, table
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, shard_rows, split_shards
 from sae.engine import SparseTrainer
@@ -264,3 +265,18 @@ def test_sweep_reports_recall_absorption_and_stability(tmp_path, tiny_store, tin
     assert "seed stability" in html and "absorption" in html
     with pytest.raises(ValueError, match="is the SAEs' own --seed"):
         sweep(base, SweepConfig(layers="1", out=str(tmp_path / "s2"), stability_seed=0))
+    # sae.compare puts variants side by side (here the one, twice under another name)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "sweep.json").write_text(json.dumps(
+        {"layers": [{**saved["layers"][0], "architecture": None}],
+         "config": {**saved["config"], "architecture": "batchtopk"}}))
+    rows = run_compare(CompareConfig(sweeps=(str(tmp_path / "sweep"),
+                                              str(tmp_path / "plain" / "sweep.json")),
+                                     out=str(tmp_path / "cmp")))
+    assert [(r["variant"], r["architecture"]) for r in rows] == [("sweep", "matryoshka"),
+                                                                 ("plain", "batchtopk")]
+    text = table(rows)
+    assert "matryoshka" in text and "absorb" in text and len(text.splitlines()) == 4
+    assert (tmp_path / "cmp" / "compare.html").stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError, match="no sweep.json in"):
+        run_compare(CompareConfig(sweeps=(str(tmp_path / "nowhere"),)))
