@@ -13,10 +13,10 @@ import soundfile as sf
 import torch
 
 from autointerp.examples import Examples
-from autointerp.stats import LatentStats
 from interp.atomic import atomic_save, atomic_write_json
 from interp.audio import SAMPLE_RATE
 from interp.corpus.table import load_audio
+from sae.latent_stats import LatentStats
 
 MODALITY_NAMES = ("text", "speech", "special")
 

@@ -1,8 +1,8 @@
 """Which positions show a latent: explanation evidence and held-out scoring examples.
 
-Held-out utterances are split in two by a seeded permutation: evidence (top-activating,
-quantile-sampled and random non-activating examples, as Delphi draws them) and the offline
-explainer's attribute matching come from the *explain* half; detection scoring uses only the
+Held-out utterances are split in two by a seeded permutation (`sae.planted.explain_mask`):
+evidence (top-activating, quantile-sampled and random non-activating examples, as Delphi draws
+them) and the offline explainer's attribute matching come from the *explain* half; detection scoring uses only the
 *score* half, so no example that produced a label is used to judge it. Non-activating examples
 are matched to the activating ones' modality (speech for speech, text for text): with random
 positions a label as weak as "speech" would pass for any audio-modal latent, and the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autointerp.stats import LatentStats
+from sae.latent_stats import LatentStats
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,6 @@ class Examples:
     random: np.ndarray
     score_pos: np.ndarray
     score_neg: np.ndarray
-
-
-def explain_mask(meta: dict[str, np.ndarray], seed: int, frac: float = 0.5) -> np.ndarray:
-    """(N,) bool: positions of utterances in the explain half (whole sequences stay together)."""
-    seqs = np.unique(meta["seq"])
-    rng = np.random.default_rng([seed, 7])
-    chosen = rng.permutation(seqs)[: max(1, round(frac * len(seqs)))]
-    return np.isin(meta["seq"], chosen)
 
 
 def quantile_sample(idx: np.ndarray, val: np.ndarray, n: int, rng: np.random.Generator

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from autointerp.api import ChatClient
-from autointerp.attributes import Attributes, describe, describe_union
 from autointerp.prompts import Templates, explain_parts, parse_label
-from autointerp.stats import LatentStats
+from sae.attributes import Attributes, describe, describe_union
+from sae.latent_stats import LatentStats
 
 ANNOTATIONS = "[annotations] "
 

@@ -21,17 +21,15 @@ import numpy as np
 from tqdm import tqdm
 
 from autointerp.api import CACHE, ChatClient
-from autointerp.attributes import Attributes, build_attributes
 from autointerp.config import AutointerpConfig
 from autointerp.evidence import Renderer, evidence_path, lens_entries, write_evidence
-from autointerp.examples import Examples, Sampler, explain_mask
+from autointerp.examples import Examples, Sampler
 from autointerp.explain import Label, api_labels, offline_labels
 from autointerp.intervention import Intervener
 from autointerp.output_side import output_sides, render_choice, write_output_wavs
 from autointerp.prompts import Templates, parse_matches, score_parts
 from autointerp.report import figures, summary_lines
-from autointerp.score import OfflineScorer, by_modality, matches_score, planted_recall, shuffled
-from autointerp.stats import LatentStats, latent_stats, modality_tags
+from autointerp.score import OfflineScorer, by_modality, matches_score, shuffled
 from interp.atomic import atomic_write_json, atomic_write_text
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE, load_table
@@ -39,7 +37,10 @@ from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
 from interp.store.reader import ActivationStore
 from interp.store.writer import fingerprint
+from sae.attributes import Attributes, build_attributes
 from sae.io import load_sae, read_cfg
+from sae.latent_stats import LatentStats, latent_stats, modality_tags
+from sae.planted import explain_mask, planted_recall
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Detection scoring of labels (Delphi's protocol), the shuffled-label control, per-modality
-tables, and planted-concept recall against the corpus's ground truth.
+"""Detection scoring of labels (Delphi's protocol), the shuffled-label control and per-modality
+tables (planted-concept recall against the corpus's ground truth is `sae.planted`'s).
 
 Offline scorer: the label's ground-truth predicate (the attribute the offline explainer chose),
 graded by what a listener of the example would see: half for the position itself, half for the
@@ -10,22 +10,10 @@ predicate holds; the yes/no decision is the position's own predicate.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.stats import rankdata
 
-from autointerp.attributes import Attributes
-from autointerp.stats import LatentStats
-from interp.concepts import LABEL, PLANTED_COLUMNS, as_text
-
-
-def auroc(y: np.ndarray, s: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count half); None without both classes."""
-    y = np.asarray(y, bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return None
-    r = rankdata(s)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+from sae.attributes import Attributes
+from sae.latent_stats import LatentStats
+from sae.planted import auroc, summarize
 
 
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float | None:
@@ -90,171 +78,8 @@ def shuffled(keys: list[int], seed: int) -> dict[int, int]:
     return {k: keys[int(p)] for k, p in zip(keys, perm, strict=True)}
 
 
-def summarize(values: list[float | None]) -> dict:
-    v = np.array([x for x in values if x is not None], float)
-    if not len(v):
-        return {"mean": None, "median": None, "n": 0}
-    return {"mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4),
-            "n": int(len(v))}
-
-
 def by_modality(tags: list[str], scores: dict[int, dict], key: str = "auroc") -> dict:
     return {m: summarize([s[key] for lat, s in scores.items() if tags[lat] == m])
             for m in ("text", "audio", "mixed")} | {"all": summarize([s[key] for s in
                                                                       scores.values()])}
 
-
-def latent_aurocs(stats: LatentStats, concept: np.ndarray, subset: np.ndarray,
-                  latents: np.ndarray) -> np.ndarray:
-    """AUROC of each latent's activation at detecting `concept` over `subset` positions, from
-    the nonzero activations only (zeros tie with each other and lie below every nonzero)."""
-    n_pos = int((concept & subset).sum())
-    n_neg = int((~concept & subset).sum())
-    out = np.full(len(latents), np.nan)
-    if n_pos == 0 or n_neg == 0:
-        return out
-    for i, lat in enumerate(latents):
-        idx, val = stats.column(int(lat))
-        keep = subset[idx]
-        c = concept[idx[keep]]
-        pv, nv = val[keep][c], np.sort(val[keep][~c])
-        zeros_neg = n_neg - len(nv)
-        lo, hi = np.searchsorted(nv, pv, "left"), np.searchsorted(nv, pv, "right")
-        u = (n_pos - len(pv)) * 0.5 * zeros_neg + (zeros_neg + lo + 0.5 * (hi - lo)).sum()
-        out[i] = u / (n_pos * n_neg)
-    return out
-
-
-UTTERANCE_LEVEL = PLANTED_COLUMNS  # gender, accent, rate; and label:COLUMN=VALUE
-
-
-def segment_means(stats: LatentStats, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean activation of each live latent over each speech segment (one waveform heard in one
-    sequence: prompt or target): (n_seg, n_live), the segment's src_utt and sequence."""
-    meta = stats.meta
-    speech = np.flatnonzero(meta["modality"] == 1)
-    key = meta["seq"][speech].astype(np.int64) * (int(meta["src_utt"].max()) + 1) \
-        + meta["src_utt"][speech]
-    uniq, seg, count = np.unique(key, return_inverse=True, return_counts=True)
-    s = sp.csr_matrix((1.0 / count[seg], (seg, speech)), shape=(len(uniq), stats.n_positions))
-    means = (s @ stats.acts[:, live]).toarray()
-    first = speech[np.unique(seg, return_index=True)[1]]
-    return means, meta["src_utt"][first], meta["seq"][first]
-
-
-def utterance_recall(stats: LatentStats, rows: list[dict], explain: np.ndarray,
-                     live: np.ndarray, rand: np.ndarray, names: list[str]) -> dict[str, dict]:
-    """Gender, accent and rate belong to a whole utterance: AUROC of a latent's mean activation
-    over each speech segment, best latent chosen on explain-half segments, read on the rest."""
-    if not len(live):
-        return {}
-    means, src, seq = segment_means(stats, live)
-    in_explain = np.zeros(int(stats.meta["seq"].max()) + 1, bool)
-    in_explain[stats.meta["seq"][explain]] = True
-    half = in_explain[seq]
-    ranks = {h: rankdata(means[half == h], axis=0) for h in (True, False)}
-    out = {}
-    for name in names:
-        kind, _, value = name.partition(":")
-        if kind == LABEL:
-            column, _, value = value.partition("=")
-        elif kind in UTTERANCE_LEVEL:
-            column = UTTERANCE_LEVEL[kind]
-        else:
-            continue
-        y = np.array([as_text(rows[int(u)].get(column)) == value for u in src])
-        au = {}
-        for h in (True, False):
-            yh = y[half == h]
-            n1, n0 = int(yh.sum()), int((~yh).sum())
-            au[h] = (ranks[h][yh].sum(0) - n1 * (n1 + 1) / 2) / max(n1 * n0, 1) if n1 and n0 \
-                else None
-        if au[True] is None or au[False] is None:
-            continue
-        best = int(np.argmax(au[True]))
-        ctrl = au[False][np.isin(live, rand)]
-        out[name] = {"utterance_latent": int(live[best]),
-                     "utterance_auroc": round(float(au[False][best]), 4),
-                     "utterance_random_auroc": round(float(ctrl.mean()), 4) if len(ctrl)
-                     else None}
-    return out
-
-
-def group_cover(stats: LatentStats, concept: np.ndarray, fit: np.ndarray, test: np.ndarray,
-                candidates: np.ndarray, size: int, gain: float = 0.005
-                ) -> tuple[list[int], float | None]:
-    """A diagnostic of feature splitting: greedily gather up to `size` latents whose "any of
-    them fires" best detects the concept on the `fit` positions (balanced accuracy, i.e. the
-    AUROC of a yes/no detector); returns them and that detector's AUROC on `test`."""
-
-    def score(cover: np.ndarray, where: np.ndarray) -> float:
-        y, c = concept[where], cover[where]
-        return float((c[y].mean() + (~c[~y]).mean()) / 2)
-
-    cover = np.zeros(stats.n_positions, bool)
-    chosen: list[int] = []
-    best = 0.5
-    for _ in range(size):
-        trials = []
-        for lat in (int(x) for x in candidates if int(x) not in chosen):
-            trial = cover.copy()
-            trial[stats.column(lat)[0]] = True
-            trials.append((score(trial, fit), lat, trial))
-        if not trials or max(trials)[0] < best + gain:
-            break
-        best, lat, cover = max(trials, key=lambda t: t[0])
-        chosen.append(lat)
-    if not chosen or not concept[test].any() or concept[test].all():
-        return chosen, None
-    return chosen, round(score(cover, test), 4)
-
-
-def _recall(rows: list[dict], key: str, good: float) -> float | None:
-    if not rows:
-        return None
-    return round(float(np.mean([r.get(key) is not None and r[key] >= good for r in rows])), 4)
-
-
-def planted_recall(stats: LatentStats, attrs: Attributes, explain: np.ndarray, live: np.ndarray,
-                   seed: int, n_random: int = 20, good: float = 0.9,
-                   table: list[dict] | None = None, group: int = 5) -> dict:
-    """Per planted concept: the latent best at detecting it on the explain half's speech
-    positions, and its AUROC on the score half; next to it the mean AUROC of random live
-    latents (the control). Recall = share of concepts with a latent at >= `good`. With the
-    corpus `table`, also the utterance-level reading of gender, accent and rate; and, as a
-    diagnostic of feature splitting, up to `group` latents that detect it together."""
-    speech = stats.meta["modality"] == 1
-    rng = np.random.default_rng([seed, 13])
-    rand = rng.choice(live, size=min(n_random, len(live)), replace=False) if len(live) else live
-    rows: list[dict] = []
-    for name in attrs.planted():
-        concept = attrs.column(name)
-        fit = latent_aurocs(stats, concept, speech & explain, live)
-        if np.all(np.isnan(fit)):
-            continue
-        best = int(live[int(np.nanargmax(fit))])
-        held = latent_aurocs(stats, concept, speech & ~explain, np.array([best]))[0]
-        ctrl = latent_aurocs(stats, concept, speech & ~explain, rand)
-        cands = live[np.argsort(-np.nan_to_num(fit, nan=0.0), kind="stable")[:4 * group]]
-        members, g_auroc = group_cover(stats, concept, speech & explain, speech & ~explain,
-                                       cands, group)
-        rows.append({"concept": name, "n_positions": int((concept & speech).sum()),
-                     "best_latent": best, "auroc_explain": round(float(np.nanmax(fit)), 4),
-                     "auroc": None if np.isnan(held) else round(float(held), 4),
-                     "random_auroc": None if np.all(np.isnan(ctrl))
-                     else round(float(np.nanmean(ctrl)), 4),
-                     "group_latents": members, "group_auroc": g_auroc})
-    out = {"concepts": rows, "threshold": good, "recall": _recall(rows, "auroc", good),
-           "group_recall": _recall(rows, "group_auroc", good), "group_size": group,
-           "random_recall": _recall(rows, "random_auroc", good),
-           "mean_auroc": summarize([r["auroc"] for r in rows])["mean"],
-           "random_mean_auroc": summarize([r["random_auroc"] for r in rows])["mean"]}
-    if table is None:
-        return out
-    extra = utterance_recall(stats, table, explain, live, rand, [r["concept"] for r in rows])
-    for r in rows:  # tags are events, not utterance properties: their position AUROC stands
-        r.update(extra.get(r["concept"], {"utterance_latent": r["best_latent"],
-                                          "utterance_auroc": r["auroc"],
-                                          "utterance_random_auroc": r["random_auroc"]}))
-    return out | {"utterance_recall": _recall(rows, "utterance_auroc", good),
-                  "utterance_random_recall": _recall(rows, "utterance_random_auroc", good)}

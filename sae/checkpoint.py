@@ -56,6 +56,8 @@ def read_run_state(folder: Path, cfg: SAETrainConfig) -> dict:
     """The checkpoint's run state; a run with other settings is refused, not silently mixed."""
     state = json.loads((folder / RUN_STATE).read_text())
     state["config"].setdefault("engine", "saelens")  # runs from before the sparse engine
+    state["config"].setdefault("architecture", "batchtopk")  # and before Matryoshka
+    state["config"].setdefault("matryoshka_widths", "")
     mine = cfg.identity()
     diff = {k: (v, mine.get(k)) for k, v in state["config"].items() if mine.get(k) != v}
     if diff:

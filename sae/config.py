@@ -7,9 +7,10 @@ from pathlib import Path
 
 MODALITIES = ("all", "speech", "text")
 ENGINES = ("sparse", "saelens")
+ARCHITECTURES = ("batchtopk", "matryoshka")
 
 # Fields that define what is trained: a checkpoint is only resumed when they are unchanged.
-RUN_IDENTITY = ("engine", "layer", "hook", "modality", "d_sae", "k", "tokens", "batch_size", "lr",
+RUN_IDENTITY = ("engine", "architecture", "matryoshka_widths", "layer", "hook", "modality", "d_sae", "k", "tokens", "batch_size", "lr",
                 "warmup_frac", "decay_frac", "aux_coef", "dead_window", "threshold_lr", "seed",
                 "buffer", "eval_frac")
 
@@ -22,6 +23,15 @@ class SAETrainConfig:
     """training step: sparse (ours, `sae.engine`: one dense matmul per step, the rest sparse)
     or saelens (SAELens's `SAETrainer.step`); both train SAELens's BatchTopK SAE and save its
     format"""
+    architecture: str = "batchtopk"
+    """batchtopk, or matryoshka: Matryoshka BatchTopK (SAELens's
+    `MatryoshkaBatchTopKTrainingSAE` loss), where every prefix of the dictionary in
+    --matryoshka-widths must also reconstruct the input alone, so that general concepts settle
+    in the first latents and are not absorbed into specific ones. Both save the same SAELens
+    JumpReLU SAE"""
+    matryoshka_widths: str = ""
+    """nested prefix widths of --architecture matryoshka, comma-separated and increasing, e.g.
+    256,1024,4096 (d_sae ends the list, added when missing; '' = d_sae/16,d_sae/4,d_sae)"""
     layer: int = 12
     """layer whose activations are decomposed (12 is TinyCosy's middle, as in CosyVoice3)"""
     hook: str = "resid_post"
@@ -81,6 +91,14 @@ class SAETrainConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"--engine {self.engine!r}: use one of {', '.join(ENGINES)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"--architecture {self.architecture!r}: use one of "
+                             f"{', '.join(ARCHITECTURES)}")
+        if self.matryoshka_widths and self.architecture != "matryoshka":
+            raise ValueError("--matryoshka-widths needs --architecture matryoshka")
+        if self.architecture == "matryoshka" and len(self.widths) < 2:
+            raise ValueError(f"--matryoshka-widths {self.matryoshka_widths!r}: name at least "
+                             f"one prefix narrower than --d-sae {self.d_sae}")
         if self.modality not in MODALITIES:
             raise ValueError(f"--modality {self.modality!r}: use one of {', '.join(MODALITIES)}")
         if not 0 < self.k < self.d_sae:
@@ -89,6 +107,25 @@ class SAETrainConfig:
             raise ValueError(f"--tokens {self.tokens} is less than one batch ({self.batch_size})")
         if self.warmup_frac + self.decay_frac >= 1:
             raise ValueError("--warmup-frac + --decay-frac must leave some constant-rate steps")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The nested prefix widths, d_sae last: (d_sae,) for BatchTopK."""
+        if self.architecture != "matryoshka":
+            return (self.d_sae,)
+        text = self.matryoshka_widths.strip()
+        try:
+            widths = [int(w) for w in text.split(",")] if text else [
+                max(1, self.d_sae // 16), max(2, self.d_sae // 4)]
+        except ValueError:
+            raise ValueError(f"--matryoshka-widths {text!r}: write increasing integers, e.g. "
+                             f"{self.d_sae // 16},{self.d_sae // 4},{self.d_sae}") from None
+        if widths[-1] != self.d_sae:
+            widths.append(self.d_sae)
+        if widths[0] < 1 or any(b <= a for a, b in zip(widths, widths[1:], strict=False)):
+            raise ValueError(f"--matryoshka-widths {text or widths!r}: widths must increase "
+                             f"from 1 up to --d-sae {self.d_sae}")
+        return tuple(widths)
 
     @property
     def peak_lr(self) -> float:

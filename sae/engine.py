@@ -17,6 +17,14 @@ The losses are SAELens's: squared error summed over d_in and averaged over the b
 loss of the dead latents (the k_aux = d_in/2 largest dead pre-activations reconstruct the
 residual, weighted by min(dead / k_aux, 1)); and the threshold that becomes the JumpReLU
 threshold, an EMA of the smallest kept activation.
+
+A Matryoshka BatchTopK SAE (SAELens's `MatryoshkaBatchTopKTrainingSAE`, arXiv 2503.17547) adds
+one squared error per nested prefix of the dictionary (`matryoshka_widths`, d_sae last): the
+same BatchTopK selection, decoded with only the latents below each width (b_dec included), must
+reconstruct the input too; the AuxK loss stays on the whole reconstruction's residual (SAELens's
+default, `use_matryoshka_aux_loss=False`). Here a selected pair (position, latent in level i)
+feeds the reconstructions of levels i, i+1, …, so its gradient is the sum of those levels'
+gradients, kept as one suffix sum per level: still one gather per pair.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ class SparseBatchTopK(nn.Module):
             self.W_enc *= norms
         self.register_buffer("threshold", sae.topk_threshold.detach().clone().double())
         self.k, self.threshold_lr = float(sae.cfg.k), float(sae.cfg.topk_threshold_lr)
+        widths = list(getattr(sae.cfg, "matryoshka_widths", None) or [])
+        # Matryoshka: the latent index where each level but the last ends (None = BatchTopK)
+        self.bounds = torch.tensor(widths[:-1]) if len(widths) > 1 else None
         self.cut = 0.0  # the last batch's smallest kept activation: the next selection's guess
         self.aux_cut = 0.0  # the same for the AuxK selection
 
@@ -111,35 +122,66 @@ class SparseBatchTopK(nn.Module):
         flat = self.select(pre, int(self.k * B), self.cut)
         rows, cols = flat // S, flat % S
         acts = pre.view(-1)[flat]
-        counts = torch.bincount(rows, minlength=B)
-        recon = F.embedding_bag(cols, self.W_dec, counts.cumsum(0) - counts, mode="sum",
-                                per_sample_weights=acts) + self.b_dec
-        err = recon - x
-        mse = err.pow(2).sum(-1).mean()
-        g_recon = err * (2 / B)
-        g_acts = torch.linalg.vecdot(g_recon[rows], self.W_dec[cols])
+        inner: dict[str, Tensor] = {}
+        if self.bounds is None:
+            recon = self._decode(rows, cols, acts, B) + self.b_dec
+            err = recon - x
+            mse = err.pow(2).sum(-1).mean()
+            g_recon, pair_rows = err * (2 / B), rows  # ∂loss/∂recon, and each pair's row of it
+        else:
+            recon, g_recon, level = self._nested(x, rows, cols, acts, inner)
+            err = recon - x
+            mse = err.pow(2).sum(-1).mean()
+            pair_rows = level * B + rows  # rows of the pair's level's suffix sum
+        g_acts = torch.linalg.vecdot(g_recon[pair_rows], self.W_dec[cols])
         order = cols.argsort()
         per_col = torch.bincount(cols, minlength=S)
         offsets = per_col.cumsum(0) - per_col
-        r = rows[order]
         # ∂/∂W_dec[c] = Σ_pairs act · ∂recon[row];  ∂/∂W_enc[c] = Σ_pairs ∂act · sae_in[row]
-        self.W_dec.grad = F.embedding_bag(r, g_recon, offsets, mode="sum",
+        self.W_dec.grad = F.embedding_bag(pair_rows[order], g_recon, offsets, mode="sum",
                                           per_sample_weights=acts[order])
-        self.W_enc.grad = F.embedding_bag(r, sae_in, offsets, mode="sum",
+        self.W_enc.grad = F.embedding_bag(rows[order], sae_in, offsets, mode="sum",
                                           per_sample_weights=g_acts[order])
         self.b_enc.grad = torch.zeros(S, dtype=x.dtype, device=x.device).index_add_(
             0, cols, g_acts)
         aux = x.new_zeros(())
         if dead is not None and aux_coef > 0 and bool(dead.any()):
             aux = self._aux(pre, sae_in, dead, -err, aux_coef)
-        # b_dec enters the decoder output directly and the encoder input with a minus sign
-        self.b_dec.grad = g_recon.sum(0) - self.b_enc.grad @ self.W_enc
+        # b_dec enters every level's output directly (the first suffix sum holds them all) and
+        # the encoder input with a minus sign
+        self.b_dec.grad = g_recon[:B].sum(0) - self.b_enc.grad @ self.W_enc
         if len(acts):
             smallest = acts.min()
             self.cut = float(smallest)
             self.threshold.mul_(1 - self.threshold_lr).add_(self.threshold_lr * smallest.double())
-        return {"loss": mse + aux_coef * aux, "mse": mse, "aux": aux, "recon": recon,
-                "rows": rows, "cols": cols}
+        loss = mse + sum(inner.values(), x.new_zeros(())) + aux_coef * aux
+        return {"loss": loss, "mse": mse, "aux": aux, "recon": recon, "rows": rows,
+                "cols": cols, **inner}
+
+    def _decode(self, rows: Tensor, cols: Tensor, acts: Tensor, B: int) -> Tensor:
+        """(B, d_in) Σ act · W_dec[col] per row, over pairs sorted by row (no b_dec)."""
+        counts = torch.bincount(rows, minlength=B)
+        return F.embedding_bag(cols, self.W_dec, counts.cumsum(0) - counts, mode="sum",
+                               per_sample_weights=acts)
+
+    def _nested(self, x: Tensor, rows: Tensor, cols: Tensor, acts: Tensor,
+                inner: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """The Matryoshka reconstructions: (full reconstruction (B, d), the suffix sums
+        Σ_{j >= i} ∂mse_j/∂recon_j of every level i stacked (L·B, d), each pair's level).
+        The inner levels' errors go into `inner` as SAELens names them."""
+        B = len(x)
+        level = torch.bucketize(cols, self.bounds.to(cols.device), right=True)
+        recon = self.b_dec.expand(B, -1)
+        grads = []
+        for i in range(len(self.bounds) + 1):
+            mine = level == i
+            recon = recon + self._decode(rows[mine], cols[mine], acts[mine], B)
+            err = recon - x
+            if i < len(self.bounds):
+                inner[f"inner_mse_loss_{int(self.bounds[i])}"] = err.pow(2).sum(-1).mean()
+            grads.append(err * (2 / B))
+        suffix = torch.stack(grads).flip(0).cumsum(0).flip(0)
+        return recon, suffix.reshape(-1, x.shape[1]), level
 
     def _aux(self, pre: Tensor, sae_in: Tensor, dead: Tensor, residual: Tensor,
              coef: float) -> Tensor:

@@ -21,7 +21,13 @@ from interp.atomic import atomic_write_json
 from interp.store import MODALITY_CODES
 from sae.config import SAETrainConfig
 from sae.io import METRICS, save_inference
-from sae.metrics import encode_decode, explained_variance, reconstruction_metrics, spliced_loss
+from sae.metrics import (
+    encode_decode,
+    explained_variance,
+    prefix_explained_variance,
+    reconstruction_metrics,
+    spliced_loss,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +76,24 @@ def heldout_examples(cfg: SAETrainConfig, backbone) -> list:
 def finish(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, scale: float, x: torch.Tensor,
            codes: np.ndarray, hook: str, backbone, extra: dict) -> dict:
     """Save the inference SAE into `cfg.out_dir`, load it back with SAELens, measure it, and
-    write metrics.json (last, atomically: its presence means the run is done)."""
+    write metrics.json (last, atomically: its presence means the run is done). An SAE trained
+    on one modality is measured on that modality's positions only; a Matryoshka SAE also on
+    each of its prefixes alone (`prefix_explained_variance`)."""
     out = cfg.out_dir
     save_inference(sae, scale, out)
     dev = next(sae.parameters()).device
     loaded = SAE.load_from_disk(str(out), device=str(dev))
-    mine = x if cfg.modality_filter is None else x[torch.from_numpy(
-        codes == MODALITY_CODES[cfg.modality_filter])]
+    if cfg.modality_filter is not None:  # an SAE of one modality is measured on its positions
+        keep = codes == MODALITY_CODES[cfg.modality_filter]
+        x, codes = x[torch.from_numpy(keep)], codes[keep]
     metrics: dict = {"layer": cfg.layer, "hook": hook, "modality": cfg.modality,
-                     "d_in": loaded.cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k,
-                     "norm_scale": scale, **reconstruction_metrics(loaded, x, codes)}
-    metrics["pitfall_check"] = pitfall_check(sae, loaded, mine, scale, cfg.batch_size)
+                     "architecture": cfg.architecture, "d_in": loaded.cfg.d_in,
+                     "d_sae": cfg.d_sae, "k": cfg.k, "norm_scale": scale,
+                     **reconstruction_metrics(loaded, x, codes)}
+    if cfg.architecture == "matryoshka":
+        metrics["matryoshka_widths"] = list(cfg.widths)
+        metrics["prefix_explained_variance"] = prefix_explained_variance(loaded, x, cfg.widths)
+    metrics["pitfall_check"] = pitfall_check(sae, loaded, x, scale, cfg.batch_size)
     examples = heldout_examples(cfg, backbone) if backbone is not None else []
     if examples:
         metrics.update(spliced_loss(backbone.model, loaded, hook, examples, cfg.modality_filter))
@@ -99,11 +112,14 @@ def summary(m: dict, out: Path) -> str:
 
     p = m["pitfall_check"]
     return "\n".join([
-        f"SAE {m['hook']} ({m['modality']} positions): d_sae {m['d_sae']}, k {m['k']}, "
-        f"{m['training']['steps']} steps → {out}",
+        f"SAE {m['hook']} ({m['modality']} positions): {m.get('architecture', 'batchtopk')}, "
+        f"d_sae {m['d_sae']}, k {m['k']}, {m['training']['steps']} steps → {out}",
         f"  explained variance {f(m['explained_variance'])} (text "
         f"{f(m['explained_variance_text'])}, speech {f(m['explained_variance_speech'])}) "
         f"on {m['positions']:,} held-out positions",
+        *(["  explained variance of each prefix alone: " + ", ".join(
+            f"{w} latents {f(v)}" for w, v in m["prefix_explained_variance"].items())]
+          if m.get("prefix_explained_variance") else []),
         f"  L0 {f(m['l0'], '.1f')}; dead {f(m['dead_frac'])}, dense {f(m['dense_frac'])}",
         f"  next-speech-token loss: clean {f(m['loss_clean'])}, spliced {f(m['loss_spliced'])}, "
         f"zero {f(m['loss_zero'])} → loss recovered {f(m['loss_recovered'])}",

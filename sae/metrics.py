@@ -67,6 +67,24 @@ def reconstruction_metrics(sae, x: Tensor, codes: np.ndarray,
     return out
 
 
+@torch.no_grad()
+def prefix_explained_variance(sae, x: Tensor, widths: tuple[int, ...],
+                              chunk: int = 4096) -> dict[str, float | None]:
+    """Explained variance of x (n, d) decoded from each prefix of the dictionary alone (latents
+    ≥ width zeroed after encoding): what a Matryoshka SAE trains every prefix to do. Keys are
+    the widths, as strings (JSON)."""
+    dev = next(sae.parameters()).device
+    parts: dict[int, list[Tensor]] = {w: [] for w in widths}
+    for i in range(0, len(x), chunk):
+        acts = sae.encode(x[i : i + chunk].to(dev))
+        for w in widths:
+            cut = acts.clone()
+            cut[:, w:] = 0
+            parts[w].append(sae.decode(cut).float().cpu())
+    return {str(w): explained_variance(x, torch.cat(p)) if p else None
+            for w, p in parts.items()}
+
+
 def splice_fn(sae) -> Callable[[Tensor], Tensor]:
     """x → SAE reconstruction of x. The saved SAE takes raw activations (the norm scale is
     folded into its weights), so no scaling happens here."""

@@ -7,7 +7,21 @@ is *audio-modal* when more than 80% of its top activations sit on speech positio
 below 20%, *mixed* otherwise (only text and speech positions compete; latents with fewer than
 `min_active` positive top activations count as inactive). Writes `<out>/sweep.json` and `<out>/sweep.html`:
 explained variance (overall, text, speech), L0, dead and dense fractions, loss recovered and
-modality composition per layer.
+modality composition per layer; and how well concepts sit in single latents (`sae.planted`,
+`sae.stability`):
+- **planted recall**: the share of the corpus's planted concepts that one latent detects at
+  AUROC >= 0.9 on held-out speech positions (`planted_recall`) and, for utterance properties,
+  by its mean over each utterance (`planted_utterance_recall`); the latent is chosen on one half
+  of the held-out utterances and read on the other (auto-interp's recall, on these positions);
+- **absorption**: per planted concept, how many latents it takes to reach AUROC 0.9 together
+  (greedy forward selection of summed, normalised activations, capped at `--absorption-cap`);
+  `absorption_mean` over the concepts that get there (1 is ideal), `absorption_reached` their
+  share;
+- **seed stability** (`--stability-seed S`): a second SAE per layer from seed S, and the share
+  of the first's live latents whose decoder direction has a cosine > `--stability-cos` with
+  one of the second's (max-cosine, not a one-to-one matching).
+To compare variants (`--architecture matryoshka`, `--modality speech`, `--d-sae`, `--k`), run one
+sweep per variant with its own `--sae-root` and `--out` (docs/sae.md).
 """
 
 from __future__ import annotations
@@ -27,18 +41,23 @@ from torch import Tensor
 from interp.atomic import atomic_write_json
 from interp.cache import parse_hook_kind, parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
+from interp.corpus.table import TABLE, load_table
 from interp.models.registry import load_backbone
-from interp.store import MODALITY_CODES, ActivationStore
+from interp.store import MODALITY_CODES, ActivationStore, fingerprint
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, split_shards
 from sae.io import load_sae
+from sae.metrics import encode_decode
 from sae.modality import modality_tag
+from sae.planted import concept_metrics
+from sae.stability import decoder_stability
 from sae.train import open_store, train
 
 log = logging.getLogger(__name__)
 
 KEYS = ("explained_variance", "explained_variance_text", "explained_variance_speech", "l0",
-        "dead_frac", "dense_frac", "loss_clean", "loss_spliced", "loss_zero", "loss_recovered")
+        "dead_frac", "dense_frac", "loss_clean", "loss_spliced", "loss_zero", "loss_recovered",
+        "architecture", "modality", "d_sae", "k", "prefix_explained_variance")
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,22 @@ class SweepConfig:
     """top activations per latent that decide its modality"""
     min_active: int = 5
     """positive top activations a latent needs to be classified at all"""
+    planted: bool = True
+    """measure planted-concept recall and absorption (reads the table of the --corpus the
+    stores were cached from)"""
+    concept_store: str = ""
+    """store whose positions the planted-concept metrics read ('' = --store's held-out
+    shards), e.g. a `--split heldout_sentences,heldout_voices` store of the same layers: what
+    auto-interp reads"""
+    concept_positions: int = 200_000
+    """at most about this many of its positions (whole shards, in order)"""
+    absorption_cap: int = 16
+    """most latents absorption gathers for one concept before calling it unreached"""
+    stability_seed: int = -1
+    """also train each layer's SAE from this seed (into <sae-root>/layer_L_seedS) and report
+    the share of latents both find (-1 = off)"""
+    stability_cos: float = 0.7
+    """decoder cosine above which a latent counts as found by the other seed's SAE"""
 
 
 @torch.no_grad()
@@ -100,12 +135,14 @@ def figure(rows: list[dict]):
     from plotly.subplots import make_subplots
 
     layers = [r["layer"] for r in rows]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=(
+    fig = make_subplots(rows=3, cols=3, subplot_titles=(
         "explained variance", "L0", "dead / dense latents", "loss recovered",
-        "latent modality (fraction of latents)"))
+        "latent modality (fraction of latents)", "",
+        "planted concepts with a latent at AUROC ≥ 0.9", "absorption: latents to AUROC 0.9 "
+        "(1 is ideal)", "seed stability (share of latents)"))
 
     def line(key, name, row, col):
-        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], name=name,
+        fig.add_trace(go.Scatter(x=layers, y=[r.get(key) for r in rows], name=name,
                                  mode="lines+markers"), row=row, col=col)
 
     for key, name in (("explained_variance", "EV all"), ("explained_variance_text", "EV text"),
@@ -118,7 +155,13 @@ def figure(rows: list[dict]):
     for key, name in (("audio_frac", "audio-modal"), ("mixed_frac", "mixed"),
                       ("text_frac", "text-modal"), ("inactive_frac", "inactive")):
         fig.add_trace(go.Bar(x=layers, y=[r[key] for r in rows], name=name), row=2, col=2)
-    fig.update_layout(barmode="stack", height=700, title="SAE layer sweep")
+    line("planted_recall", "recall (positions)", 3, 1)
+    line("planted_utterance_recall", "recall (utterances)", 3, 1)
+    line("planted_random_recall", "recall of a random latent", 3, 1)
+    line("absorption_mean", "absorption (mean latents)", 3, 2)
+    line("absorption_reached", "reached by a few latents together", 3, 1)
+    line("seed_stability", "seed stability", 3, 3)
+    fig.update_layout(barmode="stack", height=1000, title="SAE layer sweep")
     fig.update_xaxes(title_text="layer")
     return fig
 
@@ -148,18 +191,29 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
         if missing:
             raise ValueError(f"{base.store} caches layers {have}, not {missing}: pass --store with "
                              f"a new folder (the sweep caches {sc.layers} there first)")
+    if sc.stability_seed == base.seed:
+        raise ValueError(f"--stability-seed {sc.stability_seed} is the SAEs' own --seed; pick "
+                         "another")
     rank, world, barrier = _ranks()
     open_store(dataclasses.replace(base, layer=layers[0]), kind, backbone,
                ",".join(map(str, layers)))
     configs = {layer: dataclasses.replace(base, layer=layer,
                                           out=str(Path(sc.sae_root) / f"layer_{layer}"))
                for layer in layers}
+    twins = {layer: dataclasses.replace(
+        cfg, seed=sc.stability_seed,
+        out=str(Path(sc.sae_root) / f"layer_{layer}_seed{sc.stability_seed}"))
+        for layer, cfg in configs.items()} if sc.stability_seed >= 0 else {}
+    table = concept_table(base, sc, layers) if sc.planted else None  # checked before training
     for layer in layers[rank::world]:
         train(configs[layer], backbone)
+        if layer in twins:
+            train(twins[layer], backbone)
     barrier()
     if rank > 0:
         return []
-    rows = [_measure(configs[layer], sc, backbone) for layer in layers]  # finished: report
+    rows = [_measure(configs[layer], sc, backbone, table, twins.get(layer))
+            for layer in layers]  # finished: report
     out = Path(sc.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {"layers": rows, "config": dataclasses.asdict(base),
@@ -168,14 +222,84 @@ def sweep(base: SAETrainConfig, sc: SweepConfig) -> list[dict]:
     return rows
 
 
-def _measure(cfg: SAETrainConfig, sc: SweepConfig, backbone) -> dict:
+def concept_source(cfg: SAETrainConfig, sc: SweepConfig) -> tuple[ActivationStore, list[str]]:
+    """The store and shards (up to about `concept_positions` positions) the planted-concept
+    metrics of `cfg.layer` read."""
+    if sc.concept_store:
+        store = ActivationStore(sc.concept_store, cfg.layer)
+        model = json.loads((Path(cfg.store) / "manifest.json").read_text())["spec"]["model"]
+        if store.manifest["spec"]["model"] != model:
+            raise ValueError(f"--concept-store {sc.concept_store} was cached from another model "
+                             f"than {cfg.store}; cache it from the same --model")
+        shards = list(store.shards)
+    else:
+        store = ActivationStore(cfg.store, cfg.layer)
+        shards = split_shards(store, cfg.eval_frac)[1]
+    take, n = [], 0
+    for shard in shards:
+        if n >= sc.concept_positions:
+            break
+        take.append(shard)
+        n += int(store.manifest["shards"][shard])
+    return store, take
+
+
+def concept_table(cfg: SAETrainConfig, sc: SweepConfig, layers: tuple[int, ...]) -> list[dict]:
+    """The corpus table the planted concepts come from, checked against every store the
+    concept metrics will read (a one-line error names a missing or foreign corpus)."""
+    path = Path(cfg.corpus) / TABLE
+    if not path.exists():
+        raise FileNotFoundError(f"no corpus table {path}: the planted-concept metrics read it; "
+                                "pass the --corpus the store was cached from, or --no-planted")
+    fp = fingerprint(path)
+    for layer in layers:
+        store, _ = concept_source(dataclasses.replace(cfg, layer=layer), sc)
+        if store.manifest["spec"]["corpus"] != fp:
+            raise ValueError(f"{store.folder} was cached from another corpus than "
+                             f"{cfg.corpus}; pass the --corpus it came from, or --no-planted")
+    return load_table(cfg.corpus)
+
+
+def _live(sae, x: torch.Tensor) -> torch.Tensor:
+    """(d_sae,) bool: latents that fire on at least one row of x."""
+    return encode_decode(sae, x, 4096)[2] > 0
+
+
+def _measure(cfg: SAETrainConfig, sc: SweepConfig, backbone, table: list[dict] | None,
+             twin: SAETrainConfig | None) -> dict:
     m = train(cfg, backbone)
     store = ActivationStore(cfg.store, cfg.layer)
     x, codes = eval_rows(store, split_shards(store, cfg.eval_frac)[1], cfg.eval_rows, cfg.seed)
-    comp = modality_composition(load_sae(cfg.out_dir), x, codes, sc.top, sc.min_active)
+    sae = load_sae(cfg.out_dir)
+    comp = modality_composition(sae, x, codes, sc.top, sc.min_active)
+    row = {"layer": cfg.layer, "hook": m["hook"], **{k: m.get(k) for k in KEYS}, **comp}
     log.info("layer %d: EV %.3f, audio/mixed/text %.2f/%.2f/%.2f", cfg.layer,
              m["explained_variance"], comp["audio_frac"], comp["mixed_frac"], comp["text_frac"])
-    return {"layer": cfg.layer, "hook": m["hook"], **{k: m.get(k) for k in KEYS}, **comp}
+    if table is not None:
+        cstore, shards = concept_source(cfg, sc)
+        cm = concept_metrics(sae, cstore, shards, table, cfg.seed, cfg.modality_filter,
+                             sc.absorption_cap)
+        rec, ab = cm["recall"], cm["absorption"]
+        row.update({"planted_recall": rec["recall"],
+                    "planted_utterance_recall": rec.get("utterance_recall"),
+                    "planted_random_recall": rec["random_recall"],
+                    "planted_mean_auroc": rec["mean_auroc"], "absorption_mean": ab["mean"],
+                    "absorption_reached": ab["reached"],
+                    "planted": {"store": str(cstore.folder), "shards": shards, **cm}})
+        log.info("layer %d: planted recall %s (utterances %s), absorption %s (reached %s)",
+                 cfg.layer, rec["recall"], rec.get("utterance_recall"), ab["mean"],
+                 ab["reached"])
+    if twin is not None:
+        train(twin, backbone)
+        other = load_sae(twin.out_dir)
+        if cfg.modality_filter is not None:
+            x = x[torch.from_numpy(codes == MODALITY_CODES[cfg.modality_filter])]
+        st = decoder_stability(sae.W_dec.detach(), other.W_dec.detach(), _live(sae, x),
+                               _live(other, x), sc.stability_cos)
+        row.update({"seed_stability": st["share"],
+                    "stability": {**st, "seed": twin.seed, "other": str(twin.out_dir)}})
+        log.info("layer %d: seed stability %s", cfg.layer, st["share"])
+    return row
 
 
 def main() -> None:
@@ -190,12 +314,15 @@ def main() -> None:
     rows = sweep(base, sc)
     if not rows:  # a torchrun rank other than 0
         return
-    print(f"\n{'layer':>5} {'EV':>6} {'EV txt':>6} {'EV sp':>6} {'L0':>6} {'dead':>5} "
-          f"{'rec':>6} {'audio':>5} {'mixed':>5} {'text':>5}")
+    print(f"\n{'layer':>5} {'EV':>6} {'EV txt':>6} {'EV sp':>6} {'L0':>6} {'dead':>6} "
+          f"{'rec':>6} {'audio':>6} {'mixed':>6} {'text':>6} {'pl.pos':>6} {'pl.utt':>6} "
+          f"{'absorb':>6} {'stable':>6}")
     for r in rows:
         cells = [r["explained_variance"], r["explained_variance_text"],
                  r["explained_variance_speech"], r["l0"], r["dead_frac"], r["loss_recovered"],
-                 r["audio_frac"], r["mixed_frac"], r["text_frac"]]
+                 r["audio_frac"], r["mixed_frac"], r["text_frac"], r.get("planted_recall"),
+                 r.get("planted_utterance_recall"), r.get("absorption_mean"),
+                 r.get("seed_stability")]
         print(f"{r['layer']:>5} " + " ".join("     —" if c is None else f"{c:6.3f}"
                                              for c in cells))
     print(f"→ {sc.out}/sweep.json, sweep.html")

@@ -1,13 +1,15 @@
 """`python -m sae.train --layer 12`: a BatchTopK SAE (SAELens) on one layer's cached activations.
 
 Reads the activation store (building it with `interp.cache` when missing) and trains SAELens's
-`BatchTopKTrainingSAE` with one of two step engines (Adam, warm-up and linear decay, dead-latent
-tracking and auxiliary loss): `--engine sparse` (default; `sae.engine`, ours: one dense matmul
-per step and sparse gathers for the rest, ~3x SAELens's speed on CPU) or `--engine saelens`
-(SAELens's `SAETrainer.step`, with bf16 autocast on CUDA). Our loop drives either and adds what
-`SAETrainer.fit` lacks: a resumable data stream, atomic
-checkpoints every `--ckpt-every` steps (and on Ctrl-C or SIGTERM), and a progress bar with loss, L0,
-explained variance and dead fraction. Inputs are scaled to mean norm √d by a factor measured on
+`BatchTopKTrainingSAE` (or, with `--architecture matryoshka`, its
+`MatryoshkaBatchTopKTrainingSAE`: every prefix in `--matryoshka-widths` reconstructs too) on
+every position or on one modality's (`--modality speech`), with one of two step engines (Adam,
+warm-up and linear decay, dead-latent tracking and auxiliary loss): `--engine sparse` (default;
+`sae.engine`, ours: one dense matmul per step and sparse gathers for the rest, ~3x SAELens's
+speed on CPU) or `--engine saelens` (SAELens's `SAETrainer.step`, with bf16 autocast on CUDA).
+Our loop drives either and adds what `SAETrainer.fit` lacks: a resumable data stream, atomic
+checkpoints every `--ckpt-every` steps (and on Ctrl-C or SIGTERM), and a progress bar with loss,
+L0, explained variance and dead fraction. Inputs are scaled to mean norm √d by a factor measured on
 the store; it is folded into the saved SAE, which takes raw activations. Output (SAELens
 format): `<out>/cfg.json` + `sae_weights.safetensors`, plus `metrics.json`.
 Running the same command again resumes an interrupted run.
@@ -24,7 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig
+from sae_lens import (
+    BatchTopKTrainingSAE,
+    BatchTopKTrainingSAEConfig,
+    LoggingConfig,
+    MatryoshkaBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAEConfig,
+)
 from sae_lens.config import SAETrainerConfig
 from sae_lens.saes.sae import SAEMetadata, TrainStepOutput
 from sae_lens.training.sae_trainer import SAETrainer
@@ -70,13 +78,16 @@ def open_store(cfg: SAETrainConfig, kind: str, backbone: Backbone,
 
 def make_sae(cfg: SAETrainConfig, d_in: int, metadata: dict,
              device: torch.device) -> BatchTopKTrainingSAE:
+    """The SAELens training SAE of `cfg.architecture` (Matryoshka is a BatchTopK subclass)."""
     torch.manual_seed(cfg.seed)
-    sae_cfg = BatchTopKTrainingSAEConfig(
-        d_in=d_in, d_sae=cfg.d_sae, k=cfg.k, aux_loss_coefficient=cfg.aux_coef,
-        topk_threshold_lr=cfg.threshold_lr, rescale_acts_by_decoder_norm=True,
-        normalize_activations="none",  # we scale inputs ourselves and fold the scale at the end
-        device=str(device), metadata=SAEMetadata(**metadata))
-    return BatchTopKTrainingSAE(sae_cfg)
+    kw = dict(d_in=d_in, d_sae=cfg.d_sae, k=cfg.k, aux_loss_coefficient=cfg.aux_coef,
+              topk_threshold_lr=cfg.threshold_lr, rescale_acts_by_decoder_norm=True,
+              normalize_activations="none",  # we scale inputs ourselves and fold it in at the end
+              device=str(device), metadata=SAEMetadata(**metadata))
+    if cfg.architecture == "matryoshka":
+        return MatryoshkaBatchTopKTrainingSAE(MatryoshkaBatchTopKTrainingSAEConfig(
+            **kw, matryoshka_widths=list(cfg.widths)))
+    return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**kw))
 
 
 def make_trainer(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, stream: BatchStream,
@@ -181,6 +192,7 @@ def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
     train_shards, eval_shards = split_shards(store, cfg.eval_frac)
     metadata = {"model_name": backbone.name, "model": backbone.spec, "hook_name": hook,
                 "layer": cfg.layer, "modality": cfg.modality, "d_model": store.d_model,
+                "architecture": cfg.architecture, "matryoshka_widths": list(cfg.widths),
                 "store": str(cfg.store), "model_fingerprint": store.manifest["spec"]["model"],
                 "model_digest": model_digest(backbone.model)}
     sae = make_sae(cfg, store.d_model, metadata, device)

@@ -12,16 +12,17 @@ import pytest
 import scipy.sparse as sp
 import soundfile as sf
 
-from autointerp.attributes import build_attributes
 from autointerp.config import AutointerpConfig
-from autointerp.examples import Sampler, explain_mask
+from autointerp.examples import Sampler
 from autointerp.explain import offline_labels
 from autointerp.run import main, run
-from autointerp.score import OfflineScorer, auroc, latent_aurocs, planted_recall, shuffled
-from autointerp.stats import META_KEYS, LatentStats, modality_tags, with_sequences
+from autointerp.score import OfflineScorer, shuffled
 from interp.cli import run_cli
 from interp.corpus.table import load_table
 from interp.store.reader import ActivationStore
+from sae.attributes import build_attributes
+from sae.latent_stats import META_KEYS, LatentStats, modality_tags, with_sequences
+from sae.planted import auroc, explain_mask, latent_aurocs, planted_recall
 
 LATENT_KEYS = {"latent", "density", "max_act", "mean_act", "quantiles", "modality",
                "speech_frac", "label", "explanation", "explainer", "scores", "evidence"}

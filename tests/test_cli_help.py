@@ -11,8 +11,8 @@ import pytest
 
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "workbench.report", "sae.train",
-        "sae.sweep", "sae.probes", "autointerp.run", "autointerp.dashboard", "steering.run",
-        "steering.frontier", "steering.edit_compare",
+        "sae.sweep", "sae.compare", "sae.probes", "autointerp.run", "autointerp.dashboard",
+        "steering.run", "steering.frontier", "steering.edit_compare",
         "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
         "interp.corpus import",

@@ -392,9 +392,9 @@ def test_steering_run_errors_are_one_line(extra, message, tmp_path, tiny_corpus,
 def test_label_columns_are_planted_attributes(tiny_store, tiny_corpus):
     """An imported corpus's label columns (here added to the tiny table's rows) become planted
     attributes `label:COLUMN=VALUE`, read at the utterance level too; the presets' stay."""
-    from autointerp.attributes import build_attributes, describe
-    from autointerp.score import utterance_recall
-    from autointerp.stats import META_KEYS, LatentStats, with_sequences
+    from sae.attributes import build_attributes, describe
+    from sae.latent_stats import META_KEYS, LatentStats, with_sequences
+    from sae.planted import utterance_recall
 
     store = ActivationStore(tiny_store, 1)
     metas = [store.meta(s) for s in store.shards]

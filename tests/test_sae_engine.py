@@ -1,23 +1,34 @@
 """The sparse BatchTopK step engine (`sae.engine`): its selection is SAELens's BatchTopK exactly, its
-hand-written gradients are autograd's, and it trains an SAE that SAELens loads."""
+hand-written gradients are autograd's (plain and Matryoshka), its Matryoshka losses are SAELens's,
+and it trains an SAE that SAELens loads."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
+from sae_lens import (
+    BatchTopKTrainingSAE,
+    BatchTopKTrainingSAEConfig,
+    MatryoshkaBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAEConfig,
+)
 from sae_lens.saes.batchtopk_sae import BatchTopK
+from sae_lens.saes.sae import TrainStepInput
 
 from sae.engine import SparseBatchTopK, SparseTrainer, lr_factor
 
 torch.set_num_threads(1)
 
 
-def make_sae(d_in: int = 16, d_sae: int = 64, k: float = 4, seed: int = 0) -> BatchTopKTrainingSAE:
+def make_sae(d_in: int = 16, d_sae: int = 64, k: float = 4, seed: int = 0,
+             widths: list[int] | None = None) -> BatchTopKTrainingSAE:
     torch.manual_seed(seed)
-    return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(
-        d_in=d_in, d_sae=d_sae, k=k, rescale_acts_by_decoder_norm=True,
-        normalize_activations="none", device="cpu"))
+    kw = dict(d_in=d_in, d_sae=d_sae, k=k, rescale_acts_by_decoder_norm=True,
+              normalize_activations="none", device="cpu")
+    if widths:
+        return MatryoshkaBatchTopKTrainingSAE(MatryoshkaBatchTopKTrainingSAEConfig(
+            **kw, matryoshka_widths=widths))
+    return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**kw))
 
 
 @pytest.mark.parametrize("last_cut", [0.0, 0.5, 5.0])  # no guess, a good guess, a too-high guess
@@ -39,15 +50,19 @@ def test_selection_keeps_only_positive_entries():
 
 
 def reference_loss(coder: SparseBatchTopK, x: torch.Tensor, dead: torch.Tensor,
-                   aux_coef: float, main: torch.Tensor, aux_flat: torch.Tensor) -> torch.Tensor:
+                   aux_coef: float, main: torch.Tensor, aux_flat: torch.Tensor,
+                   widths: tuple[int, ...] = ()) -> torch.Tensor:
     """The same loss through autograd, on the engine's own selections (main: flat indices into
-    B × d_sae; aux_flat: flat indices into B × dead)."""
+    B × d_sae; aux_flat: flat indices into B × dead); with `widths`, plus the squared error of
+    each inner prefix's reconstruction (Matryoshka)."""
     B, d = x.shape
     sae_in = x - coder.b_dec
     pre = sae_in @ coder.W_enc.T + coder.b_enc
     z = torch.zeros_like(pre).view(-1).index_put((main,), pre.view(-1)[main]).view_as(pre)
     recon = z @ coder.W_dec + coder.b_dec
     loss = (recon - x).pow(2).sum(-1).mean()
+    for w in widths[:-1]:
+        loss = loss + (z[:, :w] @ coder.W_dec[:w] + coder.b_dec - x).pow(2).sum(-1).mean()
     dead_idx = dead.nonzero().squeeze(1)
     pre_dead = pre[:, dead_idx]
     za = torch.zeros_like(pre_dead).view(-1).index_put(
@@ -58,8 +73,9 @@ def reference_loss(coder: SparseBatchTopK, x: torch.Tensor, dead: torch.Tensor,
     return loss + aux_coef * aux
 
 
-def test_hand_written_gradients_match_autograd():
-    sae = make_sae()
+@pytest.mark.parametrize("widths", [None, [8, 24, 64]])  # BatchTopK, Matryoshka
+def test_hand_written_gradients_match_autograd(widths):
+    sae = make_sae(widths=widths)
     torch.manual_seed(2)
     with torch.no_grad():
         sae.b_dec.normal_()
@@ -82,11 +98,31 @@ def test_hand_written_gradients_match_autograd():
     for p in coder.parameters():
         p.grad = None
     with torch.enable_grad():
-        ref = reference_loss(coder, x, dead, 0.5, picks["main"], picks["aux"])
+        ref = reference_loss(coder, x, dead, 0.5, picks["main"], picks["aux"], widths or ())
         ref.backward()
     assert float(parts["loss"]) == pytest.approx(float(ref.detach()), rel=1e-5)
     for name, p in coder.named_parameters():
         assert torch.allclose(got[name], p.grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_matryoshka_losses_are_saelens():
+    """On unit-norm decoder rows (the engine keeps them so) and no dead latents, the engine's
+    full and inner-prefix squared errors are SAELens's `MatryoshkaBatchTopKTrainingSAE`'s."""
+    sae = make_sae(widths=[8, 24, 64])
+    torch.manual_seed(4)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.nn.functional.normalize(sae.W_dec, dim=1))
+        sae.b_dec.normal_()
+    x = torch.randn(32, 16) * 2
+    coder = SparseBatchTopK(sae)
+    parts = coder.forward_backward(x, None, aux_coef=0.0)
+    with torch.no_grad():
+        out = sae.training_forward_pass(TrainStepInput(x, {}, None, 0, False))
+    for name in ("mse_loss", "inner_mse_loss_8", "inner_mse_loss_24"):
+        mine = parts["mse" if name == "mse_loss" else name]
+        assert float(mine) == pytest.approx(float(out.losses[name]), rel=1e-5), name
+    assert float(parts["loss"]) == pytest.approx(float(out.loss), rel=1e-5)
+    assert torch.allclose(parts["recon"], out.sae_out, atol=1e-5)
 
 
 def test_weights_round_trip_through_saelens_unchanged_in_output():

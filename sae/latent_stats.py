@@ -78,11 +78,13 @@ def stats_key(store: ActivationStore, sae_dir: Path) -> str:
 
 
 @torch.no_grad()
-def encode_store(store: ActivationStore, sae, chunk: int = 8192) -> LatentStats:
-    """Encode every shard in chunks, keeping only the nonzero activations."""
+def encode_store(store: ActivationStore, sae, chunk: int = 8192,
+                 shards: list[str] | None = None) -> LatentStats:
+    """Encode every shard (or those named) in chunks, keeping only the nonzero activations."""
     rows, cols, vals, metas = [], [], [], []
     offset = 0
-    for shard in tqdm(store.shards, desc=f"encode layer {store.layer}", unit="shard"):
+    for shard in tqdm(store.shards if shards is None else shards,
+                      desc=f"encode layer {store.layer}", unit="shard"):
         a, m = store.acts(shard), store.meta(shard)
         for i in range(0, len(a), chunk):
             x = torch.from_numpy(np.asarray(a[i : i + chunk], dtype=np.float32))
