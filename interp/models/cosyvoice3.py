@@ -26,7 +26,7 @@ import torch
 from transformers import Qwen2Config
 
 from interp.audio import SAMPLE_RATE
-from interp.models.backbone import SpeechLMBackbone
+from interp.models.backbone import SpeechLMBackbone, files_fingerprint
 from interp.models.cosyvoice3_tokenizers import (
     SPEECH_TOKENIZER_FILE,
     SpeechTokenizerV3,
@@ -141,6 +141,7 @@ class CosyVoice3Backbone(SpeechLMBackbone):
                          spec=f"cosyvoice3:{model_dir}", weights=(model_dir / LLM_FILE,))
         self.model_dir, self.tokenizer = model_dir, tokenizer
         self._cosyvoice = None
+        self._token_source: str | None = None
         self.speech_tokenizer = SpeechTokenizerV3(model_dir, self.device)
 
     @classmethod
@@ -193,6 +194,27 @@ class CosyVoice3Backbone(SpeechLMBackbone):
                              f"{int(tokens.max())} but the LM has {codes} speech codes: the "
                              f"tokenizer and {LLM_FILE} are not from the same checkpoint")
         return tokens
+
+    def token_source(self) -> str | None:
+        """Checksum of the dir's `speech_tokenizer_v3.onnx` (None without one; read once)."""
+        path = self.model_dir / SPEECH_TOKENIZER_FILE
+        if not path.is_file():
+            return None
+        if self._token_source is None:
+            self._token_source = files_fingerprint([path])
+        return self._token_source
+
+    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
+        """Every utterance's speech tokens by the dir's `speech_tokenizer_v3.onnx`, in the
+        shards `interp.audio tokenize` writes (resumable; clips over 30 s are refused by name)."""
+        from interp.audio.tokenize_corpus import write_tokens
+
+        if why := speech_tokenizer_missing(self.model_dir):
+            raise ValueError(f"cannot tokenize {corpus} with {self.spec}: {why}")
+        source = {"codec": self.token_source(), "tokenizer": f"{self.spec} "
+                  f"{SPEECH_TOKENIZER_FILE}", "model": self.spec,
+                  "n_codes": self.model.cfg.speech_codes}
+        return write_tokens(Path(corpus), Path(out), self.speech_tokens, source)
 
     # -- waveform, only with CosyVoice's own flow + HiFT -----------------------------------
     def render_missing(self) -> str:
