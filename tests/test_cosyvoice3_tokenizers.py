@@ -195,3 +195,22 @@ def test_a_corpus_tokenized_with_the_checkpoints_tokenizer(cosy, tmp_path):
     with pytest.raises(ValueError, match=r"utterance u1 \(wav/u1.wav\): .*at most 30 s"):
         cosy.tokenize_corpus(corpus, tmp_path / "tokens_long")
 
+
+def test_render_missing_names_the_package_and_the_checkpoint_files(cosy, tmp_path, monkeypatch):
+    why = cosy.render_missing()
+    assert "\n" not in why and "`cosyvoice` package" in why
+    assert "github.com/FunAudioLLM/CosyVoice" in why and "PYTHONPATH" in why
+    assert f"cosyvoice3.yaml, flow.pt, hift.pt of the CosyVoice3 checkpoint are missing in " \
+           f"{cosy.model_dir}" in why
+    import importlib.util
+
+    for name in ("cosyvoice3.yaml", "flow.pt"):
+        (tmp_path / name).write_text("")
+    monkeypatch.setattr(cosy, "model_dir", tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "cosyvoice" else real(name, *a))
+    why = cosy.render_missing()
+    assert "package" not in why and "hift.pt of the CosyVoice3 checkpoint" in why
+    (tmp_path / "hift.pt").write_text("")
+    assert cosy.render_missing() == "" and cosy.can_render()

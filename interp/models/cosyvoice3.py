@@ -44,6 +44,9 @@ CONFIG = "config.json"
 LM_HEAD = "llm.model.lm_head.weight"
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # buffers older transformers saved; recomputed
 RENDER_FILES = ("cosyvoice3.yaml", "flow.pt", "hift.pt")
+COSYVOICE_INSTALL = ("install it: git clone --recursive https://github.com/FunAudioLLM/CosyVoice, "
+                     "pip install -r CosyVoice/requirements.txt, and put CosyVoice and "
+                     "CosyVoice/third_party/Matcha-TTS on PYTHONPATH")
 
 
 def _head(keys: list[str], n: int = 5) -> str:
@@ -218,11 +221,17 @@ class CosyVoice3Backbone(SpeechLMBackbone):
 
     # -- waveform, only with CosyVoice's own flow + HiFT -----------------------------------
     def render_missing(self) -> str:
-        """Why waveforms cannot be rendered here ('' when they can)."""
-        if importlib.util.find_spec("cosyvoice") is None:
-            return "the `cosyvoice` package is not importable"
+        """Why waveforms cannot be rendered here ('' when they can): what to install and which
+        checkpoint files to put in the dir, in one line."""
         absent = [f for f in RENDER_FILES if not (self.model_dir / f).exists()]
-        return f"{', '.join(absent)} missing in {self.model_dir}" if absent else ""
+        why = []
+        if importlib.util.find_spec("cosyvoice") is None:
+            why.append(f"the `cosyvoice` package is not importable ({COSYVOICE_INSTALL})")
+        if absent:
+            why.append(f"{', '.join(absent)} of the CosyVoice3 checkpoint are missing in "
+                       f"{self.model_dir} (copy them there, next to {LLM_FILE})")
+        return ("CosyVoice3 renders waveforms with CosyVoice's flow + HiFT, but "
+                + " and ".join(why)) if why else ""
 
     def can_render(self) -> bool:
         return not self.render_missing()
