@@ -207,10 +207,11 @@ PLANTED_PREFIXES: tuple[str, ...] = (f"{TAG}:", *(f"{k}:" for k in PLANTED_COLUM
 
 
 def row_label_columns(rows: list[dict]) -> list[str]:
-    """The corpus's own label columns (beyond the fixed table columns), from its rows."""
-    from interp.corpus.table import SCHEMA
+    """The corpus's own label columns (beyond the fixed table columns and an import's `source`),
+    from its rows."""
+    from interp.corpus.table import PROVENANCE, SCHEMA
 
-    fixed = set(SCHEMA.names)
+    fixed = {*SCHEMA.names, *PROVENANCE}
     return list(dict.fromkeys(k for r in rows[:1] for k in r if k not in fixed))
 
 

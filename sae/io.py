@@ -126,12 +126,14 @@ def check_sae(cfg: dict, backbone=None, hook: str | None = None) -> None:
         raise ValueError(f"{backbone.name} has no hook point {hook!r} "
                          f"(e.g. blocks.{backbone.n_layers // 2}.hook_resid_post)")
     width = backbone.d_model
+    hint = f"; it was trained with --model {meta['model']}" if meta.get("model") else ""
     if cfg["d_in"] != width:
         raise ValueError(f"{where} has d_in {cfg['d_in']}, but {backbone.name}'s "
-                         f"{hook or meta.get('hook_name') or 'hook'} is {width} wide")
+                         f"{hook or meta.get('hook_name') or 'hook'} is {width} wide{hint}")
     name = getattr(backbone, "name", None)
     if meta.get("model_name") not in (None, name):
-        raise ValueError(f"{where} was trained on model {meta['model_name']!r}, not {name!r}")
+        raise ValueError(f"{where} was trained on model {meta['model_name']!r}, not "
+                         f"{name!r}{hint}")
     digest = meta.get("model_digest")
     if digest is not None and digest != model_digest(backbone.model):
         raise ValueError(f"{where} was trained on other weights of {name} (digest {digest}, "

@@ -259,8 +259,8 @@ def prepare(cfg: SteerSetup) -> Setup:
     hook = f"blocks.{cfg.layer}.hook_resid_post"
     engine = load_backbone(cfg.model, "cpu")
     if why := engine.render_missing():
-        raise ValueError(f"cannot steer {cfg.model} here: {why}; its outputs must be rendered "
-                         "to be measured")
+        raise ValueError(f"cannot steer {cfg.model} here: its outputs must be rendered to be "
+                         f"measured (no token-only figures). {why}")
     sae = load_sae(sae_dir, engine, hook)
     out.mkdir(parents=True, exist_ok=True)
     selection = target_selection(cfg, sae, out, labels, concept)

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from interp.audio.tokenize_corpus import load_tokens, tokenize_corpus
 from interp.cli import StageInterrupted
+from interp.concepts import row_label_columns
 from interp.corpus import importer
 from interp.corpus.espeak import engine
 from interp.corpus.importer import REPORT, ImportConfig, run_import
@@ -96,7 +97,9 @@ def test_import_manifest_splits_labels_and_audio(recordings, imported):
     # The fixed columns come first and unchanged; the label and source columns follow.
     schema = pq.read_schema(out / TABLE)
     assert schema.names[: len(SCHEMA)] == SCHEMA.names
-    assert label_columns(out) == ["source", "style"] and manifest["label_columns"] == ["style"]
+    # `source` (the recording's path) is kept but is no label: autointerp and probes skip it.
+    assert label_columns(out) == ["style"] and manifest["label_columns"] == ["style"]
+    assert "source" in schema.names and row_label_columns(load_table(out)) == ["style"]
     with manifest_path.open() as f:
         styles = {r["wav"]: r["style"] for r in csv.DictReader(f)}
     for r in rows:

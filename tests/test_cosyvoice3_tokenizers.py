@@ -136,3 +136,81 @@ def test_text_tokenizer_has_cosyvoice3s_specials_in_order(cosy):
     assert tok.convert_tokens_to_ids("[laughter]") in ids
     assert tok.eos_token == tok.pad_token == "<|endoftext|>"
     assert cosy.special_id("[breath]") == tok.convert_tokens_to_ids("[breath]")
+
+
+def test_a_corpus_tokenized_with_the_checkpoints_tokenizer(cosy, tmp_path):
+    """`python -m interp.audio tokenize --model cosyvoice3:DIR`: every utterance by the dir's
+    speech_tokenizer_v3.onnx, in the shards the codec writes, named in the manifest; resumed; a
+    tokens folder of another tokenizer (or whose codes do not fit) refused in one line."""
+    import json
+
+    from interp.audio.run import TokenizeConfig, run_tokenize
+    from interp.audio.tokenize_corpus import load_tokens
+    from interp.corpus.table import SCHEMA, write_table
+
+    corpus = tmp_path / "corpus"
+    (corpus / "wav").mkdir(parents=True)
+    rows = []
+    for i, seconds in enumerate((1.0, 2.5, 4.0)):
+        sf.write(corpus / "wav" / f"u{i}.wav", clip(seconds), SR)
+        rows.append({n: None for n in SCHEMA.names} | {
+            "utt_id": f"u{i}", "split": "train", "path": f"wav/u{i}.wav", "tags": [],
+            "words": []})
+    write_table(rows, corpus / "utterances.parquet")
+    model = f"cosyvoice3:{cosy.model_dir}"
+    cfg = TokenizeConfig(corpus=corpus, out=tmp_path / "tokens", model=model)
+    m = run_tokenize(cfg)
+    assert m["codec"] == cosy.token_source() and m["model"] == model and m["n_codes"] == 64
+    assert SPEECH_TOKENIZER_FILE in m["tokenizer"] and m["utterances"] == 3
+    tokens = load_tokens(cfg.out_dir)
+    for i, seconds in enumerate((1.0, 2.5, 4.0)):
+        assert np.array_equal(tokens[f"u{i}"], cosy.speech_tokens(clip(seconds)))
+    shard = cfg.out_dir / m["shards"][0]
+    before = shard.stat().st_mtime_ns
+    assert run_tokenize(cfg) == m and shard.stat().st_mtime_ns == before  # nothing redone
+    cosy.check_tokens(cfg.out_dir, corpus)  # its own tokens pass
+
+    # Tokens of another tokenizer: refused by checksum, naming the command that makes the right
+    # ones; without a tokenizer file, tokens whose codes do not fit are refused.
+    other = tmp_path / "codec_tokens"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({**m, "codec": "0123456789abcdef",
+                                                     "tokenizer": None, "codec_dir": "data/codec",
+                                                     "n_codes": 1024}))
+    with pytest.raises(ValueError) as exc:
+        cosy.corpus_examples(corpus, other, ["train"])
+    msg = one_line(exc)
+    assert f"{other} holds speech tokens of the codec in data/codec" in msg
+    assert f"python -m interp.audio tokenize --model {model} --corpus {corpus}" in msg
+    write_cosyvoice3(tmp_path / "bare", tokenizer=True)
+    bare = CosyVoice3Backbone.load(tmp_path / "bare")
+    assert bare.token_source() is None
+    with pytest.raises(ValueError, match="in 1024 codes, but cosyvoice3:.* has 64"):
+        bare.check_tokens(other, corpus)
+    with pytest.raises(ValueError, match="no speech_tokenizer_v3.onnx"):
+        bare.tokenize_corpus(corpus, tmp_path / "bare_tokens")
+
+    # A clip the tokenizer refuses is named by its utterance.
+    sf.write(corpus / "wav" / "u1.wav", clip(31.0), SR)
+    with pytest.raises(ValueError, match=r"utterance u1 \(wav/u1.wav\): .*at most 30 s"):
+        cosy.tokenize_corpus(corpus, tmp_path / "tokens_long")
+
+
+def test_render_missing_names_the_package_and_the_checkpoint_files(cosy, tmp_path, monkeypatch):
+    why = cosy.render_missing()
+    assert "\n" not in why and "`cosyvoice` package" in why
+    assert "github.com/FunAudioLLM/CosyVoice" in why and "PYTHONPATH" in why
+    assert f"cosyvoice3.yaml, flow.pt, hift.pt of the CosyVoice3 checkpoint are missing in " \
+           f"{cosy.model_dir}" in why
+    import importlib.util
+
+    for name in ("cosyvoice3.yaml", "flow.pt"):
+        (tmp_path / name).write_text("")
+    monkeypatch.setattr(cosy, "model_dir", tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "cosyvoice" else real(name, *a))
+    why = cosy.render_missing()
+    assert "package" not in why and "hift.pt of the CosyVoice3 checkpoint" in why
+    (tmp_path / "hift.pt").write_text("")
+    assert cosy.render_missing() == "" and cosy.can_render()

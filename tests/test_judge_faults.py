@@ -143,3 +143,15 @@ def test_bad_limits_are_one_line(tmp_path: Path, flag: str, capsys) -> None:
     rc = judge_main(cli_args(tmp_path, meta, pred, _dead_url(), "x") + [flag, "0"])
     err = capsys.readouterr().err
     assert rc == 2 and len(error_lines(err)) == 1 and err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_a_set_that_is_not_there_is_one_line(tmp_path: Path, capsys) -> None:
+    """What `steering.run` did not write (it stopped before measuring) is said in one line."""
+    s = tmp_path / "steer" / "mmae" / "whisper_s2"
+    rc = judge_main(["--predictions", str(s / "predictions.json"), "--metadata",
+                     str(s / "MMAE-meta.json"), "--audio_root", str(s), "--output_dir",
+                     str(tmp_path / "judge"), "--backend", "acoustic"])
+    errors = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(errors) == 1
+    assert "no such file: --predictions" in errors[0] and "steering.run" in errors[0]
+    assert not (tmp_path / "judge").exists()

@@ -162,6 +162,7 @@ def test_mismatched_model_and_hook_are_refused(trained, tiny_tinycosy):
     with pytest.raises(ValueError, match="d_in 32") as err:
         load_sae(cfg.out_dir, TinyCosyBackbone(narrow))
     assert "\n" not in str(err.value)
+    assert str(err.value).endswith(f"it was trained with --model tinycosy:{tiny_tinycosy[0]}")
     with torch.no_grad():
         model.speech_embedding.weight.add_(1.0)
     with pytest.raises(ValueError, match="other weights"):

@@ -55,7 +55,8 @@ def roundtrip(job: RoundTripJob, cfg: RoundTripConfig) -> None:
 
 def tokenize(cfg: TokenizeConfig) -> None:
     m = run_tokenize(cfg)
-    print(f"tokens of {m['utterances']} utterances (codec {m['codec']}) → {cfg.out_dir}")
+    by = m.get("tokenizer") or f"codec {m['codec']}"
+    print(f"tokens of {m['utterances']} utterances ({by}) → {cfg.out_dir}")
 
 
 def encode(cfg: EncodeConfig) -> None:

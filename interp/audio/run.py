@@ -92,6 +92,9 @@ class TokenizeConfig:
     """tokens folder (default: <corpus>/../tokens)"""
     workers: int | None = None
     """processes (default: all cores)"""
+    model: str = ""
+    """a backbone whose own speech tokenizer makes the tokens instead of --codec (e.g.
+    cosyvoice3:<dir>, its speech_tokenizer_v3.onnx; tinycosy:<dir>, the codec it names)"""
 
     @property
     def out_dir(self) -> Path:
@@ -100,6 +103,10 @@ class TokenizeConfig:
 
 def run_tokenize(cfg: TokenizeConfig) -> dict:
     """Tokenize every utterance not yet in a finished shard; returns the tokens manifest."""
+    if cfg.model:
+        from interp.models.registry import load_backbone
+
+        return load_backbone(cfg.model, "cpu").tokenize_corpus(Path(cfg.corpus), cfg.out_dir)
     return tokenize_corpus(Path(cfg.corpus), Path(cfg.codec), cfg.out_dir, cfg.workers)
 
 

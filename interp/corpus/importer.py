@@ -58,7 +58,7 @@ from interp.audio.wav import FRAME_S, SILENCE_DBFS, active_seconds
 from interp.cli import StageInterrupted, stop_requests
 from interp.corpus.plan import SPLITS
 from interp.corpus.render_loop import check_same_config
-from interp.corpus.table import MANIFEST, SCHEMA, TABLE, write_table
+from interp.corpus.table import MANIFEST, PROVENANCE, SCHEMA, TABLE, write_table
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def read_manifest(cfg: ImportConfig) -> tuple[list[dict], list[str], dict[str, s
     spk_col = _pick(columns, cfg.speaker_column, SPEAKER_COLUMNS, "speaker", "--speaker-column",
                     source)
     used = {path_col, text_col, spk_col, "instruction", "tags"}
-    reserved = set(SCHEMA.names) | {"source"}
+    reserved = {*SCHEMA.names, *PROVENANCE}
     renamed = {c: f"user_{c}" for c in columns
                if c not in used and c not in FILLS_FIXED and c in reserved}
     labels = [renamed.get(c, c) for c in columns if c not in used and c not in FILLS_FIXED]

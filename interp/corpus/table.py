@@ -8,7 +8,8 @@ them (an imported corpus keeps its manifest's extra columns, e.g. `style` or `em
 `interp.corpus.importer`): `write_table` writes every record key beyond `SCHEMA` as one more
 column (typed by pyarrow from its values: string, int, float or bool; a column of nothing but
 None is a string column), `load_table` rows carry them like any other key, and `label_columns`
-names them. Readers that know only the fixed columns read such a table unchanged.
+names them — all but `PROVENANCE` (an import's `source`, the recording's own path: one value per
+row, where it came from, not what it is). Readers that know only the fixed columns read such a table unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from interp.atomic import atomic_save
 
 TABLE = "utterances.parquet"
 MANIFEST = "manifest.json"
+# Columns beyond SCHEMA that say where a row came from, not what it is: never labels.
+PROVENANCE = ("source",)
 
 _WORD = pa.struct([("word", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
                    ("timed", pa.bool_())])
@@ -59,9 +62,10 @@ def write_table(records: list[dict], path: Path) -> None:
 
 
 def label_columns(corpus: str | Path) -> list[str]:
-    """The corpus's own label columns: those of its table beyond the fixed `SCHEMA`."""
+    """The corpus's own label columns: those of its table beyond the fixed `SCHEMA` (and
+    `PROVENANCE`)."""
     names = pq.read_schema(Path(corpus) / TABLE).names
-    return [n for n in names if n not in set(SCHEMA.names)]
+    return [n for n in names if n not in {*SCHEMA.names, *PROVENANCE}]
 
 
 def load_table(corpus: str | Path, split: str | None = None) -> list[dict]:

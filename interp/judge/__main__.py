@@ -219,6 +219,14 @@ def run_judge(cfg: JudgeConfig, show: ShowOptions | None = None) -> int:
     from tqdm import tqdm
 
     show = show or ShowOptions()
+    missing = [f"--{name} {path}" for name, path in (("predictions", cfg.predictions),
+                                                     ("metadata", cfg.metadata))
+               if not Path(path).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}; an MMAE set is a folder with "
+              "predictions.json and MMAE-meta.json (python -m steering.run writes one per "
+              "target and strength under its --out, in mmae/)", file=sys.stderr)
+        return EXIT_USAGE
     bar: list[tqdm] = []
 
     def on_plan(n: int) -> None:

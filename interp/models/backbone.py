@@ -90,6 +90,10 @@ class Backbone(Protocol):
 
     def tokenize_corpus(self, corpus: Path, out: Path) -> dict: ...
 
+    def token_source(self) -> str | None: ...
+
+    def check_tokens(self, tokens: Path, corpus: Path) -> None: ...
+
     def prompt(self, prompt: str | Path | np.ndarray) -> tuple[str, np.ndarray]: ...
 
     def request(self, text: str, prompt, instruction: str | None = None) -> Request: ...
@@ -212,7 +216,31 @@ class SpeechLMBackbone:
     def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
         """Speech tokens of every utterance of a corpus into `out` (resumable shards)."""
         raise ValueError(f"no speech tokens in {out}, and {self.spec} has no speech tokenizer "
-                         f"here: tokenize {corpus} with it first")
+                         f"here: give the tokens of {corpus} in its own speech codes")
+
+    def token_source(self) -> str | None:
+        """Checksum of what makes this backbone's speech tokens (the `codec` of a tokens
+        manifest it writes), or None where it has no speech tokenizer here."""
+        return None
+
+    def check_tokens(self, tokens: Path, corpus: Path) -> None:
+        """Refuse, in one line, a tokens folder another speech tokenizer made (when this backbone
+        has its own here), or whose codes do not fit the model (when it has none)."""
+        from interp.audio.tokenize_corpus import load_token_manifest
+
+        m = load_token_manifest(tokens)
+        made_by = m.get("tokenizer") or f"the codec in {m.get('codec_dir', '?')}"
+        fix = (f"tokenize {corpus} with its own: python -m interp.audio tokenize --model "
+               f"{self.spec} --corpus {corpus} --out NEW_TOKENS_DIR")
+        own = self.token_source()
+        if own is not None and m.get("codec") != own:
+            raise ValueError(f"{tokens} holds speech tokens of {made_by} (checksum "
+                             f"{m.get('codec')}), not of {self.spec}'s speech tokenizer "
+                             f"({own}); {fix}")
+        codes = getattr(getattr(self.model, "cfg", None), "speech_codes", None)
+        if codes and m.get("n_codes") and int(m["n_codes"]) > codes:
+            raise ValueError(f"{tokens} holds speech tokens of {made_by} in {m['n_codes']} "
+                             f"codes, but {self.spec} has {codes}; {fix}")
 
     def prompt(self, prompt: str | Path | np.ndarray) -> tuple[str, np.ndarray]:
         """(prompt text, prompt speech tokens) of a voice id of the bank, a wav path or a
@@ -345,6 +373,7 @@ class SpeechLMBackbone:
         chosen = [r for r in rows if r["split"] in splits][: max_utts or None]
         if not chosen:
             raise ValueError(f"split {','.join(splits)!r} of {corpus} is empty")
+        self.check_tokens(tokens, corpus)
         codes = load_tokens(tokens)
         missing = [r["utt_id"] for r in chosen if r["utt_id"] not in codes]
         if missing:

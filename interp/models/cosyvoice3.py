@@ -26,7 +26,7 @@ import torch
 from transformers import Qwen2Config
 
 from interp.audio import SAMPLE_RATE
-from interp.models.backbone import SpeechLMBackbone
+from interp.models.backbone import SpeechLMBackbone, files_fingerprint
 from interp.models.cosyvoice3_tokenizers import (
     SPEECH_TOKENIZER_FILE,
     SpeechTokenizerV3,
@@ -44,6 +44,9 @@ CONFIG = "config.json"
 LM_HEAD = "llm.model.lm_head.weight"
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # buffers older transformers saved; recomputed
 RENDER_FILES = ("cosyvoice3.yaml", "flow.pt", "hift.pt")
+COSYVOICE_INSTALL = ("install it: git clone --recursive https://github.com/FunAudioLLM/CosyVoice, "
+                     "pip install -r CosyVoice/requirements.txt, and put CosyVoice and "
+                     "CosyVoice/third_party/Matcha-TTS on PYTHONPATH")
 
 
 def _head(keys: list[str], n: int = 5) -> str:
@@ -141,6 +144,7 @@ class CosyVoice3Backbone(SpeechLMBackbone):
                          spec=f"cosyvoice3:{model_dir}", weights=(model_dir / LLM_FILE,))
         self.model_dir, self.tokenizer = model_dir, tokenizer
         self._cosyvoice = None
+        self._token_source: str | None = None
         self.speech_tokenizer = SpeechTokenizerV3(model_dir, self.device)
 
     @classmethod
@@ -194,13 +198,40 @@ class CosyVoice3Backbone(SpeechLMBackbone):
                              f"tokenizer and {LLM_FILE} are not from the same checkpoint")
         return tokens
 
+    def token_source(self) -> str | None:
+        """Checksum of the dir's `speech_tokenizer_v3.onnx` (None without one; read once)."""
+        path = self.model_dir / SPEECH_TOKENIZER_FILE
+        if not path.is_file():
+            return None
+        if self._token_source is None:
+            self._token_source = files_fingerprint([path])
+        return self._token_source
+
+    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
+        """Every utterance's speech tokens by the dir's `speech_tokenizer_v3.onnx`, in the
+        shards `interp.audio tokenize` writes (resumable; clips over 30 s are refused by name)."""
+        from interp.audio.tokenize_corpus import write_tokens
+
+        if why := speech_tokenizer_missing(self.model_dir):
+            raise ValueError(f"cannot tokenize {corpus} with {self.spec}: {why}")
+        source = {"codec": self.token_source(), "tokenizer": f"{self.spec} "
+                  f"{SPEECH_TOKENIZER_FILE}", "model": self.spec,
+                  "n_codes": self.model.cfg.speech_codes}
+        return write_tokens(Path(corpus), Path(out), self.speech_tokens, source)
+
     # -- waveform, only with CosyVoice's own flow + HiFT -----------------------------------
     def render_missing(self) -> str:
-        """Why waveforms cannot be rendered here ('' when they can)."""
-        if importlib.util.find_spec("cosyvoice") is None:
-            return "the `cosyvoice` package is not importable"
+        """Why waveforms cannot be rendered here ('' when they can): what to install and which
+        checkpoint files to put in the dir, in one line."""
         absent = [f for f in RENDER_FILES if not (self.model_dir / f).exists()]
-        return f"{', '.join(absent)} missing in {self.model_dir}" if absent else ""
+        why = []
+        if importlib.util.find_spec("cosyvoice") is None:
+            why.append(f"the `cosyvoice` package is not importable ({COSYVOICE_INSTALL})")
+        if absent:
+            why.append(f"{', '.join(absent)} of the CosyVoice3 checkpoint are missing in "
+                       f"{self.model_dir} (copy them there, next to {LLM_FILE})")
+        return ("CosyVoice3 renders waveforms with CosyVoice's flow + HiFT, but "
+                + " and ".join(why)) if why else ""
 
     def can_render(self) -> bool:
         return not self.render_missing()

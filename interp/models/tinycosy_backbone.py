@@ -131,6 +131,12 @@ class TinyCosyBackbone(SpeechLMBackbone):
             return super().tokenize_corpus(corpus, out)
         return tokenize_corpus(Path(corpus), self.codec_dir, Path(out))
 
+    def token_source(self) -> str | None:
+        """The checksum of this model's codec (what `interp.audio tokenize` records)."""
+        from interp.audio.tokenize_corpus import codec_checksum
+
+        return codec_checksum(self.codec_dir) if self.codec_dir is not None else None
+
     def code_profile(self):
         """The codec's per-code acoustic profile, read from its code-book (cached)."""
         if self.codec is None:
