@@ -214,3 +214,14 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_store(store_args, tmp_path):
     for layer in (0, 1):
         assert np.array_equal(ActivationStore(out, layer).all(),
                               ActivationStore(tmp_path / "whole", layer).all())
+
+
+def test_a_temporary_file_left_by_a_kill_is_not_a_shard(tmp_path):
+    """A kill mid-write leaves `shard_00000.tmp.npz` beside the finished shards: the resume check
+    must not read it as shard number '00000.tmp' (it once failed with a ValueError)."""
+    from interp.store.check import finished_shard_numbers
+
+    (tmp_path / "meta").mkdir()
+    for name in ("shard_00000.npz", "shard_00001.tmp.npz", "shard_00002.npz", "notes.npz"):
+        (tmp_path / "meta" / name).write_bytes(b"")
+    assert sorted(finished_shard_numbers(tmp_path)) == ["00000", "00002"]

@@ -9,6 +9,7 @@ shards are done, which must be (re)written, and refuses a selection the folder c
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,13 @@ ACT_DTYPE = np.dtype(np.float16)
 
 class StoreMismatch(ValueError):
     """The folder holds something else than this run would write; one line says what."""
+
+
+def finished_shard_numbers(out: Path) -> list[str]:
+    """Numbers of the shards whose meta file is written; a temporary file a kill left mid-write
+    (`shard_00000.tmp.npz`) is not a shard."""
+    return [m.group(1) for p in (out / "meta").glob("shard_*.npz")
+            if (m := re.fullmatch(r"shard_(\d+)\.npz", p.name))]
 
 
 def shard_name(index: int) -> str:
@@ -111,14 +119,14 @@ def plan_shards(out: Path, chunks: Sequence[Sequence[int]], layers: Sequence[int
         if have is None or have != list(want) or verify_shard(out, shard_name(i), layers,
                                                               d_model) is not None:
             todo.append(i)
-    if any(int(p.stem.split("_")[1]) >= len(chunks) for p in (out / "meta").glob("shard_*.npz")):
+    if any(int(n) >= len(chunks) for n in finished_shard_numbers(out)):
         raise _shrinking(out, chunks)
     return todo
 
 
 def _shrinking(out: Path, chunks: Sequence[Sequence[int]]) -> StoreMismatch:
-    held = sum(len(utt_list(u)) for p in (out / "meta").glob("shard_*.npz")
-               if (u := meta_utts(p)) is not None)
+    held = sum(len(utt_list(u)) for n in finished_shard_numbers(out)
+               if (u := meta_utts(out / "meta" / f"shard_{n}.npz")) is not None)
     wanted = sum(len(c) for c in chunks)
     return StoreMismatch(
         f"{out} holds more utterances than this run selects ({held} cached, {wanted} selected): "
