@@ -107,3 +107,16 @@ def tiny_sae(tmp_path_factory, tiny_store, tiny_corpus, tiny_tokens, tiny_tinyco
                          corpus=str(tiny_corpus), speech_tokens=str(tiny_tokens), device="cpu",
                          threads=1))
     return out
+
+
+@pytest.fixture(scope="module", params=["tinycosy", "cosyvoice3"])
+def tinycosy_or_replica(request, tiny_tinycosy, tmp_path_factory) -> str:
+    """A `--model` spec, once per backbone kind: the tiny TinyCosy, and a random-weight
+    CosyVoice3 replica (tests/replicas.py) whose 64 speech codes fit the tiny codec's tokens."""
+    if request.param == "tinycosy":
+        return str(tiny_tinycosy[0])
+    from tests.replicas import write_cosyvoice3
+
+    folder = tmp_path_factory.mktemp("cosyvoice3_replica")
+    write_cosyvoice3(folder, tokenizer=True)
+    return f"cosyvoice3:{folder}"

@@ -20,16 +20,11 @@ from interp.cache import CacheConfig, main, run_cache
 from interp.models.backbone import rows_per_forward
 from interp.models.registry import load_backbone
 from interp.store.writer import capture_examples, length_batches
-from tests.replicas import write_cosyvoice3
 
 
-@pytest.fixture(scope="module", params=["tinycosy", "cosyvoice3"])
-def model(request, tiny_tinycosy, tmp_path_factory) -> str:
-    if request.param == "tinycosy":
-        return str(tiny_tinycosy[0])
-    folder = tmp_path_factory.mktemp("cosyvoice3_replica")
-    write_cosyvoice3(folder, tokenizer=True)  # 64 speech codes: the tiny codec's tokens fit
-    return f"cosyvoice3:{folder}"
+@pytest.fixture(scope="module")
+def model(tinycosy_or_replica) -> str:
+    return tinycosy_or_replica
 
 
 @pytest.fixture(scope="module")

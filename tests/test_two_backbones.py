@@ -18,17 +18,12 @@ from sae.config import SAETrainConfig
 from sae.probes import ProbeConfig, run_probes
 from sae.sweep import SweepConfig, sweep
 from sae.train import train
-from tests.replicas import write_cosyvoice3
 
 pytestmark = pytest.mark.slow  # ~2 minutes: two whole pipelines
 
-@pytest.fixture(scope="module", params=["tinycosy", "cosyvoice3"])
-def model(request, tiny_tinycosy, tmp_path_factory) -> str:
-    if request.param == "tinycosy":
-        return str(tiny_tinycosy[0])
-    folder = tmp_path_factory.mktemp("cosyvoice3_replica")
-    write_cosyvoice3(folder, tokenizer=True)  # 64 speech codes: the tiny codec's tokens fit
-    return f"cosyvoice3:{folder}"
+@pytest.fixture(scope="module")
+def model(tinycosy_or_replica) -> str:
+    return tinycosy_or_replica
 
 
 @pytest.fixture(scope="module")
