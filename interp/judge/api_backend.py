@@ -153,6 +153,17 @@ class ApiBackend:
             raise RetryableReply(f"malformed response body: {r.text[:120]!r}") from e
         return _reply_text(body)
 
+    def _pick(self, last: str | None) -> str:
+        """A first request goes round-robin; a retry goes to the server after the one it last
+        tried, skipping servers that refused their last connection while any other does not
+        (taking the next one from the shared cycle could, with many queries in flight, send one
+        query to the same dead server every time)."""
+        if last is None or len(self.urls) == 1:
+            return next(self._cycle)
+        i = self.urls.index(last)
+        order = self.urls[i + 1:] + self.urls[:i + 1]
+        return next((u for u in order if self._refused[u] == 0), order[0])
+
     def _delay(self, failures: int) -> float:
         d = min(self.cfg.backoff_base * 2 ** (failures - 1), self.cfg.backoff_max)
         return d * (0.5 + 0.5 * self._jitter.random())
@@ -179,7 +190,7 @@ class ApiBackend:
             if self.down is not None:
                 error = self.down
                 break
-            url = next(self._cycle)
+            url = self._pick(servers[-1] if servers else None)
             servers.append(url)
             attempts += 1
             try:
