@@ -152,3 +152,15 @@ def test_run_asr_mixes_in_an_extra_corpus_and_ships_a_word_list(open_speech, tin
     assert card[SECTION]["open_domain"]["original"]["n"] == 2
     assert len(WordList.load(tmp_path / "asr" / WORDLIST)) == 200
     assert asr.Recognizer.load(tmp_path / "asr").wordlist is not None
+
+
+def test_grammar_lexicon_leaves_open_domain_words_out():
+    from interp.instruments.train import grammar_lexicon
+
+    rows = [{"text_plain": "The red lamp.", "domain": "grammar"},
+            {"text_plain": "Hello, how are you?", "domain": "open"},
+            {"text_plain": "A blue door.", "domain": None}]
+    assert set(grammar_lexicon(rows, ["river"]).words) == {"the", "red", "lamp", "a", "blue",
+                                                           "door", "river"}
+    # a corpus with no grammar rows (imported speech) keeps all its words
+    assert "hello" in grammar_lexicon(rows[1:2]).words

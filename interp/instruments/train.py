@@ -229,6 +229,15 @@ def evaluate_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     return card
 
 
+def grammar_lexicon(rows: list[dict], known: list[str] | tuple[str, ...] = ()) -> Lexicon:
+    """The lexicon decode's words: those of the grammar rows (all rows when none is marked
+    grammar), plus `known` ones. Open-domain rows of a broadened corpus train the acoustics, but
+    their words would loosen the grammar decode; the open decode has its own word list."""
+    grammar = [r for r in rows if r.get("domain") in ("grammar", None)] or rows
+    return Lexicon([w for r in grammar for w in normalize_text(r["text_plain"]).split()]
+                   + list(known))
+
+
 def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     """Train (or continue `cfg.init_from`) and evaluate the recogniser; writes weights and card."""
     cfg = cfg or asr.AsrConfig()
@@ -238,8 +247,7 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
     rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
     known = rec.lexicon.words if rec.lexicon is not None else []  # a continued run keeps its words
-    rec.lexicon = Lexicon([w for r in train_rows for w in normalize_text(r["text_plain"]).split()]
-                          + known)
+    rec.lexicon = grammar_lexicon(train_rows, known)
     if rec.wordlist is None and cfg.wordlist_size > 0:
         rec.wordlist = WordList.from_wordfreq(cfg.wordlist_size)
     extra = extra_pool(job, cache.codec, cfg)
