@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -59,6 +60,36 @@ def _sae(d_in: int, d_sae: int = 2048):
     return sae, "random JumpReLU (no trained SAE found)"
 
 
+@dataclass
+class Setup:
+    """What both parts share: the engine, an SAE at the middle layer's residual, random prompts
+    of `n_text` text tokens, sampling to a fixed length, an 8-latent clamp and a direction."""
+
+    engine: object
+    sae: object
+    sae_name: str
+    hook: str
+    reqs: list[Request]
+    sampling: SamplingConfig
+    edit: LatentEdit
+    vec: torch.Tensor
+
+
+def _setup(prompt_lengths: list[int], n_tokens: int, n_text: int = 20) -> Setup:
+    engine = load_backbone("tinycosy", "cpu")
+    model = engine.model
+    d = model.cfg.hidden
+    sae, sae_name = _sae(d)
+    g = torch.Generator().manual_seed(0)
+    reqs = [Request(torch.randint(0, 500, (n_text,), generator=g),
+                    torch.randint(0, model.cfg.speech_codes, (n,), generator=g), n_text,
+                    model.modality(n_text, n, 0)) for n in prompt_lengths]
+    ratio = n_tokens / n_text
+    return Setup(engine, sae, sae_name, f"blocks.{model.cfg.n_layers // 2}.hook_resid_post", reqs,
+                 SamplingConfig(min_ratio=ratio, max_ratio=ratio),
+                 LatentEdit(tuple(range(8)), (2.0,) * 8, "clamp"), torch.randn(d, generator=g))
+
+
 def run(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3, batch: int = 8) -> dict:
     if not (TINYCOSY_DIR / "model.safetensors").exists():
         return {"skipped": "no TinyCosy checkpoint"}
@@ -68,20 +99,10 @@ def run(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3, batch: int = 8) 
 
 
 def run_unbatched(n_seqs: int = 4, n_tokens: int = 120, repeats: int = 3) -> dict:
-    engine = load_backbone("tinycosy", "cpu")
-    model = engine.model
-    d = model.cfg.hidden
-    sae, sae_name = _sae(d)
-    hook = f"blocks.{model.cfg.n_layers // 2}.hook_resid_post"
-    g = torch.Generator().manual_seed(0)
-    n_text = 20
-    reqs = [Request(torch.randint(0, 500, (n_text,), generator=g),
-                    torch.randint(0, model.cfg.speech_codes, (60,), generator=g), n_text,
-                    model.modality(n_text, 60, 0)) for _ in range(n_seqs)]
-    ratio = n_tokens / n_text
-    sampling = SamplingConfig(min_ratio=ratio, max_ratio=ratio)
-    edit = LatentEdit(tuple(range(8)), (2.0,) * 8, "clamp")
-    vec = torch.randn(d, generator=g)
+    su = _setup([60] * n_seqs, n_tokens)
+    engine, sae, hook, reqs, sampling, edit, vec = (su.engine, su.sae, su.hook, su.reqs,
+                                                   su.sampling, su.edit, su.vec)
+    sae_name = su.sae_name
 
     def ivs(kind: str, req: Request) -> list:
         mask = position_mask("speech", req.modality)
@@ -120,21 +141,11 @@ def run_batched(n_seqs: int = 8, n_tokens: int = 120, repeats: int = 3, batch: i
     batched unsteered; `n_seqs` sequences of `n_tokens` each, best of `repeats` (interleaved)."""
     if not (TINYCOSY_DIR / "model.safetensors").exists():
         return {"skipped": "no TinyCosy checkpoint"}
-    engine = load_backbone("tinycosy", "cpu")
-    model = engine.model
-    d = model.cfg.hidden
-    sae, sae_name = _sae(d)
-    hook = f"blocks.{model.cfg.n_layers // 2}.hook_resid_post"
-    g = torch.Generator().manual_seed(0)
-    n_text = 20
     lengths = [40 + (35 * i) // max(n_seqs - 1, 1) for i in range(n_seqs)]  # 40..75: padding
-    reqs = [Request(torch.randint(0, 500, (n_text,), generator=g),
-                    torch.randint(0, model.cfg.speech_codes, (n,), generator=g), n_text,
-                    model.modality(n_text, n, 0)) for n in lengths]
-    ratio = n_tokens / n_text
-    sampling = SamplingConfig(min_ratio=ratio, max_ratio=ratio)
-    edit = LatentEdit(tuple(range(8)), (2.0,) * 8, "clamp")
-    vec = torch.randn(d, generator=g)
+    su = _setup(lengths, n_tokens)
+    engine, sae, hook, reqs, sampling, edit, vec = (su.engine, su.sae, su.hook, su.reqs,
+                                                   su.sampling, su.edit, su.vec)
+    sae_name = su.sae_name
     strengths = [1.0 + 7.0 * i / max(n_seqs - 1, 1) for i in range(n_seqs)]  # a strength sweep
     seeds = list(range(n_seqs))
 

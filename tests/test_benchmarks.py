@@ -47,3 +47,14 @@ def test_batched_capture_benchmark_smoke(tmp_path):
     assert r["batch_size"] == 4 and 0 < r["padding_frac"] < 1 and isinstance(r["goal_met"], bool)
     a, b = utterances(6, 64), utterances(6, 64)  # seeded: every variant sees the same utterances
     assert all(x[0].target.equal(y[0].target) for x, y in zip(a, b, strict=True))
+
+
+def test_steering_benchmark_smoke():
+    """Both parts share one set-up; batched steered tokens equal the one-by-one ones."""
+    from benchmarks.steering import run_batched, run_unbatched
+
+    u = run_unbatched(n_seqs=2, n_tokens=8, repeats=1)
+    assert set(u["tokens_per_s"]) == {"unsteered", "sae_edit", "direction"}
+    assert len(set(u["tokens"].values())) == 1  # every variant makes the same number of tokens
+    b = run_batched(n_seqs=2, n_tokens=8, repeats=1, batch=2)
+    assert b["same_tokens"] is True and b["batch"] == 2
