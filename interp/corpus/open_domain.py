@@ -9,6 +9,10 @@ statements, questions, imperatives and subordinate clauses of 4–16 words.
 Held-out words: a seeded share of the vocabulary never appears in a training sentence, and every
 held-out sentence has at least one such word, so a held-out set measures reading unseen words.
 Everything is deterministic in the seed (and the installed wordfreq, lemminflect and faker).
+
+The recogniser's open-domain set comes from another source on purpose
+(`interp.instruments.open_text`: essential-generators' Markov chain over encyclopaedic prose,
+plus everyday questions), so the ears are not measured on the sentences' own generator.
 """
 
 from __future__ import annotations
