@@ -10,9 +10,10 @@ Held-out words: a seeded share of the vocabulary never appears in a training sen
 held-out sentence has at least one such word, so a held-out set measures reading unseen words.
 Everything is deterministic in the seed (and the installed wordfreq, lemminflect and faker).
 
-The recogniser's open-domain set comes from another source on purpose
+The recogniser's open-domain card set comes from a second source
 (`interp.instruments.open_text`: essential-generators' Markov chain over encyclopaedic prose,
-plus everyday questions), so the ears are not measured on the sentences' own generator.
+plus everyday questions): two independent kinds of open English, so a figure on one is not a
+property of one generator's sentence shapes.
 """
 
 from __future__ import annotations
