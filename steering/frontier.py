@@ -55,7 +55,15 @@ from interp.audio.voice import voice_embedding
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.hooks.capture import capture
 from interp.models.backbone import Backbone
-from steering.experiment import METHODS, NONE, TTS_METHODS, TTSItem, Unit, run_units
+from steering.experiment import (
+    DEFAULT_METHODS,
+    METHODS,
+    NONE,
+    TTS_METHODS,
+    TTSItem,
+    Unit,
+    run_units,
+)
 from steering.methods import DIRECTION_EDITS, LATENT_EDITS
 from steering.report import primary
 from steering.run import SteerSetup, prepare
@@ -82,15 +90,18 @@ UNITS = ("dmu", "resid")
 
 
 def family(method: str) -> str:
-    return next(f for f, ms in FAMILIES.items() if method in ms)
+    """latents or directions: what the method edits (sae_keepnorm is a latent edit)."""
+    edit = TTS_METHODS[method].edit if method in TTS_METHODS else method
+    return next(f for f, ms in FAMILIES.items() if edit in ms)
 
 
 @dataclass(frozen=True)
 class FrontierConfig(SteerSetup):
     """The concept–content frontier of one concept."""
 
-    methods: str = ",".join(METHODS)
-    """comma-separated methods: sae, decoder, diffmeans, random_latents, random_direction, prompt"""
+    methods: str = ",".join(DEFAULT_METHODS)
+    """comma-separated methods: sae, decoder, diffmeans, random_latents, random_direction, prompt
+    (the default), and the norm-preserving sae_keepnorm and diffmeans_keepnorm"""
     strengths: str = ""
     """strengths of the edit methods (0, the unsteered output, is always a point): one comma list
     for all, or `;`-separated NAME:LIST entries by family (latents: sae and random_latents;
@@ -469,7 +480,7 @@ def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> No
     targets = list(table)
     fig = make_subplots(rows=1, cols=max(1, len(targets)), subplot_titles=targets)
     colors = dict(zip(METHODS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9a9a9a", "#c7c7c7",
-                                "#d62728"), strict=True))
+                                "#d62728", "#17becf", "#bcbd22"), strict=True))
     for col, t in enumerate(targets, 1):
         for method, m in table[t].items():
             ps = [p for p in m["points"] if p["concept_success"] is not None]

@@ -37,6 +37,9 @@ class Method:
     """what is edited at the hook: '' (nothing) or one of EDITS"""
     ablate: bool = False
     """the edited latents are set to 0 instead of pushed up (strength-free; latent edits only)"""
+    keep_norm: bool = False
+    """each edited position is rescaled to its residual norm before the edit (norm-preserving
+    steering: the edit turns the residual rather than growing it)"""
 
     def __post_init__(self) -> None:
         if self.edit and self.edit not in EDITS:
@@ -53,19 +56,21 @@ class Method:
 
 
 def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength: float,
-                       mask: PositionMask, mode: str = "clamp") -> list[Intervention]:
+                       mask: PositionMask, mode: str = "clamp", keep_norm: bool = False
+                       ) -> list[Intervention]:
     """The hooks of one edit toward `sel`'s target at `strength` (in units of ‖Δμ‖): SAE latents
-    edited by `mode` (`set` at strength 0 ablates them), or a direction added to the residual."""
+    edited by `mode` (`set` at strength 0 ablates them), or a direction added to the residual;
+    `keep_norm`: each edited position then keeps its residual norm."""
     if not edit:
         return []
     if edit in LATENT_EDITS:
         lat, amt = ((sel.latents, sel.amounts) if edit == "sae"
                     else (sel.random_latents, sel.random_amounts))
         return [sae_intervention(sae, hook, LatentEdit(tuple(lat), tuple(amt), mode), strength,
-                                 mask)]
+                                 mask, keep_norm)]
     if edit not in DIRECTION_EDITS:
         raise ValueError(f"unknown edit {edit!r}; use one of {EDITS}")
     vec = {"decoder": sel.decoder, "diffmeans": sel.diffmeans,
            "random_direction": sel.random_direction}[edit]
     return [direction_intervention(hook, strength * torch.tensor(vec, dtype=torch.float32),
-                                   mask)]
+                                   mask, keep_norm)]

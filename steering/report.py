@@ -12,6 +12,8 @@ from steering.experiment import CONCEPT_METRIC, CONTROLS, METRICS
 
 # The target's metric: the presets' instruments, or (a concept of your own) the P(positive group)
 # of the classifier fitted on the corpus's two groups.
+# the edit methods whose effect on the target's metric the summary lists (a method not run: None)
+EFFECT_METHODS = ("sae", "decoder", "diffmeans", "sae_keepnorm", "diffmeans_keepnorm", *CONTROLS)
 PRIMARY = {"laughter": "laughter", "male": "p_male", "female": "p_male",
            "slow": "voiced_duration_s", "fast": "voiced_duration_s"}
 CSV_FIELDS = ("item", "method", "target", "strength", "voice", "voice_gender", "n_tokens",
@@ -68,7 +70,7 @@ def effects(table: list[dict], targets: list[str], strengths: list[float]) -> di
         per: dict = {}
         for s in [s for s in strengths if s != 0]:
             row: dict = {"metric": metric}
-            for m in ("sae", "decoder", "diffmeans", *CONTROLS):
+            for m in EFFECT_METHODS:
                 v = _mean(table, m, t, s, metric)
                 row[m] = None if v is None or base[metric] is None else round(v - base[metric], 4)
             w = _mean(table, "sae", t, s, "wer")
@@ -162,8 +164,8 @@ def console_summary(summary: dict) -> str:
     for t, per in summary["effects"].items():
         lines.append(f"{t}: latents {summary['sae']['by_target'][t]}")
         for s, row in per.items():
-            deltas = " ".join(f"{m} {row[m]:+.3f}" for m in ("sae", "decoder", "diffmeans",
-                                                              *CONTROLS) if row[m] is not None)
+            deltas = " ".join(f"{m} {row[m]:+.3f}" for m in EFFECT_METHODS
+                              if row.get(m) is not None)
             g = " ".join(k for k, v in row["goals"].items() if v)
             lines.append(f"  s={s}: Δ{row['metric']} {deltas}; ΔWER {row['wer_change_points']} "
                          f"pts; goals met: {g or 'none'}")

@@ -46,6 +46,7 @@ from interp.store.reader import ActivationStore
 from sae.io import load_sae
 from steering.experiment import (
     CONCEPT_METRIC,
+    DEFAULT_METHODS,
     METHODS,
     METRICS,
     Steerer,
@@ -197,8 +198,9 @@ class SteeringConfig(SteerSetup):
 
     strength: str = "0,2,4,8"
     """comma-separated strengths, in units of the difference-of-means norm"""
-    methods: str = ",".join(METHODS)
-    """comma-separated methods to run (sae, baselines, controls)"""
+    methods: str = ",".join(DEFAULT_METHODS)
+    """comma-separated methods to run (sae, baselines, controls; also sae_keepnorm and
+    diffmeans_keepnorm, the norm-preserving variants)"""
     judge: str = "none"
     """also judge the MMAE sets: none, acoustic, or api"""
     judge_url: str = ""

@@ -29,6 +29,7 @@ import torch
 from interp.hooks.intervene import (
     AddVector,
     Intervention,
+    KeepNorm,
     PositionMask,
     all_positions,
     from_position,
@@ -163,14 +164,20 @@ def position_mask(kind: str, modality: list[str], start: int = 0, steps: int = 0
 
 
 def sae_intervention(sae, hook: str, edit: LatentEdit, strength: float,
-                     positions: PositionMask | None = None) -> Intervention:
-    return Intervention(hook, LatentEditor(sae, edit, strength), positions or all_positions())
+                     positions: PositionMask | None = None, keep_norm: bool = False
+                     ) -> Intervention:
+    """Edit SAE latents at `hook`; `keep_norm`: each position keeps its residual norm."""
+    fn = LatentEditor(sae, edit, strength)
+    return Intervention(hook, KeepNorm(fn) if keep_norm else fn, positions or all_positions())
 
 
 def direction_intervention(hook: str, vector: torch.Tensor,
-                           positions: PositionMask | None = None) -> Intervention:
-    """Add `vector` to the raw residual at `hook`."""
-    return Intervention(hook, AddVector(vector), positions or all_positions())
+                           positions: PositionMask | None = None, keep_norm: bool = False
+                           ) -> Intervention:
+    """Add `vector` to the raw residual at `hook`; `keep_norm`: then rescale each position to
+    its norm before the edit."""
+    fn = AddVector(vector)
+    return Intervention(hook, KeepNorm(fn) if keep_norm else fn, positions or all_positions())
 
 
 def generate_steered(backbone, req: Request, ivs: list[Intervention], seed: int,

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from steering import frontier as fr
 from steering.experiment import ROWS, Steerer, Unit
@@ -145,6 +146,27 @@ def test_strength_scale_multiplies_the_edit():
     for s, want in ((2.0, 6.0 * 2.0), (0.0, 0.0)):
         (iv,) = st.interventions(Unit(it, TTS_METHODS["diffmeans"], "laughter", s), modality)
         assert float(iv.fn.vector.norm()) == pytest.approx(want)
+
+
+def test_norm_preserving_methods_are_their_families_with_keep_norm():
+    from interp.hooks import KeepNorm
+    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem
+    from steering.select import TargetSelection
+
+    assert fr.family("sae_keepnorm") == "latents" and fr.family("diffmeans_keepnorm") == "directions"
+    assert "sae_keepnorm" not in DEFAULT_METHODS  # chosen by name until the frontier says so
+    t = FrontierConfig(strengths="latents:1,2;directions:3").strength_table(
+        ("sae_keepnorm", "diffmeans_keepnorm"))
+    assert t == {"sae_keepnorm": [0.0, 1.0, 2.0], "diffmeans_keepnorm": [0.0, 3.0]}
+    sel = TargetSelection("laughter", [0], [1.0], [1.0], 2.0, [1.0, 0, 0, 0], [2.0, 0, 0, 0],
+                          [1], [1.0], [0, 1.0, 0, 0], [1, 1], "contrastive")
+    st = Steerer(None, None, "blocks.0.hook_resid_post", {"laughter": sel})
+    it = TTSItem(0, "a", "v", "female")
+    (iv,) = st.interventions(Unit(it, TTS_METHODS["diffmeans_keepnorm"], "laughter", 2.0),
+                             ["speech"] * 3)
+    assert isinstance(iv.fn, KeepNorm)
+    x = torch.tensor([[[3.0, 4.0, 0.0, 0.0]]])
+    assert float(iv.fn(x).norm()) == pytest.approx(5.0)
 
 
 # -- on the tiny fixtures -----------------------------------------------------------------------

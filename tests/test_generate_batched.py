@@ -258,3 +258,31 @@ def test_row_slot_needs_positions(engine, requests_):
                              observer=where)
     with intervene(engine.model, []):
         assert out == [engine.generate(r.text_ids, r.prompt, r.n_text, cfg)] * 2
+
+
+def test_keep_norm_turns_the_residual_and_stacks(engine, requests_, sae):
+    """Norm-preserving edits: every edited position keeps its norm; batched rows (directions and
+    SAE edits at per-row strengths, which stack) are each what they are alone."""
+    from interp.hooks import KeepNorm
+
+    x = torch.randn(2, 5, engine.d_model)
+    vec = 10 * torch.ones(engine.d_model)
+    y = direction_intervention(HOOK, vec, keep_norm=True).fn(x)
+    assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1), rtol=1e-5)
+    cos = torch.nn.functional.cosine_similarity
+    assert (cos(y, vec.expand_as(y), dim=-1) > cos(x, vec.expand_as(x), dim=-1)).all()
+    assert isinstance(sae_intervention(sae, HOOK, LatentEdit((1,), (2.0,)), 1.0,
+                                       keep_norm=True).fn, KeepNorm)
+    g = torch.Generator().manual_seed(5)
+    v = 8 * torch.nn.functional.normalize(torch.randn(engine.d_model, generator=g), dim=0)
+    edit = LatentEdit((1, 7, 30), (2.0, 1.5, 3.0), "clamp")
+    for make in (lambda s, m: direction_intervention(HOOK, s * v, m, keep_norm=True),
+                 lambda s, m: sae_intervention(sae, HOOK, edit, s, m, keep_norm=True)):
+        ivs = [[make(s, position_mask("speech", r.modality))]
+               for s, r in zip([0.0, 2.0, 4.0, 1.0, 8.0], requests_, strict=True)]
+        assert ivs[1][0].fn.stack_key is not None  # stacks into one per-row edit
+        seeds = list(range(5))
+        alone = _alone(engine, requests_, ivs, seeds)
+        assert generate_steered_batch(engine, requests_, ivs, seeds, SAMPLING) == alone
+        plain = _alone(engine, requests_, [[]] * 5, seeds)
+        assert alone[0] == plain[0] and sum(a != b for a, b in zip(alone, plain, strict=True)) >= 2

@@ -10,6 +10,7 @@ from interp.hooks.capture import capture, run_with_cache
 from interp.hooks.intervene import (
            AddVector,
            Intervention,
+           KeepNorm,
            RowPositions,
            all_positions,
            from_position,
@@ -19,6 +20,6 @@ from interp.hooks.intervene import (
 )
 from interp.hooks.points import HOOK_KINDS, hook_names, parse_hook
 
-__all__ = ["HOOK_KINDS", "AddVector", "Intervention", "RowPositions", "all_positions", "capture",
+__all__ = ["HOOK_KINDS", "AddVector", "Intervention", "KeepNorm", "RowPositions", "all_positions", "capture",
            "from_position", "hook_names", "intervene", "intervene_rows", "modality_positions",
            "parse_hook", "run_with_cache"]

@@ -135,6 +135,34 @@ class AddVector:
         return lambda x: x + vecs.to(x.device, x.dtype)[:, None]
 
 
+class KeepNorm:
+    """fn, then each position rescaled to the norm it had before: x ↦ fn(x) · ‖x‖ / ‖fn(x)‖
+    (norm-preserving steering). The edit turns the residual instead of growing it, so a large
+    strength rotates toward the concept rather than pushing the residual past any norm the next
+    layers saw in training. Stacks wherever `fn` stacks."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        self.fn = fn
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _keep_norm(x, self.fn(x))
+
+    @property
+    def stack_key(self) -> Hashable | None:
+        key = getattr(self.fn, "stack_key", None)
+        return None if key is None else ("keep_norm", key)
+
+    def stack(self, fns: Sequence[KeepNorm]) -> Callable[[torch.Tensor], torch.Tensor]:
+        inner = self.fn.stack([f.fn for f in fns])  # type: ignore[attr-defined]
+        return lambda x: _keep_norm(x, inner(x))
+
+
+def _keep_norm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    xf, yf = x.float(), y.float()
+    scale = xf.norm(dim=-1, keepdim=True) / yf.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return (yf * scale).to(x.dtype)
+
+
 class RowPositions:
     """Where every row of the next batched pass is: the generator's `observer`. `positions`
     (B, T): each column's absolute position in its own row, -1 at padding; `rows` (B,): which of
