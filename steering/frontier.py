@@ -65,8 +65,17 @@ from steering.experiment import (
     run_units,
 )
 from steering.methods import DIRECTION_EDITS, LATENT_EDITS
-from steering.report import primary
 from steering.run import SteerSetup, prepare
+from steering.score import (
+    BABBLE_RISE,
+    LENGTH_RANGE,
+    RATE,
+    _clip01,
+    _ratio,
+    point_score,
+    scored,
+    success,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +90,6 @@ DEFAULT_STRENGTHS = {"latents": (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0),
 # that norm is 50, ‖Δμ‖ 5.1 for gender, 15.6 for rate and 42 for laughter, so gender's 8 ‖Δμ‖ is
 # 0.8 and laughter's 2 is 1.7.
 DEFAULT_RESID_STRENGTHS = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0)
-SLOW_GOAL, FAST_GOAL = 2.0, 0.70  # voiced-duration ratios that count as full success
-LENGTH_RANGE = (0.5, 2.0)  # voiced-duration ratio of a sane output (targets other than rate)
-BABBLE_RISE = 0.5  # a WER rise above this is babble
-RATE = ("slow", "fast")
-GENDER = ("male", "female")
 UNITS = ("dmu", "resid")
 
 
@@ -181,52 +185,6 @@ class FrontierConfig(SteerSetup):
 
 
 # -- the numbers -------------------------------------------------------------------------------
-
-
-def scored(target: str, voice_gender: str | None) -> bool:
-    """Whether an item counts toward a target: for male / female only the items prompted with a
-    voice of the other gender (the rest are already there unsteered)."""
-    return target not in GENDER or voice_gender != target
-
-
-def _ratio(row: dict, base: dict) -> float | None:
-    """Voiced duration of the output over the unsteered output's (None where unmeasurable)."""
-    v, b = row.get("voiced_duration_s"), base.get("voiced_duration_s")
-    return None if v is None or not b else v / b
-
-
-def _clip01(x: float) -> float:
-    return min(1.0, max(0.0, x))
-
-
-def success(target: str, row: dict, base: dict) -> float:
-    """The item's concept success in [0, 1] (the module docstring says how, per target)."""
-    if target in RATE:
-        r = _ratio(row, base)
-        if r is None:
-            return 0.0
-        return _clip01((r - 1) / (SLOW_GOAL - 1) if target == "slow"
-                       else (1 - r) / (1 - FAST_GOAL))
-    v = row.get(primary(target))
-    if v is None:
-        return 0.0
-    if target == "laughter":
-        return float(v > 0.5)
-    return 1.0 - v if target == "female" else float(v)
-
-
-def harmonic(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    """2ab / (a + b), 0 where both are 0."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        h = 2 * a * b / (a + b)
-    return np.where(a + b > 0, h, 0.0)
-
-
-def point_score(concept_success: np.ndarray | float, wer_rise: np.ndarray | float
-                ) -> np.ndarray:
-    """The harmonic mean of concept success and content kept, 1 − min(1, max(0, WER rise))."""
-    return harmonic(concept_success, 1 - np.clip(wer_rise, 0, 1))
 
 
 def _voice_similarity(rows: list[dict], voice: Callable[[dict], list[float] | None]

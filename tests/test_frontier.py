@@ -12,7 +12,8 @@ import torch
 
 from steering import frontier as fr
 from steering.experiment import ROWS, Steerer, Unit
-from steering.frontier import FrontierConfig, frontier_table, point_score
+from steering.frontier import FrontierConfig, frontier_table
+from steering.score import point_score, success
 
 
 def row(item, method="none", target="-", strength=0.0, *, gender="female", laughter=0.0,
@@ -87,9 +88,9 @@ def test_gender_counts_only_items_of_the_other_voice_and_rate_maps_duration():
     for target, dur, want in (("slow", 4.0, 1.0), ("slow", 5.0, 1.0), ("slow", 3.0, 0.5),
                               ("slow", 2.5, 0.25), ("slow", 1.0, 0.0), ("fast", 1.4, 1.0),
                               ("fast", 1.0, 1.0), ("fast", 1.7, 0.5), ("fast", 2.4, 0.0)):
-        got = fr.success(target, {"voiced_duration_s": dur}, {"voiced_duration_s": 2.0})
+        got = success(target, {"voiced_duration_s": dur}, {"voiced_duration_s": 2.0})
         assert got == pytest.approx(want), (target, dur)
-    assert fr.success("slow", {"voiced_duration_s": None}, {"voiced_duration_s": 2.0}) == 0.0
+    assert success("slow", {"voiced_duration_s": None}, {"voiced_duration_s": 2.0}) == 0.0
     rate = frontier_table([row(0), row(0, "sae", "slow", 2.0, dur=3.0)], n_boot=0)
     assert rate["slow"]["sae"]["points"][1]["length_ok"] is None  # the duration is the goal
     assert rate["slow"]["sae"]["points"][1]["concept_success"] == 0.5
