@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 ROWS = "rows.jsonl"
 # steering.run's methods: each edit alone, or the model asked its own way ("prompt"); then the
-# norm-preserving variants (issue 36), chosen by name until the frontier says they earn a place
-# among the defaults
+# norm-preserving variants (issue 36). sae_effect and these are chosen by name until the frontier
+# says they earn a place among the defaults
 TTS_METHODS: dict[str, Method] = {**{e: Method(e, edit=e) for e in EDITS},
                                   "prompt": Method("prompt", ask=True),
                                   "sae_keepnorm": Method("sae_keepnorm", edit="sae",
@@ -49,7 +49,8 @@ TTS_METHODS: dict[str, Method] = {**{e: Method(e, edit=e) for e in EDITS},
                                   "diffmeans_keepnorm": Method("diffmeans_keepnorm",
                                                                edit="diffmeans", keep_norm=True)}
 METHODS = tuple(TTS_METHODS)
-DEFAULT_METHODS = (*EDITS, "prompt")  # what steering.run and steering.frontier run by default
+# what steering.run and steering.frontier run by default
+DEFAULT_METHODS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction", "prompt")
 NONE = Method("none")  # the unsteered output
 CONTROLS = ("random_latents", "random_direction")
 METRICS = ("laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "n_tokens")

@@ -65,7 +65,7 @@ from steering.experiment import (
     run_units,
 )
 from steering.methods import DIRECTION_EDITS, LATENT_EDITS
-from steering.run import SteerSetup, prepare
+from steering.run import SteerSetup, prepare, with_effect_latents
 from steering.score import (
     BABBLE_RISE,
     LENGTH_RANGE,
@@ -393,7 +393,7 @@ def run_frontier(cfg: FrontierConfig) -> dict:
     out = cfg.paths()[0]
     _check_settings(out, cfg)
     start = time.time()
-    setup = prepare(cfg)
+    setup = with_effect_latents(prepare(cfg), cfg, methods)
     if not (out / SUMMARY).exists():
         atomic_write_json(out / SUMMARY, {"settings": cfg.settings()})
     steerer, norm, scale = setup.steerer, None, None
@@ -423,6 +423,9 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         "resid_norm": None if norm is None else round(norm, 4),
         "strength_scale": None if scale is None else {t: round(v, 4) for t, v in scale.items()},
         "unit_edit_norm": {t: round(s.unit, 4) for t, s in setup.selection.items()},
+        "latents": {t: s.latents for t, s in setup.selection.items()},
+        **({"effect_latents": {t: s.effect_latents for t, s in setup.selection.items()}}
+           if "sae_effect" in methods else {}),
         "strengths": strengths, "settings": cfg.settings(), "frontier": table,
         "config": asdict(cfg), "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)
@@ -437,8 +440,9 @@ def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> No
 
     targets = list(table)
     fig = make_subplots(rows=1, cols=max(1, len(targets)), subplot_titles=targets)
-    colors = dict(zip(METHODS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9a9a9a", "#c7c7c7",
-                                "#d62728", "#17becf", "#bcbd22"), strict=True))
+    colors = {"sae": "#1f77b4", "decoder": "#ff7f0e", "diffmeans": "#2ca02c",
+              "random_latents": "#9a9a9a", "random_direction": "#c7c7c7", "prompt": "#d62728",
+              "sae_effect": "#9467bd", "sae_keepnorm": "#17becf", "diffmeans_keepnorm": "#bcbd22"}
     for col, t in enumerate(targets, 1):
         for method, m in table[t].items():
             ps = [p for p in m["points"] if p["concept_success"] is not None]

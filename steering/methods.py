@@ -4,7 +4,8 @@
             instruction, a prompt voice of the target gender; an editor: the pair's instruction)
     edited  nothing, the target's SAE latents (`sae`), their decoder direction, the difference
             of means, or the controls: density-matched random latents, a random direction of
-            the same norm
+            the same norm; or the latents chosen by their measured output effect
+            (`sae_effect`, `steering.calibrate`)
 
 An experiment names its methods its own way (`steering.run`: none, prompt, sae, …;
 `steering.edit_compare`: none, instruct, steer, instruct+steer, …); `edit_interventions` is the
@@ -21,8 +22,9 @@ from interp.hooks.intervene import Intervention, PositionMask
 from steering.select import TargetSelection
 from steering.steer import LatentEdit, direction_intervention, sae_intervention
 
-EDITS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction")  # in run order
-LATENT_EDITS = ("sae", "random_latents")
+EDITS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction",  # in run order
+         "sae_effect")
+LATENT_EDITS = ("sae", "random_latents", "sae_effect")
 DIRECTION_EDITS = ("decoder", "diffmeans", "random_direction")
 
 
@@ -64,8 +66,13 @@ def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength
     if not edit:
         return []
     if edit in LATENT_EDITS:
-        lat, amt = ((sel.latents, sel.amounts) if edit == "sae"
-                    else (sel.random_latents, sel.random_amounts))
+        lat, amt = {"sae": (sel.latents, sel.amounts),
+                    "random_latents": (sel.random_latents, sel.random_amounts),
+                    "sae_effect": (sel.effect_latents, sel.effect_amounts)}[edit]
+        if not lat:
+            raise ValueError(f"{sel.target}: no latents for {edit!r}" + (
+                "; they are chosen by steering.calibrate (steering.run and steering.frontier "
+                "run it when --methods names sae_effect)" if edit == "sae_effect" else ""))
         return [sae_intervention(sae, hook, LatentEdit(tuple(lat), tuple(amt), mode), strength,
                                  mask, keep_norm)]
     if edit not in DIRECTION_EDITS:

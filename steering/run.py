@@ -44,6 +44,7 @@ from interp.models.registry import load_backbone
 from interp.paths import default_sae
 from interp.store.reader import ActivationStore
 from sae.io import load_sae
+from steering.calibrate import CalibrationConfig, calibrate, calibration_items
 from steering.experiment import (
     CONCEPT_METRIC,
     DEFAULT_METHODS,
@@ -138,6 +139,17 @@ class SteerSetup:
     batch_size: int = 8
     """outputs generated together in one KV-cached batch (1: one at a time); every output is the
     same at any batch size"""
+    calibrate_candidates: int = 24
+    """sae_effect: top contrastive latents steered alone to measure their effect
+    (steering.calibrate)"""
+    calibrate_items: int = 12
+    """sae_effect: calibration items (held-out sentences after the experiment's --n)"""
+    calibrate_strength: float = 4.0
+    """sae_effect: each candidate's edit, in units of ‖Δμ‖"""
+
+    def calibration(self) -> CalibrationConfig:
+        return CalibrationConfig(self.calibrate_candidates, self.calibrate_items,
+                                 self.calibrate_strength)
 
     def definition(self) -> Concept:
         """The concept: a preset, one of your own (`--groups`), or one of your own that
@@ -167,6 +179,7 @@ class SteerSetup:
             raise ValueError("--classifier-utts must be at least 1")
         if self.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
+        self.calibration().validate()
 
     def resolved(self) -> SteerSetup:
         """This config with the concept's default k filled in (what summary.json records)."""
@@ -274,6 +287,19 @@ def prepare(cfg: SteerSetup) -> Setup:
     return Setup(concept, engine, sae, hook, out, sae_dir, selection, classifier, steerer, items)
 
 
+def with_effect_latents(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) -> Setup:
+    """The setup with every target's `sae_effect` latents (steering.calibrate) when `methods`
+    names that method; as it was otherwise."""
+    if "sae_effect" not in methods:
+        return setup
+    cal = cfg.calibration()
+    items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
+    selection = calibrate(setup.steerer, setup.selection, items, setup.out, cal, cfg.k,
+                          cfg.batch_size)
+    return replace(setup, selection=selection,
+                   steerer=replace(setup.steerer, selection=selection))
+
+
 def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Concept
                      ) -> dict:
     """Select latents once per run folder (selection.json), reuse it when resuming."""
@@ -324,7 +350,7 @@ def run_steering(cfg: SteeringConfig) -> dict:
     cfg = cfg.resolved()
     methods = cfg.prompt_methods(cfg.method_list())
     start = time.time()
-    setup = prepare(cfg)
+    setup = with_effect_latents(prepare(cfg), cfg, methods)
     out, sae_dir, hook, selection = setup.out, setup.sae_dir, setup.hook, setup.selection
     concept, classifier, items = setup.concept, setup.classifier, setup.items
     targets, strengths = list(selection), cfg.strengths()
@@ -342,6 +368,8 @@ def run_steering(cfg: SteeringConfig) -> dict:
         "sae": {"folder": str(sae_dir), "layer": cfg.layer, "hook": hook,
                 "latents": sorted({i for s in selection.values() for i in s.latents}),
                 "by_target": {t: s.latents for t, s in selection.items()},
+                **({"effect_by_target": {t: s.effect_latents for t, s in selection.items()}}
+                   if "sae_effect" in methods else {}),
                 "source": {t: s.source for t, s in selection.items()},
                 "unit_edit_norm": {t: round(s.unit, 4) for t, s in selection.items()}},
         "strengths": strengths, "results": table,

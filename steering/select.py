@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +165,11 @@ class TargetSelection:
     random_direction: list[float]
     n_positions: list[int]  # (group A, group B)
     source: str  # "contrastive" | "label"
+    candidates: list[int] = field(default_factory=list)
+    """the top latents by score (the chosen ones first): what steering.calibrate tries alone"""
+    effect_latents: list[int] = field(default_factory=list)
+    """latents chosen by their measured output effect (steering.calibrate; empty until then)"""
+    effect_amounts: list[float] = field(default_factory=list)
 
 
 def _unit_amounts(w: np.ndarray, c: np.ndarray, norm: float) -> np.ndarray:
@@ -186,6 +191,9 @@ def _density_matched(freq: np.ndarray, chosen: np.ndarray, rng: np.random.Genera
     return np.array(picks)
 
 
+N_CANDIDATES = 32  # latents kept as candidates for the calibrated selection
+
+
 def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[str, str],
                   k: int = 8, candidates: set[int] | None = None, seed: int = 0
                   ) -> TargetSelection:
@@ -204,7 +212,8 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
             ok, source = ok & mask, "label"
         else:
             log.warning("no labelled latent for %s moves with the concept; using contrastive", target)
-    order = [i for i in np.argsort(-score) if ok[i]][:k]
+    ranked = [int(i) for i in np.argsort(-score) if ok[i]]
+    order = ranked[:k]
     if not order:
         raise ValueError(f"no SAE latent rises with {target!r} (group {groups[0]} vs {groups[1]})")
     chosen = np.array(order)
@@ -218,7 +227,8 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
     return TargetSelection(
         target, chosen.tolist(), amounts.tolist(), score[chosen].tolist(), unit,
         (amounts @ w[chosen]).tolist(), dmu.tolist(), rand.tolist(), rand_amounts.tolist(),
-        (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source)
+        (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source,
+        ranked[:max(N_CANDIDATES, k)])
 
 
 def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
