@@ -181,7 +181,9 @@ class FrontierConfig(SteerSetup):
         """What the outputs in the folder depend on beyond their keys."""
         return {"model": self.model, "strength_units": self.strength_units, "mode": self.mode,
                 "positions": self.positions, "seed": self.seed,
-                "window": [self.from_step, self.steps] if self.positions == "window" else None}
+                "window": [self.from_step, self.steps] if self.positions == "window" else None,
+                # the ears measure every row: other instruments, other rows (none: the shipped)
+                **({"instruments": self.instruments} if self.instruments else {})}
 
 
 # -- the numbers -------------------------------------------------------------------------------

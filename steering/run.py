@@ -37,6 +37,7 @@ from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.concepts import PRESETS, Concept, CorpusGroups, resolve
 from interp.corpus.table import load_table
+from interp.instruments.common import use_instruments
 from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
 from interp.models.backbone import Backbone
@@ -139,6 +140,10 @@ class SteerSetup:
     batch_size: int = 8
     """outputs generated together in one KV-cached batch (1: one at a time); every output is the
     same at any batch size"""
+    instruments: str = ""
+    """swap the listening instruments every output is measured with: asr=DIR,gender=DIR,
+    laughter=DIR (local folders; a Whisper checkpoint for asr, any transformers audio classifier
+    whose labels name 'male' for gender; interp.instruments.common.use_instruments)"""
     calibrate_candidates: int = 24
     """sae_effect: top contrastive latents steered alone to measure their effect
     (steering.calibrate)"""
@@ -269,6 +274,7 @@ def prepare(cfg: SteerSetup) -> Setup:
     concept = cfg.definition()
     if not concept.preset:  # unknown columns and empty groups fail before anything loads
         CorpusGroups(concept, load_table(cfg.corpus), cfg.corpus)
+    use_instruments(cfg.instruments)
     torch.set_num_threads(cfg.threads)
     out, sae_dir, labels = cfg.paths()
     hook = f"blocks.{cfg.layer}.hook_resid_post"

@@ -510,7 +510,9 @@ def run_import(cfg: ImportConfig) -> dict:
     if cfg.timings == "ctc":  # a missing recogniser is one line now, not one per row later
         from interp.instruments.meter import asr_model
 
-        asr_model(cfg.asr or None)
+        if not hasattr(asr_model(cfg.asr or None), "log_probs"):
+            raise ValueError("--timings ctc needs a CTC recogniser (forced alignment); the one "
+                             f"in {cfg.asr} is not: give --timings whole or another --asr")
     manifest = {"kind": "imported", "config": config, "splitting": cfg.splitting(),
                 "label_columns": label_names, "renamed_columns": renamed}
     atomic_write_json(out / MANIFEST, manifest)

@@ -322,6 +322,14 @@ class Recognizer:
         return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon, words)
 
 
+def load_recognizer(folder: str | Path):  # noqa: ANN201
+    """The content instrument in `folder`: the CTC `Recognizer` (the shipped kind), or a local
+    Whisper checkpoint (`interp.instruments.whisper_asr`), by its config's model type."""
+    from interp.instruments.whisper_asr import WhisperRecognizer, is_whisper
+
+    return WhisperRecognizer.load(folder) if is_whisper(folder) else Recognizer.load(folder)
+
+
 def new_recognizer(cfg: AsrConfig, folder: Path) -> Recognizer:
     return Recognizer(Wav2Vec2ForCTC(model_config(cfg)), new_tokenizer(folder),
                       Frontend(cfg.frontend, cfg.n_mels))

@@ -29,9 +29,42 @@ class InstrumentError(ValueError):
     """A user-facing problem (bad audio, missing weights) that deserves one line, not a trace."""
 
 
+NAMES = ("gender", "laughter", "asr")  # instruments with weights
+_IN_USE: dict[str, Path] = {}  # process-wide swaps (use_instruments)
+
+
 def instrument_dir(name: str, override: str | Path | None = None) -> Path:
-    """The folder of an instrument's weights: `override` if given, else data/instruments/<name>."""
-    return Path(override) if override else WEIGHTS_ROOT / name
+    """The folder of an instrument's weights: `override` if given, else the one
+    `use_instruments` put in place, else data/instruments/<name>."""
+    return Path(override) if override else _IN_USE.get(name, WEIGHTS_ROOT / name)
+
+
+def parse_instruments(spec: str) -> dict[str, Path]:
+    """`asr=DIR,gender=DIR` → {name: folder}, each a name of NAMES and an existing folder."""
+    out: dict[str, Path] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, eq, folder = part.partition("=")
+        if not eq or name.strip() not in NAMES or not folder.strip():
+            raise InstrumentError(f"--instruments {spec!r}: give NAME=DIR pairs joined by commas, "
+                                  f"NAME one of {', '.join(NAMES)} (e.g. asr=runs/my_asr)")
+        path = Path(folder.strip())
+        if not path.is_dir():
+            raise InstrumentError(f"--instruments: {name.strip()} folder {path} does not exist")
+        out[name.strip()] = path
+    return out
+
+
+def use_instruments(spec: str | dict[str, str | Path]) -> dict[str, Path]:
+    """Swap instruments for the rest of this process: every reading that does not name a folder
+    (measure, the judge's instruments, steering's and evaluation's listening) uses these.
+    `spec`: "asr=DIR,gender=DIR" or {name: folder}; empty: nothing changes. Returns the swaps in
+    place."""
+    swaps = parse_instruments(spec) if isinstance(spec, str) else parse_instruments(
+        ",".join(f"{k}={v}" for k, v in spec.items()))
+    _IN_USE.update(swaps)
+    if swaps:
+        logger.info("instruments in use: %s", {k: str(v) for k, v in swaps.items()})
+    return dict(_IN_USE)
 
 
 def require_files(folder: Path, files: tuple[str, ...], name: str) -> None:

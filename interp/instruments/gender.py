@@ -91,10 +91,13 @@ class GenderClassifier:
     """P(male) of a waveform; `temperature` divides the male-vs-rest log-odds."""
 
     def __init__(self, model: Wav2Vec2ForSequenceClassification, temperature: float = 1.0,
-                 do_normalize: bool = True):
+                 do_normalize: bool = True, extractor=None):
         self.model = model.eval()
         self.temperature = float(temperature)
         self.do_normalize = do_normalize
+        # another architecture's own feature extractor (e.g. AST's filter banks); None: the
+        # waveform, normalised per clip as Wav2Vec2's extractor does
+        self.extractor = extractor
         labels = {int(i): str(v).lower() for i, v in model.config.id2label.items()}
         male = [i for i, v in labels.items() if v in ("male", "m", "man")]
         if len(male) != 1:
@@ -109,8 +112,12 @@ class GenderClassifier:
         chunks = [c for c in chunks if len(c) >= SAMPLE_RATE // 2] or [audio]
         total, weight = 0.0, 0
         for c in chunks:
-            x = normalize(c) if self.do_normalize else c
-            logits = self.model(torch.from_numpy(x)[None]).logits[0].double()  # (n_labels,)
+            if self.extractor is not None:
+                inputs = self.extractor(c, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                logits = self.model(**inputs).logits[0].double()
+            else:
+                x = normalize(c) if self.do_normalize else c
+                logits = self.model(torch.from_numpy(x)[None]).logits[0].double()  # (n_labels,)
             logp = torch.log_softmax(logits, 0)
             rest = torch.logsumexp(torch.cat([logp[: self.male_index],
                                               logp[self.male_index + 1:]]), 0)
@@ -135,14 +142,26 @@ class GenderClassifier:
         require_files(folder, ("config.json",), NAME)
         if not any((folder / f).exists() for f in ("model.safetensors", "pytorch_model.bin")):
             require_files(folder, ("model.safetensors",), NAME)
-        model = Wav2Vec2ForSequenceClassification.from_pretrained(folder)
         cal = folder / CALIBRATION
         temp = json.loads(cal.read_text())["temperature"] if cal.exists() else 1.0
         do_norm = True
         pre = folder / "preprocessor_config.json"
         if pre.exists():
             do_norm = bool(json.loads(pre.read_text()).get("do_normalize", True))
-        return cls(model, temp, do_norm)
+        kind = json.loads((folder / "config.json").read_text()).get("model_type")
+        if kind == "wav2vec2":  # the shipped kind: the waveform in, no extractor needed
+            return cls(Wav2Vec2ForSequenceClassification.from_pretrained(folder), temp, do_norm)
+        # any other audio classifier transformers knows (HuBERT, WavLM, AST, ...), with its own
+        # feature extractor; labels must name "male" (checked in __init__)
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        try:
+            model = AutoModelForAudioClassification.from_pretrained(folder, local_files_only=True)
+            extractor = (AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
+                         if pre.exists() else None)
+        except (OSError, ValueError) as exc:
+            raise InstrumentError(f"cannot load an audio classifier from {folder} ({exc})") from None
+        return cls(model, temp, do_norm, extractor)
 
 
 def new_classifier(cfg: GenderConfig) -> GenderClassifier:

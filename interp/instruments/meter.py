@@ -30,25 +30,39 @@ logger = logging.getLogger(__name__)
 INSTRUMENTS = ("gender", "laughter", "asr", "prosody")
 
 
-@lru_cache(maxsize=4)
+# Loaded once per folder; the folder is resolved first, so a swap (`use_instruments`) made
+# after a first reading takes effect.
 def gender_model(folder: str | None = None):  # noqa: ANN201
-    from interp.instruments.gender import NAME, GenderClassifier
-
-    return GenderClassifier.load(instrument_dir(NAME, folder))
+    return _gender(str(instrument_dir("gender", folder)))
 
 
-@lru_cache(maxsize=4)
 def laughter_model(folder: str | None = None):  # noqa: ANN201
-    from interp.instruments.laughter import NAME, LaughterDetector
+    return _laughter(str(instrument_dir("laughter", folder)))
 
-    return LaughterDetector.load(instrument_dir(NAME, folder))
+
+def asr_model(folder: str | None = None):  # noqa: ANN201
+    return _asr(str(instrument_dir("asr", folder)))
 
 
 @lru_cache(maxsize=4)
-def asr_model(folder: str | None = None):  # noqa: ANN201
-    from interp.instruments.asr import NAME, Recognizer
+def _gender(folder: str):  # noqa: ANN202
+    from interp.instruments.gender import GenderClassifier
 
-    return Recognizer.load(instrument_dir(NAME, folder))
+    return GenderClassifier.load(folder)
+
+
+@lru_cache(maxsize=4)
+def _laughter(folder: str):  # noqa: ANN202
+    from interp.instruments.laughter import LaughterDetector
+
+    return LaughterDetector.load(folder)
+
+
+@lru_cache(maxsize=4)
+def _asr(folder: str):  # noqa: ANN202
+    from interp.instruments.asr import load_recognizer
+
+    return load_recognizer(folder)
 
 
 def p_male(wav: np.ndarray, sr: int) -> float:

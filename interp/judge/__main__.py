@@ -92,6 +92,13 @@ def judge_parser() -> argparse.ArgumentParser:
                    help="folder with system.txt and user.txt (default: data/judge)")
     p.add_argument("--gender_threshold_hz", type=float, default=GENDER_F0_SPLIT_HZ,
                    help=f"acoustic backend: median F0 >= this is female ({GENDER_F0_SPLIT_HZ:g})")
+    p.add_argument("--gender_by", choices=("f0", "classifier"), default="f0",
+                   help="acoustic backend: gender by the median-F0 threshold (espeak's voices) "
+                   "or by the gender instrument's P(male) (real voices)")
+    p.add_argument("--instruments", default="",
+                   help="swap listening instruments, e.g. asr=DIR,gender=DIR (local folders: "
+                   "the shipped kinds, a Whisper checkpoint for asr, any transformers audio "
+                   "classifier whose labels name 'male' for gender)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -123,7 +130,11 @@ def parse_judge_args(argv: list[str]) -> tuple[JudgeConfig, ShowOptions]:
         audio_style=a.audio_style,
         temperature=a.temperature, max_tokens=a.max_tokens, api_key=a.api_key,
         prompt_dir=a.prompt_dir)
-    acoustic = AcousticConfig(gender_threshold_hz=a.gender_threshold_hz)
+    if a.instruments:
+        from interp.instruments.common import use_instruments
+
+        use_instruments(a.instruments)
+    acoustic = AcousticConfig(gender_threshold_hz=a.gender_threshold_hz, gender_by=a.gender_by)
     cfg = JudgeConfig(
         predictions=a.predictions, metadata=a.metadata, audio_root=a.audio_root,
         output_dir=a.output_dir, backend=a.backend, seed=a.seed, n_queries=a.n_queries,

@@ -71,6 +71,14 @@ class AcousticConfig:
     gender_threshold_hz: float = GENDER_F0_SPLIT_HZ
     """Median F0 at or above this is 'female' (the corpus's split: male espeak voices sit at
     90–110 Hz, female ones at 170–230 Hz)."""
+    gender_by: str = "f0"
+    """f0: the median-F0 threshold above (tuned to espeak's voices); classifier: the gender
+    instrument's P(male) ≥ 0.5 (the shipped classifier, or the one `--instruments gender=DIR`
+    puts in place: for real voices, whose pitch ranges overlap)"""
+
+    def __post_init__(self) -> None:
+        if self.gender_by not in ("f0", "classifier"):
+            raise ValueError(f"gender_by {self.gender_by!r}: choose f0 or classifier")
     rate_tolerance: float = 0.15
     """Voiced-duration ratio within 1 ± this counts as the same speaking rate."""
     pitch_tolerance: float = 0.12
@@ -155,6 +163,15 @@ def measure_gender(m: Measurer, q: Query, t: Targets) -> Verdict:
     tr = m.track(t.subject)
     if not m.voiced(tr):
         return Verdict(opt.NONE, tr.summary(), f"no voiced speech in {t.subject.label}")
+    if m.cfg.gender_by == "classifier":
+        fn = get_instrument("gender")
+        if fn is None:
+            raise RuntimeError("gender_by classifier needs a gender instrument "
+                               "(interp.instruments, or register_instrument('gender', fn))")
+        x, sr = part_samples(t.subject)
+        p = float(fn(to_mono(x), sr))
+        return Verdict("male" if p >= 0.5 else "female", tr.summary() | {"p_male": round(p, 4)},
+                       f"gender classifier P(male) {p:.2f} on {t.subject.label}")
     label = "female" if tr.median_f0 >= m.cfg.gender_threshold_hz else "male"
     return Verdict(label, tr.summary(), f"median F0 {tr.median_f0:.0f} Hz in {t.subject.label} "
                    f"(threshold {m.cfg.gender_threshold_hz:g} Hz)")
