@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
-        "interp.models.evaluate", "interp.models.compare", "interp.cache", "interp.edit", "workbench.report", "sae.train",
+        "interp.models.evaluate", "interp.models.compare", "interp.models.random_init",
+        "interp.cache", "interp.edit", "workbench.report", "sae.train",
         "sae.sweep", "sae.compare", "sae.probes", "autointerp.run", "autointerp.dashboard",
         "steering.run", "steering.frontier", "steering.edit_compare",
         "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
