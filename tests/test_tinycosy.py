@@ -223,6 +223,22 @@ def test_evaluate_writes_figures(tmp_path, tiny_corpus, tiny_tokens, tiny_tinyco
         if s["transcript"] is not None:
             assert s["wer"] == pytest.approx(wer(s["text"], s["transcript"]))
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 4
+    # the four generations of an item are made in one batch, each what `tts` makes alone
+    import random
+
+    import soundfile as sf
+
+    from interp.models.evaluate import with_laughter
+
+    engine, first = load_backbone(str(tiny_tinycosy[0])), saved["samples"][0]
+    seed = saved["config"]["seed"]
+    asked = {"normal": (first["text"], None), "slow": (first["text"], "Please speak slowly."),
+             "laughter": (with_laughter(first["text"], random.Random(seed)), None)}
+    for name, (text, instruction) in asked.items():
+        alone = engine.tts(text, first["voice"], instruction, seed=seed, sampling=SamplingConfig(
+            top_k=saved["config"]["top_k"], top_p=saved["config"]["top_p"]))
+        kept, _ = sf.read(tmp_path / "examples" / f"00_{name}.wav", dtype="float32")
+        assert len(kept) == len(alone) and np.abs(kept - alone).max() <= 1 / 16384, name
     # against itself as the baseline: the same plan, seeded, so every paired difference is 0
     cfg = EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
                      n=2, examples=0, out=str(tmp_path / "again"),

@@ -43,7 +43,7 @@ import logging
 import random
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +114,9 @@ class EvalConfig:
     """recogniser folder (a `python -m interp.instruments.train asr` output); empty = the shipped
     data/instruments/asr. With a word list in it (`wordlist.tsv`), the open-vocabulary decode's
     figures (`wer_open`, …) come beside the lexicon and greedy ones"""
+    instruments: str = ""
+    """swap other listening instruments too: gender=DIR,laughter=DIR (asr=DIR is --asr's;
+    interp.instruments.common.use_instruments)"""
     domain: str = "grammar"
     """held-out sentences of: grammar (the planted-concept grammar), open (open English with
     words unseen in training: a corpus built with --open-frac > 0) or both (n of each; figures
@@ -276,8 +279,14 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
                  "reference_embedding": voice_embedding(roundtrip),
                  **heard_wers(listen, ref_audio, text, "wer_reference"),
                  **heard_wers(listen, roundtrip, text, "wer_roundtrip_reference")}
-    for rate, instruction in RATES.items():
-        audio = engine.tts(text, voice, instruction, seed=cfg.seed + i, sampling=sampling)
+    # the three rates and the laughter tag in one KV-cached batch: each row's tokens are those
+    # `engine.tts` makes alone (Backbone.generate_batch), four generations for about one's time
+    asks = [(text, instruction) for instruction in RATES.values()]
+    asks.append((with_laughter(text, rng), None))
+    reqs = [engine.request(t, voice, instruction) for t, instruction in asks]
+    toks = engine.generate_batch(reqs, replace(sampling, seed=cfg.seed + i))
+    speech = [engine.render(t, voice) if t else np.zeros(0, np.float32) for t in toks]
+    for rate, audio in zip(RATES, speech, strict=False):  # the last is the laughter one
         f0 = _f0(audio)
         rec[rate] = {"gender": _gender(f0), "f0": f0, "p_male": listen.p_male(audio),
                      "seconds": len(audio) / SAMPLE_RATE,
@@ -289,8 +298,7 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
         if i < cfg.examples:
             (out / "examples").mkdir(parents=True, exist_ok=True)
             sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, SAMPLE_RATE)
-    audio = engine.tts(with_laughter(text, rng), voice, None, seed=cfg.seed + i,
-                       sampling=sampling)
+    audio = speech[-1]
     rec["laughter_with_tag"] = listen.laughter(audio)
     if i < cfg.examples:
         sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, SAMPLE_RATE)
@@ -298,6 +306,10 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
 
 
 def evaluate_tts(cfg: EvalConfig) -> dict:
+    if cfg.instruments:
+        from interp.instruments.common import use_instruments
+
+        use_instruments(cfg.instruments)
     engine = load_backbone(cfg.model)
     if why := engine.render_missing():
         raise ValueError(f"cannot evaluate {cfg.model}: {why}")
