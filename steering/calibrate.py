@@ -8,9 +8,12 @@ on text LMs). Here each of the top `candidates` contrastive latents is steered a
 of `strength` ‖Δμ‖ (its amount c = ‖Δμ‖ / ‖W_dec,i‖, clamped like the `sae` method), on
 `items` calibration items: held-out sentences that come after the experiment's own `n` in the
 same seeded plan, so no evaluation item is used to choose. Each candidate gets the frontier's
-score (`steering.score`: harmonic mean of concept success and content kept, over the items);
-the best `k` with a success above the unsteered outputs' are kept, their amounts proportional to
-that success gain and scaled, as every method's, to an edit of norm ‖Δμ‖ per unit of strength.
+score (`steering.score`: harmonic mean of concept success and content kept, over the items) and
+a graded effect: the instrument's move toward the target in log-odds (for rate, the log duration
+ratio) over the unsteered output's, times the content kept — one latent alone rarely reaches a
+target, so the graded move is what separates them. Ranked by score, then effect, the best `k`
+with a positive effect are kept, their amounts proportional to it and scaled, as every method's,
+to an edit of norm ‖Δμ‖ per unit of strength.
 
 The outputs live in `<out>/calibration/` (rows.jsonl, wavs: a killed run resumes there), the
 ranking in `<out>/calibration/effect.json`.
@@ -28,7 +31,7 @@ import torch
 
 from interp.atomic import atomic_write_json
 from steering.experiment import NONE, TTS_METHODS, Steerer, TTSItem, Unit, plan_items, run_units
-from steering.score import point_score, scored, success
+from steering.score import graded, point_score, scored, success
 from steering.select import TargetSelection
 
 log = logging.getLogger(__name__)
@@ -84,21 +87,30 @@ def rank(rows: list[dict], targets: dict[str, TargetSelection], wer_field: str =
     for t in targets:
         mine = [b for b in base.values() if scored(t, b.get("voice_gender"))]
         floor = float(np.mean([success(t, b, b) for b in mine])) if mine else 0.0
-        per: dict[int, list[tuple[float, float]]] = {}
+        per: dict[int, list[tuple[float, float, float]]] = {}
         for r in rows:
             name, _, latent = str(r["target"]).partition("@")
             if r["method"] == "none" or name != t or r["item"] not in base:
                 continue
             b = base[r["item"]]
             if scored(t, b.get("voice_gender")):
-                per.setdefault(int(latent), []).append((success(t, r, b), wer(r) - wer(b)))
+                g, g0 = graded(t, r, b), graded(t, b, b)
+                per.setdefault(int(latent), []).append(
+                    (success(t, r, b), wer(r) - wer(b),
+                     0.0 if g is None or g0 is None else g - g0))
         ranked = []
         for latent, ms in per.items():
-            s, rise = float(np.mean([m[0] for m in ms])), float(np.mean([m[1] for m in ms]))
+            s, rise, g = (float(np.mean([m[i] for m in ms])) for i in range(3))
+            kept = 1 - min(1.0, max(0.0, rise))
             ranked.append({"latent": latent, "success": round(s, 4),
                            "success_gain": round(s - floor, 4), "wer_rise": round(rise, 4),
-                           "score": round(float(point_score(s, rise)), 4), "n": len(ms)})
-        out[t] = sorted(ranked, key=lambda c: (-c["score"], -c["success_gain"], c["latent"]))
+                           "score": round(float(point_score(s, rise)), 4),
+                           "graded_gain": round(g, 4), "effect": round(g * kept, 4),
+                           "n": len(ms)})
+        # the frontier's score where a single latent already reaches the target; else (the
+        # common case: one latent alone rarely does) the graded move toward it, discounted by
+        # the words it costs
+        out[t] = sorted(ranked, key=lambda c: (-round(c["score"], 2), -c["effect"], c["latent"]))
     return out
 
 
@@ -107,11 +119,11 @@ def effect_selection(sel: TargetSelection, ranked: list[dict], w_dec: np.ndarray
     """`sel` with the best `k` candidates whose success rose as its `sae_effect` latents,
     amounts ∝ their success gain, scaled to an edit of norm ‖Δμ‖ (none rose: the single best
     candidate, so the method still runs and its frontier says it failed)."""
-    keep = [c for c in ranked if c["success_gain"] > 0][:k] or ranked[:1]
+    keep = [c for c in ranked if c["effect"] > 0][:k] or ranked[:1]
     if not keep:
         return sel
     lat = [c["latent"] for c in keep]
-    gain = np.array([max(c["success_gain"], 1e-3) for c in keep])
+    gain = np.array([max(c["effect"], 1e-3) for c in keep])
     v = gain @ w_dec[lat]
     amounts = gain * (sel.unit / max(float(np.linalg.norm(v)), 1e-12))
     return replace(sel, effect_latents=lat, effect_amounts=[float(a) for a in amounts])

@@ -60,3 +60,22 @@ def point_score(concept_success: np.ndarray | float, wer_rise: np.ndarray | floa
                 ) -> np.ndarray:
     """The harmonic mean of concept success and content kept, 1 − min(1, max(0, WER rise))."""
     return harmonic(concept_success, 1 - np.clip(wer_rise, 0, 1))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return float(np.log(p / (1 - p)))
+
+
+def graded(target: str, row: dict, base: dict) -> float | None:
+    """A graded reading of how far the output moved toward the target, where `success` is
+    flat (a target reached only past a strength, as gender's P(male) sits at 0.0001 below it):
+    the instrument's log-odds toward the target (laughter P, P(male), 1 − P(male), a concept's
+    P), or for rate the log of the voiced-duration ratio toward the target. None: unmeasured."""
+    if target in RATE:
+        r = _ratio(row, base)
+        return None if r is None or r <= 0 else float(np.log(r) * (1 if target == "slow" else -1))
+    v = row.get(primary(target))
+    if v is None:
+        return None
+    return -_logit(v) if target == "female" else _logit(v)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -43,7 +44,9 @@ def test_effect_selection_keeps_latents_that_moved_the_concept_at_the_unit_norm(
     w = np.eye(4)
     ranked = cal.rank(_rows(), {"laughter": sel})["laughter"]
     out = cal.effect_selection(sel, ranked, w, k=3)
-    assert out.effect_latents == [2, 0]  # 1 and 3 did not raise success
+    # 2 reaches laughter keeping the words, 0 reaches it babbling, 3 moves P(laughter) a little
+    # (a graded effect), 1 not at all
+    assert out.effect_latents == [2, 0, 3]
     edit = np.array(out.effect_amounts) @ w[out.effect_latents]
     assert np.linalg.norm(edit) == pytest.approx(3.0)
     assert out.latents == sel.latents  # the contrastive choice is kept beside it
@@ -93,3 +96,19 @@ def test_frontier_with_sae_effect_on_the_tiny_model(tmp_path, tiny_tinycosy, tin
 
     with pytest.raises(ValueError, match="calibration made with"):
         fr.run_frontier(replace(cfg, calibrate_strength=3.0))
+
+
+def test_a_flat_success_is_ranked_by_the_graded_move():
+    """Gender: no single latent flips P(male) past 0.5, but one moves its log-odds; it ranks
+    first and is the one kept."""
+    rows = [{"item": i, "method": "none", "target": "-", "voice_gender": "female",
+             "p_male": 1e-4, "wer": 0.1} for i in (0, 1)]
+    for latent, p in {5: 1e-4, 6: 0.01, 7: 0.2}.items():
+        rows += [{"item": i, "method": "sae", "target": f"male@{latent}",
+                  "voice_gender": "female", "p_male": p, "wer": 0.1 if latent != 7 else 1.2}
+                 for i in (0, 1)]
+    sel = replace(_sel(), target="male")
+    ranked = cal.rank(rows, {"male": sel})["male"]
+    assert [c["latent"] for c in ranked] == [6, 5, 7]  # 7 moved most but lost every word
+    assert ranked[0]["graded_gain"] > 4 and ranked[2]["effect"] == 0
+    assert cal.effect_selection(sel, ranked, np.eye(8), k=4).effect_latents == [6]
