@@ -29,13 +29,12 @@ def _after(words: list[str], flag: str) -> list[str]:
 
 def test_recipe_is_the_budget_run():
     """The training step is budget_2h_bf16_pad64.json's command (every in-grammar goal in 100
-    minutes) on the phoneme front end, on the open-domain corpus; the evaluation covers both
-    domains, paired."""
+    minutes) on the open-domain corpus (the phoneme front end failed there in the same budget:
+    open_phonemes_2h.json); the evaluation covers both domains, paired."""
     cmds = _dry_run()
     train = next(c for c in cmds if "interp.models.train" in c)
     budget = json.loads((ROOT / "data/tinycosy/budget_2h_bf16_pad64.json").read_text())
-    assert _after(train, "--export") == [*_after(shlex.split(budget["command"]), "--export"),
-                                          "--text-frontend", "phonemes"]
+    assert _after(train, "--export") == _after(shlex.split(budget["command"]), "--export")
     build = next(c for c in cmds if "interp.corpus" in c)
     assert build[build.index("--open-frac") + 1] == "0.5" and build[build.index("--n") + 1] == "24000"
     evals = [c for c in cmds if "interp.models.evaluate" in c]
