@@ -128,8 +128,8 @@ def test_import_loads_no_weights():
     code = ("import interp.instruments as m\n"
             "from interp.instruments import meter as mm\n"
             "assert {'laughter', 'asr'} <= set(m.JUDGE_INSTRUMENTS)\n"
-            "loaded = [f.cache_info().currsize for f in (mm.gender_model, mm.laughter_model, "
-            "mm.asr_model)]\n"
+            "loaded = [f.cache_info().currsize for f in (mm._gender, mm._laughter, "
+            "mm._asr)]\n"
             "assert loaded == [0, 0, 0], loaded\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
