@@ -31,7 +31,7 @@ import torch
 
 from interp.atomic import atomic_write_json
 from steering.experiment import NONE, TTS_METHODS, Steerer, TTSItem, Unit, plan_items, run_units
-from steering.score import graded, point_score, scored, success
+from steering.score import graded, point_score, row_wer, scored, success, wer_decode
 from steering.select import TargetSelection
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,6 @@ def rank(rows: list[dict], targets: dict[str, TargetSelection], wer_field: str =
     """Per target, every candidate's mean success, WER rise and score over the calibration
     items, best first; `success_gain` is over the unsteered outputs' success."""
     base = {r["item"]: r for r in rows if r["method"] == "none"}
-
-    def wer(r: dict) -> float:
-        w = r.get(wer_field)
-        return 1.0 if w is None else float(w)
-
     out: dict[str, list[dict]] = {}
     for t in targets:
         mine = [b for b in base.values() if scored(t, b.get("voice_gender"))]
@@ -96,7 +91,7 @@ def rank(rows: list[dict], targets: dict[str, TargetSelection], wer_field: str =
             if scored(t, b.get("voice_gender")):
                 g, g0 = graded(t, r, b), graded(t, b, b)
                 per.setdefault(int(latent), []).append(
-                    (success(t, r, b), wer(r) - wer(b),
+                    (success(t, r, b), row_wer(r, wer_field) - row_wer(b, wer_field),
                      0.0 if g is None or g0 is None else g - g0))
         ranked = []
         for latent, ms in per.items():
@@ -159,8 +154,7 @@ def calibrate(steerer: Steerer, selection: dict[str, TargetSelection], items: li
               if scored(name.partition("@")[0], it.gender)]
     rows = list(run_units(cal, units, folder, desc="calibrate (one latent at a time)",
                           batch_size=batch_size))
-    field = "wer_open" if all("wer_open" in r for r in rows if r.get("wer") is not None) \
-        else "wer"
+    field = wer_decode(rows)[1]  # as the frontier reads WER
     ranked = rank(rows, selection, field)
     chosen = {t: effect_selection(sel, ranked[t], w_dec, k) for t, sel in selection.items()}
     atomic_write_json(folder / EFFECT, {

@@ -73,8 +73,10 @@ from steering.score import (
     _clip01,
     _ratio,
     point_score,
+    row_wer,
     scored,
     success,
+    wer_decode,
 )
 
 log = logging.getLogger(__name__)
@@ -221,12 +223,9 @@ def item_measures(rows: list[dict], wer_field: str = "wer_open",
     steered = [r for r in rows if r["method"] != "none" and r["item"] in base]
     sim = _voice_similarity([*base.values(), *steered], voice or (lambda r: None))
 
-    def wer(r: dict) -> float:
-        w = r.get(wer_field)
-        return 1.0 if w is None else float(w)
-
     def measure(target: str, r: dict, b: dict) -> dict:
-        return {"success": success(target, r, b), "rise": wer(r) - wer(b), "voice": sim(r, b),
+        return {"success": success(target, r, b),
+                "rise": row_wer(r, wer_field) - row_wer(b, wer_field), "voice": sim(r, b),
                 "ratio": _ratio(r, b)}
 
     out: dict = {}
@@ -347,17 +346,6 @@ def frontier_units(items: list[TTSItem], targets: list[str], strengths: dict[str
                 m = TTS_METHODS[name]
                 units += [Unit(it, m, t, s) for s in ss if s != 0 or not zero_is_unsteered]
     return units
-
-
-def wer_decode(rows: list[dict]) -> tuple[str, str]:
-    """(decode name, row field): the open-vocabulary decode when the recogniser has a word list
-    and every transcribed row carries it, else the lexicon one (greedy without a lexicon)."""
-    from interp.instruments.meter import asr_model
-
-    rec = asr_model()
-    if rec.wordlist is not None and all("wer_open" in r for r in rows if r.get("wer") is not None):
-        return "open", "wer_open"
-    return ("lexicon" if rec.lexicon is not None else "greedy"), "wer"
 
 
 def _voiceprint(out: Path) -> Callable[[dict], list[float] | None]:

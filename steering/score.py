@@ -28,6 +28,23 @@ def _ratio(row: dict, base: dict) -> float | None:
     return None if v is None or not b else v / b
 
 
+def row_wer(row: dict, field: str = "wer") -> float:
+    """The row's WER on `field`; an output too short to transcribe (None) counts 1."""
+    w = row.get(field)
+    return 1.0 if w is None else float(w)
+
+
+def wer_decode(rows: list[dict]) -> tuple[str, str]:
+    """(decode name, row field): the open-vocabulary decode when the recogniser has a word list
+    and every transcribed row carries it, else the lexicon one (greedy without a lexicon)."""
+    from interp.instruments.meter import asr_model
+
+    rec = asr_model()
+    if rec.wordlist is not None and all("wer_open" in r for r in rows if r.get("wer") is not None):
+        return "open", "wer_open"
+    return ("lexicon" if rec.lexicon is not None else "greedy"), "wer"
+
+
 def _clip01(x: float) -> float:
     return min(1.0, max(0.0, x))
 
