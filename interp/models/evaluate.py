@@ -279,8 +279,8 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
                  "reference_embedding": voice_embedding(roundtrip),
                  **heard_wers(listen, ref_audio, text, "wer_reference"),
                  **heard_wers(listen, roundtrip, text, "wer_roundtrip_reference")}
-    # the three rates and the laughter tag in one KV-cached batch: each row's tokens are those
-    # `engine.tts` makes alone (Backbone.generate_batch), four generations for about one's time
+    # the three rates and the laughter tag in one KV-cached batch (Backbone.generate_batch):
+    # each row's tokens are those `engine.tts` makes alone
     asks = [(text, instruction) for instruction in RATES.values()]
     asks.append((with_laughter(text, rng), None))
     reqs = [engine.request(t, voice, instruction) for t, instruction in asks]
