@@ -71,6 +71,9 @@ class SAEBenchConfig:
     """held-out positions for FVU"""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda"""
+    precision: str = "auto"
+    """our sparse engine's dense matmul (`sae.train --precision`): fp32, tf32 or bf16; auto =
+    bf16 on CUDA, fp32 on a CPU"""
     seed: int = 0
     """seed of data order and initialisation"""
     repeats: int = 2
@@ -141,7 +144,8 @@ def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig, device: t
     """`sae.train`'s SAE and step engine on `batches`; tokens/s of the loop, then held-out FVU."""
     tc = SAETrainConfig(engine=engine, d_sae=cfg.d_sae, k=cfg.k, batch_size=cfg.batch_size,
                         lr=cfg.lr if engine == "sparse" else 0.0,
-                        tokens=len(batches) * cfg.batch_size, seed=cfg.seed, device=str(device))
+                        tokens=len(batches) * cfg.batch_size, seed=cfg.seed, device=str(device),
+                        precision=cfg.precision)
     sae = make_sae(tc, held.shape[1], {"model_name": "benchmark", "hook_name": "benchmark"},
                    device)
     with torch.no_grad():  # as sae.train: b_dec starts at the data mean
@@ -159,6 +163,7 @@ def run_ours(batches: list[Tensor], held: Tensor, cfg: SAEBenchConfig, device: t
     out = _figures(ENGINES[engine], len(batches) * cfg.batch_size, seconds, held, x_hat, l0,
                    fires)
     if engine == "sparse":
+        out["precision"] = trainer.precision
         out["tflops"] = round(len(batches) * flops_per_step(
             cfg.batch_size, held.shape[1], cfg.d_sae, cfg.k) / seconds / 1e12, 4)
     return out

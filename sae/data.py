@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.store import MODALITY_CODES, ActivationStore
+from interp.store import ActivationStore, modality_mask
 
 
 @dataclass
@@ -42,7 +42,7 @@ def shard_rows(store: ActivationStore, shard: str, modality: str | None
     """(rows (N, d) float32, modality codes (N,)) of a shard, optionally of one modality."""
     acts, codes = store.acts(shard), store.meta(shard)["modality"]
     if modality is not None:
-        keep = codes == MODALITY_CODES[modality]
+        keep = modality_mask(codes, modality)
         acts, codes = acts[keep], codes[keep]
     return np.asarray(acts, dtype=np.float32), np.asarray(codes)
 

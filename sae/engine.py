@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from sae_lens import BatchTopKTrainingSAE
 from torch import Tensor, nn
 
+from sae.config import PRECISIONS
+
 STATE_FILE = "engine_state.pt"
 GUESS_SHRINK = 0.8  # candidates above 0.8 × the last cut: ~1.5 × k·B of them once training settles
 # A fresh encoder starts as the decoder's directions at half its (unit) norm, as sparsify's does
@@ -68,6 +70,9 @@ class SparseBatchTopK(nn.Module):
         widths = list(getattr(sae.cfg, "matryoshka_widths", None) or [])
         # Matryoshka: the latent index where each level but the last ends (None = BatchTopK)
         self.bounds = torch.tensor(widths[:-1]) if len(widths) > 1 else None
+        # dtype of the one dense matmul's inputs (bf16 on CUDA: `sae.train --precision`); its
+        # result and everything after it stay fp32
+        self.matmul_dtype = torch.float32
         self.cut = 0.0  # the last batch's smallest kept activation: the next selection's guess
         self.aux_cut = 0.0  # the same for the AuxK selection
 
@@ -118,7 +123,11 @@ class SparseBatchTopK(nn.Module):
         B, d = x.shape
         S = self.W_enc.shape[0]
         sae_in = x - self.b_dec
-        pre = torch.addmm(self.b_enc, sae_in, self.W_enc.T)  # the one dense matmul
+        dt = self.matmul_dtype
+        if dt == torch.float32:
+            pre = torch.addmm(self.b_enc, sae_in, self.W_enc.T)  # the one dense matmul
+        else:
+            pre = torch.addmm(self.b_enc.to(dt), sae_in.to(dt), self.W_enc.T.to(dt)).float()
         flat = self.select(pre, int(self.k * B), self.cut)
         rows, cols = flat // S, flat % S
         acts = pre.view(-1)[flat]
@@ -226,6 +235,16 @@ class SparseBatchTopK(nn.Module):
         self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
+def set_precision(precision: str) -> torch.dtype:
+    """The dense matmul's input dtype for `precision`: bf16 for bf16, else fp32 (tf32 lets CUDA
+    run fp32 matmuls on its TF32 tensor cores, a process-wide switch; a CPU ignores it)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def lr_factor(step: int, steps: int, warmup_frac: float, decay_frac: float) -> float:
     """Linear warm-up over the first warmup_frac of the steps, constant, then a linear decay to
     zero over the last decay_frac."""
@@ -244,9 +263,11 @@ class SparseTrainer:
     they are saved or measured (`sync`)."""
 
     def __init__(self, sae: BatchTopKTrainingSAE, steps: int, lr: float, warmup_frac: float,
-                 decay_frac: float, dead_window: int, aux_coef: float):
+                 decay_frac: float, dead_window: int, aux_coef: float,
+                 precision: str = "fp32"):
         self.sae = sae
         self.coder = SparseBatchTopK(sae).to(sae.W_dec.device)
+        self.coder.matmul_dtype, self.precision = set_precision(precision), precision
         with torch.no_grad():  # a fresh start (a resumed run loads its weights over this)
             self.coder.W_enc.copy_(self.coder.W_dec * ENCODER_INIT_NORM)
         self.dead_window, self.aux_coef = dead_window, aux_coef

@@ -18,7 +18,7 @@ import torch
 from sae_lens import SAE, BatchTopKTrainingSAE
 
 from interp.atomic import atomic_write_json
-from interp.store import MODALITY_CODES
+from interp.store import modality_mask
 from sae.config import SAETrainConfig
 from sae.io import METRICS, save_inference
 from sae.metrics import (
@@ -84,7 +84,7 @@ def finish(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, scale: float, x: torc
     dev = next(sae.parameters()).device
     loaded = SAE.load_from_disk(str(out), device=str(dev))
     if cfg.modality_filter is not None:  # an SAE of one modality is measured on its positions
-        keep = codes == MODALITY_CODES[cfg.modality_filter]
+        keep = modality_mask(codes, cfg.modality_filter)
         x, codes = x[torch.from_numpy(keep)], codes[keep]
     metrics: dict = {"layer": cfg.layer, "hook": hook, "modality": cfg.modality,
                      "architecture": cfg.architecture, "d_in": loaded.cfg.d_in,

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from interp.concepts import LABEL, PLANTED_COLUMNS, as_text
-from interp.store import MODALITY_CODES, ActivationStore
+from interp.store import ActivationStore, modality_mask
 from sae.attributes import Attributes, build_attributes
 from sae.latent_stats import LatentStats, encode_store
 
@@ -311,7 +311,7 @@ def concept_metrics(sae, store: ActivationStore, shards: list[str], rows: list[d
     attrs = build_attributes(stats.meta, rows, {}, None)
     explain = explain_mask(stats.meta, seed)
     mine = (np.ones(stats.n_positions, bool) if modality is None
-            else stats.meta["modality"] == MODALITY_CODES[modality])
+            else modality_mask(stats.meta["modality"], modality))
     latent_of = np.repeat(np.arange(stats.d_sae), np.diff(stats.acts.indptr))
     fires = np.bincount(latent_of[mine[stats.acts.indices]], minlength=stats.d_sae)
     live = np.flatnonzero(fires)

@@ -43,7 +43,7 @@ from interp.cache import parse_hook_kind, parse_layers
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE, load_table
 from interp.models.registry import load_backbone
-from interp.store import MODALITY_CODES, ActivationStore, fingerprint
+from interp.store import MODALITY_CODES, ActivationStore, fingerprint, modality_mask
 from sae.config import SAETrainConfig
 from sae.data import eval_rows, split_shards
 from sae.io import load_sae
@@ -293,7 +293,7 @@ def _measure(cfg: SAETrainConfig, sc: SweepConfig, backbone, table: list[dict] |
         train(twin, backbone)
         other = load_sae(twin.out_dir)
         if cfg.modality_filter is not None:
-            x = x[torch.from_numpy(codes == MODALITY_CODES[cfg.modality_filter])]
+            x = x[torch.from_numpy(modality_mask(codes, cfg.modality_filter))]
         st = decoder_stability(sae.W_dec.detach(), other.W_dec.detach(), _live(sae, x),
                                _live(other, x), sc.stability_cos)
         row.update({"seed_stability": st["share"],

@@ -94,8 +94,10 @@ def make_trainer(cfg: SAETrainConfig, sae: BatchTopKTrainingSAE, stream: BatchSt
                  device: torch.device) -> SAETrainer | SparseTrainer:
     """The step engine of `cfg.engine` for `sae`."""
     if cfg.engine == "sparse":
+        precision = cfg.precision if cfg.precision != "auto" else (
+            "bf16" if device.type == "cuda" else "fp32")
         return SparseTrainer(sae, cfg.steps, cfg.peak_lr, cfg.warmup_frac, cfg.decay_frac,
-                             cfg.dead_window, cfg.aux_coef)
+                             cfg.dead_window, cfg.aux_coef, precision)
     warm = round(cfg.warmup_frac * cfg.steps)
     trainer_cfg = SAETrainerConfig(
         total_training_samples=cfg.steps * cfg.batch_size, train_batch_size_samples=cfg.batch_size,
@@ -180,6 +182,7 @@ def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
     hook = f"blocks.{cfg.layer}.{kind}"
     ckpt = checkpoint_dir(out)
     if ckpt is not None and (out / METRICS).exists():
+        cfg = cfg.sized(ActivationStore(cfg.store, cfg.layer, verify=False).d_model)
         state = read_run_state(ckpt, cfg)
         if state["step"] >= cfg.steps:
             log.info("%s is finished; delete it (or pass another --out) to train again", out)
@@ -189,6 +192,7 @@ def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
     parse_layers(str(cfg.layer), backbone.n_layers)  # a layer it lacks: its valid range
     backbone.check_hook(hook)
     store = open_store(cfg, kind, backbone)
+    cfg = cfg.sized(store.d_model)
     train_shards, eval_shards = split_shards(store, cfg.eval_frac)
     metadata = {"model_name": backbone.name, "model": backbone.spec, "hook_name": hook,
                 "layer": cfg.layer, "modality": cfg.modality, "d_model": store.d_model,
@@ -225,7 +229,9 @@ def train(cfg: SAETrainConfig, backbone: Backbone | None = None) -> dict:
                           "last": stats, "dead_frac_window": float(trainer.dead_neurons.float()
                                                                    .mean()),
                           "minutes_this_run": round((time.time() - start) / 60, 2),
-                          "device": str(device)},
+                          "device": str(device),
+                          "precision": getattr(trainer, "precision", "saelens autocast"
+                                               if device.type == "cuda" else "fp32")},
              "eval_on_training_shards": eval_shards == train_shards,
              "config": dataclasses.asdict(cfg), "metadata": metadata}
     return finish(cfg, sae, scale, x, codes, hook, backbone, extra)

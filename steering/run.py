@@ -37,6 +37,7 @@ from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.concepts import PRESETS, Concept, CorpusGroups, resolve
 from interp.corpus.table import load_table
+from interp.device import pick_device
 from interp.instruments.common import use_instruments
 from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
@@ -137,6 +138,9 @@ class SteerSetup:
     """selection and sampling seed"""
     threads: int = 1
     """torch threads"""
+    device: str = "cpu"
+    """where the backbone generates: cpu, cuda or auto; the SAE and its edits follow it (the
+    instruments listen on the CPU)"""
     batch_size: int = 8
     """outputs generated together in one KV-cached batch (1: one at a time); every output is the
     same at any batch size"""
@@ -278,11 +282,11 @@ def prepare(cfg: SteerSetup) -> Setup:
     torch.set_num_threads(cfg.threads)
     out, sae_dir, labels = cfg.paths()
     hook = f"blocks.{cfg.layer}.hook_resid_post"
-    engine = load_backbone(cfg.model, "cpu")
+    engine = load_backbone(cfg.model, pick_device(cfg.device))
     if why := engine.render_missing():
         raise ValueError(f"cannot steer {cfg.model} here: its outputs must be rendered to be "
                          f"measured (no token-only figures). {why}")
-    sae = load_sae(sae_dir, engine, hook)
+    sae = load_sae(sae_dir, engine, hook, device=engine.device)
     out.mkdir(parents=True, exist_ok=True)
     selection = target_selection(cfg, sae, out, labels, concept)
     classifier = None if concept.preset else concept_classifier(cfg, concept, out)

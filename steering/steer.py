@@ -112,13 +112,19 @@ class LatentEditor:
         self.edit, self.sae = edit, sae
         s = torch.as_tensor(strength, dtype=torch.float64)
         self.strength: float | torch.Tensor = float(s) if s.dim() == 0 else s.reshape(-1)
-        idx = list(edit.latents)
+        self._bind(sae)
+
+    def _bind(self, sae) -> None:
+        idx = list(self.edit.latents)
         self.encode = _subset_encoder(sae, idx) or (lambda x: sae.encode(x)[..., idx])
         self.w_dec = sae.W_dec[idx].detach()  # (k, d)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.edit.latents:
             return x
+        if self.w_dec.device != x.device:  # an SAE loaded on the CPU edits a model on CUDA
+            self.sae = self.sae.to(x.device)
+            self._bind(self.sae)
         if isinstance(self.strength, torch.Tensor) and len(self.strength) != x.shape[0]:
             raise ValueError(f"{len(self.strength)} per-row strengths for {x.shape[0]} rows")
         zi = self.encode(x.float())

@@ -19,7 +19,8 @@ HAS_SPARSIFY = importlib.util.find_spec("sparsify") is not None
 
 def check(r: dict, steps: int, k: int) -> None:
     assert r["steps"] == steps
-    assert set(r["ours"]) == FIGURES | {"tflops"} and r["ours"]["tflops"] > 0
+    assert set(r["ours"]) == FIGURES | {"tflops", "precision"} and r["ours"]["tflops"] > 0
+    assert r["ours"]["precision"] == "fp32"  # auto on a CPU
     assert set(r["ours_saelens_engine"]) == FIGURES
     for name in ("ours", "ours_saelens_engine"):
         assert r[name]["tokens_per_s"] > 0 and 0 <= r[name]["fvu"] < 1.5

@@ -157,6 +157,28 @@ def test_training_lowers_the_loss_and_tracks_dead_latents():
     assert torch.equal(sae.W_enc, tr.coder.W_enc.T)
 
 
+def test_bf16_matmul_trains_as_fp32_does():
+    # The CUDA path (`--precision bf16`) runs on a CPU too: same data, same start, and the
+    # losses track fp32's to bf16's rounding.
+    torch.manual_seed(3)
+    atoms = torch.nn.functional.normalize(torch.randn(32, 16), dim=1)
+    data = [torch.rand(64, 32).pow(8) @ atoms * 4 for _ in range(200)]
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        sae = make_sae()
+        with torch.no_grad():
+            sae.b_dec.copy_(torch.cat(data).mean(0))
+        tr = SparseTrainer(sae, steps=len(data), lr=5e-3, warmup_frac=0.05, decay_frac=0.2,
+                           dead_window=10, aux_coef=1.0, precision=precision)
+        curves[precision] = [float(tr.step(x)["mse"]) for x in data]
+        assert tr.coder.W_enc.dtype == torch.float32  # the weights stay fp32
+    fp32, bf16 = (sum(c[-20:]) for c in (curves["fp32"], curves["bf16"]))
+    assert bf16 < 0.6 * sum(curves["bf16"][:20]) and abs(bf16 - fp32) < 0.05 * fp32
+    assert curves["fp32"] != curves["bf16"]  # it really ran in bf16
+    with pytest.raises(ValueError, match="--precision 'fp16'"):
+        SparseTrainer(make_sae(), 10, 1e-3, 0.1, 0.1, 10, 1.0, precision="fp16")
+
+
 def test_lr_schedule_warms_up_holds_and_decays_to_zero():
     f = [lr_factor(s, 100, 0.1, 0.2) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[50] == 1.0

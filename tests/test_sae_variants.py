@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 from sae_lens import SAE, MatryoshkaBatchTopKTrainingSAE
 
-from interp.store import MODALITY_CODES, ActivationStore
+from interp.store import MODALITY_CODES, ActivationStore, modality_mask
 from sae.checkpoint import CKPT, RUN_STATE
 from sae.compare import CompareConfig, run_compare, table
 from sae.config import SAETrainConfig
@@ -135,6 +135,38 @@ def test_speech_sae_trains_and_is_measured_on_speech_only(tmp_path, tiny_store, 
     assert load_sae(cfg.out_dir).cfg.metadata.modality == "speech"
 
 
+def test_text_and_speech_sae_sized_from_the_width_leaves_special_positions_out(
+        tmp_path, tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy, monkeypatch):
+    # What a real backbone gets by default (--modality auto), with d_sae and k from its width.
+    cfg = tiny_cfg(tmp_path, tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy[0],
+                   modality="text+speech", d_sae=0, k=0, tokens=64 * 10)
+    store = ActivationStore(tiny_store, 1)
+    specials = {r.tobytes() for s in store.shards
+                for r in shard_rows(store, s, "special")[0]}
+    assert specials
+    seen = []
+    real_step = SparseTrainer.step
+    monkeypatch.setattr(SparseTrainer, "step",
+                        lambda self, x: seen.append(x.clone()) or real_step(self, x))
+    m = train(cfg)
+    assert not {r.tobytes() for r in torch.cat(seen).numpy()} & specials
+    sized = cfg.sized(store.d_model)
+    assert (m["d_sae"], m["k"]) == (sized.d_sae, sized.k) and sized.d_sae >= 16 * store.d_model
+    assert m["positions"] == m["positions_text"] + m["positions_speech"]
+
+
+def test_defaults_scale_with_the_backbone():
+    assert (SAETrainConfig().sized(128).d_sae, SAETrainConfig().sized(128).k) == (2048, 16)
+    assert (SAETrainConfig().sized(896).d_sae, SAETrainConfig().sized(896).k) == (16384, 50)
+    assert SAETrainConfig(d_sae=512, k=8).sized(896).d_sae == 512
+    assert SAETrainConfig().modality == "all"  # the embedded models keep sos/task_id
+    assert SAETrainConfig(model="cosyvoice3:/ckpt").modality == "text+speech"
+    assert SAETrainConfig(model="cosyvoice3:/ckpt", modality="all").modality == "all"
+    with pytest.raises(ValueError, match="use one of"):
+        modality_mask(np.array([0, 1, 2]), "speech+noise")
+    assert modality_mask(np.array([0, 1, 2]), "text+speech").tolist() == [True, True, False]
+
+
 def test_bad_variant_flags_are_one_line_errors():
     with pytest.raises(ValueError, match="--architecture 'topk'"):
         SAETrainConfig(architecture="topk")
@@ -143,8 +175,9 @@ def test_bad_variant_flags_are_one_line_errors():
     with pytest.raises(ValueError, match="must increase"):
         SAETrainConfig(architecture="matryoshka", matryoshka_widths="512,128")
     with pytest.raises(ValueError, match="at least one prefix"):
-        SAETrainConfig(architecture="matryoshka", matryoshka_widths="2048")
-    assert SAETrainConfig(architecture="matryoshka").widths == (128, 512, 2048)
+        SAETrainConfig(architecture="matryoshka", matryoshka_widths="2048", d_sae=2048)
+    assert SAETrainConfig(architecture="matryoshka", d_sae=2048).widths == (128, 512, 2048)
+    assert SAETrainConfig(architecture="matryoshka").sized(128).widths == (128, 512, 2048)
 
 
 # ----------------------------------------------------------------------------- absorption

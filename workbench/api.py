@@ -192,7 +192,8 @@ class Workbench:
 
         if layer not in self._saes:
             self._saes[layer] = load_sae(self.sae_dir(layer), self.backbone,
-                                         f"blocks.{layer}.hook_resid_post")
+                                         f"blocks.{layer}.hook_resid_post",
+                                         device=self.backbone.device)
         return self._saes[layer]
 
     def steer(self, target: str, strength: float = 4.0, layer: int = 12, method: str = "sae",

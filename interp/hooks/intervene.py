@@ -40,12 +40,14 @@ def from_position(start: int) -> PositionMask:
 
 def modality_positions(modality: list[str], keep: str = "speech",
                        beyond: str = "speech") -> PositionMask:
-    """Positions whose modality is `keep`; positions past the list (generated) count as `beyond`."""
-    table = torch.tensor([m == keep for m in modality], dtype=torch.bool)
+    """Positions whose modality is `keep` (or one of several joined by '+', e.g. 'text+speech');
+    positions past the list (generated) count as `beyond`."""
+    kept = set(keep.split("+"))
+    table = torch.tensor([m in kept for m in modality], dtype=torch.bool)
 
     def mask(pos: torch.Tensor) -> torch.Tensor:
         inside = pos < len(table)
-        out = torch.full_like(pos, beyond == keep, dtype=torch.bool)
+        out = torch.full_like(pos, beyond in kept, dtype=torch.bool)
         out[inside] = table[pos[inside].cpu()].to(pos.device)
         return out
 

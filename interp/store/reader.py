@@ -23,6 +23,18 @@ def missing_layer(folder: Path, layer: int, layers: list[int], model_layers: int
             "folder as --store")
 
 
+def modality_mask(codes: np.ndarray, modality: str | None) -> np.ndarray:
+    """(N,) bool: the positions whose modality code is one of `modality` ('text', 'speech',
+    'special', or several joined by '+', e.g. 'text+speech'); every position when None."""
+    if modality is None:
+        return np.ones(len(codes), bool)
+    names = modality.split("+")
+    if unknown := [m for m in names if m not in MODALITY_CODES]:
+        raise ValueError(f"modality {unknown[0]!r}: use one of {list(MODALITY_CODES)} "
+                         "(or several joined by '+')")
+    return np.isin(codes, [MODALITY_CODES[m] for m in names])
+
+
 class ActivationStore:
     """One layer of a finished store. Shards are memory-mapped, so a store larger than RAM reads
     fine; `batches` streams shuffled batches through a bounded buffer. Opening checks every
@@ -72,9 +84,7 @@ class ActivationStore:
     def _mask(self, shard: str, modality: str | None) -> np.ndarray | None:
         if modality is None:
             return None
-        if modality not in MODALITY_CODES:
-            raise ValueError(f"modality {modality!r}: use one of {list(MODALITY_CODES)}")
-        return self.meta(shard)["modality"] == MODALITY_CODES[modality]
+        return modality_mask(self.meta(shard)["modality"], modality)
 
     def all(self, modality: str | None = None, max_rows: int | None = None) -> np.ndarray:
         """Every activation (optionally of one modality) as one float32 array."""
