@@ -17,9 +17,11 @@ point, over the items:
                      against the sentence, from the recogniser's open-vocabulary decode when it
                      ships a word list, else its lexicon one (frontier_summary.json says which);
                      an output too short to transcribe has WER 1
-    voice_kept       cosine of the output's and the unsteered output's MFCC speaker fingerprints
-                     (interp.audio.voice), standardised per dimension over every output of the
-                     run as speaker identification does: 1 = the same voice, about 0 = another
+    voice_kept       cosine of the output's and the unsteered output's speaker fingerprints (MFCC
+                     statistics, interp.audio.voice, or a local speaker model given as
+                     --instruments speaker=DIR; interp.instruments.speaker), standardised per
+                     dimension over every output of the run as speaker identification does:
+                     1 = the same voice, about 0 = another
     length_ok        share of items whose voiced duration is within [0.5, 2.0]× the unsteered
                      one (null for the rate targets, whose goal is the duration)
     babble           share of items whose WER rose by more than 0.5
@@ -51,9 +53,9 @@ import soundfile as sf
 import torch
 
 from interp.atomic import atomic_write_json, atomic_write_text
-from interp.audio.voice import voice_embedding
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.hooks.capture import capture
+from interp.instruments.speaker import speaker_embedding, speaker_instrument
 from interp.models.backbone import Backbone
 from steering.experiment import (
     DEFAULT_METHODS,
@@ -351,7 +353,7 @@ def frontier_units(items: list[TTSItem], targets: list[str], strengths: dict[str
 def _voiceprint(out: Path) -> Callable[[dict], list[float] | None]:
     def read(row: dict) -> list[float] | None:
         audio, sr = sf.read(str(out / row["wav"]), dtype="float32")
-        return voice_embedding(audio, sr)
+        return speaker_embedding(audio, sr)
 
     return read
 
@@ -409,7 +411,8 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         "n_items": len(setup.items),
         "items_per_target": {t: sum(scored(t, it.gender) for it in setup.items)
                              for t in targets},
-        "wer_decode": decode, "strength_units": cfg.strength_units,
+        "wer_decode": decode, "voice_by": speaker_instrument(),
+        "strength_units": cfg.strength_units,
         "resid_norm": None if norm is None else round(norm, 4),
         "strength_scale": None if scale is None else {t: round(v, 4) for t, v in scale.items()},
         "unit_edit_norm": {t: round(s.unit, 4) for t, s in setup.selection.items()},

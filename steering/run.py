@@ -146,8 +146,9 @@ class SteerSetup:
     same at any batch size"""
     instruments: str = ""
     """swap the listening instruments every output is measured with: asr=DIR,gender=DIR,
-    laughter=DIR (local folders; a Whisper checkpoint for asr, any transformers audio classifier
-    whose labels name 'male' for gender; interp.instruments.common.use_instruments)"""
+    laughter=DIR,speaker=DIR (local folders; a Whisper checkpoint for asr, transformers audio
+    classifiers whose labels name 'male' for gender or 'laugh' for laughter, an x-vector or
+    audio encoder for the frontier's voice_kept; docs/instruments.md)"""
     calibrate_candidates: int = 24
     """sae_effect: top contrastive latents steered alone to measure their effect
     (steering.calibrate)"""

@@ -143,3 +143,84 @@ def test_acoustic_judge_decides_gender_by_the_classifier(tmp_path, monkeypatch):
     assert by_clf.label == "female" and by_clf.detail["p_male"] == 0.2
     with pytest.raises(ValueError, match="gender_by"):
         ab.AcousticConfig(gender_by="pitch")
+
+
+def tiny_hubert_laughter(folder: Path, multi_label: bool = True) -> Path:
+    """A random HuBERT audio classifier with AudioSet-like labels, one of them Laughter."""
+    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+    labels = {0: "Speech", 1: "Laughter", 2: "Music"}
+    cfg = HubertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, conv_dim=(8, 8), conv_stride=(5, 4),
+                       conv_kernel=(10, 4), num_conv_pos_embeddings=8,
+                       num_conv_pos_embedding_groups=2, num_labels=3, id2label=labels,
+                       label2id={v: k for k, v in labels.items()},
+                       problem_type="multi_label_classification" if multi_label else None)
+    HubertForSequenceClassification(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
+def test_an_audio_classifier_as_the_laughter_instrument(tmp_path, monkeypatch):
+    from interp.instruments import laughter_classifier as lc
+    from interp.instruments.laughter import LaughterDetector
+    from interp.instruments.meter import laughter_model, measure
+
+    folder = tiny_hubert_laughter(tmp_path / "ast")
+    det = lc.load_laughter(folder)
+    assert isinstance(det, lc.LaughterClassifier) and det.index == 1 and det.multi_label
+    assert isinstance(lc.load_laughter(instrument_dir("laughter")), LaughterDetector)  # shipped
+    audio = _speechlike(2.3)
+    p = det.frame_probs(audio, 16000)
+    assert p.shape == (-(-len(audio) // 640),) and ((p > 0) & (p < 1)).all()
+
+    # Each frame takes the most of the 1 s windows covering it: a window that says laughter
+    # only where the clip is loud marks exactly those frames.
+    loud = _speechlike(3.5)
+    loud[16000:24000] *= 3
+    monkeypatch.setattr(lc.LaughterClassifier, "_window_probs", lambda self, ws: np.array(
+        [float(np.abs(w).max() > 1.0) for w in ws]))
+    frames = det.frame_probs(loud, 16000)
+    on = np.flatnonzero(frames > 0.5)
+    assert on[0] >= 16000 // 640 - 25 and on[-1] <= 24000 // 640 + 25
+    assert frames[:2].max() == 0 and frames[-2:].max() == 0
+    assert det.spans(loud, 16000) and det.score(loud, 16000) == 1.0
+    monkeypatch.undo()
+
+    use_instruments({"laughter": folder})
+    assert isinstance(laughter_model(), lc.LaughterClassifier)
+    m = measure(audio, 16000, skip=("gender", "asr"))
+    assert 0 <= m["laughter"] <= 1
+    with pytest.raises(InstrumentError, match="exactly one must contain 'laugh'"):
+        lc.LaughterClassifier.load(tiny_hubert_gender(tmp_path / "g"))
+
+
+def test_a_speaker_model_fingerprints_voices(tmp_path):
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForXVector,
+        Wav2Vec2Model,
+    )
+
+    from interp.audio.voice import voice_embedding
+    from interp.instruments.speaker import speaker_embedding, speaker_instrument
+
+    audio = _speechlike(1.0)
+    assert speaker_instrument() == "mfcc" and speaker_embedding(audio) == voice_embedding(audio)
+    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, conv_dim=(8, 8), conv_stride=(5, 4),
+                         conv_kernel=(10, 4), num_conv_pos_embeddings=8,
+                         num_conv_pos_embedding_groups=2, tdnn_dim=(8, 8), tdnn_kernel=(3, 1),
+                         tdnn_dilation=(1, 1), xvector_output_dim=12)
+    for name, cls, dim in (("xvector", Wav2Vec2ForXVector, 12), ("encoder", Wav2Vec2Model, 16)):
+        folder = tmp_path / name
+        cls(cfg).save_pretrained(folder)
+        Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+        use_instruments({"speaker": folder})
+        emb = speaker_embedding(audio)
+        assert speaker_instrument() == str(folder) and len(emb) == dim
+        assert speaker_embedding(audio[:1000]) is None  # too short, as the MFCC fingerprint
+    with pytest.raises(InstrumentError, match="cannot load a speaker model"):
+        use_instruments({"speaker": tmp_path})
+        speaker_embedding(audio)

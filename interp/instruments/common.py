@@ -29,7 +29,7 @@ class InstrumentError(ValueError):
     """A user-facing problem (bad audio, missing weights) that deserves one line, not a trace."""
 
 
-NAMES = ("gender", "laughter", "asr")  # instruments with weights
+NAMES = ("gender", "laughter", "asr", "speaker")  # instruments with weights (speaker: optional)
 _IN_USE: dict[str, Path] = {}  # process-wide swaps (use_instruments)
 
 
@@ -37,6 +37,11 @@ def instrument_dir(name: str, override: str | Path | None = None) -> Path:
     """The folder of an instrument's weights: `override` if given, else the one
     `use_instruments` put in place, else data/instruments/<name>."""
     return Path(override) if override else _IN_USE.get(name, WEIGHTS_ROOT / name)
+
+
+def in_use(name: str) -> Path | None:
+    """The folder `use_instruments` put in place for `name`, or None."""
+    return _IN_USE.get(name)
 
 
 def parse_instruments(spec: str) -> dict[str, Path]:

@@ -53,9 +53,9 @@ def _gender(folder: str):  # noqa: ANN202
 
 @lru_cache(maxsize=4)
 def _laughter(folder: str):  # noqa: ANN202
-    from interp.instruments.laughter import LaughterDetector
+    from interp.instruments.laughter_classifier import load_laughter
 
-    return LaughterDetector.load(folder)
+    return load_laughter(folder)
 
 
 @lru_cache(maxsize=4)

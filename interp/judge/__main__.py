@@ -97,8 +97,9 @@ def judge_parser() -> argparse.ArgumentParser:
                    "or by the gender instrument's P(male) (real voices)")
     p.add_argument("--instruments", default="",
                    help="swap listening instruments, e.g. asr=DIR,gender=DIR (local folders: "
-                   "the shipped kinds, a Whisper checkpoint for asr, any transformers audio "
-                   "classifier whose labels name 'male' for gender)")
+                   "the shipped kinds, a Whisper checkpoint for asr, transformers audio "
+                   "classifiers whose labels name 'male' for gender or 'laugh' for laughter; "
+                   "docs/instruments.md)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p

@@ -116,7 +116,7 @@ class EvalConfig:
     figures (`wer_open`, …) come beside the lexicon and greedy ones"""
     instruments: str = ""
     """swap other listening instruments too: gender=DIR,laughter=DIR (asr=DIR is --asr's;
-    interp.instruments.common.use_instruments)"""
+    docs/instruments.md)"""
     domain: str = "grammar"
     """held-out sentences of: grammar (the planted-concept grammar), open (open English with
     words unseen in training: a corpus built with --open-frac > 0) or both (n of each; figures
