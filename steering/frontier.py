@@ -67,7 +67,7 @@ from steering.experiment import (
     run_units,
 )
 from steering.methods import DIRECTION_EDITS, LATENT_EDITS
-from steering.run import SteerSetup, prepare, with_effect_latents
+from steering.run import SteerSetup, prepare, with_calibration
 from steering.score import (
     BABBLE_RISE,
     LENGTH_RANGE,
@@ -385,7 +385,7 @@ def run_frontier(cfg: FrontierConfig) -> dict:
     out = cfg.paths()[0]
     _check_settings(out, cfg)
     start = time.time()
-    setup = with_effect_latents(prepare(cfg), cfg, methods)
+    setup = with_calibration(prepare(cfg), cfg, methods)
     if not (out / SUMMARY).exists():
         atomic_write_json(out / SUMMARY, {"settings": cfg.settings()})
     steerer, norm, scale = setup.steerer, None, None
@@ -435,7 +435,8 @@ def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> No
     fig = make_subplots(rows=1, cols=max(1, len(targets)), subplot_titles=targets)
     colors = {"sae": "#1f77b4", "decoder": "#ff7f0e", "diffmeans": "#2ca02c",
               "random_latents": "#9a9a9a", "random_direction": "#c7c7c7", "prompt": "#d62728",
-              "sae_effect": "#9467bd", "sae_keepnorm": "#17becf", "diffmeans_keepnorm": "#bcbd22"}
+              "sae_effect": "#9467bd", "sae_keepnorm": "#17becf", "diffmeans_keepnorm": "#bcbd22",
+              "sae_ts": "#8c564b"}
     for col, t in enumerate(targets, 1):
         for method, m in table[t].items():
             ps = [p for p in m["points"] if p["concept_success"] is not None]

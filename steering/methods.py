@@ -5,7 +5,8 @@
     edited  nothing, the target's SAE latents (`sae`), their decoder direction, the difference
             of means, or the controls: density-matched random latents, a random direction of
             the same norm; or the latents chosen by their measured output effect
-            (`sae_effect`, `steering.calibrate`)
+            (`sae_effect`, `steering.calibrate`), or the vector solved to move the target's
+            latents in what the model says and the others least (`sae_ts`, `steering.targeted`)
 
 An experiment names its methods its own way (`steering.run`: none, prompt, sae, …;
 `steering.edit_compare`: none, instruct, steer, instruct+steer, …); `edit_interventions` is the
@@ -23,9 +24,9 @@ from steering.select import TargetSelection
 from steering.steer import LatentEdit, direction_intervention, sae_intervention
 
 EDITS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction",  # in run order
-         "sae_effect")
+         "sae_effect", "sae_ts")
 LATENT_EDITS = ("sae", "random_latents", "sae_effect")
-DIRECTION_EDITS = ("decoder", "diffmeans", "random_direction")
+DIRECTION_EDITS = ("decoder", "diffmeans", "random_direction", "sae_ts")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength
     if edit not in DIRECTION_EDITS:
         raise ValueError(f"unknown edit {edit!r}; use one of {EDITS}")
     vec = {"decoder": sel.decoder, "diffmeans": sel.diffmeans,
-           "random_direction": sel.random_direction}[edit]
+           "random_direction": sel.random_direction, "sae_ts": sel.targeted}[edit]
+    if not vec:
+        raise ValueError(f"{sel.target}: no vector for {edit!r}; it is fitted by "
+                         "steering.targeted (steering.run and steering.frontier fit it when "
+                         "--methods names sae_ts)")
     return [direction_intervention(hook, strength * torch.tensor(vec, dtype=torch.float32),
                                    mask, keep_norm)]

@@ -75,6 +75,7 @@ from steering.select import (
     select_concept,
 )
 from steering.steer import MODES, POSITIONS
+from steering.targeted import TargetedConfig, fit_targeted
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,20 @@ class SteerSetup:
     """sae_effect: calibration items (held-out sentences after the experiment's --n)"""
     calibrate_strength: float = 4.0
     """sae_effect: each candidate's edit, in units of ‖Δμ‖"""
+
+    ts_candidates: int = 24
+    """sae_ts: decoder directions of the top contrastive latents among the probe vectors
+    (steering.targeted)"""
+    ts_random: int = 16
+    """sae_ts: random directions among the probe vectors"""
+    ts_items: int = 8
+    """sae_ts: calibration items per target (held-out sentences after the experiment's --n)"""
+    ts_strength: float = 4.0
+    """sae_ts: each probe's norm, in units of ‖Δμ‖"""
+
+    def targeted(self) -> TargetedConfig:
+        return TargetedConfig(self.ts_candidates, self.ts_random, self.ts_items,
+                              self.ts_strength, seed=self.seed)
 
     def calibration(self) -> CalibrationConfig:
         return CalibrationConfig(self.calibrate_candidates, self.calibrate_items,
@@ -298,15 +313,23 @@ def prepare(cfg: SteerSetup) -> Setup:
     return Setup(concept, engine, sae, hook, out, sae_dir, selection, classifier, steerer, items)
 
 
-def with_effect_latents(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) -> Setup:
-    """The setup with every target's `sae_effect` latents (steering.calibrate) when `methods`
-    names that method; as it was otherwise."""
-    if "sae_effect" not in methods:
-        return setup
-    cal = cfg.calibration()
-    items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
-    selection = calibrate(setup.steerer, setup.selection, items, setup.out, cal, cfg.k,
-                          cfg.batch_size)
+def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) -> Setup:
+    """The setup with what calibrated methods need, when `methods` names them: every target's
+    `sae_effect` latents (steering.calibrate) and `sae_ts` vector (steering.targeted); as it
+    was otherwise."""
+    selection = setup.selection
+    if "sae_effect" in methods:
+        cal = cfg.calibration()
+        items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
+        selection = calibrate(setup.steerer, selection, items, setup.out, cal, cfg.k,
+                              cfg.batch_size)
+    if "sae_ts" in methods:
+        ts = cfg.targeted()
+        # twice the items: the male and female targets each count only the other gender's
+        items = calibration_items(setup.steerer, cfg.corpus, cfg.n,
+                                  CalibrationConfig(items=2 * ts.items), cfg.seed, setup.items)
+        selection = fit_targeted(replace(setup.steerer, selection=selection), selection, items,
+                                 setup.out, ts, cfg.batch_size)
     return replace(setup, selection=selection,
                    steerer=replace(setup.steerer, selection=selection))
 
@@ -361,7 +384,7 @@ def run_steering(cfg: SteeringConfig) -> dict:
     cfg = cfg.resolved()
     methods = cfg.prompt_methods(cfg.method_list())
     start = time.time()
-    setup = with_effect_latents(prepare(cfg), cfg, methods)
+    setup = with_calibration(prepare(cfg), cfg, methods)
     out, sae_dir, hook, selection = setup.out, setup.sae_dir, setup.hook, setup.selection
     concept, classifier, items = setup.concept, setup.classifier, setup.items
     targets, strengths = list(selection), cfg.strengths()

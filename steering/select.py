@@ -170,6 +170,8 @@ class TargetSelection:
     effect_latents: list[int] = field(default_factory=list)
     """latents chosen by their measured output effect (steering.calibrate; empty until then)"""
     effect_amounts: list[float] = field(default_factory=list)
+    targeted: list[float] = field(default_factory=list)
+    """the SAE-targeted steering vector, norm `unit` (steering.targeted; empty until fitted)"""
 
 
 def _unit_amounts(w: np.ndarray, c: np.ndarray, norm: float) -> np.ndarray:
