@@ -47,7 +47,9 @@ TTS_METHODS: dict[str, Method] = {**{e: Method(e, edit=e) for e in EDITS},
                                   "sae_keepnorm": Method("sae_keepnorm", edit="sae",
                                                          keep_norm=True),
                                   "diffmeans_keepnorm": Method("diffmeans_keepnorm",
-                                                               edit="diffmeans", keep_norm=True)}
+                                                               edit="diffmeans", keep_norm=True),
+                                  "diffmeans_clamp": Method("diffmeans_clamp", edit="diffmeans",
+                                                            clamp=True)}
 METHODS = tuple(TTS_METHODS)
 # what steering.run and steering.frontier run by default
 DEFAULT_METHODS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction", "prompt")
@@ -243,7 +245,7 @@ class Steerer:
             s *= self.scale.get(unit.target, 1.0)
         mode, s = ("set", 0.0) if m.ablate else (self.mode, s)
         return edit_interventions(self.sae, self.hook, self.selection[unit.target], m.edit, s,
-                                  mask, mode, m.keep_norm)
+                                  mask, mode, m.keep_norm, m.clamp)
 
     def request(self, unit: Unit) -> Request:
         return unit.item.request(self.engine, unit, self.seed)

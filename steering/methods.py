@@ -43,11 +43,17 @@ class Method:
     keep_norm: bool = False
     """each edited position is rescaled to its residual norm before the edit (norm-preserving
     steering: the edit turns the residual rather than growing it)"""
+    clamp: bool = False
+    """the difference of means clamped rather than added: each position's component along it
+    is raised to at least the negative group's mean + strength·‖Δμ‖ (strength 1: the positive
+    group's mean), never lowered"""
 
     def __post_init__(self) -> None:
         if self.edit and self.edit not in EDITS:
             raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; use one of "
                              f"{EDITS}")
+        if self.clamp and self.edit != "diffmeans":
+            raise ValueError(f"method {self.name!r}: only the difference of means is clamped")
         if self.ablate and self.edit not in LATENT_EDITS:
             raise ValueError(f"method {self.name!r}: only latents can be ablated, not "
                              f"{self.edit or 'nothing'}")
@@ -59,10 +65,11 @@ class Method:
 
 
 def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength: float,
-                       mask: PositionMask, mode: str = "clamp", keep_norm: bool = False
-                       ) -> list[Intervention]:
+                       mask: PositionMask, mode: str = "clamp", keep_norm: bool = False,
+                       clamp: bool = False) -> list[Intervention]:
     """The hooks of one edit toward `sel`'s target at `strength` (in units of ‖Δμ‖): SAE latents
-    edited by `mode` (`set` at strength 0 ablates them), or a direction added to the residual;
+    edited by `mode` (`set` at strength 0 ablates them), or a direction added to the residual
+    (`clamp`: the difference of means' component raised to a level instead, Method.clamp);
     `keep_norm`: each edited position then keeps its residual norm."""
     if not edit:
         return []
@@ -84,5 +91,11 @@ def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength
         raise ValueError(f"{sel.target}: no vector for {edit!r}; it is fitted by "
                          "steering.targeted (steering.run and steering.frontier fit it when "
                          "--methods names sae_ts)")
+    if clamp:
+        if sel.floor is None:
+            raise ValueError(f"{sel.target}: this selection was saved before diffmeans_clamp; "
+                             "select again (a new --out)")
+        return [direction_intervention(hook, torch.tensor(vec, dtype=torch.float32), mask,
+                                       keep_norm, clamp_to=sel.floor + strength * sel.unit)]
     return [direction_intervention(hook, strength * torch.tensor(vec, dtype=torch.float32),
                                    mask, keep_norm)]

@@ -70,6 +70,8 @@ from steering.report import (
 from steering.select import (
     TargetSelection,
     default_k,
+    floor_of,
+    group_stats,
     load_selection,
     save_selection,
     select_concept,
@@ -318,6 +320,12 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
     `sae_effect` latents (steering.calibrate) and `sae_ts` vector (steering.targeted); as it
     was otherwise."""
     selection = setup.selection
+    if "diffmeans_clamp" in methods and any(s.floor is None for s in selection.values()):
+        # a folder selected before the clamp existed: its floors from the same group statistics
+        stats = group_stats(setup.sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus,
+                            setup.concept, cfg.max_positions, cfg.seed)
+        selection = {t: replace(s, floor=floor_of(stats, t, setup.concept))
+                     for t, s in selection.items()}
     if "sae_effect" in methods:
         cal = cfg.calibration()
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)

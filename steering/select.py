@@ -170,6 +170,9 @@ class TargetSelection:
     effect_latents: list[int] = field(default_factory=list)
     """latents chosen by their measured output effect (steering.calibrate; empty until then)"""
     effect_amounts: list[float] = field(default_factory=list)
+    floor: float | None = None
+    """the negative group's mean component along the difference of means (μ_B·Δμ/‖Δμ‖): the
+    level `diffmeans_clamp` raises positions from (None: a selection saved before it)"""
     targeted: list[float] = field(default_factory=list)
     """the SAE-targeted steering vector, norm `unit` (steering.targeted; empty until fitted)"""
 
@@ -191,6 +194,14 @@ def _density_matched(freq: np.ndarray, chosen: np.ndarray, rng: np.random.Genera
         near = [p for p in pool[max(0, r - 3): r + 3] if p not in picks] or pool
         picks.append(int(rng.choice(near)))
     return np.array(picks)
+
+
+def floor_of(stats: dict[str, GroupStats], target: str, concept: Concept) -> float:
+    """The negative group's mean component along the difference of means of `target`."""
+    t = next(t for t in concept.targets if t.name == target)
+    a, b = stats[t.positive.name], stats[t.negative.name]
+    dmu = a.mean_x - b.mean_x
+    return float(b.mean_x @ dmu / max(float(np.linalg.norm(dmu)), 1e-12))
 
 
 N_CANDIDATES = 32  # latents kept as candidates for the calibrated selection
@@ -230,7 +241,7 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
         target, chosen.tolist(), amounts.tolist(), score[chosen].tolist(), unit,
         (amounts @ w[chosen]).tolist(), dmu.tolist(), rand.tolist(), rand_amounts.tolist(),
         (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source,
-        ranked[:max(N_CANDIDATES, k)])
+        ranked[:max(N_CANDIDATES, k)], floor=float(b.mean_x @ dmu / max(unit, 1e-12)))
 
 
 def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,

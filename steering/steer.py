@@ -28,6 +28,7 @@ import torch
 
 from interp.hooks.intervene import (
     AddVector,
+    ClampProjection,
     Intervention,
     KeepNorm,
     PositionMask,
@@ -178,11 +179,14 @@ def sae_intervention(sae, hook: str, edit: LatentEdit, strength: float,
 
 
 def direction_intervention(hook: str, vector: torch.Tensor,
-                           positions: PositionMask | None = None, keep_norm: bool = False
-                           ) -> Intervention:
-    """Add `vector` to the raw residual at `hook`; `keep_norm`: then rescale each position to
-    its norm before the edit."""
-    fn = AddVector(vector)
+                           positions: PositionMask | None = None, keep_norm: bool = False,
+                           clamp_to: float | None = None) -> Intervention:
+    """Add `vector` to the raw residual at `hook` (`clamp_to`: instead raise each position's
+    component along it to at least that level); `keep_norm`: then rescale each position to its
+    norm before the edit."""
+    fn: Callable[[torch.Tensor], torch.Tensor] = AddVector(vector)
+    if clamp_to is not None:
+        fn = ClampProjection(vector / vector.norm().clamp_min(1e-12), clamp_to)
     return Intervention(hook, KeepNorm(fn) if keep_norm else fn, positions or all_positions())
 
 

@@ -170,6 +170,30 @@ def test_norm_preserving_methods_are_their_families_with_keep_norm():
     assert float(iv.fn(x).norm()) == pytest.approx(5.0)
 
 
+def test_diffmeans_clamp_lifts_to_the_negative_mean_plus_strength():
+    from interp.hooks import ClampProjection
+    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem
+    from steering.methods import Method
+    from steering.select import TargetSelection
+
+    assert fr.family("diffmeans_clamp") == "directions" and "diffmeans_clamp" not in DEFAULT_METHODS
+    sel = TargetSelection("laughter", [0], [1.0], [1.0], 2.0, [1.0, 0, 0, 0], [2.0, 0, 0, 0],
+                          [1], [1.0], [0, 1.0, 0, 0], [1, 1], "contrastive", floor=-1.0)
+    st = Steerer(None, None, "blocks.0.hook_resid_post", {"laughter": sel})
+    it = TTSItem(0, "a", "v", "female")
+    (iv,) = st.interventions(Unit(it, TTS_METHODS["diffmeans_clamp"], "laughter", 3.0),
+                             ["speech"] * 3)
+    assert isinstance(iv.fn, ClampProjection) and iv.fn.level == pytest.approx(-1.0 + 3 * 2.0)
+    x = torch.tensor([[[0.5, 1.0, 0, 0], [9.0, 0, 0, 0]]])
+    assert torch.allclose(iv.fn(x), torch.tensor([[[5.0, 1.0, 0, 0], [9.0, 0, 0, 0]]]))
+    with pytest.raises(ValueError, match="selected before diffmeans_clamp|saved before"):
+        from dataclasses import replace
+        Steerer(None, None, "h", {"laughter": replace(sel, floor=None)}).interventions(
+            Unit(it, TTS_METHODS["diffmeans_clamp"], "laughter", 1.0), ["speech"])
+    with pytest.raises(ValueError, match="only the difference of means is clamped"):
+        Method("x", edit="decoder", clamp=True)
+
+
 # -- on the tiny fixtures -----------------------------------------------------------------------
 
 

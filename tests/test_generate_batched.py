@@ -286,3 +286,23 @@ def test_keep_norm_turns_the_residual_and_stacks(engine, requests_, sae):
         assert generate_steered_batch(engine, requests_, ivs, seeds, SAMPLING) == alone
         plain = _alone(engine, requests_, [[]] * 5, seeds)
         assert alone[0] == plain[0] and sum(a != b for a, b in zip(alone, plain, strict=True)) >= 2
+
+
+def test_clamped_direction_raises_only_what_is_short_and_stacks(engine, requests_):
+    """diffmeans_clamp's edit: each position's component along the direction is raised to the
+    level, never lowered; batched rows at per-row levels are each what they are alone."""
+    g = torch.Generator().manual_seed(3)
+    v = 5 * torch.nn.functional.normalize(torch.randn(engine.d_model, generator=g), dim=0)
+    u = v / v.norm()
+    x = torch.randn(2, 6, engine.d_model) + 3 * u * torch.tensor([-2.0, 0, 2, 4, -1, 1])[:, None]
+    y = direction_intervention(HOOK, v, clamp_to=1.5).fn(x)
+    before, after = x @ u, y @ u
+    assert torch.allclose(after, before.clamp_min(1.5), atol=1e-5)
+    rest = lambda z: z - (z @ u)[..., None] * u  # noqa: E731
+    assert torch.allclose(rest(y), rest(x), atol=1e-5)  # nothing else moves
+    ivs = [[direction_intervention(HOOK, v, position_mask("speech", r.modality), clamp_to=lv)]
+           for lv, r in zip([0.0, 2.0, 6.0, 1.0, 9.0], requests_, strict=True)]
+    assert ivs[1][0].fn.stack_key is not None
+    seeds = list(range(5))
+    alone = _alone(engine, requests_, ivs, seeds)
+    assert generate_steered_batch(engine, requests_, ivs, seeds, SAMPLING) == alone

@@ -68,7 +68,8 @@ def test_frontier_with_sae_ts_on_the_tiny_model(tmp_path, tiny_tinycosy, tiny_sa
     cfg = FrontierConfig(layer=1, model=str(tiny_tinycosy[0]), sae=str(tiny_sae),
                          store=str(tiny_store), corpus=str(tiny_corpus), k=2, max_positions=400,
                          concept="laughter", n=2, strengths="2", bootstrap=50,
-                         methods="diffmeans,sae_ts", ts_candidates=2, ts_random=2, ts_items=2,
+                         methods="diffmeans,sae_ts,diffmeans_clamp", ts_candidates=2,
+                         ts_random=2, ts_items=2,
                          batch_size=4, out=str(tmp_path / "f"))
     summary = fr.run_frontier(cfg)
     folder = tmp_path / "f" / ts.FOLDER
@@ -77,7 +78,7 @@ def test_frontier_with_sae_ts_on_the_tiny_model(tmp_path, tiny_tinycosy, tiny_sa
     assert len(fit["items"]) == 2 and min(fit["items"]) >= 2  # after the evaluated items
     sel = json.loads((tmp_path / "f" / "selection.json").read_text())["targets"]["laughter"]
     assert np.linalg.norm(fit["vector"]) == pytest.approx(sel["unit"], rel=1e-4)
-    assert set(summary["frontier"]["laughter"]) == {"diffmeans", "sae_ts"}
+    assert set(summary["frontier"]["laughter"]) == {"diffmeans", "sae_ts", "diffmeans_clamp"}
     made = sorted(p.name for p in folder.glob("probe_*.npy"))
     assert len(made) == 1 + 5 and np.load(folder / made[0]).shape[0] == 2
     stamp = {p: p.stat().st_mtime_ns for p in folder.glob("probe_*.npy")}
@@ -85,6 +86,18 @@ def test_frontier_with_sae_ts_on_the_tiny_model(tmp_path, tiny_tinycosy, tiny_sa
     assert {p: p.stat().st_mtime_ns for p in folder.glob("probe_*.npy")} == stamp
     with pytest.raises(ValueError, match="other settings"):
         fr.run_frontier(replace(cfg, ts_strength=3.0))
+    # a folder selected before the clamp existed: its floors are computed again, the same
+    path = tmp_path / "f" / "selection.json"
+    saved = json.loads(path.read_text())
+    floor = saved["targets"]["laughter"].pop("floor")
+    path.write_text(json.dumps(saved))
+    again = fr.run_frontier(replace(cfg, strengths="2,3"))
+    assert [p["strength"] for p in again["frontier"]["laughter"]["diffmeans_clamp"]["points"]
+            ] == [0, 2, 3]
+    from steering.run import prepare, with_calibration
+
+    setup = with_calibration(prepare(cfg), cfg, ("diffmeans_clamp",))
+    assert setup.selection["laughter"].floor == pytest.approx(floor)
 
 
 def test_read_back_encodes_the_generated_positions_of_the_unsteered_model(

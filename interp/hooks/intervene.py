@@ -137,6 +137,37 @@ class AddVector:
         return lambda x: x + vecs.to(x.device, x.dtype)[:, None]
 
 
+class ClampProjection:
+    """x ↦ x + max(0, level − x·u)·u for a unit direction u: each position's component along u
+    is raised to at least `level`, never lowered (a direction's clamp, as the `clamp` mode does
+    to SAE latents: positions that already carry the concept are left alone). Rows with
+    directions of one shape stack into one edit."""
+
+    def __init__(self, unit: torch.Tensor, level: float):
+        self.unit, self.level = unit, float(level)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.unit.to(x.device, torch.float32)
+        short = (self.level - x.float() @ u).clamp_min(0)  # (..., T)
+        return x + (short[..., None] * u).to(x.dtype)
+
+    @property
+    def stack_key(self) -> Hashable:
+        return ("clamp_projection", tuple(self.unit.shape))
+
+    def stack(self, fns: Sequence[ClampProjection]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One edit over n rows (n, T, D): row i clamped as fns[i] alone."""
+        units = torch.stack([f.unit for f in fns]).float()  # (n, D)
+        levels = torch.tensor([f.level for f in fns])
+
+        def clamp(x: torch.Tensor) -> torch.Tensor:
+            u, lv = units.to(x.device), levels.to(x.device)
+            short = (lv[:, None] - torch.einsum("ntd,nd->nt", x.float(), u)).clamp_min(0)
+            return x + (short[..., None] * u[:, None]).to(x.dtype)
+
+        return clamp
+
+
 class KeepNorm:
     """fn, then each position rescaled to the norm it had before: x ↦ fn(x) · ‖x‖ / ‖fn(x)‖
     (norm-preserving steering). The edit turns the residual instead of growing it, so a large
