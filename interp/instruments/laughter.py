@@ -116,18 +116,14 @@ def frames_to_spans(p: np.ndarray, threshold: float, min_gap_s: float = 0.2,
     return [(round(float(s), 3), round(float(e), 3)) for s, e in spans if e - s >= min_len_s]
 
 
-class LaughterDetector:
-    """Frame probabilities, spans and an utterance score for any waveform."""
+class FrameScores:
+    """Spans and an utterance score from `frame_probs` (25 Hz laughter probabilities), with
+    `cfg.smooth_frames` and `cfg.threshold`: what every laughter instrument shares."""
 
-    def __init__(self, net: LaughterNet):
-        self.net = net.eval()
-        self.cfg = net.cfg
+    cfg: LaughterModelConfig
 
-    @torch.no_grad()
     def frame_probs(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-        """(N,) laughter probability of 25 Hz frames (frame j ↔ [j/25, (j+1)/25) s)."""
-        audio, _ = prepare_audio(wav, sr)
-        return torch.sigmoid(self.net(torch.from_numpy(audio)[None]))[0].numpy()
+        raise NotImplementedError
 
     def score_frames(self, p: np.ndarray) -> float:
         return float(smooth(p, self.cfg.smooth_frames).max()) if len(p) else 0.0
@@ -142,6 +138,21 @@ class LaughterDetector:
 
     def spans(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> list[tuple[float, float]]:
         return self.spans_of(self.frame_probs(wav, sr))
+
+
+class LaughterDetector(FrameScores):
+    """The shipped detector: frame probabilities, spans and an utterance score for any
+    waveform."""
+
+    def __init__(self, net: LaughterNet):
+        self.net = net.eval()
+        self.cfg = net.cfg
+
+    @torch.no_grad()
+    def frame_probs(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+        """(N,) laughter probability of 25 Hz frames (frame j ↔ [j/25, (j+1)/25) s)."""
+        audio, _ = prepare_audio(wav, sr)
+        return torch.sigmoid(self.net(torch.from_numpy(audio)[None]))[0].numpy()
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

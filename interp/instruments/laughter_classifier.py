@@ -21,13 +21,7 @@ import torch
 
 from interp.audio import SAMPLE_RATE
 from interp.instruments.common import InstrumentError, prepare_audio
-from interp.instruments.laughter import (
-    SPF,
-    LaughterDetector,
-    LaughterModelConfig,
-    frames_to_spans,
-    smooth,
-)
+from interp.instruments.laughter import SPF, FrameScores, LaughterDetector, LaughterModelConfig
 
 WINDOW_S, HOP_S = 1.0, 0.2
 
@@ -38,7 +32,7 @@ def is_laughter_classifier(folder: str | Path) -> bool:
     return cfg.exists() and "model_type" in json.loads(cfg.read_text())
 
 
-class LaughterClassifier:
+class LaughterClassifier(FrameScores):
     """The shipped `LaughterDetector`'s interface over a transformers audio classifier."""
 
     def __init__(self, model, extractor=None, smooth_frames: int = 5, threshold: float = 0.5):
@@ -96,19 +90,6 @@ class LaughterClassifier:
             first, last = s // SPF, min(n, -(-(s + win) // SPF))
             out[first:last] = np.maximum(out[first:last], p)
         return out
-
-    def score_frames(self, p: np.ndarray) -> float:
-        return float(smooth(p, self.cfg.smooth_frames).max()) if len(p) else 0.0
-
-    def score(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> float:
-        """Utterance laughter probability: max of the 200 ms-smoothed frame probabilities."""
-        return self.score_frames(self.frame_probs(wav, sr))
-
-    def spans_of(self, p: np.ndarray) -> list[tuple[float, float]]:
-        return frames_to_spans(smooth(p, self.cfg.smooth_frames), self.cfg.threshold)
-
-    def spans(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> list[tuple[float, float]]:
-        return self.spans_of(self.frame_probs(wav, sr))
 
 
 def load_laughter(folder: str | Path) -> LaughterClassifier | LaughterDetector:
