@@ -412,3 +412,32 @@ def test_listen_hears_open_english():
     assert line.startswith('heard: "') and 'against "hello how are you today"' in line
     wer = int(line.split("(WER ")[1].split("%")[0])
     assert wer < 100  # it hears some of it (the shipped recogniser reads "today" at least)
+
+
+def test_grammar_first_curriculum_trains_on_grammar_then_on_all(tmp_path, tiny_corpus,
+                                                                tiny_tokens, monkeypatch):
+    """--grammar-first-steps N: the first N batches hold grammar sentences only, later ones
+    every sentence; a corpus without grammar sentences is refused."""
+    from interp.corpus.table import load_table
+    from interp.models import train as tr
+
+    rows = load_table(tiny_corpus)
+    train_ids = [r["utt_id"] for r in rows if r["split"] == "train"]
+    opened = set(train_ids[::2])  # half the training sentences count as open English
+    monkeypatch.setattr(tr, "load_table", lambda c: [
+        {**r, "domain": "open" if r["utt_id"] in opened else "grammar"} for r in rows])
+    seen: list[set[str]] = []
+    real = tr.batch_loss
+    monkeypatch.setattr(tr, "batch_loss", lambda m, batch, *a, **k: (
+        seen.append({ex.utt_id for ex in batch}), real(m, batch, *a, **k))[1])
+    cfg = dict(corpus=str(tiny_corpus), tokens=str(tiny_tokens), out=str(tmp_path / "run"),
+               export=str(tmp_path / "export"), batch_size=4, warmup=1, eval_every=100,
+               eval_examples=2, ckpt_every=100, n_layers=1, hidden=32, text_vocab=300)
+    tr.train(tr.TrainConfig(steps=12, grammar_first_steps=5, **cfg))
+    assert len(seen) == 12
+    assert all(not (s & opened) for s in seen[:5])
+    assert set().union(*seen[5:]) & opened
+    monkeypatch.setattr(tr, "load_table", lambda c: [{**r, "domain": "open"} for r in rows])
+    with pytest.raises(ValueError, match="no grammar sentences"):
+        tr.train(tr.TrainConfig(steps=2, grammar_first_steps=1,
+                                **{**cfg, "out": str(tmp_path / "r2")}))
