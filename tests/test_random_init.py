@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +27,13 @@ def test_random_like_keeps_everything_but_the_weights(tmp_path, tiny_tinycosy):
     assert any(not torch.equal(wa[k], trained[k]) for k in wa)
     engine = load_backbone(str(a))  # every stage opens it as it opens the trained model
     assert engine.model.cfg == load_backbone(str(like)).model.cfg
+    # the shipped model's codec pointer is relative (data/tinycosy → ../codec): the copy, made
+    # anywhere, must still find that codec
+    from interp.models.tinycosy_backbone import codec_dir_of
+
+    shipped = random_like("data/tinycosy", tmp_path / "deep" / "shipped_like")
+    assert codec_dir_of(shipped) == codec_dir_of(Path("data/tinycosy"))
+    assert (codec_dir_of(shipped) / "codec.safetensors").exists()
     with pytest.raises(ValueError, match="another folder"):
         random_like(like, like)
     with pytest.raises(FileNotFoundError, match="no TinyCosy"):

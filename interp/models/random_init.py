@@ -27,6 +27,7 @@ import torch
 from interp.atomic import atomic_write_json
 from interp.cli import run_cli
 from interp.models.tinycosy import CONFIG, WEIGHTS, TinyCosy, TinyCosyConfig, read_config
+from interp.models.tinycosy_backbone import codec_dir_of, write_codec_pointer
 
 # files of a model folder that describe its runs, not the model: not copied
 RUN_RECORDS = ("train.json", "eval", "ablation_", "budget_")
@@ -47,6 +48,8 @@ def random_like(like: str | Path, out: str | Path, seed: int = 0) -> Path:
     for f in sorted(like.iterdir()):
         if f.is_file() and f.name != WEIGHTS and not f.name.startswith(RUN_RECORDS):
             shutil.copy2(f, out / f.name)
+    # the codec pointer may be relative to `like` (data/tinycosy → ../codec): point at that codec
+    write_codec_pointer(out, codec_dir_of(like))
     torch.manual_seed(seed)
     TinyCosy(TinyCosyConfig(**cfg)).save(out)
     atomic_write_json(out / RECORD, {
