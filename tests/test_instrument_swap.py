@@ -14,6 +14,8 @@ import pytest
 from interp.instruments import common
 from interp.instruments.common import InstrumentError, instrument_dir, use_instruments
 
+_PROCESS_SWAPS = common._IN_USE  # the process-wide swaps, before any test replaces them
+
 
 @pytest.fixture(autouse=True)
 def no_swaps(monkeypatch):
@@ -178,14 +180,16 @@ def test_an_audio_classifier_as_the_laughter_instrument(tmp_path, monkeypatch):
     # only where the clip is loud marks exactly those frames.
     loud = _speechlike(3.5)
     loud[16000:24000] *= 3
-    monkeypatch.setattr(lc.LaughterClassifier, "_window_probs", lambda self, ws: np.array(
-        [float(np.abs(w).max() > 1.0) for w in ws]))
-    frames = det.frame_probs(loud, 16000)
-    on = np.flatnonzero(frames > 0.5)
-    assert on[0] >= 16000 // 640 - 25 and on[-1] <= 24000 // 640 + 25
-    assert frames[:2].max() == 0 and frames[-2:].max() == 0
-    assert det.spans(loud, 16000) and det.score(loud, 16000) == 1.0
-    monkeypatch.undo()
+    # (a context of its own: monkeypatch.undo() would also undo no_swaps, and the swap below
+    # would then outlive this test)
+    with monkeypatch.context() as m:
+        m.setattr(lc.LaughterClassifier, "_window_probs", lambda self, ws: np.array(
+            [float(np.abs(w).max() > 1.0) for w in ws]))
+        frames = det.frame_probs(loud, 16000)
+        on = np.flatnonzero(frames > 0.5)
+        assert on[0] >= 16000 // 640 - 25 and on[-1] <= 24000 // 640 + 25
+        assert frames[:2].max() == 0 and frames[-2:].max() == 0
+        assert det.spans(loud, 16000) and det.score(loud, 16000) == 1.0
 
     use_instruments({"laughter": folder})
     assert isinstance(laughter_model(), lc.LaughterClassifier)
@@ -224,3 +228,8 @@ def test_a_speaker_model_fingerprints_voices(tmp_path):
     with pytest.raises(InstrumentError, match="cannot load a speaker model"):
         use_instruments({"speaker": tmp_path})
         speaker_embedding(audio)
+
+
+def test_no_swap_outlives_its_test():
+    # the tests above swap instruments; none may leak into the rest of the session (runs last)
+    assert _PROCESS_SWAPS == {}
