@@ -196,12 +196,16 @@ def _density_matched(freq: np.ndarray, chosen: np.ndarray, rng: np.random.Genera
     return np.array(picks)
 
 
-def floor_of(stats: dict[str, GroupStats], target: str, concept: Concept) -> float:
-    """The negative group's mean component along the difference of means of `target`."""
-    t = next(t for t in concept.targets if t.name == target)
-    a, b = stats[t.positive.name], stats[t.negative.name]
+def _floor(a: GroupStats, b: GroupStats) -> float:
+    """The negative group's mean component along the difference of means μ_A − μ_B."""
     dmu = a.mean_x - b.mean_x
     return float(b.mean_x @ dmu / max(float(np.linalg.norm(dmu)), 1e-12))
+
+
+def floor_of(stats: dict[str, GroupStats], target: str, concept: Concept) -> float:
+    """`_floor` of `target`'s two groups (for a selection saved before floors were kept)."""
+    t = next(t for t in concept.targets if t.name == target)
+    return _floor(stats[t.positive.name], stats[t.negative.name])
 
 
 N_CANDIDATES = 32  # latents kept as candidates for the calibrated selection
@@ -241,7 +245,7 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
         target, chosen.tolist(), amounts.tolist(), score[chosen].tolist(), unit,
         (amounts @ w[chosen]).tolist(), dmu.tolist(), rand.tolist(), rand_amounts.tolist(),
         (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source,
-        ranked[:max(N_CANDIDATES, k)], floor=float(b.mean_x @ dmu / max(unit, 1e-12)))
+        ranked[:max(N_CANDIDATES, k)], floor=_floor(a, b))
 
 
 def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
