@@ -13,7 +13,7 @@ CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "interp.models.evaluate", "interp.models.compare", "interp.models.random_init",
         "interp.cache", "interp.edit", "workbench.report", "sae.train",
         "sae.sweep", "sae.compare", "sae.probes", "autointerp.run", "autointerp.dashboard",
-        "steering.run", "steering.frontier", "steering.edit_compare",
+        "steering.run", "steering.frontier", "steering.layers", "steering.edit_compare",
         "interp.judge", "interp.instruments", "benchmarks", "benchmarks.tinycosy_training",
         "interp.edit build", "interp.edit train", "interp.edit evaluate", "interp.corpus build",
         "interp.corpus import",
@@ -33,7 +33,8 @@ def test_help(module, monkeypatch, capsys):
 
 
 STAGE_CLIS = ["interp.cache", "sae.train", "sae.sweep", "sae.probes", "autointerp.run",
-              "steering.run", "steering.frontier", "steering.edit_compare", "interp.models", "interp.models.evaluate"]
+              "steering.run", "steering.frontier", "steering.layers", "steering.edit_compare", "interp.models",
+              "interp.models.evaluate"]
 
 
 @pytest.mark.parametrize("module", STAGE_CLIS)

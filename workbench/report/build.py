@@ -35,12 +35,13 @@ from workbench.report.steering import (
     edit_steering_section,
     frontier_section,
     judge_section,
+    layers_section,
     steering_section,
     tinyedit_section,
 )
 
 SECTIONS = [instruments_section, codec_section, tinycosy_section, sweep_section, sae_section, probes_section,
-            autointerp_section, steering_section, frontier_section, judge_section,
+            autointerp_section, steering_section, frontier_section, layers_section, judge_section,
             tinyedit_section,
             edit_steering_section, benchmark_section]
 

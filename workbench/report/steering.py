@@ -103,6 +103,32 @@ def frontier_section(run: Path) -> Section:
     return sec
 
 
+def layers_section(run: Path) -> Section:
+    """Per concept, target and method: the layer where its frontier score is best, with the score
+    at every layer (`python -m steering.layers`'s layers/<concept>/layers.json)."""
+    sec = Section("Where to steer: the frontier score at each layer",
+                  "python -m steering.layers --concept gender --layers 4,8,12,16,20 …")
+    for src in sorted(run.glob("layers/*/layers.json")):
+        d = read_json(src)
+        if not d:
+            continue
+        sec.ran = True
+        for target, methods in d["table"].items():
+            for method, by_layer in methods.items():
+                best = by_layer["best"]
+                at = ", ".join(f"L{k} {_fmt(e['score'])}" for k, e in by_layer.items()
+                               if k != "best")
+                sec.rows.append(Row(f"{d['concept']} → {target}: {method}", None,
+                                    f"best at layer {best['layer']}: {_fmt(best['score'])} "
+                                    f"({at}; n {d['n_items']})", str(src)))
+        if (src.parent / "layers.html").exists():
+            sec.links.append((f"{d['concept']}: score by layer", (src.parent / "layers.html")
+                              .relative_to(run).as_posix()))
+        sec.note = (f"Strengths in {d['strength_units']} units; each layer's frontier in "
+                    "layers/<concept>/layer_L/.")
+    return sec
+
+
 def judge_section(run: Path) -> Section:
     sec = Section("MMAE rubric judge (acoustic backend) on the steering edits",
                   "python -m steering.run … --judge acoustic")
