@@ -50,11 +50,13 @@ def summary_lines(s: dict) -> list[str]:
              f"{s['n_positions']} held-out positions, {s['timings']['total_s']:.0f} s",
              "modality: " + ", ".join(f"{k} {v}" for k, v in s["modality_counts"].items()),
              f"explainer {s['settings']['explainer']}, scorer {s['settings']['scorer']}",
-             f"{'':8}{'AUROC mean':>11}{'median':>8}{'n':>6}{'shuffled':>10}"]
+             f"{'':8}{'AUROC mean':>11}{'median':>8}{'n':>6}{'shuffled':>10}"
+             f"{'token alone':>13}"]
     for m in ("text", "audio", "mixed", "all"):
         a, c = s["auroc_by_modality"][m], s["shuffled_control"][m]
+        ident = (s.get("identity_control") or {}).get(m, {}).get("mean")
         lines.append(f"{m:8}{_fmt(a['mean']):>11}{_fmt(a['median']):>8}{a['n']:>6}"
-                     f"{_fmt(c['mean']):>10}")
+                     f"{_fmt(c['mean']):>10}{_fmt(ident):>13}")
     pr = s["planted_recall"]
     lines.append("planted concepts, held-out AUROC of the best latent | a random latent:")
     lines.append(f"  {'concept':24}{'latent':>7}{'positions':>11}{'':3}{'utterances':>12}"

@@ -29,7 +29,7 @@ from autointerp.intervention import Intervener
 from autointerp.output_side import output_sides, render_choice, write_output_wavs
 from autointerp.prompts import Templates, parse_matches, score_parts
 from autointerp.report import figures, summary_lines
-from autointerp.score import OfflineScorer, by_modality, matches_score, shuffled
+from autointerp.score import IdentityControl, OfflineScorer, by_modality, matches_score, shuffled
 from interp.atomic import atomic_write_json, atomic_write_text
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE, load_table
@@ -193,6 +193,12 @@ def api_scores(ctx: Context, client: ChatClient, labels: dict[int, str | None],
             else matches_score(np.zeros(0), None) for lat in assign}
 
 
+def identity_scores(ctx: Context) -> dict[int, dict]:
+    """The input-identity control on every sampled latent's held-out examples (no label)."""
+    ic = IdentityControl(ctx.stats, ctx.explain)
+    return {lat: ic.score(lat, ex.score_pos, ex.score_neg) for lat, ex in ctx.draws.items()}
+
+
 def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict, dict, str]:
     """(scores, shuffled-label control scores, scorer name)."""
     cfg = ctx.cfg
@@ -214,7 +220,7 @@ def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict,
 
 
 def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | None,
-                  scorer: str, explainer: str) -> dict:
+                  scorer: str, explainer: str, identity_auroc: float | None = None) -> dict:
     st = ctx.stats
     dead = ctx.tags[lat] == "dead"
     speech = st.meta["modality"] == 1
@@ -229,7 +235,7 @@ def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | Non
             "explanation": label.explanation if label else None,
             "explainer": label.explainer if label else explainer,
             "scores": {"auroc": score["auroc"], "balanced_accuracy": score["balanced_accuracy"],
-                       "scorer": scorer},
+                       "identity_auroc": identity_auroc, "scorer": scorer},
             "evidence": evidence_path(lat) if lat in ctx.draws else None}
 
 
@@ -263,11 +269,13 @@ def run(cfg: AutointerpConfig) -> dict:
         labels = api_labels(client_for(cfg, out), Templates.load(), evidence, ctx.tags, out)
     t["explain_s"] = time.time() - start - sum(t.values())
     scores, control, scorer = all_scores(ctx, labels, out)
+    identity = identity_scores(ctx)
     recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
                             cfg.seed, table=rows)
     t["score_s"] = time.time() - start - sum(t.values())
     explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.api_model}"
-    records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer)
+    records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer,
+                             identity.get(lat, {}).get("auroc"))
                for lat in range(ctx.stats.d_sae)]
     atomic_write_text(out / "latents.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     t["total_s"] = time.time() - start
@@ -279,6 +287,7 @@ def run(cfg: AutointerpConfig) -> dict:
                "balanced_accuracy_by_modality": by_modality(ctx.tags, scores,
                                                             "balanced_accuracy"),
                "shuffled_control": by_modality(ctx.tags, control),
+               "identity_control": by_modality(ctx.tags, identity),
                "paper_auroc_cosyvoice3": PAPER_AUROC, "planted_recall": recall,
                "settings": {**cfg.to_dict(), "sae": str(cfg.sae_dir), "out": str(out)},
                "timings": {k: round(v, 2) for k, v in t.items()}}

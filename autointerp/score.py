@@ -5,6 +5,11 @@ Offline scorer: the label's ground-truth predicate (the attribute the offline ex
 graded by what a listener of the example would see: half for the position itself, half for the
 share of the surrounding window (same sequence and modality, ±`window` positions) where the
 predicate holds; the yes/no decision is the position's own predicate.
+
+Input-identity control (`IdentityControl`): how well the token at the position alone (its text
+token or speech code) predicts the same held-out examples, with no label at all — each token's
+firing rate for the latent, counted on the explain half. A latent that only detects its input
+scores as high here as its label does; the gap is what the label explains beyond input identity.
 """
 
 from __future__ import annotations
@@ -58,6 +63,32 @@ class OfflineScorer:
         y = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
         s, pred = self.graded(name, positions)
         return {"auroc": auroc(y, s), "balanced_accuracy": balanced_accuracy(y, pred)}
+
+
+class IdentityControl:
+    """Detection AUROC of "the latent fires on these tokens": each held-out example scored by
+    its token's firing rate (modality and token id together) on the explain half, smoothed
+    toward the latent's overall rate (one pseudo-count), so an unseen token gets that rate."""
+
+    def __init__(self, stats: LatentStats, explain: np.ndarray) -> None:
+        self.stats, self.explain = stats, np.asarray(explain, bool)
+        key = stats.meta["modality"].astype(np.int64) << 32 | (
+            stats.meta["token"].astype(np.int64) + 1)
+        _, self.key = np.unique(key, return_inverse=True)
+        self.n_keys = int(self.key.max()) + 1
+        self.total = np.bincount(self.key[self.explain], minlength=self.n_keys)
+
+    def score(self, latent: int, pos: np.ndarray, neg: np.ndarray) -> dict:
+        if not len(pos) or not len(neg):
+            return {"auroc": None}
+        idx, _ = self.stats.column(latent)
+        idx = idx[self.explain[idx]]
+        active = np.bincount(self.key[idx], minlength=self.n_keys)
+        prior = len(idx) / max(int(self.explain.sum()), 1)
+        rate = (active + prior) / (self.total + 1.0)
+        positions = np.concatenate([pos, neg]).astype(np.int64)
+        y = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+        return {"auroc": auroc(y, rate[self.key[positions]])}
 
 
 def matches_score(y: np.ndarray, matches: list[float] | None) -> dict:

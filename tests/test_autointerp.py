@@ -16,7 +16,7 @@ from autointerp.config import AutointerpConfig
 from autointerp.examples import Sampler
 from autointerp.explain import offline_labels
 from autointerp.run import main, run
-from autointerp.score import OfflineScorer, shuffled
+from autointerp.score import IdentityControl, OfflineScorer, shuffled
 from interp.cli import run_cli
 from interp.corpus.table import load_table
 from interp.store.reader import ActivationStore
@@ -199,6 +199,8 @@ def test_offline_run_outputs(offline_run):
     html = (out / "figures.html").read_text()
     assert len(html) > 1_000_000 and "<script src=\"http" not in html  # plotly.js inline
     assert set(summary["shuffled_control"]) == {"text", "audio", "mixed", "all"}
+    assert set(summary["identity_control"]) == {"text", "audio", "mixed", "all"}
+    assert all("identity_auroc" in r["scores"] for r in live)
 
 
 def test_offline_run_resumes(offline_run, caplog):
@@ -262,3 +264,33 @@ def test_cli_one_line_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert err.strip().count("\n") == 0 and err.startswith("error: no SAE")
+
+
+def test_identity_control_scores_token_detectors_high_and_others_at_chance():
+    """A latent that fires on one token is fully predicted by the token alone (1.0); one that
+    fires at random is not (≈ 0.5); one that fires on a token only in the first half of each
+    sequence sits between."""
+    rng = np.random.default_rng(0)
+    n_seq, length = 60, 40
+    token = rng.integers(0, 20, n_seq * length)
+    meta = with_sequences({"utt": np.repeat(np.arange(n_seq), length),
+                           "src_utt": np.repeat(np.arange(n_seq), length),
+                           "position": np.tile(np.arange(length), n_seq), "token": token,
+                           "modality": np.ones(n_seq * length, int),
+                           "t0": np.zeros(n_seq * length), "t1": np.zeros(n_seq * length)})
+    first_half = meta["position"] < length // 2
+    cols = [token == 5, rng.random(len(token)) < 0.05, (token == 7) & first_half]
+    stats = planted_stats(meta, cols)
+    explain = explain_mask(meta, 0)
+    ic = IdentityControl(stats, explain)
+
+    def held_out(col):
+        pos = np.flatnonzero(col & ~explain)
+        neg = np.flatnonzero(~col & ~explain)[:: 5]
+        return pos, neg
+
+    assert ic.score(0, *held_out(cols[0]))["auroc"] == pytest.approx(1.0)
+    assert abs(ic.score(1, *held_out(cols[1]))["auroc"] - 0.5) < 0.1
+    mid = ic.score(2, *held_out(cols[2]))["auroc"]
+    assert 0.9 < mid < 1.0  # the token is needed, the half is not in it: negatives tie with it
+    assert ic.score(0, np.zeros(0, int), np.arange(3))["auroc"] is None

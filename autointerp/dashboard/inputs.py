@@ -186,6 +186,10 @@ def summary_cards(folder: Path, n: int, counts: dict[str, int]) -> list[dict]:
     if _mean(control.get("all")) is not None:
         cards.append(card("Detection AUROC, shuffled labels (control, mean)",
                           _mean(control["all"]), "summary.json: shuffled_control.all.mean"))
+    ident = obj.get("identity_control") if isinstance(obj.get("identity_control"), dict) else {}
+    if _mean(ident.get("all")) is not None:
+        cards.append(card("Detection AUROC, the position's token alone (control, mean)",
+                          _mean(ident["all"]), "summary.json: identity_control.all.mean"))
     recall = obj.get("planted_recall") if isinstance(obj.get("planted_recall"), dict) else {}
     notes = {}
     if num(recall.get("threshold")) is not None:
@@ -196,7 +200,8 @@ def summary_cards(folder: Path, n: int, counts: dict[str, int]) -> list[dict]:
         if num(recall.get(k)) is not None:
             cards.append(card(name, recall[k], f"summary.json: planted_recall.{k}", notes.get(k)))
     for k, v in obj.items():
-        if k in CARDS_DONE or k.endswith("_by_modality") or k == "shuffled_control":
+        if k in CARDS_DONE or k.endswith("_by_modality") or k in ("shuffled_control",
+                                                                             "identity_control"):
             continue
         if num(v) is not None or (isinstance(v, str) and len(v) <= 80):
             cards.append(card(_human(k), v, f"summary.json: {k}"))

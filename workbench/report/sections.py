@@ -266,9 +266,11 @@ def autointerp_section(run: Path) -> Section:
                 f"SAE {get(d, 'settings.sae')}; latents: {d.get('modality_counts')}")
     paper = d.get("paper_auroc_cosyvoice3", {})
     for m in ("text", "audio", "mixed"):
+        ident = ("" if get(d, f"identity_control.{m}.mean") is None
+                 else f"; the token alone {_g(d, f'identity_control.{m}.mean')}")
         sec.rows.append(Row(f"{m}-modal detection AUROC (shuffled-label control)", paper.get(m),
                             f"{_g(d, f'auroc_by_modality.{m}.mean')} (control "
-                            f"{_g(d, f'shuffled_control.{m}.mean')}, n "
+                            f"{_g(d, f'shuffled_control.{m}.mean')}{ident}, n "
                             f"{get(d, f'auroc_by_modality.{m}.n')})", str(src)))
     _rows(sec, d, src, [
         ("planted-concept recall (share with a latent at AUROC ≥ 0.9), per position", None,
@@ -283,7 +285,10 @@ def autointerp_section(run: Path) -> Section:
                                ("text", "audio", "mixed")], name="ours (TinyCosy)"),
                      go.Bar(x=["text", "audio", "mixed"],
                             y=[get(d, f"shuffled_control.{m}.mean") for m in
-                               ("text", "audio", "mixed")], name="ours, shuffled labels")])
+                               ("text", "audio", "mixed")], name="ours, shuffled labels"),
+                     go.Bar(x=["text", "audio", "mixed"],
+                            y=[get(d, f"identity_control.{m}.mean") for m in
+                               ("text", "audio", "mixed")], name="ours, the token alone")])
     fig.update_layout(title="Detection AUROC by latent modality", height=350,
                       yaxis_range=[0, 1])
     concepts = get(d, "planted_recall.concepts") or []
