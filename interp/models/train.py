@@ -119,8 +119,9 @@ class TrainConfig(LoopConfig):
     grammar_first_steps: int = 0
     """a curriculum for a corpus with open-domain sentences (`interp.corpus build --open-frac`):
     its grammar sentences alone for the first N steps (short, a small vocabulary: the model
-    learns to read there, at ~0.6 s a step where a mixed batch takes ~1.1), then every sentence.
-    0 = every sentence from the first step"""
+    learns to align there first), then every sentence. 0 = every sentence from the first step
+    (data/tinycosy/open_curriculum_2h.json: 4,000 of 5,661 steps, grammar WER 0.79 against 0.93
+    without it)"""
     text_frontend: str = ""
     """bpe (byte-level BPE over the text) or phonemes (espeak-ng phonemes, one token each;
     `interp.models.phonemes`); empty = --init-from's, else bpe. Continuing a model with another
