@@ -77,6 +77,7 @@ class IdentityControl:
         _, self.key = np.unique(key, return_inverse=True)
         self.n_keys = int(self.key.max()) + 1
         self.total = np.bincount(self.key[self.explain], minlength=self.n_keys)
+        self.n_explain = max(int(self.explain.sum()), 1)
 
     def score(self, latent: int, pos: np.ndarray, neg: np.ndarray) -> dict:
         if not len(pos) or not len(neg):
@@ -84,7 +85,7 @@ class IdentityControl:
         idx, _ = self.stats.column(latent)
         idx = idx[self.explain[idx]]
         active = np.bincount(self.key[idx], minlength=self.n_keys)
-        prior = len(idx) / max(int(self.explain.sum()), 1)
+        prior = len(idx) / self.n_explain
         rate = (active + prior) / (self.total + 1.0)
         positions = np.concatenate([pos, neg]).astype(np.int64)
         y = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]

@@ -21,7 +21,6 @@ a panel per target) and prints a method × target table of the best layer.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,7 +29,7 @@ from interp.atomic import atomic_write_json, atomic_write_text
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.paths import default_sae
 from interp.store import ActivationStore
-from steering.frontier import FRONTIER, FrontierConfig, run_frontier
+from steering.frontier import FrontierConfig, run_frontier
 
 LAYERS, LAYERS_FIGURE = "layers.json", "layers.html"
 REFERENCE = "prompt"  # layer-free: measured once
@@ -115,7 +114,7 @@ def run_layers(cfg: LayersConfig) -> dict:
     frontiers, runs = {}, {}
     for i, layer in enumerate(layers):
         summary = run_frontier(cfg.frontier(layer, with_reference=i == 0))
-        frontiers[layer] = json.loads((Path(summary["out"]) / FRONTIER).read_text())
+        frontiers[layer] = summary["frontier"]  # what it wrote to frontier.json
         runs[layer] = {"out": summary["out"], "sae": summary["sae"], "hook": summary["hook"],
                        "resid_norm": summary["resid_norm"],
                        "unit_edit_norm": summary["unit_edit_norm"]}
@@ -152,9 +151,10 @@ def figure(table: dict, concept: str, layers: tuple[int, ...], units: str, path:
             fig.add_trace(go.Scatter(
                 x=[k for k, _ in pts], y=[e["score"] for _, e in pts], mode="lines+markers",
                 name=method, legendgroup=method, showlegend=col == 1,
-                error_y={"type": "data", "symmetric": False,
-                         "array": [(e["ci95"] or [0, e["score"]])[1] - e["score"] for _, e in pts],
-                         "arrayminus": [e["score"] - (e["ci95"] or [e["score"], 0])[0]
+                error_y={"type": "data", "symmetric": False,  # no CI (no bootstrap): no bar
+                         "array": [(e["ci95"] or [e["score"]] * 2)[1] - e["score"]
+                                   for _, e in pts],
+                         "arrayminus": [e["score"] - (e["ci95"] or [e["score"]] * 2)[0]
                                         for _, e in pts]},
                 text=[f"{method} at layer {k}: {e['score']} @ strength {e['best_strength']:g}"
                       for k, e in pts], hoverinfo="text"), row=1, col=col)

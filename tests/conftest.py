@@ -96,17 +96,22 @@ def tiny_heldout_store(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy
 @pytest.fixture(scope="session")
 def tiny_sae(tmp_path_factory, tiny_store, tiny_corpus, tiny_tokens, tiny_tinycosy) -> Path:
     """A layer-1 BatchTopK SAE (d_sae 64, k 4) of the tiny TinyCosy, in SAELens format."""
+    out = tmp_path_factory.mktemp("tiny_sae") / "layer_1"
+    train_tiny_sae(1, out, tiny_store, tiny_tinycosy[0], tiny_corpus, tiny_tokens)
+    return out
+
+
+def train_tiny_sae(layer: int, out: Path, store: Path, model: Path, corpus: Path,
+                   tokens: Path) -> None:
+    """The tiny BatchTopK SAE recipe (d_sae 64, k 4, 60 steps) at `layer` of `store`."""
     from sae.config import SAETrainConfig
     from sae.train import train
 
-    out = tmp_path_factory.mktemp("tiny_sae") / "layer_1"
-    train(SAETrainConfig(layer=1, d_sae=64, k=4, tokens=64 * 60, batch_size=64, lr=3e-3,
+    train(SAETrainConfig(layer=layer, d_sae=64, k=4, tokens=64 * 60, batch_size=64, lr=3e-3,
                          threshold_lr=0.3, dead_window=20, buffer=2000, eval_frac=0.34,
                          eval_rows=5000, eval_examples=2, ckpt_every=30, out=str(out),
-                         store=str(tiny_store), model=str(tiny_tinycosy[0]),
-                         corpus=str(tiny_corpus), speech_tokens=str(tiny_tokens), device="cpu",
-                         threads=1))
-    return out
+                         store=str(store), model=str(model), corpus=str(corpus),
+                         speech_tokens=str(tokens), device="cpu", threads=1))
 
 
 @pytest.fixture(scope="module", params=["tinycosy", "cosyvoice3"])

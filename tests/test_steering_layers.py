@@ -31,8 +31,7 @@ def test_layer_table_picks_each_methods_best_layer():
 def two_layers(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy, tiny_sae):
     """A store of layers 0 and 1 and an SAE root with both layers' SAEs."""
     from interp.cache import CacheConfig, run_cache
-    from sae.config import SAETrainConfig
-    from sae.train import train
+    from tests.conftest import train_tiny_sae
 
     root = tmp_path_factory.mktemp("layers")
     store = root / "acts"
@@ -41,12 +40,7 @@ def two_layers(tmp_path_factory, tiny_corpus, tiny_tokens, tiny_tinycosy, tiny_s
                           tokens=tiny_tokens, out=store))
     saes = root / "sae"
     shutil.copytree(tiny_sae, saes / "layer_1")
-    train(SAETrainConfig(layer=0, d_sae=64, k=4, tokens=64 * 60, batch_size=64, lr=3e-3,
-                         threshold_lr=0.3, dead_window=20, buffer=2000, eval_frac=0.34,
-                         eval_rows=5000, eval_examples=2, ckpt_every=30,
-                         out=str(saes / "layer_0"), store=str(store),
-                         model=str(tiny_tinycosy[0]), corpus=str(tiny_corpus),
-                         speech_tokens=str(tiny_tokens), device="cpu", threads=1))
+    train_tiny_sae(0, saes / "layer_0", store, tiny_tinycosy[0], tiny_corpus, tiny_tokens)
     return {"model": str(tiny_tinycosy[0]), "store": str(store), "sae_root": str(saes),
             "corpus": str(tiny_corpus), "k": 3, "max_positions": 400, "concept": "laughter",
             "n": 2, "strengths": "0.5", "bootstrap": 100, "layers": "0,1",
