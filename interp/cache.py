@@ -2,7 +2,8 @@
 
 Teacher-forced passes of any backbone (`--model`) over (text + prompt speech + target speech) of
 one corpus split, several layers in one pass, into a resumable sharded store (see
-`interp.store.writer`). `--batch-size` sequences per forward pass (right-padded with an attention
+`interp.store.writer`). Each pass stops after the deepest cached layer (SAELens's
+`stop_at_layer`): layer 12 of 24 costs half a forward. `--batch-size` sequences per forward pass (right-padded with an attention
 mask, sorted by length inside each shard; 1 = one utterance per pass): the store holds the same
 utterances in the same order whatever the batch size. `--dtype bf16` computes the forward in bf16
 autocast (fast on CUDA; on a CPU slower than fp32) and is recorded in the manifest; activations

@@ -20,7 +20,8 @@ def test_benchmarks_quick(tmp_path):
     assert set(r["capture"]["tokens_per_s"]) == {"bare", "layer_12", "all_layers"}
     assert r["capture"]["bytes_per_token"]["all_layers"] > r["capture"]["bytes_per_token"]["layer_12"]
     assert set(r["capture"]["batched"]["utts_per_s"]) == {
-        "one_per_forward", "batched", "bare_batched", "batched_all_layers"}
+        "one_per_forward_full", "one_per_forward", "batched", "batched_full", "bare_batched",
+        "batched_all_layers"}
     t = r["tinycosy_training"]
     # the counted FLOPs of a training step agree with 6 · (non-embedding weights) · tokens, plus
     # attention: the counter sees every matmul of forward and backward
@@ -42,8 +43,9 @@ def test_batched_capture_benchmark_smoke(tmp_path):
     from benchmarks.capture import batched, utterances
 
     r = batched(n_utts=6, batch_size=4, repeats=1, device="cpu")
-    assert set(r["utts_per_s"]) == {"one_per_forward", "batched", "bare_batched",
-                                    "batched_all_layers"}
+    assert set(r["utts_per_s"]) == {"one_per_forward_full", "one_per_forward", "batched",
+                                    "batched_full", "bare_batched", "batched_all_layers"}
+    assert r["speedup_stop_early"] > 0 and isinstance(r["goal_met_vs_one_full_forward"], bool)
     assert r["batch_size"] == 4 and 0 < r["padding_frac"] < 1 and isinstance(r["goal_met"], bool)
     a, b = utterances(6, 64), utterances(6, 64)  # seeded: every variant sees the same utterances
     assert all(x[0].target.equal(y[0].target) for x, y in zip(a, b, strict=True))

@@ -57,6 +57,28 @@ def test_batched_rows_equal_unbatched_at_every_hook_point(backbone, examples):
             np.testing.assert_allclose(b[name], a[name], atol=1e-5, rtol=0, err_msg=name)
 
 
+def test_the_forward_stops_after_the_deepest_cached_layer(backbone, examples):
+    from interp.hooks.points import decoder_layers
+    names = ["blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"]
+    runs = {"last": 0, "first": 0}
+    layers = decoder_layers(backbone.model)
+    hooks = [layers[-1].register_forward_hook(lambda *_: runs.__setitem__("last", runs["last"] + 1)),
+             layers[0].register_forward_hook(lambda *_: runs.__setitem__("first", runs["first"] + 1))]
+    try:
+        cut = capture_examples(backbone, names, examples[:5], 2, store_dtype=torch.float32)
+        assert runs == {"last": 0, "first": 3}  # 3 forwards, none past layer 0
+        full = capture_examples(backbone, names, examples[:5], 2, store_dtype=torch.float32,
+                                stop=False)
+        assert runs == {"last": 3, "first": 6}
+    finally:
+        for h in hooks:
+            h.remove()
+    for (a, mod_a), (b, mod_b) in zip(cut, full, strict=True):
+        assert mod_a == mod_b  # the modality without the forward's outputs is the outputs' own
+        for n in names:
+            np.testing.assert_array_equal(a[n], b[n])
+
+
 def test_padding_never_leaks_into_a_shorter_row(backbone, examples):
     names = [f"blocks.{backbone.n_layers - 1}.hook_resid_post", "blocks.0.hook_attn_out"]
     by_len = sorted(examples, key=lambda e: len(e[0].target))

@@ -6,7 +6,7 @@ hook grammar (`blocks.{L}.hook_resid_pre|resid_mid|resid_post|attn_out|mlp_out`)
 `transformers` modules with torch hooks, attached in context managers that always remove them.
 """
 
-from interp.hooks.capture import capture, run_with_cache
+from interp.hooks.capture import StopForward, capture, run_with_cache
 from interp.hooks.intervene import (
            AddVector,
            ClampProjection,
@@ -21,6 +21,6 @@ from interp.hooks.intervene import (
 )
 from interp.hooks.points import HOOK_KINDS, hook_names, parse_hook
 
-__all__ = ["HOOK_KINDS", "AddVector", "ClampProjection", "Intervention", "KeepNorm", "RowPositions", "all_positions", "capture",
-           "from_position", "hook_names", "intervene", "intervene_rows", "modality_positions",
-           "parse_hook", "run_with_cache"]
+__all__ = ["HOOK_KINDS", "AddVector", "ClampProjection", "Intervention", "KeepNorm", "RowPositions",
+           "StopForward", "all_positions", "capture", "from_position", "hook_names", "intervene",
+           "intervene_rows", "modality_positions", "parse_hook", "run_with_cache"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import torch
@@ -33,10 +33,19 @@ class ActivationCache(dict):
     """hook name → (B, T, D) tensor; several forward passes (a generation) are joined along T."""
 
 
+class StopForward(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by `capture(stop=True)` once the deepest requested layer has run."""
+
+
 @contextmanager
 def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
-            dtype: torch.dtype | None = None) -> Iterator[ActivationCache]:
-    """Inside the block, every forward pass of `model` records the named hook points."""
+            dtype: torch.dtype | None = None, stop: bool = False) -> Iterator[ActivationCache]:
+    """Inside the block, every forward pass of `model` records the named hook points.
+
+    `stop=True` (caching: SAELens's `stop_at_layer`): the forward is cut after the deepest
+    requested layer, so the layers above it and the head are never computed; the block ends
+    there, without the forward's return value (its outputs would be wrong anyway). For one
+    forward pass per block."""
     layers = decoder_layers(model)
     parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     handles = []
@@ -50,7 +59,17 @@ def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
                 parts[name].append(x.cpu() if to_cpu else x)
 
             handles += attach(layers[layer], kind, read)
-        yield cache
+        if stop and names:
+            deepest = max(parse_hook(n, len(layers))[0] for n in names)
+
+            def cut(_m, _args, _out) -> None:
+                raise StopForward
+
+            # registered last: the deepest layer's own reads (its resid_post hook, and the
+            # submodules' hooks inside it) have all run when this one fires
+            handles.append(layers[deepest].register_forward_hook(cut))
+        with suppress(StopForward):  # the forward was cut where asked: what was read is all
+            yield cache
     finally:
         for h in handles:
             h.remove()

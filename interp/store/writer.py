@@ -90,37 +90,44 @@ def length_batches(lengths: list[int], size: int) -> list[list[int]]:
 
 def capture_examples(backbone, names: list[str], examples: list[tuple[Example, int, int]],
                      batch_size: int = 1, dtype: str = "fp32",
-                     store_dtype: torch.dtype = torch.float16
+                     store_dtype: torch.dtype = torch.float16, stop: bool = True
                      ) -> list[tuple[dict[str, np.ndarray], list[str]]]:
     """Per example, in the order given: ({hook name: (T, D) activations}, modality of its T
     positions). Teacher-forced `batch_size` rows per forward pass (1 where the backbone cannot
     batch), sorted by length into batches; a row's padding positions are never returned. `dtype`
     is the forward's precision (`interp.device.forward_precision`), `store_dtype` what the
-    activations are kept in."""
+    activations are kept in; `stop` cuts each forward after the deepest layer in `names`."""
     size = rows_per_forward(backbone, batch_size)
     device = next(backbone.model.parameters()).device
     seqs = [(ex.text_ids, ex.prompt, ex.target) for ex, _, _ in examples]
+    # a cut forward returns nothing: each row's modality then comes from the module
+    stop = stop and hasattr(backbone.model, "modality")
     out: list = [None] * len(examples)
     for group in length_batches([sum(len(x) for x in s) for s in seqs], size):
-        with (torch.no_grad(), capture(backbone.model, names, dtype=store_dtype) as cache,
+        tfs = None
+        with (torch.no_grad(), capture(backbone.model, names, dtype=store_dtype,
+                                       stop=stop) as cache,
               forward_precision(device, dtype)):
             if len(group) == 1:
                 tfs = [backbone.teacher_forced(*seqs[group[0]])]
             else:
                 tfs = backbone.teacher_forced_batch([seqs[i] for i in group])
-        for row, (i, tf) in enumerate(zip(group, tfs, strict=True)):
-            n = len(tf.modality)
-            out[i] = ({name: cache[name][row, :n].numpy() for name in names}, tf.modality)
+        for row, i in enumerate(group):
+            modality = (backbone.model.modality(*(len(x) for x in seqs[i])) if tfs is None
+                        else tfs[row].modality)
+            n = len(modality)
+            out[i] = ({name: cache[name][row, :n].numpy() for name in names}, modality)
     return out
 
 
 def write_shard(out: Path, index: int, backbone, hook: str, layers: tuple[int, ...],
                 examples: list[tuple[Example, int, int]], batch_size: int = 1,
-                dtype: str = "fp32") -> int:
+                dtype: str = "fp32", stop: bool = True) -> int:
     """Capture `layers` for `examples` [(example, utt index, prompt utt index)], `batch_size` per
-    forward pass, in the order given; returns positions."""
+    forward pass, in the order given (each forward cut after the deepest of `layers` unless
+    `stop=False`); returns positions."""
     names = [f"blocks.{layer}.{hook}" for layer in layers]
-    captured = capture_examples(backbone, names, examples, batch_size, dtype)
+    captured = capture_examples(backbone, names, examples, batch_size, dtype, stop=stop)
     metas = [position_meta(ex, ui, pi, modality, backbone.model.eos)
              for (ex, ui, pi), (_, modality) in zip(examples, captured, strict=True)]
     name = shard_name(index)
