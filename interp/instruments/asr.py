@@ -1,5 +1,8 @@
 """Content instrument: a character CTC recogniser (`Wav2Vec2ForCTC`; greedy and lexicon decoding).
 
+Its characters are letters, or (`--units phonemes`, `interp.instruments.ctc_phonemes`) espeak-ng
+phonemes, turned back into words by a pronunciation table.
+
 The shipped model is a small wav2vec2 trained from scratch on the corpus's plain text (letters,
 apostrophe, word breaks) over original and codec round-trip audio. To learn fast on a CPU it is
 fed log-mel frames instead of the waveform, through the unchanged HF class: the frontend
@@ -38,6 +41,7 @@ from interp.instruments.ctc_open import (
     OpenDecoder,
     WordList,
 )
+from interp.instruments.ctc_phonemes import Pronunciations
 from interp.instruments.data import Augment, ClipPool, augment
 from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
 from interp.instruments.training import LoopConfig, fit
@@ -100,6 +104,9 @@ class AsrConfig:
     wordlist_size: int = 50_000
     """words of the open-vocabulary decode's list (wordfreq's most frequent; 0 = none), when
     the recogniser does not already carry one"""
+    units: str = "letters"
+    """letters, or phonemes (espeak-ng's en-us phonemes, words from a pronunciation table of the
+    word list and the training sentences: `interp.instruments.ctc_phonemes`)"""
 
     def __post_init__(self) -> None:  # --conv-channels arrives as strings from the CLI
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
@@ -141,10 +148,10 @@ class Frontend:
                 "feat_extract_norm": "group"}
 
 
-def model_config(cfg: AsrConfig) -> Wav2Vec2Config:
+def model_config(cfg: AsrConfig, vocab_size: int = len(VOCAB)) -> Wav2Vec2Config:
     front = Frontend(cfg.frontend, cfg.n_mels)
     return Wav2Vec2Config(
-        vocab_size=len(VOCAB), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
+        vocab_size=vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
         num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate_size,
         conv_dim=tuple(cfg.conv_channels), **front.conv(tuple(cfg.conv_channels)),
         num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
@@ -154,9 +161,9 @@ def model_config(cfg: AsrConfig) -> Wav2Vec2Config:
         ctc_zero_infinity=True)
 
 
-def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
+def new_tokenizer(folder: Path, vocab: dict[str, int] | None = None) -> Wav2Vec2CTCTokenizer:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(VOCAB))
+    (folder / "vocab.json").write_text(json.dumps(vocab or VOCAB))
     return Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
                                 word_delimiter_token="|")
 
@@ -164,14 +171,18 @@ def new_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
 class Recognizer:
     """CTC transcription of waveforms: greedy; with a `lexicon` also lexicon-constrained (beam
     search over known words, `interp.instruments.ctc_lexicon`); with a `wordlist` also
-    open-vocabulary (a large word list with a unigram prior, `interp.instruments.ctc_open`)."""
+    open-vocabulary (a large word list with a unigram prior, `interp.instruments.ctc_open`).
+    With `phonemes` its characters are phoneme units: every decode searches spellings and the
+    pronunciation table turns them into words (`interp.instruments.ctc_phonemes`)."""
 
     def __init__(self, model: Wav2Vec2ForCTC, tokenizer: Wav2Vec2CTCTokenizer,
                  frontend: Frontend | None = None, lexicon: Lexicon | None = None,
-                 wordlist: WordList | None = None, open_cfg: OpenBeamConfig | None = None):
+                 wordlist: WordList | None = None, open_cfg: OpenBeamConfig | None = None,
+                 phonemes: Pronunciations | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.frontend = frontend or Frontend()
+        self.phonemes = phonemes
         self.lexicon = lexicon
         self.open_cfg = open_cfg or OpenBeamConfig()
         self.wordlist = wordlist
@@ -185,7 +196,8 @@ class Recognizer:
         """Setting the word list (or `open_cfg` first, then this) rebuilds the open decoder."""
         self._wordlist, self._open = words, None
         if words is not None:
-            self._open = OpenDecoder(words, self.tokenizer.get_vocab(),
+            searched = words if self.phonemes is None else self.phonemes.wordlist()
+            self._open = OpenDecoder(searched, self.tokenizer.get_vocab(),
                                      blank=self.tokenizer.pad_token,
                                      delimiter=self.tokenizer.word_delimiter_token,
                                      cfg=self.open_cfg)
@@ -199,7 +211,10 @@ class Recognizer:
         """Setting the lexicon (also after construction, as training does) rebuilds its decoder."""
         self._lexicon_words, self._decoder = lexicon, None
         if lexicon is not None:
-            self._decoder = LexiconDecoder(lexicon.words, self.tokenizer.get_vocab(),
+            words = lexicon.words
+            if self.phonemes is not None:  # the trie holds their spellings
+                words = [s for w in words for s in self.phonemes.spellings.get(w, [])]
+            self._decoder = LexiconDecoder(words, self.tokenizer.get_vocab(),
                                            blank=self.tokenizer.pad_token,
                                            delimiter=self.tokenizer.word_delimiter_token)
 
@@ -228,7 +243,8 @@ class Recognizer:
         owner: list[int] = []
         for i, word in enumerate(words):
             for part in normalize_text(word).split():  # "well-known" is two words to the model
-                ids = [vocab[c] for c in part if c in vocab]
+                spelt = part if self.phonemes is None else self.phonemes.spell_word(part)
+                ids = [vocab[c] for c in spelt if c in vocab]
                 if targets and ids:
                     targets.append(delim)
                     owner.append(-1)
@@ -249,13 +265,23 @@ class Recognizer:
         return [None if span is None else (float(edges[span[0]]), float(edges[span[1]]))
                 for span in word_spans(path, owner, len(words))]
 
+    def label(self, text: str) -> str:
+        """A transcript as the recogniser spells it (its CTC training target)."""
+        return normalize_text(text) if self.phonemes is None else self.phonemes.label(text)
+
+    def _words(self, spelt: str, among: frozenset[str] | None = None) -> str:
+        """A decoded character string as words (phoneme spellings through the table)."""
+        return spelt if self.phonemes is None else self.phonemes.words(spelt, among)
+
     def _greedy(self, lp: np.ndarray) -> str:
-        return self.tokenizer.decode(lp.argmax(-1).tolist())
+        return self._words(self.tokenizer.decode(lp.argmax(-1).tolist()))
 
     def _lexicon(self, lp: np.ndarray) -> str:
         text = self._decoder.decode(lp)
+        if text is not None:
+            return self._words(text, frozenset(self.lexicon.words))
         # No all-known-words reading fits (an out-of-lexicon word): snap the greedy one instead.
-        return text if text is not None else self.lexicon.correct(self._greedy(lp))
+        return self.lexicon.correct(self._greedy(lp))
 
     def readings(self, wav: np.ndarray, sr: int = SAMPLE_RATE, open_vocab: bool = True,
                  wordlist: bool = False) -> dict[str, str]:
@@ -280,7 +306,8 @@ class Recognizer:
     def _open_read(self, lp: np.ndarray, allow_oov: bool) -> str:
         """Open decode; the listed-words-only one falls back to it when no listed reading fits."""
         text = self._open.decode(lp, allow_oov=allow_oov)
-        return text if text is not None else (self._open.decode(lp, allow_oov=True) or "")
+        text = text if text is not None else (self._open.decode(lp, allow_oov=True) or "")
+        return self._words(text)
 
     def transcribe_both(self, wav: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[str, str]:
         """(greedy transcript, lexicon-constrained transcript) from one forward pass; without a
@@ -304,6 +331,8 @@ class Recognizer:
             (folder / LEXICON).write_text("\n".join(self.lexicon.words) + "\n")
         if self.wordlist is not None:
             self.wordlist.save(folder / WORDLIST)
+        if self.phonemes is not None:
+            self.phonemes.save(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> Recognizer:
@@ -316,10 +345,13 @@ class Recognizer:
         front, pre, lex = folder / FRONTEND, folder / "preprocessor_config.json", folder / LEXICON
         lexicon = Lexicon(lex.read_text().split()) if lex.exists() else None
         words = WordList.load(folder / WORDLIST) if (folder / WORDLIST).exists() else None
+        phonemes = Pronunciations.load(folder)
         if front.exists():
-            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon, words)
+            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon, words,
+                       phonemes=phonemes)
         do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
-        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon, words)
+        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon, words,
+                   phonemes=phonemes)
 
 
 def load_recognizer(folder: str | Path):  # noqa: ANN201
@@ -330,9 +362,16 @@ def load_recognizer(folder: str | Path):  # noqa: ANN201
     return WhisperRecognizer.load(folder) if is_whisper(folder) else Recognizer.load(folder)
 
 
-def new_recognizer(cfg: AsrConfig, folder: Path) -> Recognizer:
-    return Recognizer(Wav2Vec2ForCTC(model_config(cfg)), new_tokenizer(folder),
-                      Frontend(cfg.frontend, cfg.n_mels))
+def new_recognizer(cfg: AsrConfig, folder: Path,
+                   phonemes: Pronunciations | None = None) -> Recognizer:
+    """A recogniser from scratch: letters, or the units of `phonemes` (needed when
+    `cfg.units` is phonemes)."""
+    if (cfg.units == "phonemes") != (phonemes is not None):
+        raise ValueError(f"--units {cfg.units}: a phoneme recogniser needs its pronunciation "
+                         "table, a letter one none")
+    vocab = VOCAB if phonemes is None else phonemes.vocab()
+    return Recognizer(Wav2Vec2ForCTC(model_config(cfg, len(vocab))), new_tokenizer(folder, vocab),
+                      Frontend(cfg.frontend, cfg.n_mels), phonemes=phonemes)
 
 
 def _bucket(rows: list[dict], rng: np.random.Generator, seconds: float) -> list[dict]:
@@ -360,7 +399,7 @@ def train(rec: Recognizer, pool: ClipPool, cfg: AsrConfig, extra: ClipPool | Non
         for r in rows:
             audio = src.audio(r, use_rt)
             xs.append(rec.frontend(augment(audio, rng, aug)[0]))
-            labels.append(tok(normalize_text(r["text_plain"])).input_ids)
+            labels.append(tok(rec.label(r["text_plain"])).input_ids)
         lens = [len(x) for x in xs]
         x = torch.zeros(len(xs), max(lens))
         mask = torch.zeros(len(xs), max(lens), dtype=torch.long)

@@ -57,8 +57,11 @@ class OpenBeamConfig:
 class WordList:
     """Words with natural-log unigram probabilities, and for every prefix the best of them."""
 
-    def __init__(self, logp: dict[str, float]):
-        self.logp = {w: p for w, p in logp.items() if w and _LETTERS.fullmatch(w)}
+    def __init__(self, logp: dict[str, float], alphabet: re.Pattern | None = _LETTERS):
+        """`alphabet`: what a word must be spelt in (a-z and apostrophe); None keeps every word
+        (a list over phoneme spellings, `ctc_phonemes`)."""
+        self.logp = {w: p for w, p in logp.items()
+                     if w and (alphabet is None or alphabet.fullmatch(w))}
         if not self.logp:
             raise ValueError("the word list is empty: give it at least one a-z word")
         self.best: dict[str, float] = {}

@@ -33,6 +33,7 @@ from interp.instruments.common import (
     write_json,
 )
 from interp.instruments.ctc_open import WordList
+from interp.instruments.ctc_phonemes import Pronunciations
 from interp.instruments.data import ClipPool, RoundTripCache, default_cache_dir, eval_clips
 from interp.instruments.evaluate import SECTION, AsrEvalConfig, open_cache_dir, run_eval
 from interp.instruments.text import Lexicon, normalize_text
@@ -238,6 +239,19 @@ def grammar_lexicon(rows: list[dict], known: list[str] | tuple[str, ...] = ()) -
                    + list(known))
 
 
+def phoneme_table(cfg: asr.AsrConfig, rows: list[dict],
+                  extra: ClipPool | None) -> Pronunciations | None:
+    """A phoneme recogniser's pronunciations (None for letters): the word list's words and every
+    word of the training sentences (grammar and `extra`), in the forms espeak-ng says them."""
+    if cfg.units == "letters":
+        return None
+    if cfg.units != "phonemes":
+        raise ValueError(f"unknown --units {cfg.units!r}: letters or phonemes")
+    words = WordList.from_wordfreq(cfg.wordlist_size or 50_000)
+    texts = [r["text_plain"] for r in rows + (extra.rows if extra else [])]
+    return Pronunciations.build(words, texts)
+
+
 def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     """Train (or continue `cfg.init_from`) and evaluate the recogniser; writes weights and card."""
     cfg = cfg or asr.AsrConfig()
@@ -245,12 +259,18 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     out = instrument_dir(asr.NAME, job.out)
     train_rows = load_table(corpus, "train")
     rt_rows, rt = cache.get("train", cfg.n_roundtrip)
-    rec = asr.Recognizer.load(cfg.init_from) if cfg.init_from else asr.new_recognizer(cfg, out)
+    extra = extra_pool(job, cache.codec, cfg)
+    if cfg.init_from:
+        rec = asr.Recognizer.load(cfg.init_from)
+        if cfg.units == "phonemes" and rec.phonemes is None:
+            raise ValueError(f"--units phonemes: {cfg.init_from} is a letter recogniser; train "
+                             "a phoneme one from scratch (no --init-from)")
+    else:
+        rec = asr.new_recognizer(cfg, out, phoneme_table(cfg, train_rows, extra))
     known = rec.lexicon.words if rec.lexicon is not None else []  # a continued run keeps its words
-    rec.lexicon = grammar_lexicon(train_rows, known)
     if rec.wordlist is None and cfg.wordlist_size > 0:
         rec.wordlist = WordList.from_wordfreq(cfg.wordlist_size)
-    extra = extra_pool(job, cache.codec, cfg)
+    rec.lexicon = grammar_lexicon(train_rows, known)
     history = asr.train(rec, ClipPool(corpus, train_rows, rt, cfg.roundtrip_frac), cfg, extra)
     heldout = _asr_heldout(rec, corpus, cache, cfg)
     rec.save(out)
@@ -260,7 +280,8 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
                  "transformers Wav2Vec2ForCTC (from scratch) on the 16 kHz waveform (7 narrow "
                  "convolutions → 50 Hz), a small transformer, a character head; greedy CTC.",
         "output": ASR_OUTPUT_TEXT,
-        "vocabulary": list(asr.VOCAB),
+        "units": "letters" if rec.phonemes is None else "phonemes (espeak-ng en-us)",
+        "vocabulary": list(asr.VOCAB) if rec.phonemes is None else rec.phonemes.units,
         "training_data": {"split": "train", "utterances": len(train_rows),
                           "roundtrip_utterances": len(rt_rows),
                           "roundtrip_share": cfg.roundtrip_frac, "text": "text_plain",
