@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from interp.instruments.asr import Recognizer, new_recognizer
 from interp.instruments.ctc_lexicon import LexiconDecoder
@@ -107,8 +108,15 @@ def test_train_asr_with_phoneme_units(tiny_corpus, tiny_codec_dir, tmp_path):
     # the grammar lexicon decode only outputs lexicon words
     assert set(readings["lexicon"].split()) <= set(rec.lexicon.words) | set(
         Lexicon(rec.lexicon.words).correct(readings["greedy"]).split())
-    letters = tmp_path / "letters"  # continuing a letter recogniser with phoneme units: refused
+    # a letter recogniser continued with phoneme units keeps what it hears, gets a new head
+    letters = tmp_path / "letters"
     new_recognizer(TINY, letters).save(letters)
-    with pytest.raises(ValueError, match="letter recogniser"):
-        run_asr(dataclasses.replace(job, out=str(tmp_path / "again")),
-                dataclasses.replace(cfg, init_from=str(letters)))
+    old = Recognizer.load(letters).model.state_dict()
+    card = run_asr(dataclasses.replace(job, out=str(tmp_path / "cont")),
+                   dataclasses.replace(cfg, init_from=str(letters), steps=0))
+    cont = Recognizer.load(tmp_path / "cont")
+    assert cont.phonemes is not None and "continued_from" in card
+    new = cont.model.state_dict()
+    assert new["lm_head.weight"].shape[0] == len(cont.phonemes.units) + 3 != old[
+        "lm_head.weight"].shape[0]
+    assert all(torch.equal(new[k], v) for k, v in old.items() if not k.startswith("lm_head."))

@@ -374,6 +374,20 @@ def new_recognizer(cfg: AsrConfig, folder: Path,
                       Frontend(cfg.frontend, cfg.n_mels), phonemes=phonemes)
 
 
+def with_phoneme_head(rec: Recognizer, phonemes: Pronunciations, folder: Path) -> Recognizer:
+    """A letter recogniser continued as a phoneme one: its front end, convolutions and
+    transformer (what it learnt to hear) kept, a fresh CTC head over `phonemes`' units."""
+    vocab = phonemes.vocab()
+    config = rec.model.config.__class__.from_dict({**rec.model.config.to_dict(),
+                                                   "vocab_size": len(vocab)})
+    model = Wav2Vec2ForCTC(config)
+    kept = {k: v for k, v in rec.model.state_dict().items() if not k.startswith("lm_head.")}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith("lm_head.") for k in missing), (missing, unexpected)
+    return Recognizer(model, new_tokenizer(folder, vocab), rec.frontend, phonemes=phonemes,
+                      open_cfg=rec.open_cfg)
+
+
 def _bucket(rows: list[dict], rng: np.random.Generator, seconds: float) -> list[dict]:
     """Utterances of similar length (neighbours in duration order) filling `seconds`."""
     i = int(rng.integers(len(rows)))

@@ -262,9 +262,8 @@ def run_asr(job: TrainJob, cfg: asr.AsrConfig | None = None) -> dict:
     extra = extra_pool(job, cache.codec, cfg)
     if cfg.init_from:
         rec = asr.Recognizer.load(cfg.init_from)
-        if cfg.units == "phonemes" and rec.phonemes is None:
-            raise ValueError(f"--units phonemes: {cfg.init_from} is a letter recogniser; train "
-                             "a phoneme one from scratch (no --init-from)")
+        if cfg.units == "phonemes" and rec.phonemes is None:  # its ears kept, a new head
+            rec = asr.with_phoneme_head(rec, phoneme_table(cfg, train_rows, extra), out)
     else:
         rec = asr.new_recognizer(cfg, out, phoneme_table(cfg, train_rows, extra))
     known = rec.lexicon.words if rec.lexicon is not None else []  # a continued run keeps its words
