@@ -27,14 +27,17 @@ def _after(words: list[str], flag: str) -> list[str]:
     return words[words.index(flag) + 2:]
 
 
-def test_recipe_is_the_budget_run():
+def test_recipe_is_the_budget_run_with_the_curriculum():
     """The training step is budget_2h_bf16_pad64.json's command (every in-grammar goal in 100
-    minutes) on the open-domain corpus (the phoneme front end failed there in the same budget:
-    open_phonemes_2h.json); the evaluation covers both domains, paired."""
+    minutes) with the grammar sentences alone first, as the best run on the open-domain corpus
+    measured it (open_bpe_curriculum_2h.json); the evaluation covers both domains, paired."""
     cmds = _dry_run()
     train = next(c for c in cmds if "interp.models.train" in c)
     budget = json.loads((ROOT / "data/tinycosy/budget_2h_bf16_pad64.json").read_text())
-    assert _after(train, "--export") == _after(shlex.split(budget["command"]), "--export")
+    best = json.loads((ROOT / "data/tinycosy/open_bpe_curriculum_2h.json").read_text())
+    assert _after(train, "--export") == _after(shlex.split(best["command"]), "--export")
+    assert _after(train, "--export")[:-2] == _after(shlex.split(budget["command"]), "--export")
+    assert train[-2:] == ["--grammar-first-steps", "6000"]
     build = next(c for c in cmds if "interp.corpus" in c)
     assert build[build.index("--open-frac") + 1] == "0.5" and build[build.index("--n") + 1] == "24000"
     evals = [c for c in cmds if "interp.models.evaluate" in c]
