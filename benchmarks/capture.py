@@ -156,6 +156,7 @@ def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: s
             for name, fn in variants.items():
                 best[name] = min(best.get(name, float("inf")), fn(Path(tmp)))
     speedup = best["one_per_forward"] / best["batched"]
+    speedup_full = best["one_per_forward_full"] / best["batched"]  # against caching as it was
     overhead = best["batched_full"] / best["bare_batched"] - 1  # same work, hooks and disk added
     return {
         "device": str(dev), "dtype": dtype, "threads": torch.get_num_threads(),
@@ -164,15 +165,14 @@ def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: s
         "utts_per_s": {k: round(n_utts / v, 2) for k, v in best.items()},
         "speedup_batched_vs_one": round(speedup, 3),
         "speedup_stop_early": round(best["batched_full"] / best["batched"], 3),
-        "speedup_vs_one_full_forward": round(best["one_per_forward_full"] / best["batched"], 3),
+        "speedup_vs_one_full_forward": round(speedup_full, 3),
         "capture_overhead_vs_bare_batched": round(overhead, 4),
         "all_layers_overhead_vs_bare_batched": round(best["batched_all_layers"]
                                                      / best["bare_batched"] - 1, 4),
         "goal": f">= 3x utterances/s at batch {batch_size} (one layer to disk), capture "
                 "overhead <= 10% over the bare batched forward",
         "goal_met": bool(speedup >= 3 and overhead <= 0.10),
-        "goal_met_vs_one_full_forward": bool(best["one_per_forward_full"] / best["batched"] >= 3
-                                             and overhead <= 0.10),
+        "goal_met_vs_one_full_forward": bool(speedup_full >= 3 and overhead <= 0.10),
     }
 
 

@@ -16,8 +16,6 @@ from interp.instruments.ctc_open import OpenDecoder, WordList
 from interp.instruments.ctc_phonemes import Pronunciations, canonical, word_phonemes
 from interp.instruments.text import Lexicon
 
-pytest.importorskip("interp.corpus.espeak")
-
 WORDS = WordList.from_counts({"the": 1000, "to": 900, "two": 300, "too": 200, "cat": 50,
                               "sat": 40, "hello": 30, "weather": 20, "a": 800})
 

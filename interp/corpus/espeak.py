@@ -147,6 +147,12 @@ def engine() -> Espeak:
     return Espeak()
 
 
+@functools.lru_cache(maxsize=200_000)  # front ends and recogniser labels see the same runs again
+def run_phonemes(words: str, voice: str = "en-us") -> tuple[tuple[str, ...], ...]:
+    """espeak-ng's phonemes of a run of words, one tuple per word as espeak-ng splits them."""
+    return tuple(tuple(w) for w in engine().phonemes(words, voice))
+
+
 def check_installed() -> None:
     """Raise a one-line error when the espeak-ng program or library is missing."""
     try:

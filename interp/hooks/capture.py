@@ -50,9 +50,11 @@ def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
     parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     handles = []
     cache = ActivationCache()
+    deepest = -1
     try:
         for name in names:
             layer, kind = parse_hook(name, len(layers))
+            deepest = max(deepest, layer)
 
             def read(x: torch.Tensor, name: str = name) -> None:
                 x = x.detach().to(dtype or x.dtype)  # cast where it lives: less to copy
@@ -60,8 +62,6 @@ def capture(model: nn.Module, names: list[str], to_cpu: bool = True,
 
             handles += attach(layers[layer], kind, read)
         if stop and names:
-            deepest = max(parse_hook(n, len(layers))[0] for n in names)
-
             def cut(_m, _args, _out) -> None:
                 raise StopForward
 

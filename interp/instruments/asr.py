@@ -14,6 +14,7 @@ wav2vec2-base-960h copy) loads as a raw-waveform model.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -110,6 +111,8 @@ class AsrConfig:
 
     def __post_init__(self) -> None:  # --conv-channels arrives as strings from the CLI
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        if self.units not in ("letters", "phonemes"):
+            raise ValueError(f"unknown --units {self.units!r}: letters or phonemes")
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -193,7 +196,9 @@ class Recognizer:
 
     @wordlist.setter
     def wordlist(self, words: WordList | None) -> None:
-        """Setting the word list (or `open_cfg` first, then this) rebuilds the open decoder."""
+        """Setting the word list (or `open_cfg` first, then this) rebuilds the open decoder. A
+        phoneme recogniser searches its pronunciation table's spellings instead, whose priors
+        came from the list the table was built with."""
         self._wordlist, self._open = words, None
         if words is not None:
             searched = words if self.phonemes is None else self.phonemes.wordlist()
@@ -269,7 +274,7 @@ class Recognizer:
         """A transcript as the recogniser spells it (its CTC training target)."""
         return normalize_text(text) if self.phonemes is None else self.phonemes.label(text)
 
-    def _words(self, spelt: str, among: frozenset[str] | None = None) -> str:
+    def _words(self, spelt: str, among: set[str] | None = None) -> str:
         """A decoded character string as words (phoneme spellings through the table)."""
         return spelt if self.phonemes is None else self.phonemes.words(spelt, among)
 
@@ -279,7 +284,7 @@ class Recognizer:
     def _lexicon(self, lp: np.ndarray) -> str:
         text = self._decoder.decode(lp)
         if text is not None:
-            return self._words(text, frozenset(self.lexicon.words))
+            return self._words(text, self.lexicon.known)
         # No all-known-words reading fits (an out-of-lexicon word): snap the greedy one instead.
         return self.lexicon.correct(self._greedy(lp))
 
@@ -378,8 +383,8 @@ def with_phoneme_head(rec: Recognizer, phonemes: Pronunciations, folder: Path) -
     """A letter recogniser continued as a phoneme one: its front end, convolutions and
     transformer (what it learnt to hear) kept, a fresh CTC head over `phonemes`' units."""
     vocab = phonemes.vocab()
-    config = rec.model.config.__class__.from_dict({**rec.model.config.to_dict(),
-                                                   "vocab_size": len(vocab)})
+    config = copy.deepcopy(rec.model.config)
+    config.vocab_size = len(vocab)
     model = Wav2Vec2ForCTC(config)
     kept = {k: v for k, v in rec.model.state_dict().items() if not k.startswith("lm_head.")}
     missing, unexpected = model.load_state_dict(kept, strict=False)

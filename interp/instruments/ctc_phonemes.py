@@ -22,14 +22,14 @@ every accent onto it.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from pathlib import Path
 
 from tqdm import tqdm
 
+from interp.corpus.espeak import run_phonemes
 from interp.instruments.ctc_open import WordList
 from interp.instruments.text import normalize_text
 
@@ -37,14 +37,6 @@ PHONEMES = "phonemes.json"
 PRONUNCIATIONS = "pronunciations.tsv"
 VOICE = "en-us"
 _FIRST = 0xE000  # Unicode private-use area: no letter or tokenizer special lives there
-
-
-@functools.lru_cache(maxsize=200_000)  # training labels the same sentences every epoch
-def run_phonemes(words: str) -> tuple[tuple[str, ...], ...]:
-    """espeak-ng's phonemes of a run of words (en-us), one tuple per word as it splits them."""
-    from interp.corpus.espeak import engine
-
-    return tuple(tuple(w) for w in engine().phonemes(words, VOICE))
 
 
 def canonical(symbol: str) -> str | None:
@@ -62,9 +54,9 @@ def word_phonemes(text: str) -> list[tuple[str, tuple[str, ...]]]:
     words = normalize_text(text).split()
     if not words:
         return []
-    spoken = run_phonemes(" ".join(words))
+    spoken = run_phonemes(" ".join(words), VOICE)
     if len(spoken) != len(words):
-        spoken = tuple(tuple(p for w in run_phonemes(word) for p in w) for word in words)
+        spoken = tuple(tuple(p for w in run_phonemes(word, VOICE) for p in w) for word in words)
     return [(w, tuple(u for s in ph if (u := canonical(s)))) for w, ph in
             zip(words, spoken, strict=True)]
 
@@ -83,8 +75,7 @@ class Pronunciations:
         self.char = {u: chr(_FIRST + i) for i, u in enumerate(self.units)}
         self.unit = {c: u for u, c in self.char.items()}
         self.table = table
-        self.best = {s: max(ws.items(), key=lambda kv: (kv[1], kv[0]))
-                     for s, ws in table.items() if ws}
+        self.best = {s: _most_probable(ws) for s, ws in table.items() if ws}
         self.spellings: dict[str, list[str]] = {}
         for s, ws in table.items():
             for w in ws:
@@ -108,18 +99,18 @@ class Pronunciations:
         known = self.spellings.get(word)
         return known[0] if known else "".join(self.spell(ph) for _, ph in word_phonemes(word))
 
-    def word(self, spelling: str, among: frozenset[str] | None = None) -> str:
+    def word(self, spelling: str, among: Set[str] | None = None) -> str:
         """The most probable word spelt so (of `among` when given); an unknown spelling comes
         out as its unit letters run together: one word, never a listed one."""
-        ws = self.table.get(spelling, {})
-        if among is not None:
-            ws = {w: p for w, p in ws.items() if w in among}
-        if ws:
-            return max(ws.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        if among is None:
+            if spelling in self.best:
+                return self.best[spelling][0]
+        elif ws := {w: p for w, p in self.table.get(spelling, {}).items() if w in among}:
+            return _most_probable(ws)[0]
         return "".join(ch for u in self.names(spelling).split() for ch in u if ch.isalpha()
                        ).lower() or "unk"
 
-    def words(self, decoded: str, among: frozenset[str] | None = None) -> str:
+    def words(self, decoded: str, among: Set[str] | None = None) -> str:
         """A decoded transcript of spellings (space-separated) as words."""
         return " ".join(self.word(s, among) for s in decoded.split())
 
@@ -145,13 +136,18 @@ class Pronunciations:
                 forms.setdefault(units, {})[word] = words.logp.get(word, floor)
 
         for w in tqdm(sorted(words.logp), desc="pronunciations", disable=quiet):
-            add(w, tuple(u for part in run_phonemes(w) for s in part if (u := canonical(s))))
+            add(w, tuple(u for part in run_phonemes(w, VOICE) for s in part if (u := canonical(s))))
         for t in texts:
             for w, units in word_phonemes(t):
                 add(w, units)
-        units = sorted({u for f in forms for u in f})
-        inventory = cls(units, {})
-        return cls(units, {inventory.spell(f): ws for f, ws in forms.items()})
+        return cls._from_forms(sorted({u for f in forms for u in f}), forms)
+
+    @classmethod
+    def _from_forms(cls, units: list[str],
+                    forms: dict[tuple[str, ...], dict[str, float]]) -> Pronunciations:
+        """The table of `forms` (unit names → words), spelt in the characters of `units`."""
+        spell = cls(units, {}).spell
+        return cls(units, {spell(f): ws for f, ws in forms.items()})
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -165,11 +161,14 @@ class Pronunciations:
         folder = Path(folder)
         if not (folder / PHONEMES).exists():
             return None
-        units = json.loads((folder / PHONEMES).read_text())["units"]
-        inventory = cls(units, {})
-        table: dict[str, dict[str, float]] = {}
+        forms: dict[tuple[str, ...], dict[str, float]] = {}
         path = folder / PRONUNCIATIONS
         for line in (path.read_text().splitlines() if path.exists() else []):
             names, w, p = line.split("\t")
-            table.setdefault(inventory.spell(names.split()), {})[w] = float(p)
-        return cls(units, table)
+            forms.setdefault(tuple(names.split()), {})[w] = float(p)
+        return cls._from_forms(json.loads((folder / PHONEMES).read_text())["units"], forms)
+
+
+def _most_probable(words: dict[str, float]) -> tuple[str, float]:
+    """The (word, prior) of highest prior; ties go to the alphabetically last word."""
+    return max(words.items(), key=lambda kv: (kv[1], kv[0]))

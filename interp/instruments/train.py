@@ -243,10 +243,8 @@ def phoneme_table(cfg: asr.AsrConfig, rows: list[dict],
                   extra: ClipPool | None) -> Pronunciations | None:
     """A phoneme recogniser's pronunciations (None for letters): the word list's words and every
     word of the training sentences (grammar and `extra`), in the forms espeak-ng says them."""
-    if cfg.units == "letters":
-        return None
     if cfg.units != "phonemes":
-        raise ValueError(f"unknown --units {cfg.units!r}: letters or phonemes")
+        return None
     words = WordList.from_wordfreq(cfg.wordlist_size or 50_000)
     texts = [r["text_plain"] for r in rows + (extra.rows if extra else [])]
     return Pronunciations.build(words, texts)

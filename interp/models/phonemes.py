@@ -11,7 +11,6 @@ accent: the prompt carries the accent. espeak-ng is needed at inference too, as 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable
@@ -28,12 +27,11 @@ UNK = "[UNK]"
 _MARKS = re.compile(r"(<\|[a-z]+\|>|\[[a-z_]+\]|[.,!?;:])")
 
 
-@functools.lru_cache(maxsize=200_000)
 def run_phonemes(words: str) -> tuple[tuple[str, ...], ...]:
-    """espeak-ng's phonemes of a run of words, one tuple per word as espeak-ng splits them."""
-    from interp.corpus.espeak import engine
+    """espeak-ng's phonemes of a run of words in the reference voice, one tuple per word."""
+    from interp.corpus.espeak import run_phonemes as phonemize
 
-    return tuple(tuple(w) for w in engine().phonemes(words, VOICE))
+    return phonemize(words, VOICE)
 
 
 def phoneme_symbols(text: str) -> list[tuple[str, tuple[int, int]]]:
