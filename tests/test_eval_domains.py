@@ -86,6 +86,22 @@ def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
         by = again["vs_baseline_by_domain"]
         assert by["grammar"]["wer_key"] == "wer" and by["open"]["wer_key"] == "wer_open"
         assert by["open"]["wer_diff"]["n"] == 1
+    # the same outputs heard again (--rescore): nothing generated, every figure measured anew
+    # from the kept speech tokens, so with the same ears the same record
+    assert all(set(s["speech_tokens"]) == {"normal", "slow", "fast", "laughter"} for s in samples)
+    re = evaluate_tts(EvalConfig(rescore=str(tmp_path), out=str(tmp_path / "re"),
+                                 n_reference=2))
+    assert json.loads((tmp_path / "re" / "eval.json").read_text())["samples"] == samples
+    assert re["wer"] == r["wer"] and re["config"]["model"] == cfg.model
+    with pytest.raises(ValueError, match="--out"):  # never over the evaluation it hears
+        evaluate_tts(EvalConfig(rescore=str(tmp_path), out=str(tmp_path)))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    old = json.loads((tmp_path / "eval.json").read_text())
+    (bare / "eval.json").write_text(json.dumps(
+        old | {"samples": [{k: v for k, v in s.items() if k != "speech_tokens"} for s in samples]}))
+    with pytest.raises(ValueError, match="no speech tokens"):
+        evaluate_tts(EvalConfig(rescore=str(bare), out=str(tmp_path / "re2")))
     only = evaluate_tts(replace(cfg, domain="open", out=str(tmp_path / "open")))
     assert "by_domain" not in only and only["n_sentences"] == 1
     rows = json.loads((tmp_path / "open" / "eval.json").read_text())["samples"]

@@ -121,6 +121,10 @@ class EvalConfig:
     """held-out sentences of: grammar (the planted-concept grammar), open (open English with
     words unseen in training: a corpus built with --open-frac > 0) or both (n of each; figures
     per domain under `by_domain`)"""
+    rescore: str = ""
+    """an earlier evaluation folder of the same model and plan: hear its outputs again (its
+    eval.json keeps each output's speech tokens) instead of generating them, e.g. with other
+    ears (--asr, --instruments); every figure is measured anew, into --out"""
 
 
 def heldout_plan(cfg: EvalConfig, engine: Backbone) -> list[tuple[str, str, str, dict]]:
@@ -263,12 +267,35 @@ def heard_wers(listen: Listener, audio: np.ndarray, text: str, name: str,
     return out | ({f"transcript{k}": h for k, h in heard.items()} if keep else {})
 
 
+OUTPUTS = (*RATES, "laughter")
+"""The four outputs of each plan item, in the order they are generated: each rate, then the
+sentence with a laughter tag."""
+
+
 def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tuple,
           rng: random.Random, out: Path, fingerprints: dict) -> dict:
     """Plan item `i`: its sentence spoken at each rate and once with a laughter tag, measured
-    (and its wavs kept under `out`/examples for the first `cfg.examples` items)."""
-    text, voice, gender, ref = item
+    (`measure`)."""
+    text, voice = item[:2]
     sampling = SamplingConfig(top_k=cfg.top_k, top_p=cfg.top_p)
+    # the three rates and the laughter tag in one KV-cached batch (Backbone.generate_batch):
+    # each row's tokens are those `engine.tts` makes alone
+    asks = [(text, instruction) for instruction in RATES.values()]
+    asks.append((with_laughter(text, rng), None))
+    reqs = [engine.request(t, voice, instruction) for t, instruction in asks]
+    toks = engine.generate_batch(reqs, replace(sampling, seed=cfg.seed + i))
+    return measure(engine, listen, cfg, i, item, dict(zip(OUTPUTS, toks, strict=True)), out,
+                   fingerprints)
+
+
+def measure(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tuple,
+            toks: dict[str, list[int]], out: Path, fingerprints: dict) -> dict:
+    """Plan item `i`'s record from its four outputs' speech tokens (`OUTPUTS`): the espeak
+    reference and its codec round trip heard, each output rendered and measured, the tokens kept
+    (`speech_tokens`, what `--rescore` hears again), and the wavs kept under `out`/examples for
+    the first `cfg.examples` items. A function of the tokens alone: generating and rescoring
+    measure alike."""
+    text, voice, gender, ref = item
     ref_audio = load_audio(cfg.corpus, ref)[0]
     roundtrip = engine.render(engine.speech_tokens(ref_audio))
     if voice not in fingerprints:  # of each prompt, through the codec
@@ -279,14 +306,10 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
                  "reference_embedding": voice_embedding(roundtrip),
                  **heard_wers(listen, ref_audio, text, "wer_reference"),
                  **heard_wers(listen, roundtrip, text, "wer_roundtrip_reference")}
-    # the three rates and the laughter tag in one KV-cached batch (Backbone.generate_batch):
-    # each row's tokens are those `engine.tts` makes alone
-    asks = [(text, instruction) for instruction in RATES.values()]
-    asks.append((with_laughter(text, rng), None))
-    reqs = [engine.request(t, voice, instruction) for t, instruction in asks]
-    toks = engine.generate_batch(reqs, replace(sampling, seed=cfg.seed + i))
-    speech = [engine.render(t, voice) if t else np.zeros(0, np.float32) for t in toks]
-    for rate, audio in zip(RATES, speech, strict=False):  # the last is the laughter one
+    speech = {k: engine.render(t, voice) if len(t) else np.zeros(0, np.float32)
+              for k, t in toks.items()}
+    for rate in RATES:
+        audio = speech[rate]
         f0 = _f0(audio)
         rec[rate] = {"gender": _gender(f0), "f0": f0, "p_male": listen.p_male(audio),
                      "seconds": len(audio) / SAMPLE_RATE,
@@ -295,17 +318,55 @@ def speak(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: tup
             rec[rate]["voice_embedding"] = voice_embedding(audio)
             rec["laughter_without_tag"] = listen.laughter(audio)
             rec |= heard_wers(listen, audio, text, "wer", keep=True)  # transcripts: the errors
-        if i < cfg.examples:
-            (out / "examples").mkdir(parents=True, exist_ok=True)
-            sf.write(out / "examples" / f"{i:02d}_{rate}.wav", audio, SAMPLE_RATE)
-    audio = speech[-1]
-    rec["laughter_with_tag"] = listen.laughter(audio)
+    rec["laughter_with_tag"] = listen.laughter(speech["laughter"])
     if i < cfg.examples:
-        sf.write(out / "examples" / f"{i:02d}_laughter.wav", audio, SAMPLE_RATE)
+        (out / "examples").mkdir(parents=True, exist_ok=True)
+        for k, audio in speech.items():
+            sf.write(out / "examples" / f"{i:02d}_{k}.wav", audio, SAMPLE_RATE)
+    rec["speech_tokens"] = {k: [int(x) for x in t] for k, t in toks.items()}
     return rec
 
 
+PLAN_FIELDS = ("model", "corpus", "tokens", "n", "seed", "voices", "domain", "top_k", "top_p")
+"""What makes a plan and its outputs: `--rescore` takes these from the evaluation it hears again."""
+
+
+def _saved(folder: str) -> dict:
+    path = Path(folder) / "eval.json"
+    if not path.is_file():
+        raise ValueError(f"--rescore {folder}: no eval.json there; give the folder an earlier "
+                         "`python -m interp.models.evaluate --out` wrote")
+    return json.loads(path.read_text())
+
+
+def rescore_config(cfg: EvalConfig) -> EvalConfig:
+    """`cfg` with the plan and model of the evaluation `cfg.rescore` names (`PLAN_FIELDS`); its
+    own out, ears and baseline. Writing over that evaluation is refused: nothing is lost."""
+    out = Path(cfg.out) if cfg.out else None
+    if out is None or out.resolve() == Path(cfg.rescore).resolve():
+        raise ValueError(f"--rescore {cfg.rescore}: give --out another folder (the earlier "
+                         "evaluation is kept as it is)")
+    old = _saved(cfg.rescore)["config"]
+    return replace(cfg, **{k: old[k] for k in PLAN_FIELDS if k in old})
+
+
+def saved_outputs(folder: str, plan: list[tuple]) -> list[dict[str, list[int]]]:
+    """Each plan item's speech tokens from an earlier evaluation of the same plan (`folder`'s
+    eval.json, `--rescore`); refused in one line when it has none or another plan."""
+    samples = _saved(folder)["samples"]
+    if any("speech_tokens" not in s for s in samples):
+        raise ValueError(f"--rescore {folder}: its eval.json keeps no speech tokens (made before "
+                         "they were kept); evaluate the model again instead")
+    if [(s["text"], s["voice"]) for s in samples] != [p[:2] for p in plan]:
+        raise ValueError(f"--rescore {folder}: its sentences and voices are not those its plan "
+                         "gives now (has the corpus or the model's prompt bank changed?); "
+                         "evaluate the model again instead")
+    return [s["speech_tokens"] for s in samples]
+
+
 def evaluate_tts(cfg: EvalConfig) -> dict:
+    if cfg.rescore:
+        cfg = rescore_config(cfg)
     if cfg.instruments:
         from interp.instruments.common import use_instruments
 
@@ -320,8 +381,13 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     fingerprints: dict[str, list[float] | None] = {}
-    rows = [speak(engine, listen, cfg, i, item, rng, out, fingerprints)
-            for i, item in enumerate(tqdm(plan, desc="generate"))]
+    if cfg.rescore:  # the earlier outputs, heard again (e.g. by other ears): nothing generated
+        saved = saved_outputs(cfg.rescore, plan)
+        rows = [measure(engine, listen, cfg, i, item, saved[i], out, fingerprints)
+                for i, item in enumerate(tqdm(plan, desc="rescore"))]
+    else:
+        rows = [speak(engine, listen, cfg, i, item, rng, out, fingerprints)
+                for i, item in enumerate(tqdm(plan, desc="generate"))]
     tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
     table = corpus_tokens(Path(cfg.corpus), tokens)
     train_words = {w for r in load_table(cfg.corpus, "train") for w in _words(r["text_plain"])}
