@@ -60,7 +60,18 @@ TC_EVAL ?=
 TC_BASELINE ?= data/tinycosy
 TC_EVAL_ARGS = --corpus $(TC)/corpus --tokens $(TC)/tokens --domain both --n $(TC_EVAL_N) $(TC_EVAL)
 
-.PHONY: demo test install system-deps lint clean-demo tinycosy
+# `make tinyedit`: TinyEdit trained from a TinyCosy, one command (issue 34): by default from the one
+# `make tinycosy` exported, else the shipped one. The recipe and pairs are the shipped TinyEdit's
+# (data/README.md#tinyedit; ~10 min of training on 2 cores, the pairs ~10, the two evaluations ~15 each).
+TE ?= runs/tinyedit_open
+TE_INIT ?= $(if $(wildcard $(TC)/export/train.json),$(TC)/export,data/tinycosy)
+TE_PAIRS ?= --n-pairs 4000 --n-sentences 1500
+TE_RECIPE ?= --steps 700 --lr 7e-4 --warmup 30 --eval-every 150 --eval-examples 64 --ckpt-every 25 \
+	--threads 2 --precision bf16 --compile
+TE_EVAL_N ?= 20
+TE_EVAL ?=
+
+.PHONY: demo test install system-deps lint clean-demo tinycosy tinyedit
 
 ## system-deps: Debian packages (espeak-ng and its library, sox; chromium for the dashboard's browser test); as root directly, else say how
 system-deps:
@@ -163,3 +174,20 @@ tinycosy: install
 	  $(TC_EVAL_ARGS) --out $(TC)/eval $(if $(TC_BASELINE),--baseline $(TC)/eval_baseline/eval.json)
 	@echo; echo "TinyCosy rebuilt: $(TC)/export (train.json: the run)"; \
 	echo "  held-out figures, both domains: $(TC)/eval/eval.json (by_domain; vs_baseline: paired against $(TC_BASELINE))"
+
+## tinyedit: edit pairs → TinyEdit trained from $(TE_INIT) → evaluated on held-out voices (judged),
+## with the untuned TinyCosy (its weights in TinyEdit's format) evaluated beside it. Exports to
+## $(TE)/export: to ship it, copy that to data/tinyedit. Every step resumes or is skipped when done.
+tinyedit: install
+	$(BIN)/python -m interp.edit build --out $(TE)/pairs $(TE_PAIRS)
+	@test -f $(TE)/export/train.json || $(BIN)/python -m interp.edit train --pairs $(TE)/pairs \
+	  --init $(TE_INIT) --out $(TE)/model --export $(TE)/export $(TE_RECIPE)
+	@test -f $(TE)/eval/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(TE)/pairs \
+	  --model $(TE)/export --baseline $(TE_INIT) --n $(TE_EVAL_N) --out $(TE)/eval --judge-dir $(TE)/eval/judge $(TE_EVAL)
+	@test -f $(TE)/untuned/train.json || $(BIN)/python -m interp.edit train --pairs $(TE)/pairs \
+	  --init $(TE_INIT) --out $(TE)/untuned_run --export $(TE)/untuned --steps 0 --eval-examples 64
+	@test -f $(TE)/eval_untuned/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(TE)/pairs \
+	  --model $(TE)/untuned --baseline $(TE_INIT) --n $(TE_EVAL_N) --loss-pairs 0 --out $(TE)/eval_untuned \
+	  --judge-dir $(TE)/eval_untuned/judge $(TE_EVAL)
+	@echo; echo "TinyEdit rebuilt from $(TE_INIT): $(TE)/export (train.json: the run)"; \
+	echo "  held-out figures: $(TE)/eval/eval.json; the untuned TinyCosy's: $(TE)/eval_untuned/eval.json"
