@@ -103,6 +103,16 @@ def test_train_asr_with_phoneme_units(tiny_corpus, tiny_codec_dir, tmp_path):
     assert all(isinstance(v, str) for v in readings.values())
     # every word the decodes may give is a word (no private-use characters leak out)
     assert all(ord(c) < 0xE000 for v in readings.values() for c in v)
+    # tuning the open decode reads words through the table, as the recogniser's open reading
+    from interp.corpus.table import load_audio, load_table
+    from interp.instruments.evaluate import tune_open
+    from interp.instruments.text import corpus_error_rates, normalize_text
+
+    clips = [(load_audio(tiny_corpus, r)[0], r) for r in load_table(tiny_corpus, "heldout_voices")[:2]]
+    d = rec.open_cfg
+    ranked = tune_open(rec, clips, grid={"lm_weight": (d.lm_weight,), "word_bonus": (d.word_bonus,)})
+    assert ranked[0][0] == corpus_error_rates([normalize_text(r["text_plain"]) for _, r in clips],
+                                              [rec.readings(a)["open"] for a, _ in clips])["wer"]
     # the grammar lexicon decode only outputs lexicon words
     assert set(readings["lexicon"].split()) <= set(rec.lexicon.words) | set(
         Lexicon(rec.lexicon.words).correct(readings["greedy"]).split())

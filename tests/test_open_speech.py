@@ -129,6 +129,34 @@ def test_tune_open_ranks_grid_points_best_first(open_speech, tiny_corpus):
     ranked = tune_open(rec, clips, grid={"lm_weight": (0.0, 0.5), "word_bonus": (1.0,)})
     assert len(ranked) == 2 and ranked[0][0] <= ranked[1][0]
     assert {c["lm_weight"] for _, c in ranked} == {0.0, 0.5}
+    assert rec.open_cfg == asr.OpenBeamConfig()  # the grid leaves the recogniser as it was
+
+
+def test_tuned_open_decode_is_kept_with_the_recogniser(tmp_path, tiny_corpus):
+    """--tune --keep-best stores the best weights in the folder; every later load decodes with
+    them (a grid point's WER is the open reading's with those weights)."""
+    from interp.corpus.table import load_audio
+    from interp.instruments import asr
+    from interp.instruments.ctc_open import WordList
+    from interp.instruments.evaluate import keep_best, tune_open
+    from interp.instruments.text import corpus_error_rates, normalize_text
+    from tests.test_metrics_asr import TINY
+
+    rec = asr.new_recognizer(TINY, tmp_path / "asr")
+    rec.wordlist = WordList.from_counts({"the": 10, "river": 2, "lamp": 3})
+    rec.save(tmp_path / "asr")
+    assert not (tmp_path / "asr" / asr.OPEN_DECODE).exists()  # defaults: nothing to keep
+    rows = load_table(tiny_corpus, "heldout_voices")[:2]
+    clips = [(load_audio(tiny_corpus, r)[0], r) for r in rows]
+    ranked = tune_open(rec, clips, grid={"lm_weight": (0.3,), "word_bonus": (2.0,)})
+    keep_best(str(tmp_path / "asr"), ranked[0][1])
+    loaded = asr.Recognizer.load(tmp_path / "asr")
+    assert (loaded.open_cfg.lm_weight, loaded.open_cfg.word_bonus) == (0.3, 2.0)
+    hyps = [loaded.readings(a)["open"] for a, _ in clips]
+    refs = [normalize_text(r["text_plain"]) for _, r in clips]
+    assert ranked[0][0] == corpus_error_rates(refs, hyps)["wer"]
+    with pytest.raises(ValueError, match="--asr"):
+        keep_best("", ranked[0][1])
 
 
 def test_run_asr_mixes_in_an_extra_corpus_and_ships_a_word_list(open_speech, tiny_corpus,

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 NAME = "asr"
 FRONTEND = "frontend.json"
 LEXICON = "lexicon.txt"
+OPEN_DECODE = "open_decode.json"  # the open decode's weights when tuned for this recogniser
 CHUNK_S = 20.0
 VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(ALPHABET)}}
 
@@ -338,6 +339,8 @@ class Recognizer:
             self.wordlist.save(folder / WORDLIST)
         if self.phonemes is not None:
             self.phonemes.save(folder)
+        if self.open_cfg != OpenBeamConfig():
+            (folder / OPEN_DECODE).write_text(json.dumps(asdict(self.open_cfg), indent=1) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> Recognizer:
@@ -351,12 +354,14 @@ class Recognizer:
         lexicon = Lexicon(lex.read_text().split()) if lex.exists() else None
         words = WordList.load(folder / WORDLIST) if (folder / WORDLIST).exists() else None
         phonemes = Pronunciations.load(folder)
+        tuned = folder / OPEN_DECODE  # `python -m interp.instruments.evaluate --tune --keep-best`
+        open_cfg = OpenBeamConfig(**json.loads(tuned.read_text())) if tuned.exists() else None
         if front.exists():
-            return cls(model, tok, Frontend(**json.loads(front.read_text())), lexicon, words,
-                       phonemes=phonemes)
-        do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
-        return cls(model, tok, Frontend("waveform", do_normalize=bool(do_norm)), lexicon, words,
-                   phonemes=phonemes)
+            frontend = Frontend(**json.loads(front.read_text()))
+        else:
+            do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
+            frontend = Frontend("waveform", do_normalize=bool(do_norm))
+        return cls(model, tok, frontend, lexicon, words, open_cfg=open_cfg, phonemes=phonemes)
 
 
 def load_recognizer(folder: str | Path):  # noqa: ANN201

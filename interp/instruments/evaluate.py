@@ -33,7 +33,7 @@ from interp.instruments.common import (
     set_threads,
     write_json,
 )
-from interp.instruments.ctc_open import OpenBeamConfig, OpenDecoder
+from interp.instruments.ctc_open import OpenBeamConfig
 from interp.instruments.data import RoundTripCache, default_cache_dir, eval_clips
 from interp.instruments.open_text import is_conversational
 from interp.instruments.text import corpus_error_rates, normalize_text
@@ -70,6 +70,9 @@ class AsrEvalConfig:
     tune: bool = False
     """instead: grid-search the open decode's prior weights on the open set's `dev` split
     (original audio) and print the best settings"""
+    keep_best: bool = False
+    """with --tune: store the best settings in the recogniser's folder (open_decode.json), which
+    every later load of it decodes with"""
     threads: int = 1
     """torch threads (the machine is shared)"""
 
@@ -157,14 +160,19 @@ def tune_open(rec: asr.Recognizer, clips: list[tuple[np.ndarray, dict]],
         raise ValueError("the recogniser has no word list (wordlist.tsv): nothing to tune")
     lps = [rec.log_probs(prepare_audio(a, SAMPLE_RATE)[0]) for a, _ in clips]
     refs = [normalize_text(r["text_plain"]) for _, r in clips]
-    vocab = rec.tokenizer.get_vocab()
+    words, default = rec.wordlist, rec.open_cfg
     out = []
-    for values in itertools.product(*grid.values()):
-        cfg = replace(rec.open_cfg, **dict(zip(grid, values, strict=True)))
-        dec = OpenDecoder(rec.wordlist, vocab, rec.tokenizer.pad_token,
-                          rec.tokenizer.word_delimiter_token, cfg)
-        hyps = [" ".join(dec.decode(lp) or "" for lp in parts) for parts in lps]
-        out.append((corpus_error_rates(refs, hyps)["wer"], asdict(cfg)))
+    try:
+        for values in itertools.product(*grid.values()):
+            # through the recogniser's own open decode (setting the list rebuilds it with these
+            # weights): a phoneme recogniser searches spellings and reads them back as words
+            rec.open_cfg = replace(default, **dict(zip(grid, values, strict=True)))
+            rec.wordlist = words
+            hyps = [normalize_text(" ".join(rec._open_read(lp, True) for lp in parts))
+                    for parts in lps]
+            out.append((corpus_error_rates(refs, hyps)["wer"], asdict(rec.open_cfg)))
+    finally:
+        rec.open_cfg, rec.wordlist = default, words
     return sorted(out, key=lambda t: t[0])
 
 
@@ -175,6 +183,16 @@ def run_tune(cfg: AsrEvalConfig) -> list[tuple[float, dict]]:
                            open_cache_dir(cfg.open_speech))
     clips, _ = eval_clips(cfg.open_speech, cache, "dev", cfg.n_open, 0)
     return tune_open(rec, clips)
+
+
+def keep_best(folder: str, settings: dict) -> Path:
+    """Store tuned open-decode `settings` in the recogniser `folder` (asr.OPEN_DECODE)."""
+    if not folder:
+        raise ValueError("--keep-best writes into the recogniser's folder: give it with --asr DIR "
+                         "(the shipped one is rebuilt by its command, not tuned in place)")
+    path = Path(folder) / asr.OPEN_DECODE
+    write_json(path, asdict(OpenBeamConfig(**settings)))
+    return path
 
 
 def format_table(section: dict) -> str:
@@ -198,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{ {k: getattr(OpenBeamConfig(), k) for k in keys} }")
         for w, c in ranked[:10]:
             print(f"  {w:.4f}  " + "  ".join(f"{k} {c[k]}" for k in keys))
+        if cfg.keep_best:
+            path = keep_best(cfg.asr, ranked[0][1])
+            print(f"kept the best settings for {cfg.asr}: {path}")
         return
     print(format_table(run_eval(cfg)))
 
