@@ -306,8 +306,13 @@ class Recognizer:
                           normalize_text(" ".join(self._lexicon(lp) for lp in lps)))
         for key, oov in (("open", True), ("wordlist", False)):
             if key in keys:
-                out[key] = normalize_text(" ".join(self._open_read(lp, oov) for lp in lps))
+                out[key] = self.read_open(lps, oov)
         return out
+
+    def read_open(self, lps: list[np.ndarray], allow_oov: bool = True) -> str:
+        """The open-vocabulary reading of a clip's `log_probs` (`allow_oov` False: listed words
+        only, falling back to the open one where none fits), as words."""
+        return normalize_text(" ".join(self._open_read(lp, allow_oov) for lp in lps))
 
     def _open_read(self, lp: np.ndarray, allow_oov: bool) -> str:
         """Open decode; the listed-words-only one falls back to it when no listed reading fits."""

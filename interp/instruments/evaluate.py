@@ -168,8 +168,7 @@ def tune_open(rec: asr.Recognizer, clips: list[tuple[np.ndarray, dict]],
             # weights): a phoneme recogniser searches spellings and reads them back as words
             rec.open_cfg = replace(default, **dict(zip(grid, values, strict=True)))
             rec.wordlist = words
-            hyps = [normalize_text(" ".join(rec._open_read(lp, True) for lp in parts))
-                    for parts in lps]
+            hyps = [rec.read_open(parts) for parts in lps]
             out.append((corpus_error_rates(refs, hyps)["wer"], asdict(rec.open_cfg)))
     finally:
         rec.open_cfg, rec.wordlist = default, words

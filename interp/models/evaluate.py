@@ -328,7 +328,8 @@ def measure(engine: Backbone, listen: Listener, cfg: EvalConfig, i: int, item: t
 
 
 PLAN_FIELDS = ("model", "corpus", "tokens", "n", "seed", "voices", "domain", "top_k", "top_p")
-"""What makes a plan and its outputs: `--rescore` takes these from the evaluation it hears again."""
+"""The model, corpus, plan and sampling of an evaluation: `--rescore` takes these from the one it
+hears again."""
 
 
 def _saved(folder: str) -> dict:
