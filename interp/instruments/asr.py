@@ -33,7 +33,7 @@ from transformers import (
 
 from interp.audio import SAMPLE_RATE
 from interp.audio.features import MelConfig, log_mel
-from interp.instruments.common import is_silent, prepare_audio, require_files
+from interp.instruments.common import is_silent, prepare_audio, require_files, write_json
 from interp.instruments.ctc_align import forced_align, word_spans
 from interp.instruments.ctc_lexicon import LexiconDecoder
 from interp.instruments.ctc_open import (
@@ -345,7 +345,7 @@ class Recognizer:
         if self.phonemes is not None:
             self.phonemes.save(folder)
         if self.open_cfg != OpenBeamConfig():
-            (folder / OPEN_DECODE).write_text(json.dumps(asdict(self.open_cfg), indent=1) + "\n")
+            write_open_decode(folder, self.open_cfg)
 
     @classmethod
     def load(cls, folder: str | Path) -> Recognizer:
@@ -367,6 +367,14 @@ class Recognizer:
             do_norm = json.loads(pre.read_text()).get("do_normalize", True) if pre.exists() else True
             frontend = Frontend("waveform", do_normalize=bool(do_norm))
         return cls(model, tok, frontend, lexicon, words, open_cfg=open_cfg, phonemes=phonemes)
+
+
+def write_open_decode(folder: str | Path, cfg: OpenBeamConfig) -> Path:
+    """The open decode's weights, stored with the recogniser in `folder` (OPEN_DECODE), which
+    `Recognizer.load` decodes with."""
+    path = Path(folder) / OPEN_DECODE
+    write_json(path, asdict(cfg))
+    return path
 
 
 def load_recognizer(folder: str | Path):  # noqa: ANN201

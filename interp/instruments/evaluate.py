@@ -189,9 +189,7 @@ def keep_best(folder: str, settings: dict) -> Path:
     if not folder:
         raise ValueError("--keep-best writes into the recogniser's folder: give it with --asr DIR "
                          "(the shipped one is rebuilt by its command, not tuned in place)")
-    path = Path(folder) / asr.OPEN_DECODE
-    write_json(path, asdict(OpenBeamConfig(**settings)))
-    return path
+    return asr.write_open_decode(folder, OpenBeamConfig(**settings))
 
 
 def format_table(section: dict) -> str:

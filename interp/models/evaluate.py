@@ -332,42 +332,43 @@ PLAN_FIELDS = ("model", "corpus", "tokens", "n", "seed", "voices", "domain", "to
 hears again."""
 
 
-def _saved(folder: str) -> dict:
-    path = Path(folder) / "eval.json"
+def earlier_evaluation(cfg: EvalConfig) -> dict:
+    """The eval.json `cfg.rescore` names, read once; writing over it is refused (nothing is
+    lost), as is a folder without one."""
+    if not cfg.out or Path(cfg.out).resolve() == Path(cfg.rescore).resolve():
+        raise ValueError(f"--rescore {cfg.rescore}: give --out another folder (the earlier "
+                         "evaluation is kept as it is)")
+    path = Path(cfg.rescore) / "eval.json"
     if not path.is_file():
-        raise ValueError(f"--rescore {folder}: no eval.json there; give the folder an earlier "
-                         "`python -m interp.models.evaluate --out` wrote")
+        raise ValueError(f"--rescore {cfg.rescore}: no eval.json there; give the folder an "
+                         "earlier `python -m interp.models.evaluate --out` wrote")
     return json.loads(path.read_text())
 
 
-def rescore_config(cfg: EvalConfig) -> EvalConfig:
-    """`cfg` with the plan and model of the evaluation `cfg.rescore` names (`PLAN_FIELDS`); its
-    own out, ears and baseline. Writing over that evaluation is refused: nothing is lost."""
-    out = Path(cfg.out) if cfg.out else None
-    if out is None or out.resolve() == Path(cfg.rescore).resolve():
-        raise ValueError(f"--rescore {cfg.rescore}: give --out another folder (the earlier "
-                         "evaluation is kept as it is)")
-    old = _saved(cfg.rescore)["config"]
-    return replace(cfg, **{k: old[k] for k in PLAN_FIELDS if k in old})
+def rescore_config(cfg: EvalConfig, earlier: dict) -> EvalConfig:
+    """`cfg` with the model, corpus, plan and sampling of the `earlier` evaluation
+    (`PLAN_FIELDS`); its own out, ears and baseline."""
+    return replace(cfg, **{k: earlier["config"][k] for k in PLAN_FIELDS if k in earlier["config"]})
 
 
-def saved_outputs(folder: str, plan: list[tuple]) -> list[dict[str, list[int]]]:
-    """Each plan item's speech tokens from an earlier evaluation of the same plan (`folder`'s
-    eval.json, `--rescore`); refused in one line when it has none or another plan."""
-    samples = _saved(folder)["samples"]
+def saved_outputs(cfg: EvalConfig, earlier: dict, plan: list[tuple]) -> list[dict[str, list[int]]]:
+    """Each plan item's speech tokens from the `earlier` evaluation of the same plan
+    (`--rescore`); refused in one line when it has none or another plan."""
+    samples = earlier["samples"]
     if any("speech_tokens" not in s for s in samples):
-        raise ValueError(f"--rescore {folder}: its eval.json keeps no speech tokens (made before "
-                         "they were kept); evaluate the model again instead")
+        raise ValueError(f"--rescore {cfg.rescore}: its eval.json keeps no speech tokens (made "
+                         "before they were kept); evaluate the model again instead")
     if [(s["text"], s["voice"]) for s in samples] != [p[:2] for p in plan]:
-        raise ValueError(f"--rescore {folder}: its sentences and voices are not those its plan "
-                         "gives now (has the corpus or the model's prompt bank changed?); "
+        raise ValueError(f"--rescore {cfg.rescore}: its sentences and voices are not those its "
+                         "plan gives now (has the corpus or the model's prompt bank changed?); "
                          "evaluate the model again instead")
     return [s["speech_tokens"] for s in samples]
 
 
 def evaluate_tts(cfg: EvalConfig) -> dict:
-    if cfg.rescore:
-        cfg = rescore_config(cfg)
+    earlier = earlier_evaluation(cfg) if cfg.rescore else None
+    if earlier is not None:
+        cfg = rescore_config(cfg, earlier)
     if cfg.instruments:
         from interp.instruments.common import use_instruments
 
@@ -382,8 +383,8 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     fingerprints: dict[str, list[float] | None] = {}
-    if cfg.rescore:  # the earlier outputs, heard again (e.g. by other ears): nothing generated
-        saved = saved_outputs(cfg.rescore, plan)
+    if earlier is not None:  # the earlier outputs, heard again (e.g. by other ears): nothing generated
+        saved = saved_outputs(cfg, earlier, plan)
         rows = [measure(engine, listen, cfg, i, item, saved[i], out, fingerprints)
                 for i, item in enumerate(tqdm(plan, desc="rescore"))]
     else:
