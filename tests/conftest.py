@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ torch.set_num_threads(1)
 # Four voices (two per gender, two accents), 40 utterances, plenty of tags.
 TINY_VOICES = ("en-us+m3@p50", "en-gb-x-rp+m1@p45", "en-us+f2@p50", "en-gb-scotland+f4@p55",
                "en-029+m5@p40", "en-gb+f1@p50")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_commands(target: str, *overrides: str) -> list[list[str]]:
+    """The commands `make TARGET` would run (`make -n`, without the install step), split into
+    words: how the one-command rebuild targets' recipes are checked without running them."""
+    out = subprocess.run(["make", "-n", "-o", "install", target, "BIN=bin", *overrides],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines()
+            if "bin/python -m" in line]
 
 
 def tiny_config(**overrides) -> CorpusConfig:

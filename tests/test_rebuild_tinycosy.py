@@ -10,17 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_VOICES
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _dry_run(*overrides: str) -> list[list[str]]:
-    """The commands `make tinycosy` would run (without the install step), split into words."""
-    out = subprocess.run(["make", "-n", "-o", "install", "tinycosy", "BIN=bin", *overrides],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines()
-            if "bin/python -m" in line]
+from tests.conftest import ROOT, TINY_VOICES, make_commands
 
 
 def _after(words: list[str], flag: str) -> list[str]:
@@ -31,7 +21,7 @@ def test_recipe_is_the_budget_run_with_the_curriculum():
     """The training step is budget_2h_bf16_pad64.json's command (every in-grammar goal in 100
     minutes) with the grammar sentences alone first, as the best run on the open-domain corpus
     measured it (open_bpe_curriculum_2h.json); the evaluation covers both domains, paired."""
-    cmds = _dry_run()
+    cmds = make_commands("tinycosy")
     train = next(c for c in cmds if "interp.models.train" in c)
     budget = json.loads((ROOT / "data/tinycosy/budget_2h_bf16_pad64.json").read_text())
     best = json.loads((ROOT / "data/tinycosy/open_bpe_curriculum_2h.json").read_text())
@@ -44,7 +34,8 @@ def test_recipe_is_the_budget_run_with_the_curriculum():
     assert [c[c.index("--model") + 1] for c in evals] == ["data/tinycosy", "runs/tinycosy_open/export"]
     assert all(c[c.index("--domain") + 1] == "both" for c in evals)
     assert evals[1][evals[1].index("--baseline") + 1] == "runs/tinycosy_open/eval_baseline/eval.json"
-    assert not any("--baseline" in c for c in _dry_run("TC_BASELINE=") if "--model" in c)
+    assert not any("--baseline" in c for c in make_commands("tinycosy", "TC_BASELINE=")
+                   if "--model" in c)
 
 
 @pytest.mark.slow

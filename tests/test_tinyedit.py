@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -21,9 +20,7 @@ from interp.corpus.table import load_table
 from interp.corpus.voices import parse_voice
 from interp.edit.build import PairsJob, load_pairs, run_build
 from interp.edit.plan import OPERATIONS, EditPlanConfig, plan_pairs
-from tests.conftest import TINY_VOICES
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, TINY_VOICES, make_commands
 
 TINY_PLAN = dict(n_pairs=12, n_sentences=30, n_heldout_voices=2, heldout_frac=0.3,
                  voices=TINY_VOICES, seed=2)
@@ -313,21 +310,15 @@ def test_steering_the_editor_is_exact_at_zero_and_changes_tokens_when_strong(
     assert edit("random_direction", 50.0) != edit("none", 0.0)
 
 
-def _make_tinyedit(*overrides: str, dry: bool = True) -> subprocess.CompletedProcess:
-    bin_dir = "bin" if dry else str(Path(sys.executable).parent)
-    return subprocess.run(["make", *(["-n"] if dry else []), "-o", "install", "tinyedit",
-                           f"BIN={bin_dir}", *overrides], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+def _make_tinyedit(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-o", "install", "tinyedit", f"BIN={Path(sys.executable).parent}",
+                           *overrides], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_make_tinyedit_trains_the_shipped_recipe_from_the_new_tinycosy(tmp_path):
     """`make tinyedit` trains data/tinyedit's recipe (its train.json config), from the TinyCosy
     `make tinycosy` exported when there is one, else from the shipped one."""
-    def commands(*overrides: str) -> list[list[str]]:
-        out = _make_tinyedit(*overrides).stdout.replace("\\\n", " ")
-        return [shlex.split(line) for line in out.splitlines() if "bin/python -m" in line]
-
-    cmds = commands("TC=/nonexistent")
+    cmds = make_commands("tinyedit", "TC=/nonexistent")
     train = next(c for c in cmds if "runs/tinyedit_open/export" in c and "train" in c)
     shipped = json.loads((ROOT / "data/tinyedit/train.json").read_text())["config"]
     flag = {w: train[i + 1] for i, w in enumerate(train[:-1]) if w.startswith("--")}
@@ -340,7 +331,8 @@ def test_make_tinyedit_trains_the_shipped_recipe_from_the_new_tinycosy(tmp_path)
                                                           "runs/tinyedit_open/untuned"]
     (tmp_path / "export").mkdir()  # once `make tinycosy` has exported, TinyEdit starts from it
     (tmp_path / "export" / "train.json").write_text("{}")
-    assert {c[c.index("--init") + 1] for c in commands(f"TC={tmp_path}") if "--init" in c} == {
+    assert {c[c.index("--init") + 1] for c in make_commands("tinyedit", f"TC={tmp_path}")
+                                               if "--init" in c} == {
         f"{tmp_path}/export"}
 
 
@@ -356,13 +348,13 @@ def test_make_tinyedit_at_toy_size(tmp_path, tiny_tinycosy, tiny_codec_dir):
             "TE_RECIPE=--steps 2 --batch-size 4 --warmup 1 --eval-every 2 --eval-examples 4 "
             "--ckpt-every 2 --threads 1", "TE_EVAL_N=1",
             f"TE_EVAL=--codec {tiny_codec_dir} --examples 0 --loss-pairs 2"]
-    proc = _make_tinyedit(*args, dry=False)
+    proc = _make_tinyedit(*args)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"TinyEdit rebuilt from {tiny_tinycosy[0]}" in proc.stdout
     train = json.loads((te / "export" / "train.json").read_text())
     assert train["steps"] == 2 and train["init"] == str(tiny_tinycosy[0])
     for name in ("eval", "eval_untuned"):
         assert json.loads((te / name / "eval.json").read_text())["n_pairs"] > 0
-    again = _make_tinyedit(*args, dry=False)
+    again = _make_tinyedit(*args)
     assert again.returncode == 0 and "params, from" not in again.stdout  # train's closing line
     assert json.loads((te / "export" / "train.json").read_text()) == train
