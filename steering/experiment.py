@@ -30,7 +30,7 @@ from interp.audio import SAMPLE_RATE
 from interp.concepts import PRESET_TARGETS, Concept, Target
 from interp.hooks.intervene import Intervention
 from interp.models.backbone import Backbone, Request
-from interp.models.evaluate import EvalConfig, heldout_plan, with_laughter
+from interp.models.evaluate import EvalConfig, heldout_plan, tag_place, with_laughter
 from interp.models.generate import SamplingConfig
 from steering.methods import EDITS, Method, edit_interventions
 from steering.select import TargetSelection
@@ -234,12 +234,17 @@ class Steerer:
     scale: dict[str, float] | None = None
     """per target: the edit strength of one unit of a unit's strength (None: 1, strengths are in
     units of ‖Δμ‖; `steering.frontier --strength-units resid` sets it)"""
+    starts: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+    """positions=boundary: each item's first edited step, found once (`boundary_step`)"""
 
     def interventions(self, unit: Unit, modality: list[str]) -> list[Intervention]:
         m = unit.method
         if not m.edit:
             return []
-        mask = position_mask(self.positions, modality, *self.window)
+        start, steps = self.window
+        if self.positions == "boundary":
+            start = self.boundary_step(unit.item)
+        mask = position_mask(self.positions, modality, start, steps)
         s = unit.strength
         if self.scale and s:
             s *= self.scale.get(unit.target, 1.0)
@@ -249,6 +254,31 @@ class Steerer:
 
     def request(self, unit: Unit) -> Request:
         return unit.item.request(self.engine, unit, self.seed)
+
+    def boundary_step(self, item: TTSItem) -> int:
+        """positions=boundary: the generated step where the edit starts for `item` — the frame
+        at which the unsteered output's text pointer (`Backbone.text_pointer`) reaches the word
+        before which the prompt baseline puts its `[laughter]` tag (`tag_place`), so the edit
+        falls between two words where the tag would sit, not inside one. The edit opens one step
+        early (a step's edit shapes the next frame). The unsteered output is the experiment's
+        own: every row is identical to it up to its first edited step. `window[0]` when the
+        pointer never reaches that word (counted in `starts` as −1)."""
+        if item.index not in self.starts:
+            if not hasattr(self.engine, "text_pointer"):
+                raise ValueError(f"{self.engine.name} has no text pointer: word-boundary edits "
+                                 "need one (TinyCosy trained with --attn-guide); use --positions "
+                                 "window instead")
+            req = self.engine.request(item.text, item.voice)
+            toks = generate_steered(self.engine, req, [], self.seed + item.seed_offset,
+                                    item.sampling)
+            pointer = self.engine.text_pointer(req.text_ids, req.prompt, toks)
+            at = tag_place(item.text, random.Random(self.seed + item.index))
+            first = word_start(self.engine.token_texts(req.text_ids.tolist()), item.text, at)
+            step = next((j for j, p in enumerate(pointer) if first is not None and p >= first),
+                        None)
+            self.starts[item.index] = -1 if step is None else max(0, step - 1)
+        start = self.starts[item.index]
+        return self.window[0] if start < 0 else start
 
     def tokens(self, unit: Unit) -> list[int]:
         req = self.request(unit)
@@ -266,6 +296,19 @@ class Steerer:
             self.engine, reqs, [self.interventions(u, r.modality) for u, r in zip(units, reqs,
                                                                                  strict=True)],
             [self.seed + u.item.seed_offset for u in units], [u.item.sampling for u in units])
+
+
+def word_start(pieces: list[str], text: str, at: int) -> int | None:
+    """Index of the first token of word `at` of `text`, the sentence that ends the token
+    sequence whose decoded pieces are `pieces` (None when the pieces do not spell it)."""
+    tail, acc = "".join(text.split()[at:]), ""
+    for i in range(len(pieces) - 1, -1, -1):
+        acc = pieces[i].replace(" ", "") + acc
+        if acc == tail:
+            return i
+        if len(acc) > len(tail):
+            return None
+    return None
 
 
 def read_rows(out: Path) -> dict[str, dict]:

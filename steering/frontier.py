@@ -185,7 +185,8 @@ class FrontierConfig(SteerSetup):
         """What the outputs in the folder depend on beyond their keys."""
         return {"model": self.model, "strength_units": self.strength_units, "mode": self.mode,
                 "positions": self.positions, "seed": self.seed,
-                "window": [self.from_step, self.steps] if self.positions == "window" else None,
+                "window": ([self.from_step, self.steps] if self.positions in ("window", "boundary")
+                           else None),
                 # the ears measure every row: other instruments, other rows (none: the shipped)
                 **({"instruments": self.instruments} if self.instruments else {})}
 
@@ -367,8 +368,8 @@ def _check_settings(out: Path, cfg: FrontierConfig) -> None:
         c = json.loads((out / "summary.json").read_text()).get("config", {})
         made = {"model": c.get("model"), "strength_units": "dmu", "mode": c.get("mode"),
                 "positions": c.get("positions"), "seed": c.get("seed"),
-                "window": ([c.get("from_step"), c.get("steps")] if c.get("positions") == "window"
-                           else None)}
+                "window": ([c.get("from_step"), c.get("steps")]
+                           if c.get("positions") in ("window", "boundary") else None)}
     if made is not None and made != mine:
         diff = ", ".join(f"{k} {made.get(k)!r} (now {v!r})" for k, v in mine.items()
                          if made.get(k) != v)
@@ -419,6 +420,8 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         "latents": {t: s.latents for t, s in setup.selection.items()},
         **({"effect_latents": {t: s.effect_latents for t, s in setup.selection.items()}}
            if "sae_effect" in methods else {}),
+        **({"boundary_starts": {str(i): s for i, s in sorted(steerer.starts.items())}}
+           if cfg.positions == "boundary" else {}),
         "strengths": strengths, "settings": cfg.settings(), "frontier": table,
         "config": asdict(cfg), "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)

@@ -115,11 +115,12 @@ class SteerSetup:
     mode: str = "clamp"
     """SAE edit: clamp (z ← max(z, s·c)), add, scale or set"""
     positions: str = "speech"
-    """edited positions: speech (prompt + generated), generated, window, or all"""
+    """edited positions: speech (prompt + generated), generated, window, boundary (a window
+    opened at the word boundary where the prompt baseline's tag sits), or all"""
     from_step: int = 10
-    """positions=window: first generated step edited"""
+    """positions=window: first generated step edited (boundary: where none is found)"""
     steps: int = 12
-    """positions=window: generated steps edited (25 steps = 1 s)"""
+    """positions=window or boundary: generated steps edited (25 steps = 1 s)"""
     select: str = "contrastive"
     """latent selection: contrastive, or label (autointerp labels, ranked contrastively)"""
     model: str = "tinycosy"

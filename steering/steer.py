@@ -41,7 +41,7 @@ from interp.models.backbone import Request
 from interp.models.generate import SamplingConfig
 
 MODES = ("add", "clamp", "scale", "set")
-POSITIONS = ("speech", "generated", "window", "all")
+POSITIONS = ("speech", "generated", "window", "boundary", "all")
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,14 @@ def edit_residual(sae, x: torch.Tensor, edit: LatentEdit, strength: float) -> to
 def position_mask(kind: str, modality: list[str], start: int = 0, steps: int = 0
                   ) -> PositionMask:
     """`speech`: prompt speech and generated tokens; `generated`: generated tokens only;
-    `window`: generated steps start .. start+steps-1 (e.g. a laughter burst mid-sentence)."""
+    `window`: generated steps start .. start+steps-1 (e.g. a laughter burst mid-sentence);
+    `boundary`: the same, from a start found at a word boundary (`steering.experiment`'s
+    `Steerer.boundary_step`: where a tag would sit)."""
     if kind == "speech":
         return modality_positions(modality, keep="speech", beyond="speech")
     if kind == "generated":
         return from_position(len(modality))
-    if kind == "window":
+    if kind in ("window", "boundary"):
         first, last = len(modality) + start, len(modality) + start + max(steps, 1)
         return lambda pos: (pos >= first) & (pos < last)
     if kind == "all":

@@ -291,3 +291,73 @@ def test_report_shows_the_frontier(tmp_path):
     assert "0.900 [0.80, 0.95] at strength 8" in sec.rows[0].ours and "open decode" in sec.note
     _, page = write_report(report, tmp_path)
     assert 'href="frontier/gender/frontier.html"' in page.read_text()
+
+
+# -- edits at a word boundary (positions=boundary) -------------------------------------------------
+
+
+def test_word_start_finds_the_first_token_of_a_word():
+    from steering.experiment import word_start
+
+    pieces = ["<|endofprompt|>", "Hi", " there", "Every", " Fri", "day", ",", " Maria", " walks", "."]
+    text = "Every Friday, Maria walks."
+    assert word_start(pieces, text, 1) == 4 and word_start(pieces, text, 2) == 7
+    assert word_start(pieces, text, 3) == 8
+    assert word_start(pieces, "Nothing like it.", 1) is None
+
+
+@pytest.fixture(scope="module")
+def guided(tiny_tinycosy, tmp_path_factory):
+    """The tiny export with a text-pointer head declared (layer 0, head 0), as --attn-guide
+    records it in train.json."""
+    import shutil
+
+    src = tiny_tinycosy[0]
+    out = tmp_path_factory.mktemp("guided") / "export"
+    shutil.copytree(src, out)
+    train = json.loads((out / "train.json").read_text())
+    train["config"] |= {"attn_guide": 0.2, "attn_guide_layer": 0, "attn_guide_head": 0}
+    (out / "train.json").write_text(json.dumps(train))
+    return out
+
+
+def test_boundary_step_is_where_the_unsteered_pointer_reaches_the_tag_word(tiny, guided):
+    import random
+
+    from interp.models.evaluate import tag_place, with_laughter
+    from interp.models.registry import load_backbone
+    from steering.experiment import plan_items, word_start
+    from steering.steer import generate_steered
+
+    engine = load_backbone(str(guided), "cpu")
+    steerer = Steerer(engine, None, "blocks.1.hook_resid_post", {}, positions="boundary",
+                      window=(3, 4), seed=5)
+    for item in plan_items(engine, tiny["corpus"], 2, 0):
+        start = steerer.boundary_step(item)
+        req = engine.request(item.text, item.voice)
+        toks = generate_steered(engine, req, [], 5 + item.seed_offset)
+        pointer = engine.text_pointer(req.text_ids, req.prompt, toks)
+        assert len(pointer) == len(toks) and all(0 <= p < len(req.text_ids) for p in pointer)
+        at = tag_place(item.text, random.Random(5 + item.index))
+        tagged = with_laughter(item.text, random.Random(5 + item.index)).split()
+        assert tagged[at] == "[laughter]"  # the tag sits before word `at`
+        first = word_start(engine.token_texts(req.text_ids.tolist()), item.text, at)
+        assert engine.tokenizer.decode(req.text_ids[first:].tolist()).split() == \
+            item.text.split()[at:]
+        reached = [j for j, p in enumerate(pointer) if p >= first]
+        if not reached:  # the pointer never got there: the window's own start
+            assert start == 3 and steerer.starts[item.index] == -1
+        else:  # the edit opens one step before the first frame read at that word
+            assert start == max(0, reached[0] - 1) == steerer.starts[item.index]
+
+
+def test_boundary_frontier_runs_and_an_export_without_a_pointer_is_refused(tiny, guided,
+                                                                           tmp_path):
+    cfg = tiny | {"model": str(guided), "methods": "diffmeans", "positions": "boundary",
+                  "steps": 4}
+    summary = fr.run_frontier(FrontierConfig(**cfg, out=str(tmp_path / "b")))
+    assert len(summary["boundary_starts"]) == 2  # one start per item, found once
+    assert summary["settings"]["positions"] == "boundary"
+    with pytest.raises(ValueError, match="attn-guide"):
+        fr.run_frontier(FrontierConfig(**tiny | {"methods": "diffmeans", "positions": "boundary"},
+                                       out=str(tmp_path / "c")))

@@ -4,7 +4,9 @@ A TTS LM that reads its text needs a pointer into it: at each speech frame, some
 attend to the word that frame speaks (Tacotron's alignment plots; the heads that track it in
 VALL-E / CosyVoice-style LMs). This module measures that against the corpus's word timings
 (`python -m interp.models.alignment --model data/tinycosy`); the guided-attention loss that asks
-one head to be that pointer (`--attn-guide`) is in `interp.models.guide`.
+one head to be that pointer (`--attn-guide`) is in `interp.models.guide`. `text_pointer` reads
+that head's pointer over a generated output (where in its text each frame is spoken), and
+`pointer_head` says which head an export was trained to make the pointer.
 
 Position s + j of a training sequence (s = last prompt position) predicts target frame j, so its
 attention row is scored against frame j's word (`Example.spoken_span`, text index i sits at
@@ -63,6 +65,35 @@ def alignment_report(model: TinyCosy, examples: list[Example]) -> dict:
                           "on_word": round(float(on_word[best]), 4),
                           "mass": round(float(mass[best] / n), 4)},
             "on_word": np.round(on_word, 4).tolist(), "mass": np.round(mass / n, 4).tolist()}
+
+
+def pointer_head(folder: str | Path) -> tuple[int, int]:
+    """(layer, head) that an exported TinyCosy was trained to make its text pointer
+    (`--attn-guide`, its train.json)."""
+    path = Path(folder) / "train.json"
+    cfg = json.loads(path.read_text()).get("config", {}) if path.exists() else {}
+    if not cfg.get("attn_guide"):
+        raise ValueError(f"{folder} has no text-pointer head (it was not trained with "
+                         "--attn-guide, or its train.json is missing): word-boundary edits need "
+                         "one; use --positions window instead")
+    return int(cfg.get("attn_guide_layer", 10)), int(cfg.get("attn_guide_head", 0))
+
+
+@torch.no_grad()
+def text_pointer(model: TinyCosy, text_ids: torch.Tensor, prompt: torch.Tensor,
+                 tokens: list[int], layer: int, head: int) -> list[int]:
+    """For each frame of a generated output `tokens`: the index into `text_ids` that the pointer
+    head attends to most when the model predicts that frame (teacher-forced on the output; a head
+    below an edited layer reads the same here as during the edited generation)."""
+    if not tokens:
+        return []
+    ex = Example("pointer", text_ids, prompt, torch.as_tensor(tokens))
+    embeds, mask, starts = embed_batch(model, [ex], [ex.target])
+    with attention_inputs(model, [layer]) as seen:
+        model(embeds, attention_mask=mask)
+    probs = head_attention(model, layer, seen[layer], mask, [head])[0, 0]  # (T, T)
+    rows = probs[starts[0]: starts[0] + len(tokens), 1: 1 + len(text_ids)]
+    return rows.argmax(-1).tolist()
 
 
 def main() -> None:

@@ -133,9 +133,14 @@ def heldout_plan(cfg: EvalConfig, engine: Backbone) -> list[tuple[str, str, str,
     return plan_sentences(cfg.corpus, engine, cfg.n, cfg.seed, cfg.voices, cfg.domain)
 
 
+def tag_place(text: str, rng: random.Random) -> int:
+    """The word index before which `with_laughter` puts the tag (a word boundary inside the
+    sentence), drawn from `rng` as it draws it."""
+    return rng.randint(1, max(1, len(text.split()) - 1))
+
+
 def with_laughter(text: str, rng: random.Random) -> str:
-    words = text.split()
-    at = rng.randint(1, max(1, len(words) - 1))
+    words, at = text.split(), tag_place(text, rng)
     return " ".join(words[:at] + ["[laughter]"] + words[at:])
 
 

@@ -20,6 +20,7 @@ import torch
 from interp.audio import SAMPLE_RATE
 from interp.audio.code_profile import codebook_profile
 from interp.audio.codec import SpeechCodec
+from interp.models.alignment import pointer_head, text_pointer
 from interp.models.backbone import SpeechLMBackbone
 from interp.models.prompts import FILE as PROMPTS_FILE
 from interp.models.prompts import load_prompt_bank
@@ -107,6 +108,16 @@ class TinyCosyBackbone(SpeechLMBackbone):
         if self.tokenizer is None:
             return super().token_texts(ids)
         return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+
+    def text_pointer(self, text_ids: torch.Tensor, prompt: torch.Tensor,
+                     tokens: list[int]) -> list[int]:
+        """Per frame of the output `tokens`: where in `text_ids` its trained pointer head reads
+        (`interp.models.alignment.text_pointer`); refused in one line for an export without one."""
+        if self.folder is None:
+            raise ValueError("this TinyCosy was not loaded from an export: no text-pointer head "
+                             "is known; use --positions window instead")
+        layer, head = pointer_head(self.folder)
+        return text_pointer(self.model, text_ids, prompt, tokens, layer, head)
 
     def special_id(self, token: str) -> int | None:
         return None if self.tokenizer is None else self.tokenizer.token_to_id(token)
