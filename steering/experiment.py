@@ -234,6 +234,8 @@ class Steerer:
     scale: dict[str, float] | None = None
     """per target: the edit strength of one unit of a unit's strength (None: 1, strengths are in
     units of ‖Δμ‖; `steering.frontier --strength-units resid` sets it)"""
+    lead_words: int = 0
+    """positions=boundary: the window opens this many words before the tag's boundary"""
     starts: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
     """positions=boundary: each item's first edited step, found once (`boundary_step`)"""
 
@@ -259,8 +261,9 @@ class Steerer:
         """positions=boundary: the generated step where the edit starts for `item` — the frame
         at which the unsteered output's text pointer (`Backbone.text_pointer`) reaches the word
         before which the prompt baseline puts its `[laughter]` tag (`tag_place`), so the edit
-        falls between two words where the tag would sit, not inside one. The edit opens one step
-        early (a step's edit shapes the next frame). The unsteered output is the experiment's
+        falls between two words where the tag would sit, not inside one (`lead_words` > 0: at
+        the start of a word that many before it). The edit opens one step early (a step's edit
+        shapes the next frame). The unsteered output is the experiment's
         own: every row is identical to it up to its first edited step. `window[0]` when the
         pointer never reaches that word (counted in `starts` as −1)."""
         if item.index not in self.starts:
@@ -272,7 +275,8 @@ class Steerer:
             toks = generate_steered(self.engine, req, [], self.seed + item.seed_offset,
                                     item.sampling)
             pointer = self.engine.text_pointer(req.text_ids, req.prompt, toks)
-            at = tag_place(item.text, random.Random(self.seed + item.index))
+            at = max(0, tag_place(item.text, random.Random(self.seed + item.index))
+                     - self.lead_words)
             first = word_start(self.engine.token_texts(req.text_ids.tolist()), item.text, at)
             step = next((j for j, p in enumerate(pointer) if first is not None and p >= first),
                         None)

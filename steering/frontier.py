@@ -187,6 +187,7 @@ class FrontierConfig(SteerSetup):
                 "positions": self.positions, "seed": self.seed,
                 "window": ([self.from_step, self.steps] if self.positions in ("window", "boundary")
                            else None),
+                **({"lead_words": self.lead_words} if self.lead_words else {}),
                 # the ears measure every row: other instruments, other rows (none: the shipped)
                 **({"instruments": self.instruments} if self.instruments else {})}
 

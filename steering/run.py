@@ -121,6 +121,9 @@ class SteerSetup:
     """positions=window: first generated step edited (boundary: where none is found)"""
     steps: int = 12
     """positions=window or boundary: generated steps edited (25 steps = 1 s)"""
+    lead_words: int = 0
+    """positions=boundary: open the window this many words before the tag's boundary (the model
+    finishes the word it is saying before an edited laugh comes out)"""
     select: str = "contrastive"
     """latent selection: contrastive, or label (autointerp labels, ranked contrastively)"""
     model: str = "tinycosy"
@@ -207,6 +210,8 @@ class SteerSetup:
             raise ValueError("--classifier-utts must be at least 1")
         if self.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
+        if self.lead_words < 0:
+            raise ValueError("--lead-words must be at least 0")
         self.calibration().validate()
 
     def resolved(self) -> SteerSetup:
@@ -310,7 +315,7 @@ def prepare(cfg: SteerSetup) -> Setup:
     selection = target_selection(cfg, sae, out, labels, concept)
     classifier = None if concept.preset else concept_classifier(cfg, concept, out)
     steerer = Steerer(engine, sae, hook, selection, cfg.mode, cfg.positions,
-                      (cfg.from_step, cfg.steps), cfg.seed)
+                      (cfg.from_step, cfg.steps), cfg.seed, lead_words=cfg.lead_words)
     items = plan_items(engine, cfg.corpus, cfg.n, cfg.seed,
                        None if concept.preset else concept, classifier)
     return Setup(concept, engine, sae, hook, out, sae_dir, selection, classifier, steerer, items)

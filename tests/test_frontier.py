@@ -349,6 +349,10 @@ def test_boundary_step_is_where_the_unsteered_pointer_reaches_the_tag_word(tiny,
             assert start == 3 and steerer.starts[item.index] == -1
         else:  # the edit opens one step before the first frame read at that word
             assert start == max(0, reached[0] - 1) == steerer.starts[item.index]
+        # --lead-words 1: at the word before, so never later
+        earlier = Steerer(engine, None, "blocks.1.hook_resid_post", {}, positions="boundary",
+                          window=(3, 4), seed=5, lead_words=1)
+        assert earlier.boundary_step(item) <= start or steerer.starts[item.index] < 0
 
 
 def test_boundary_frontier_runs_and_an_export_without_a_pointer_is_refused(tiny, guided,
