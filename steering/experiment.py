@@ -49,7 +49,11 @@ TTS_METHODS: dict[str, Method] = {**{e: Method(e, edit=e) for e in EDITS},
                                   "diffmeans_keepnorm": Method("diffmeans_keepnorm",
                                                                edit="diffmeans", keep_norm=True),
                                   "diffmeans_clamp": Method("diffmeans_clamp", edit="diffmeans",
-                                                            clamp=True)}
+                                                            clamp=True),
+                                  # the control of the norm-preserving methods
+                                  "random_direction_keepnorm": Method(
+                                      "random_direction_keepnorm", edit="random_direction",
+                                      keep_norm=True)}
 METHODS = tuple(TTS_METHODS)
 # what steering.run and steering.frontier run by default
 DEFAULT_METHODS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction", "prompt")

@@ -109,7 +109,8 @@ class FrontierConfig(SteerSetup):
 
     methods: str = ",".join(DEFAULT_METHODS)
     """comma-separated methods: sae, decoder, diffmeans, random_latents, random_direction, prompt
-    (the default), and the norm-preserving sae_keepnorm and diffmeans_keepnorm"""
+    (the default), and the norm-preserving sae_keepnorm and diffmeans_keepnorm (control:
+    random_direction_keepnorm)"""
     strengths: str = ""
     """strengths of the edit methods (0, the unsteered output, is always a point): one comma list
     for all, or `;`-separated NAME:LIST entries by family (latents: sae and random_latents;

@@ -155,6 +155,8 @@ def test_norm_preserving_methods_are_their_families_with_keep_norm():
     from steering.select import TargetSelection
 
     assert fr.family("sae_keepnorm") == "latents" and fr.family("diffmeans_keepnorm") == "directions"
+    assert fr.family("random_direction_keepnorm") == "directions"
+    assert TTS_METHODS["random_direction_keepnorm"].keep_norm
     assert "sae_keepnorm" not in DEFAULT_METHODS  # chosen by name until the frontier says so
     t = FrontierConfig(strengths="latents:1,2;directions:3").strength_table(
         ("sae_keepnorm", "diffmeans_keepnorm"))
