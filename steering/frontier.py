@@ -466,12 +466,13 @@ def console_table(summary: dict) -> str:
     table = summary["frontier"]
     targets = list(table)
     methods = list(dict.fromkeys(m for t in targets for m in table[t]))
+    w = max([18, *(len(m) + 2 for m in methods)])  # method names are as long as they need
     lines = [f"frontier {summary['concept']} at {summary['hook']} ({summary['n_items']} items; "
              f"per target {summary['items_per_target']}; WER from the {summary['wer_decode']} "
              f"decode; strengths in {summary['strength_units']} units) → {summary['out']}",
              "score = best over strengths of the harmonic mean of concept success and "
              "1 − WER rise [95% bootstrap CI] @ strength",
-             f"{'method':<18}" + "".join(f"{t:<30}" for t in targets)]
+             f"{'method':<{w}}" + "".join(f"{t:<30}" for t in targets)]
     for m in methods:
         cells = []
         for t in targets:
@@ -481,7 +482,7 @@ def console_table(summary: dict) -> str:
                 continue
             ci = "" if e["ci95"] is None else f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
             cells.append(f"{e['score']:.3f}{ci} @{e['best_strength']:g}".ljust(30))
-        lines.append(f"{m:<18}" + "".join(cells))
+        lines.append(f"{m:<{w}}" + "".join(cells))
     return "\n".join(lines)
 
 
