@@ -12,7 +12,10 @@ shard, right-padded), and the bare batched forward (`teacher_forced_batch`, no h
 the same batches: utterances/s of each, the speedup of batching, and the capture overhead at the
 same batch (on whole forwards, `batched_full`: `interp.cache` cuts each forward after the deepest
 cached layer, as SAELens's `stop_at_layer`; `speedup_stop_early` is what that saves, and
-`one_per_forward_full` is one whole forward per utterance, as it cached before).
+`one_per_forward_full` is one whole forward per utterance, as it cached before). With `--dtype
+bf16` every variant computes in bf16 and `one_per_forward_fp32` (the default: one fp32 forward
+per utterance) runs beside them (`speedup_vs_one_fp32`): on a CPU with AMX bf16 units a batch is
+where bf16 pays.
 Goals (issue 35): ≥ 3× at batch 16, overhead ≤ 10%.
 
 `python -m benchmarks.capture [--utts 256] [--batch-size 16] [--device auto] [--dtype fp32]`
@@ -149,6 +152,8 @@ def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: s
         "bare_batched": lambda d: _bare(bb, shards, batch_size, dtype, dev),
         "batched_all_layers": lambda d: _cache(bb, shards, every, batch_size, dtype, d),
     }
+    if dtype != "fp32":  # the default path, one fp32 forward per utterance, beside it
+        variants["one_per_forward_fp32"] = lambda d: _cache(bb, shards, mid, 1, "fp32", d)
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         _cache(bb, shards[:1], mid, batch_size, dtype, Path(tmp))  # warm-up
@@ -173,6 +178,8 @@ def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: s
                 "overhead <= 10% over the bare batched forward",
         "goal_met": bool(speedup >= 3 and overhead <= 0.10),
         "goal_met_vs_one_full_forward": bool(speedup_full >= 3 and overhead <= 0.10),
+        **({"speedup_vs_one_fp32": round(best["one_per_forward_fp32"] / best["batched"], 3)}
+           if "one_per_forward_fp32" in best else {}),
     }
 
 
@@ -183,7 +190,10 @@ def line(r: dict) -> str:
             f"{b['batch_size']}: {b['utts_per_s']['batched']} vs {b['utts_per_s']['one_per_forward']} "
             f"utterances/s ({b['speedup_batched_vs_one']}×; {b['speedup_vs_one_full_forward']}× "
             f"one whole forward per utterance; stopping after layer {b['layer']} "
-            f"{b['speedup_stop_early']}×), overhead vs bare batched forward "
+            f"{b['speedup_stop_early']}×"
+            + (f"; {b['speedup_vs_one_fp32']}× one fp32 forward per utterance"
+               if "speedup_vs_one_fp32" in b else "")
+            + "), overhead vs bare batched forward "
             f"{b['capture_overhead_vs_bare_batched']:+.1%} on {b['device']} {b['dtype']}")
 
 

@@ -47,6 +47,8 @@ def test_batched_capture_benchmark_smoke(tmp_path):
                                     "batched_full", "bare_batched", "batched_all_layers"}
     assert r["speedup_stop_early"] > 0 and isinstance(r["goal_met_vs_one_full_forward"], bool)
     assert r["batch_size"] == 4 and 0 < r["padding_frac"] < 1 and isinstance(r["goal_met"], bool)
+    half = batched(n_utts=4, batch_size=4, repeats=1, device="cpu", dtype="bf16")
+    assert "one_per_forward_fp32" in half["utts_per_s"] and half["speedup_vs_one_fp32"] > 0
     a, b = utterances(6, 64), utterances(6, 64)  # seeded: every variant sees the same utterances
     assert all(x[0].target.equal(y[0].target) for x, y in zip(a, b, strict=True))
 
