@@ -58,6 +58,23 @@ def test_roundtrip_report(tmp_path, tiny_corpus, tiny_codec):
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 2
 
 
+def test_roundtrip_wer_with_named_ears_and_per_domain(tmp_path, tiny_corpus, tiny_codec):
+    """--asr DIR: that recogniser's open-vocabulary reading (it has a word list); WER per text
+    domain when the measured utterances span two."""
+    from interp.audio.roundtrip import _wer
+    from interp.paths import REPO
+
+    r = measure_roundtrip(tiny_corpus, tiny_codec, RoundTripConfig(
+        max_utts=4, examples=0, laughter_train_utts=20, asr=str(REPO / "data/instruments/asr")))
+    assert r["wer"]["recognizer"].endswith("open-vocabulary") and "by_domain" not in r["wer"]
+    assert 0 <= r["wer"]["original"] < 0.5
+    w = _wer(["a b", "c d", "e f"], ["a b", "c x", "e f"], ["a", "c d", "x y"], "ears",
+             ["grammar", "open", "open"])
+    assert w["by_domain"]["grammar"] == {"original": 0.0, "roundtrip": 0.5, "utterances": 1}
+    assert w["by_domain"]["open"]["original"] == 0.25 and w["by_domain"]["open"]["utterances"] == 2
+    assert w["roundtrip"] == 3 / 6
+
+
 def test_bad_input_is_a_clear_error(tmp_path, tiny_codec):
     with pytest.raises(ValueError, match="expects 16000 Hz"):
         tiny_codec.encode(np.zeros(8000, np.float32), sr=8000)

@@ -48,8 +48,11 @@ def roundtrip(job: RoundTripJob, cfg: RoundTripConfig) -> None:
     print(f"  codes used {r['codes']['used']}/{r['codes']['of']}, "
           f"perplexity {r['codes']['perplexity']}")
     w = r["wer"]
-    print(f"  recogniser WER: original {w['original']}, round trip {w['roundtrip']}"
-          if w["original"] is not None else f"  WER: {w['why_null']}")
+    print(f"  recogniser WER ({w['recognizer']}): original {w['original']}, round trip "
+          f"{w['roundtrip']}" if w["original"] is not None else f"  WER: {w['why_null']}")
+    for d, x in w.get("by_domain", {}).items():
+        print(f"    {d} ({x['utterances']} utterances): original {x['original']}, round trip "
+              f"{x['roundtrip']}")
     print(f"  listen: {out}/examples/   plot: {out}/roundtrip.html")
 
 

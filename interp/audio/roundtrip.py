@@ -45,6 +45,9 @@ class RoundTripConfig:
     """train-split utterances for the laughter classifier"""
     examples: int = 4
     """original/round-trip wav pairs kept for listening"""
+    asr: str = ""
+    """recogniser folder for the WER figures (default: the shipped one, lexicon-constrained); one
+    with a word list reads with its open-vocabulary decode"""
 
 
 def token_features(audio: np.ndarray, codec: SpeechCodec) -> np.ndarray:
@@ -105,25 +108,42 @@ def _gender_summary(ratios: dict[str, list[float]], f0s: dict[str, list[tuple]])
     return out
 
 
-def _recognizer():  # noqa: ANN202
-    """The shipped recogniser's `transcribe(wav, sr)`, or None when it cannot be loaded."""
+def _recognizer(asr: str = ""):  # noqa: ANN202
+    """(`transcribe(wav, sr)`, what it is): the shipped recogniser's lexicon-constrained reading,
+    or `asr`'s (its open-vocabulary decode when it has a word list); None when the shipped one
+    cannot be loaded (a named one that cannot is an error)."""
+    if asr:
+        from interp.instruments.asr import load_recognizer
+
+        rec = load_recognizer(asr)  # refused in one line when the folder holds none
+        if getattr(rec, "wordlist", None) is not None:
+            return (lambda wav, sr: rec.readings(wav, sr)["open"]), f"{asr}, open-vocabulary"
+        return (lambda wav, sr: rec.transcribe(wav, sr, lexicon=True)), f"{asr}, lexicon"
     try:
         from interp.instruments import transcribe
 
         transcribe(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)  # loads the weights once
-        return transcribe
+        return transcribe, "data/instruments/asr, lexicon-constrained"
     except Exception as exc:  # noqa: BLE001 (any failure only costs the WER figure)
         logging.getLogger(__name__).warning("no content recogniser (%s): WER left null", exc)
         return None
 
 
-def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str]) -> dict:
-    """Corpus WER of the recogniser on original and round-tripped audio (lexicon-constrained)."""
+def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str], recognizer: str,
+         domains: list[str]) -> dict:
+    """Corpus WER of the recogniser on original and round-tripped audio, and per text domain
+    (grammar / open) when the corpus has both."""
     from interp.instruments.text import corpus_error_rates
 
-    return {"original": corpus_error_rates(refs, hyp_o)["wer"],
-            "roundtrip": corpus_error_rates(refs, hyp_r)["wer"],
-            "recognizer": "data/instruments/asr, lexicon-constrained"}
+    def rates(idx: list[int]) -> dict:
+        return {"original": corpus_error_rates([refs[i] for i in idx], [hyp_o[i] for i in idx])["wer"],
+                "roundtrip": corpus_error_rates([refs[i] for i in idx], [hyp_r[i] for i in idx])["wer"]}
+
+    out = rates(list(range(len(refs)))) | {"recognizer": recognizer}
+    if len(set(domains)) > 1:
+        out["by_domain"] = {d: rates([i for i, x in enumerate(domains) if x == d]) | {
+            "utterances": domains.count(d)} for d in sorted(set(domains))}
+    return out
 
 
 def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
@@ -136,8 +156,9 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
     ratios: dict[str, list[float]] = {"male": [], "female": []}
     f0s: dict[str, list[tuple]] = {"male": [], "female": []}
     dur, vdur, tokens, lx_o, lx_r, ly = [], [], [], [], [], []
-    transcribe = _recognizer()
-    refs, hyp_o, hyp_r = [], [], []
+    reader = _recognizer(cfg.asr)
+    transcribe, recognizer = reader if reader is not None else (None, "")
+    refs, hyp_o, hyp_r, domains = [], [], [], []
     for i, r in enumerate(tqdm(rows, desc="round trip", unit="utt")):
         audio, sr = load_audio(corpus, r)
         tok = codec.encode(audio, sr)
@@ -150,6 +171,7 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
         tokens.append(tok)
         if transcribe is not None:
             refs.append(r["text_plain"])
+            domains.append(r.get("domain") or "grammar")
             hyp_o.append(transcribe(audio, sr))
             hyp_r.append(transcribe(rt, sr))
         if r["tags"]:
@@ -181,7 +203,7 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
                            "laughter_tokens": int(y.sum()), "tokens": int(len(y))},
         "codes": {"used": int((counts > 0).sum()), "of": codec.n_codes,
                   "perplexity": round(float(np.exp(-(p * np.log(p)).sum())), 1)},
-        "wer": _wer(refs, hyp_o, hyp_r) if transcribe else {
+        "wer": _wer(refs, hyp_o, hyp_r, recognizer, domains) if transcribe else {
             "original": None, "roundtrip": None,
             "why_null": "the content recognizer (data/instruments/asr) did not load"},
     }
