@@ -266,11 +266,14 @@ class Steerer:
         at which the unsteered output's text pointer (`Backbone.text_pointer`) reaches the word
         before which the prompt baseline puts its `[laughter]` tag (`tag_place`), so the edit
         falls between two words where the tag would sit, not inside one (`lead_words` > 0: at
-        the start of a word that many before it). The edit opens one step early (a step's edit
-        shapes the next frame). The unsteered output is the experiment's
-        own: every row is identical to it up to its first edited step. `window[0]` when the
-        pointer never reaches that word (counted in `starts` as −1)."""
+        the start of a word that many before it). The edit opens one step early: generated step
+        k's edit is at the position that predicts frame k + 1. The unsteered output is the
+        experiment's own, so every row is identical to it up to its first edited step.
+        `window[0]` when the pointer never reaches that word (counted in `starts` as −1)."""
         if item.index not in self.starts:
+            if not isinstance(item, TTSItem):
+                raise ValueError("--positions boundary needs sentences to speak (a TTS "
+                                 "experiment); use --positions window for edits")
             if not hasattr(self.engine, "text_pointer"):
                 raise ValueError(f"{self.engine.name} has no text pointer: word-boundary edits "
                                  "need one (TinyCosy trained with --attn-guide); use --positions "
