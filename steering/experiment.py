@@ -285,8 +285,8 @@ class Steerer:
             at = max(0, tag_place(item.text, random.Random(self.seed + item.index))
                      - self.lead_words)
             first = word_start(self.engine.token_texts(req.text_ids.tolist()), item.text, at)
-            step = next((j for j, p in enumerate(pointer) if first is not None and p >= first),
-                        None)
+            step = None if first is None else next(
+                (j for j, p in enumerate(pointer) if p >= first), None)
             self.starts[item.index] = -1 if step is None else max(0, step - 1)
         start = self.starts[item.index]
         return self.window[0] if start < 0 else start

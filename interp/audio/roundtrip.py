@@ -136,8 +136,9 @@ def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str], recognizer: str,
     from interp.instruments.text import corpus_error_rates
 
     def rates(idx: list[int]) -> dict:
-        return {"original": corpus_error_rates([refs[i] for i in idx], [hyp_o[i] for i in idx])["wer"],
-                "roundtrip": corpus_error_rates([refs[i] for i in idx], [hyp_r[i] for i in idx])["wer"]}
+        ref = [refs[i] for i in idx]
+        return {name: corpus_error_rates(ref, [hyp[i] for i in idx])["wer"]
+                for name, hyp in (("original", hyp_o), ("roundtrip", hyp_r))}
 
     out = rates(list(range(len(refs)))) | {"recognizer": recognizer}
     if len(set(domains)) > 1:
