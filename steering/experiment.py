@@ -274,10 +274,6 @@ class Steerer:
             if not isinstance(item, TTSItem):
                 raise ValueError("--positions boundary needs sentences to speak (a TTS "
                                  "experiment); use --positions window for edits")
-            if not hasattr(self.engine, "text_pointer"):
-                raise ValueError(f"{self.engine.name} has no text pointer: word-boundary edits "
-                                 "need one (TinyCosy trained with --attn-guide); use --positions "
-                                 "window instead")
             req = self.engine.request(item.text, item.voice)
             toks = generate_steered(self.engine, req, [], self.seed + item.seed_offset,
                                     item.sampling)

@@ -55,6 +55,8 @@ def test_roundtrip_report(tmp_path, tiny_corpus, tiny_codec):
     assert r["codes"]["used"] > 1
     # the shipped recogniser reads plain espeak speech well; round-tripped speech is harder
     assert r["wer"]["original"] < 0.3 and 0 <= r["wer"]["roundtrip"] <= 2
+    # the vocoder alone (the utterance's own features, no code book) reads between the two
+    assert 0 <= r["wer"]["vocoder"] <= 2
     assert len(list((tmp_path / "examples").glob("*.wav"))) == 2
 
 
@@ -68,7 +70,8 @@ def test_roundtrip_wer_with_named_ears_and_per_domain(tmp_path, tiny_corpus, tin
         max_utts=4, examples=0, laughter_train_utts=20, asr=str(REPO / "data/instruments/asr")))
     assert r["wer"]["recognizer"].endswith("open-vocabulary") and "by_domain" not in r["wer"]
     assert 0 <= r["wer"]["original"] < 0.5
-    w = _wer(["a b", "c d", "e f"], ["a b", "c x", "e f"], ["a", "c d", "x y"], "ears",
+    w = _wer(["a b", "c d", "e f"], {"original": ["a b", "c x", "e f"],
+                                     "roundtrip": ["a", "c d", "x y"]}, "ears",
              ["grammar", "open", "open"])
     assert w["by_domain"]["grammar"] == {"original": 0.0, "roundtrip": 0.5, "utterances": 1}
     assert w["by_domain"]["open"]["original"] == 0.25 and w["by_domain"]["open"]["utterances"] == 2
@@ -138,3 +141,58 @@ def test_stage_functions_take_configs(tmp_path, tiny_corpus, tiny_codec_dir, cap
           "--out", str(tmp_path / "b.wav")])
     assert f"({len(tokens)} tokens" in capsys.readouterr().out
     assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()
+
+
+def test_resynthesis_is_the_vocoder_on_true_features(tiny_corpus, tiny_codec):
+    """The decoder's ceiling: same length as a decode, the speaker's F0 kept within 5% (the code
+    book's round trip is allowed 20% above)."""
+    row = load_table(tiny_corpus, "heldout_voices")[0]
+    audio, sr = load_audio(tiny_corpus, row)
+    wav = tiny_codec.resynthesize(audio)
+    assert len(wav) == len(tiny_codec.encode(audio, sr)) * 640 and np.isfinite(wav).all()
+    assert abs(median_f0(wav, sr) / row["f0_median"] - 1) < 0.05
+
+
+def test_token_decoder_starts_as_the_code_book_and_learns(tmp_path, tiny_corpus, tiny_codec,
+                                                          tiny_codec_dir):
+    import torch
+
+    from interp.audio.run import DecoderJob, run_fit_decoder
+    from interp.audio.token_decoder import (
+        DecoderFitConfig,
+        TokenDecoder,
+        _standardised_codebook,
+    )
+
+    book = _standardised_codebook(tiny_codec)
+    untrained = TokenDecoder(book, channels=16, layers=2, kernel=3)
+    t = torch.tensor([[0, 5, 63, 7]])
+    assert torch.equal(untrained(t), book[t])  # zero-initialised output: the code book itself
+
+    cfg = DecoderFitConfig(channels=32, layers=2, kernel=3, steps=80, batch=8, crop=24,
+                           max_utts=30, eval_utts=6, lr=3e-3)
+    f = run_fit_decoder(DecoderJob(corpus=tiny_corpus, codec=tiny_codec_dir, out=tmp_path), cfg)
+    assert f["steps"] == 80 and f["heldout_mel_mse"]["decoder"] < f["heldout_mel_mse"]["codebook"]
+    codec = SpeechCodec.load(tmp_path)  # a codec folder that decodes through its decoder
+    assert codec.token_decoder is not None and SpeechCodec.load(tiny_codec_dir).token_decoder is None
+    audio, sr = load_audio(tiny_corpus, load_table(tiny_corpus, "heldout_voices")[0])
+    tokens = codec.encode(audio, sr)
+    assert np.array_equal(tokens, tiny_codec.encode(audio, sr))  # the tokens do not change
+    wav = codec.decode(tokens)
+    assert len(wav) == len(tokens) * 640 and np.isfinite(wav).all() and np.abs(wav).max() > 0.01
+    with pytest.raises(ValueError, match="token ids must lie"):
+        codec.decode(np.array([0, 64]))
+    with pytest.raises(ValueError, match="beside a copy"):
+        run_fit_decoder(DecoderJob(corpus=tiny_corpus, codec=tiny_codec_dir, out=tiny_codec_dir))
+
+    # `interp.models.evaluate --codec`: a model renders through it only when the code book is its own
+    from types import SimpleNamespace
+
+    from interp.models.evaluate import renders_alike
+
+    assert renders_alike(SimpleNamespace(codec=tiny_codec, spec="m"), str(tmp_path)).token_decoder
+    other = tmp_path.parent / "other_codec"
+    SpeechCodec(tiny_codec.cfg, tiny_codec.centroids[::-1].copy(), tiny_codec.mean,
+                tiny_codec.std, tiny_codec.code_f0).save(other)
+    with pytest.raises(ValueError, match="code book is not the one m's"):
+        renders_alike(SimpleNamespace(codec=tiny_codec, spec="m"), str(other))

@@ -1,4 +1,4 @@
-"""`python -m interp.audio fit|roundtrip|tokenize|encode|decode`: the 25 Hz speech codec.
+"""`python -m interp.audio fit|fit-decoder|roundtrip|tokenize|encode|decode`: the 25 Hz speech codec.
 
 Each subcommand parses into the configs of `interp.audio.run` and calls its `run_*` function.
 """
@@ -13,6 +13,7 @@ from interp.audio.codec import CodecConfig
 from interp.audio.roundtrip import RoundTripConfig
 from interp.audio.run import (
     DecodeConfig,
+    DecoderJob,
     EncodeConfig,
     FitJob,
     RoundTripJob,
@@ -20,9 +21,11 @@ from interp.audio.run import (
     run_decode,
     run_encode,
     run_fit,
+    run_fit_decoder,
     run_roundtrip,
     run_tokenize,
 )
+from interp.audio.token_decoder import DecoderFitConfig
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 
@@ -48,12 +51,24 @@ def roundtrip(job: RoundTripJob, cfg: RoundTripConfig) -> None:
     print(f"  codes used {r['codes']['used']}/{r['codes']['of']}, "
           f"perplexity {r['codes']['perplexity']}")
     w = r["wer"]
-    print(f"  recogniser WER ({w['recognizer']}): original {w['original']}, round trip "
-          f"{w['roundtrip']}" if w["original"] is not None else f"  WER: {w['why_null']}")
+    def readings(x: dict) -> str:
+        return f"original {x['original']}, round trip {x['roundtrip']}" + (
+            f", vocoder alone {x['vocoder']}" if "vocoder" in x else "")
+
+    print(f"  recogniser WER ({w['recognizer']}): {readings(w)}" if w["original"] is not None
+          else f"  WER: {w['why_null']}")
     for d, x in w.get("by_domain", {}).items():
-        print(f"    {d} ({x['utterances']} utterances): original {x['original']}, round trip "
-              f"{x['roundtrip']}")
+        print(f"    {d} ({x['utterances']} utterances): {readings(x)}")
     print(f"  listen: {out}/examples/   plot: {out}/roundtrip.html")
+
+
+def fit_decoder(job: DecoderJob, cfg: DecoderFitConfig) -> None:
+    f = run_fit_decoder(job, cfg)
+    e = f["heldout_mel_mse"]
+    print(f"token decoder: {f['steps']} steps in {f['minutes']} min on {f['train_utterances']} "
+          f"utterances; held-out-voice log-mel error (standardised MSE) code book {e['codebook']}"
+          f" → decoder {e['decoder']}\n  {job.out} is a codec folder that decodes through it: "
+          f"python -m interp.audio roundtrip --codec {job.out}")
 
 
 def tokenize(cfg: TokenizeConfig) -> None:
@@ -78,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit the tokenizer on a corpus's train split")
     add_config_args(f, FitJob)
     add_config_args(f, CodecConfig, skip=("mel",))
+    fd = sub.add_parser("fit-decoder", help="learn a token → frames decoder for a codec "
+                        "(reads each token with its neighbours)")
+    add_config_args(fd, DecoderJob)
+    add_config_args(fd, DecoderFitConfig)
     r = sub.add_parser("roundtrip", help="measure wav → tokens → wav on held-out voices")
     add_config_args(r, RoundTripJob)
     add_config_args(r, RoundTripConfig)
@@ -94,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.cmd == "fit":
         fit(config_from_args(FitJob, args), config_from_args(CodecConfig, args))
+    elif args.cmd == "fit-decoder":
+        fit_decoder(config_from_args(DecoderJob, args), config_from_args(DecoderFitConfig, args))
     elif args.cmd == "roundtrip":
         roundtrip(config_from_args(RoundTripJob, args), config_from_args(RoundTripConfig, args))
     else:

@@ -70,6 +70,7 @@ class SpeechCodec:
         self.mean = mean.astype(np.float32)  # (D,)
         self.std = std.astype(np.float32)  # (D,)
         self.code_f0 = code_f0.astype(np.float32)  # (K, stack) Hz, 0 = unvoiced
+        self.token_decoder = None  # a learned decoder (interp.audio.token_decoder) when loaded
 
     @property
     def n_codes(self) -> int:
@@ -114,18 +115,28 @@ class SpeechCodec:
         scores = x @ self.centroids.T - 0.5 * (self.centroids**2).sum(1)
         return scores.argmax(1).astype(np.int64)
 
+    def same_code_book(self, other: SpeechCodec) -> bool:
+        """Whether `other` turns audio into the same tokens (its decoding may differ)."""
+        return (self.cfg.stack == other.cfg.stack and self.centroids.shape == other.centroids.shape
+                and bool(np.array_equal(self.centroids, other.centroids))
+                and bool(np.array_equal(self.mean, other.mean)))
+
     def codebook(self) -> np.ndarray:
         """(K, stack, n_mels + 2) each code's centroid in feature units: its members' mean
         [log-mel…, log-F0, voiced] per frame (what `interp.audio.code_profile` reads)."""
         raw = self.centroids / self._weights() * self.std + self.mean
         return raw.reshape(self.n_codes, self.cfg.stack, self.cfg.mel.n_mels + 2)
 
-    def tokens_to_mel(self, tokens: np.ndarray) -> np.ndarray:
-        """(N*stack, n_mels) log-mel of the tokens' code-book entries, joins smoothed."""
+    def _checked(self, tokens: np.ndarray) -> np.ndarray:
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.n_codes):
             raise ValueError(f"token ids must lie in [0, {self.n_codes}); got "
                              f"[{tokens.min()}, {tokens.max()}]")
+        return tokens
+
+    def tokens_to_mel(self, tokens: np.ndarray) -> np.ndarray:
+        """(N*stack, n_mels) log-mel of the tokens' code-book entries, joins smoothed."""
+        tokens = self._checked(tokens)
         raw = self.centroids[tokens] / self._weights() * self.std + self.mean
         mel = raw.reshape(-1, self.cfg.mel.n_mels + 2)[:, : self.cfg.mel.n_mels]
         if self.cfg.smooth > 1:
@@ -137,12 +148,30 @@ class SpeechCodec:
         if len(tokens) == 0:
             raise ValueError("no tokens to decode")
         hop = self.cfg.mel.hop_length
+        if self.token_decoder is not None:
+            from interp.audio.token_decoder import decode_frames
+
+            mel, f0 = decode_frames(self.token_decoder, self, self._checked(tokens))
+            return synthesize(mel, f0, self.cfg.mel, self.cfg.seed)
         mel = self.tokens_to_mel(tokens)
         if self.cfg.decoder == "griffinlim":
             return mel_to_audio(mel, self.cfg.mel, self.cfg.n_iter, length=len(mel) * hop,
                                 seed=self.cfg.seed)
         return synthesize(mel, self.code_f0[np.asarray(tokens)].reshape(-1), self.cfg.mel,
                           self.cfg.seed)
+
+    def resynthesize(self, audio: np.ndarray) -> np.ndarray:
+        """The decoder's ceiling: `audio` rendered by the same vocoder from its own log-mel and
+        F0 (no code book), smoothed as decoding smooths. What a round trip loses beyond this is
+        the code book's; what this loses is the vocoder's."""
+        x, f0 = self.frames(audio, self.cfg)
+        mel = x[..., : self.cfg.mel.n_mels].reshape(-1, self.cfg.mel.n_mels)
+        if self.cfg.smooth > 1:
+            mel = uniform_filter1d(mel, self.cfg.smooth, axis=0, mode="nearest")
+        if self.cfg.decoder == "griffinlim":
+            return mel_to_audio(mel, self.cfg.mel, self.cfg.n_iter,
+                                length=len(mel) * self.cfg.mel.hop_length, seed=self.cfg.seed)
+        return synthesize(mel, f0.reshape(-1), self.cfg.mel, self.cfg.seed)
 
     # -- fitting and files ----------------------------------------------------------------
     @classmethod
@@ -182,7 +211,12 @@ class SpeechCodec:
                                     "fit one with `python -m interp.audio fit`")
         t = load_file(str(folder / WEIGHTS))
         cfg = CodecConfig.from_dict(json.loads((folder / CONFIG).read_text()))
-        return cls(cfg, t["centroids"], t["mean"], t["std"], t["code_f0"])
+        codec = cls(cfg, t["centroids"], t["mean"], t["std"], t["code_f0"])
+        if (folder / "decoder.safetensors").exists():  # torch only for codecs that have one
+            from interp.audio.token_decoder import load_decoder
+
+            codec.token_decoder = load_decoder(folder, codec)
+        return codec
 
 
 def _code_f0(labels: np.ndarray, f0: np.ndarray, n_codes: int) -> np.ndarray:

@@ -48,6 +48,9 @@ class RoundTripConfig:
     asr: str = ""
     """recogniser folder for the WER figures (default: the shipped one, lexicon-constrained); one
     with a word list reads with its open-vocabulary decode"""
+    vocoder: bool = True
+    """also read each utterance resynthesised from its own features (`SpeechCodec.resynthesize`):
+    the WER the vocoder alone costs, so that the code book's share is the rest"""
 
 
 def token_features(audio: np.ndarray, codec: SpeechCodec) -> np.ndarray:
@@ -129,16 +132,16 @@ def _recognizer(asr: str = ""):  # noqa: ANN202
         return None
 
 
-def _wer(refs: list[str], hyp_o: list[str], hyp_r: list[str], recognizer: str,
+def _wer(refs: list[str], hyps: dict[str, list[str]], recognizer: str,
          domains: list[str]) -> dict:
-    """Corpus WER of the recogniser on original and round-tripped audio, and per text domain
-    (grammar / open) when the corpus has both."""
+    """Corpus WER of the recogniser on each reading (original, round trip and, when measured,
+    the vocoder's resynthesis), and per text domain (grammar / open) when the corpus has both."""
     from interp.instruments.text import corpus_error_rates
 
     def rates(idx: list[int]) -> dict:
         ref = [refs[i] for i in idx]
         return {name: corpus_error_rates(ref, [hyp[i] for i in idx])["wer"]
-                for name, hyp in (("original", hyp_o), ("roundtrip", hyp_r))}
+                for name, hyp in hyps.items()}
 
     out = rates(list(range(len(refs)))) | {"recognizer": recognizer}
     if len(set(domains)) > 1:
@@ -159,7 +162,9 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
     dur, vdur, tokens, lx_o, lx_r, ly = [], [], [], [], [], []
     reader = _recognizer(cfg.asr)
     transcribe, recognizer = reader if reader is not None else (None, "")
-    refs, hyp_o, hyp_r, domains = [], [], [], []
+    refs, domains = [], []
+    hyps: dict[str, list[str]] = {"original": [], "roundtrip": []} | (
+        {"vocoder": []} if cfg.vocoder else {})
     for i, r in enumerate(tqdm(rows, desc="round trip", unit="utt")):
         audio, sr = load_audio(corpus, r)
         tok = codec.encode(audio, sr)
@@ -173,8 +178,10 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
         if transcribe is not None:
             refs.append(r["text_plain"])
             domains.append(r.get("domain") or "grammar")
-            hyp_o.append(transcribe(audio, sr))
-            hyp_r.append(transcribe(rt, sr))
+            hyps["original"].append(transcribe(audio, sr))
+            hyps["roundtrip"].append(transcribe(rt, sr))
+            if cfg.vocoder:
+                hyps["vocoder"].append(transcribe(codec.resynthesize(audio), sr))
         if r["tags"]:
             xo, xr = token_features(audio, codec), token_features(rt, codec)
             n = min(len(xo), len(xr))
@@ -204,7 +211,7 @@ def measure_roundtrip(corpus: Path, codec: SpeechCodec, cfg: RoundTripConfig,
                            "laughter_tokens": int(y.sum()), "tokens": int(len(y))},
         "codes": {"used": int((counts > 0).sum()), "of": codec.n_codes,
                   "perplexity": round(float(np.exp(-(p * np.log(p)).sum())), 1)},
-        "wer": _wer(refs, hyp_o, hyp_r, recognizer, domains) if transcribe else {
+        "wer": _wer(refs, hyps, recognizer, domains) if transcribe else {
             "original": None, "roundtrip": None,
             "why_null": "the content recognizer (data/instruments/asr) did not load"},
     }

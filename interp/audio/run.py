@@ -2,6 +2,7 @@
 is the thin CLI over them.
 
     run_fit(FitJob(corpus=...), CodecConfig(n_codes=256))   fit and save a codec
+    run_fit_decoder(DecoderJob(...), DecoderFitConfig())    a learned token → frames decoder
     run_roundtrip(RoundTripJob(...), RoundTripConfig())     wav → tokens → wav figures
     run_tokenize(TokenizeConfig(...))                       speech tokens of a corpus
     run_encode(EncodeConfig(wav=...))                       tokens of one wav
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from interp.audio.codec import CodecConfig, SpeechCodec
 from interp.audio.roundtrip import RoundTripConfig, measure_roundtrip
+from interp.audio.token_decoder import DecoderFitConfig, fit_decoder
 from interp.audio.tokenize_corpus import tokenize_corpus
 from interp.audio.wav import read_wav
 from interp.corpus.table import load_audio, load_table
@@ -55,6 +57,28 @@ def run_fit(job: FitJob, cfg: CodecConfig | None = None) -> SpeechCodec:
     codec = SpeechCodec.fit(audios, cfg)
     codec.save(Path(job.out))
     return codec
+
+
+@dataclass(frozen=True)
+class DecoderJob:
+    """Which codec a token decoder is learned for, on which corpus, and where the codec and its
+    decoder go together (settings: DecoderFitConfig)."""
+
+    corpus: Path = DEFAULT_CORPUS
+    """corpus folder (train split to learn from, held-out voices to measure)"""
+    codec: Path = DEFAULT_CODEC
+    """the codec whose tokens are decoded (left as it is)"""
+    out: Path = Path("runs/codec_decoder")
+    """folder for a copy of the codec with its decoder (use it as any codec folder)"""
+
+
+def run_fit_decoder(job: DecoderJob, cfg: DecoderFitConfig | None = None) -> dict:
+    """Learn a TokenDecoder for `job.codec` and write codec + decoder to `job.out`."""
+    if Path(job.out).resolve() == Path(job.codec).resolve():
+        raise ValueError(f"--out {job.out} is the codec folder itself; write the decoder beside "
+                         "a copy (another --out) so the codec's own decoding stays as it was")
+    return fit_decoder(Path(job.corpus), SpeechCodec.load(job.codec), cfg or DecoderFitConfig(),
+                       Path(job.out))
 
 
 @dataclass(frozen=True)

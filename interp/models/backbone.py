@@ -127,6 +127,9 @@ class Backbone(Protocol):
 
     def render_missing(self) -> str: ...
 
+    def text_pointer(self, text_ids: torch.Tensor, prompt: torch.Tensor,
+                     tokens: list[int]) -> list[int]: ...
+
     def render(self, tokens: list[int] | np.ndarray, prompt=None) -> np.ndarray: ...
 
     def tts(self, text: str, prompt, instruction: str | None = None, seed: int = 0,
@@ -395,6 +398,13 @@ class SpeechLMBackbone:
                          torch.from_numpy(codes[r["utt_id"]].astype(np.int64)))
             out.append((ex, index[r["utt_id"]], index[r["prompt_id"]]))
         return out
+
+    def text_pointer(self, text_ids: torch.Tensor, prompt: torch.Tensor,
+                     tokens: list[int]) -> list[int]:
+        """Per frame of the output `tokens`, the text position a trained pointer head reads
+        (TinyCosy trained with --attn-guide has one); other backbones refuse in one line."""
+        raise ValueError(f"{self.name} has no text pointer: word-boundary edits need one "
+                         "(TinyCosy trained with --attn-guide); use --positions window instead")
 
     # -- audio ------------------------------------------------------------------------------
     def render_missing(self) -> str:

@@ -125,6 +125,10 @@ class EvalConfig:
     """an earlier evaluation folder of the same model and plan: hear its outputs again (its
     eval.json keeps each output's speech tokens) instead of generating them, e.g. with other
     ears (--asr, --instruments); every figure is measured anew, into --out"""
+    codec: str = ""
+    """render through this codec folder instead of the model's own, when it has the same code
+    book (e.g. one with a learned decoder, `python -m interp.audio fit-decoder`): the tokens and
+    what is generated stay the same, the sound changes"""
 
 
 def heldout_plan(cfg: EvalConfig, engine: Backbone) -> list[tuple[str, str, str, dict]]:
@@ -370,6 +374,19 @@ def saved_outputs(cfg: EvalConfig, earlier: dict, plan: list[tuple]) -> list[dic
     return [s["speech_tokens"] for s in samples]
 
 
+def renders_alike(engine: Backbone, codec_dir: str):  # noqa: ANN201 (a SpeechCodec)
+    """The codec in `codec_dir` when its code book is the model's own (only the decoding may
+    differ); refused in one line otherwise."""
+    from interp.audio.codec import SpeechCodec
+
+    codec, own = SpeechCodec.load(codec_dir), getattr(engine, "codec", None)
+    if own is None or not codec.same_code_book(own):
+        raise ValueError(f"--codec {codec_dir}: its code book is not the one {engine.spec}'s "
+                         "speech tokens come from; name a codec made from that one (`python -m "
+                         "interp.audio fit-decoder --codec` the model's codec)")
+    return codec
+
+
 def evaluate_tts(cfg: EvalConfig) -> dict:
     earlier = earlier_evaluation(cfg) if cfg.rescore else None
     if earlier is not None:
@@ -381,6 +398,8 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     engine = load_backbone(cfg.model)
     if why := engine.render_missing():
         raise ValueError(f"cannot evaluate {cfg.model}: {why}")
+    if cfg.codec:
+        engine.codec = renders_alike(engine, cfg.codec)
     plan = heldout_plan(cfg, engine)
     baseline = load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
     listen = Listener(Path(cfg.corpus), getattr(engine, "codec", None), cfg.asr)
