@@ -24,6 +24,8 @@ COLUMNS = (("explained_variance", "EV", "higher"), ("explained_variance_speech",
            ("loss_recovered", "loss rec", "higher"),
            ("planted_recall", "recall pos", "higher"),
            ("planted_utterance_recall", "recall utt", "higher"),
+           # the residual's own linear read (sae.planted.residual_ceiling): recall's ceiling
+           ("planted_ceiling_utterance", "ceiling utt", "—"),
            ("absorption_mean", "absorb", "lower, 1 ideal"),
            ("absorption_reached", "reached", "higher"),
            ("seed_stability", "stable", "higher"))

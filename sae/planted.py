@@ -5,7 +5,9 @@ absorption (how many latents it takes to detect a concept together).
 The ground truth is `sae.attributes` (the corpus's planted concepts at every position) and the
 activations `sae.latent_stats.LatentStats` (one pass of the SAE over a store). Held-out
 utterances are split in two by `explain_mask`: latents are chosen on the *explain* half and
-read on the other, so no position that picked a latent judges it. Auto-interp reports the same
+read on the other, so no position that picked a latent judges it. `residual_ceiling` is the
+control above recall: what a linear probe on the residual itself reads of each concept (a
+latent cannot be asked to detect what no linear read of the residual detects). Auto-interp reports the same
 recall (`autointerp.run`), the layer sweep reports both (`sae.sweep`).
 """
 
@@ -14,11 +16,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from interp.concepts import LABEL, PLANTED_COLUMNS, as_text
 from interp.store import ActivationStore, modality_mask
 from sae.attributes import Attributes, build_attributes
-from sae.latent_stats import LatentStats, encode_store
+from sae.latent_stats import META_KEYS, LatentStats, encode_store, with_sequences
 
 
 def explain_mask(meta: dict[str, np.ndarray], seed: int, frac: float = 0.5) -> np.ndarray:
@@ -301,6 +305,66 @@ def absorption(stats: LatentStats, attrs: Attributes, explain: np.ndarray, live:
             "reached": round(len(reached) / len(measured), 4) if measured else None}
 
 
+def _probe_auroc(x: np.ndarray, y: np.ndarray, fit: np.ndarray, test: np.ndarray,
+                 rng: np.random.Generator, cap: int) -> float | None:
+    """AUROC on `test` rows of a logistic regression fit on (at most `cap` of) the `fit` rows."""
+    if y[fit].min() == y[fit].max() or y[test].min() == y[test].max():
+        return None
+    idx = np.flatnonzero(fit)
+    idx = rng.choice(idx, cap, replace=False) if len(idx) > cap else idx
+    scale = StandardScaler().fit(x[idx])
+    clf = LogisticRegression(max_iter=300, C=1.0).fit(scale.transform(x[idx]), y[idx])
+    a = auroc(y[test], clf.decision_function(scale.transform(x[test])))
+    return None if a is None else round(a, 4)
+
+
+def residual_ceiling(store: ActivationStore, shards: list[str], rows: list[dict],
+                     seed: int = 0, cap: int = 60_000) -> dict:
+    """Per planted concept, the AUROC of a logistic-regression probe on the raw residual, fit on
+    the explain half and read on the other (`explain_mask`, as recall splits them): per speech
+    position, and per utterance (each speech segment's mean residual) for gender, accent, rate
+    and label columns. `ceiling_recall` is the share of concepts it reads at >= 0.9: what
+    planted recall could reach at most with one linear read per concept."""
+    acts, metas = [], []
+    for shard in shards:
+        acts.append(np.asarray(store.acts(shard), dtype=np.float32))
+        m = store.meta(shard)
+        metas.append({k: m[k] for k in META_KEYS})
+    x = np.concatenate(acts)
+    meta = with_sequences({k: np.concatenate([m[k] for m in metas]) for k in META_KEYS})
+    attrs = build_attributes(meta, rows, {}, None)
+    explain = explain_mask(meta, seed)
+    speech = meta["modality"] == 1
+    rng = np.random.default_rng([seed, 17])
+    # speech segments (one waveform in one sequence), as `segment_means` forms them
+    sp_idx = np.flatnonzero(speech)
+    key = meta["seq"][sp_idx].astype(np.int64) * (int(meta["src_utt"].max()) + 1) \
+        + meta["src_utt"][sp_idx]
+    _, seg, count = np.unique(key, return_inverse=True, return_counts=True)
+    seg_x = np.zeros((len(count), x.shape[1]))
+    np.add.at(seg_x, seg, x[sp_idx])
+    seg_x /= count[:, None]
+    first = sp_idx[np.unique(seg, return_index=True)[1]]
+    seg_src, seg_half = meta["src_utt"][first], explain[first]
+    out = []
+    for name in attrs.planted():
+        concept = attrs.column(name)
+        row = {"concept": name, "auroc": _probe_auroc(x, concept, speech & explain,
+                                                      speech & ~explain, rng, cap)}
+        kind, _, value = name.partition(":")
+        column = (value.partition("=")[0] if kind == LABEL else UTTERANCE_LEVEL.get(kind))
+        if kind == LABEL:
+            value = value.partition("=")[2]
+        if column is not None:
+            y = np.array([as_text(rows[int(u)].get(column)) == value for u in seg_src])
+            row["utterance_auroc"] = _probe_auroc(seg_x, y, seg_half, ~seg_half, rng, cap)
+        else:  # tags are events: their position reading stands
+            row["utterance_auroc"] = row["auroc"]
+        out.append(row)
+    return {"concepts": out, "ceiling_recall": _recall(out, "auroc", 0.9),
+            "ceiling_utterance_recall": _recall(out, "utterance_auroc", 0.9)}
+
+
 def concept_metrics(sae, store: ActivationStore, shards: list[str], rows: list[dict],
                     seed: int = 0, modality: str | None = None, cap: int = 16) -> dict:
     """Planted-concept recall (`planted_recall`, per position and per utterance) and
@@ -317,4 +381,5 @@ def concept_metrics(sae, store: ActivationStore, shards: list[str], rows: list[d
     live = np.flatnonzero(fires)
     return {"positions": stats.n_positions, "live": len(live),
             "recall": planted_recall(stats, attrs, explain, live, seed, table=rows),
-            "absorption": absorption(stats, attrs, explain, live, cap)}
+            "absorption": absorption(stats, attrs, explain, live, cap),
+            "residual_ceiling": residual_ceiling(store, shards, rows, seed)}

@@ -285,6 +285,8 @@ def _measure(cfg: SAETrainConfig, sc: SweepConfig, backbone, table: list[dict] |
                     "planted_random_recall": rec["random_recall"],
                     "planted_mean_auroc": rec["mean_auroc"], "absorption_mean": ab["mean"],
                     "absorption_reached": ab["reached"],
+                    "planted_ceiling": cm["residual_ceiling"]["ceiling_recall"],
+                    "planted_ceiling_utterance": cm["residual_ceiling"]["ceiling_utterance_recall"],
                     "planted": {"store": str(cstore.folder), "shards": shards, **cm}})
         log.info("layer %d: planted recall %s (utterances %s), absorption %s (reached %s)",
                  cfg.layer, rec["recall"], rec.get("utterance_recall"), ab["mean"],

@@ -291,6 +291,12 @@ def test_sweep_reports_recall_absorption_and_stability(tmp_path, tiny_store, tin
     assert [r["concept"] for r in planted["absorption"]["concepts"]] == [
         r["concept"] for r in planted["recall"]["concepts"]]
     assert row["stability"]["match"] == "max-cosine" and row["stability"]["seed"] == 1
+    # the residual's own linear read of each concept, beside recall (its ceiling)
+    ceiling = planted["residual_ceiling"]
+    assert {r["concept"] for r in planted["recall"]["concepts"]} <= {
+        r["concept"] for r in ceiling["concepts"]}
+    for key in ("planted_ceiling", "planted_ceiling_utterance"):
+        assert row[key] is None or 0 <= row[key] <= 1, key
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["layers"][0]["seed_stability"] == row["seed_stability"]
     assert saved["sweep"]["stability_seed"] == 1
@@ -313,3 +319,16 @@ def test_sweep_reports_recall_absorption_and_stability(tmp_path, tiny_store, tin
     assert (tmp_path / "cmp" / "compare.html").stat().st_size > 10_000
     with pytest.raises(FileNotFoundError, match="no sweep.json in"):
         run_compare(CompareConfig(sweeps=(str(tmp_path / "nowhere"),)))
+
+
+def test_residual_probe_reads_a_linear_concept_and_not_a_shuffled_one():
+    from sae.planted import _probe_auroc
+
+    rng = np.random.default_rng(0)
+    y = rng.random(4000) < 0.3
+    x = rng.normal(size=(4000, 16))
+    x[:, 3] += 1.5 * y  # the concept lies along one direction
+    fit = np.arange(4000) < 2000
+    assert _probe_auroc(x, y, fit, ~fit, rng, cap=1500) > 0.8
+    assert abs(_probe_auroc(x, rng.permutation(y), fit, ~fit, rng, cap=1500) - 0.5) < 0.06
+    assert _probe_auroc(x, np.zeros(4000, bool), fit, ~fit, rng, cap=1500) is None
