@@ -84,13 +84,14 @@ def figure(rows: list[dict]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=5, subplot_titles=[t for _, t, _ in COLUMNS])
+    per_row = (len(COLUMNS) + 1) // 2
+    fig = make_subplots(rows=2, cols=per_row, subplot_titles=[t for _, t, _ in COLUMNS])
     for layer in dict.fromkeys(r["layer"] for r in rows):
         mine = [r for r in rows if r["layer"] == layer]
         for i, (key, _, _) in enumerate(COLUMNS):
             fig.add_trace(go.Bar(x=[r["variant"] for r in mine], y=[r[key] for r in mine],
                                  name=f"layer {layer}", legendgroup=str(layer),
-                                 showlegend=i == 0), row=i // 5 + 1, col=i % 5 + 1)
+                                 showlegend=i == 0), row=i // per_row + 1, col=i % per_row + 1)
     fig.update_layout(barmode="group", height=700, title="SAE variants")
     return fig
 
