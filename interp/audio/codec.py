@@ -109,8 +109,12 @@ class SpeechCodec:
                              "resample it first (e.g. librosa.resample)")
         if audio.ndim != 1 or len(audio) == 0:
             raise ValueError(f"expected a non-empty mono waveform, got shape {audio.shape}")
-        x = self.frames(audio, self.cfg)[0].reshape(-1, len(self.mean))
-        x = (x - self.mean) / self.std * self._weights()
+        return self.encode_frames(self.frames(audio, self.cfg)[0])
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N,) int64 tokens of (N, stack, n_mels + 2) features from `frames` (what `encode` does
+        after computing them, for callers that already have them)."""
+        x = (frames.reshape(-1, len(self.mean)) - self.mean) / self.std * self._weights()
         # argmin ||x - c||² = argmax (x·c - ||c||²/2)
         scores = x @ self.centroids.T - 0.5 * (self.centroids**2).sum(1)
         return scores.argmax(1).astype(np.int64)
@@ -138,27 +142,32 @@ class SpeechCodec:
         """(N*stack, n_mels) log-mel of the tokens' code-book entries, joins smoothed."""
         tokens = self._checked(tokens)
         raw = self.centroids[tokens] / self._weights() * self.std + self.mean
-        mel = raw.reshape(-1, self.cfg.mel.n_mels + 2)[:, : self.cfg.mel.n_mels]
+        return self._smoothed(raw.reshape(-1, self.cfg.mel.n_mels + 2)[:, : self.cfg.mel.n_mels])
+
+    def _smoothed(self, mel: np.ndarray) -> np.ndarray:
+        """`mel` with a moving average over `cfg.smooth` frames (softens token joins)."""
         if self.cfg.smooth > 1:
-            mel = uniform_filter1d(mel, self.cfg.smooth, axis=0, mode="nearest")
+            return uniform_filter1d(mel, self.cfg.smooth, axis=0, mode="nearest")
         return mel
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         """Float32 waveform of `tokens` (len = N * 640 samples at 16 kHz)."""
         if len(tokens) == 0:
             raise ValueError("no tokens to decode")
-        hop = self.cfg.mel.hop_length
         if self.token_decoder is not None:
             from interp.audio.token_decoder import decode_frames
 
             mel, f0 = decode_frames(self.token_decoder, self, self._checked(tokens))
             return synthesize(mel, f0, self.cfg.mel, self.cfg.seed)
-        mel = self.tokens_to_mel(tokens)
+        return self._vocode(self.tokens_to_mel(tokens),
+                            self.code_f0[np.asarray(tokens)].reshape(-1))
+
+    def _vocode(self, mel: np.ndarray, f0: np.ndarray) -> np.ndarray:
+        """Waveform of (T, n_mels) log-mel and (T,) F0 by the configured decoder."""
         if self.cfg.decoder == "griffinlim":
-            return mel_to_audio(mel, self.cfg.mel, self.cfg.n_iter, length=len(mel) * hop,
-                                seed=self.cfg.seed)
-        return synthesize(mel, self.code_f0[np.asarray(tokens)].reshape(-1), self.cfg.mel,
-                          self.cfg.seed)
+            return mel_to_audio(mel, self.cfg.mel, self.cfg.n_iter,
+                                length=len(mel) * self.cfg.mel.hop_length, seed=self.cfg.seed)
+        return synthesize(mel, f0, self.cfg.mel, self.cfg.seed)
 
     def resynthesize(self, audio: np.ndarray) -> np.ndarray:
         """The decoder's ceiling: `audio` rendered by the same vocoder from its own log-mel and
@@ -166,12 +175,7 @@ class SpeechCodec:
         the code book's; what this loses is the vocoder's."""
         x, f0 = self.frames(audio, self.cfg)
         mel = x[..., : self.cfg.mel.n_mels].reshape(-1, self.cfg.mel.n_mels)
-        if self.cfg.smooth > 1:
-            mel = uniform_filter1d(mel, self.cfg.smooth, axis=0, mode="nearest")
-        if self.cfg.decoder == "griffinlim":
-            return mel_to_audio(mel, self.cfg.mel, self.cfg.n_iter,
-                                length=len(mel) * self.cfg.mel.hop_length, seed=self.cfg.seed)
-        return synthesize(mel, f0.reshape(-1), self.cfg.mel, self.cfg.seed)
+        return self._vocode(self._smoothed(mel), f0.reshape(-1))
 
     # -- fitting and files ----------------------------------------------------------------
     @classmethod

@@ -97,8 +97,10 @@ def _features(corpus: Path, rows: list[dict], codec, desc: str) -> list[tuple]: 
     out = []
     for r in tqdm(rows, desc=desc, unit="utt"):
         audio, _ = load_audio(corpus, r)
-        x = codec.frames(audio, codec.cfg)[0].reshape(-1, len(codec.mean))
-        out.append((codec.encode(audio), ((x - codec.mean) / codec.std).astype(np.float32)))
+        frames = codec.frames(audio, codec.cfg)[0]  # pitch tracking once, for both
+        x = frames.reshape(-1, len(codec.mean))
+        out.append((codec.encode_frames(frames),
+                    ((x - codec.mean) / codec.std).astype(np.float32)))
     return out
 
 
@@ -169,16 +171,18 @@ def fit_decoder(corpus: Path, codec, cfg: DecoderFitConfig, out: Path) -> dict: 
                "train_utterances": len(train), "heldout_voice_utterances": len(held),
                "heldout_mel_mse": {"codebook": round(base, 4), "decoder": round(got, 4)},
                "config": asdict(cfg)}
-    save_decoder(model, cfg, out, figures)
+    save_decoder(model, out, figures)
     codec.save(out)
     return figures
 
 
-def save_decoder(model: TokenDecoder, cfg: DecoderFitConfig, out: Path, figures: dict) -> None:
+def save_decoder(model: TokenDecoder, out: Path, figures: dict) -> None:
+    """The weights (without the code book, which the codec holds) and `figures`, whose `config`
+    is what `load_decoder` rebuilds the model from."""
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "codebook"},
               str(out / WEIGHTS))
-    (out / CONFIG).write_text(json.dumps(figures | {"config": asdict(cfg)}, indent=1))
+    (out / CONFIG).write_text(json.dumps(figures, indent=1))
 
 
 def load_decoder(folder: Path, codec) -> TokenDecoder | None:  # noqa: ANN001
