@@ -79,14 +79,30 @@ def segment_means(stats: LatentStats, live: np.ndarray) -> tuple[np.ndarray, np.
     """Mean activation of each live latent over each speech segment (one waveform heard in one
     sequence: prompt or target): (n_seg, n_live), the segment's src_utt and sequence."""
     meta = stats.meta
+    speech, seg, count, first = speech_segments(meta)
+    s = sp.csr_matrix((1.0 / count[seg], (seg, speech)), shape=(len(count), stats.n_positions))
+    means = (s @ stats.acts[:, live]).toarray()
+    return means, meta["src_utt"][first], meta["seq"][first]
+
+
+def speech_segments(meta: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The speech positions, each one's segment (one waveform heard in one sequence), each
+    segment's size and its first position."""
     speech = np.flatnonzero(meta["modality"] == 1)
     key = meta["seq"][speech].astype(np.int64) * (int(meta["src_utt"].max()) + 1) \
         + meta["src_utt"][speech]
-    uniq, seg, count = np.unique(key, return_inverse=True, return_counts=True)
-    s = sp.csr_matrix((1.0 / count[seg], (seg, speech)), shape=(len(uniq), stats.n_positions))
-    means = (s @ stats.acts[:, live]).toarray()
-    first = speech[np.unique(seg, return_index=True)[1]]
-    return means, meta["src_utt"][first], meta["seq"][first]
+    _, seg, count = np.unique(key, return_inverse=True, return_counts=True)
+    return speech, seg, count, speech[np.unique(seg, return_index=True)[1]]
+
+
+def utterance_column(name: str) -> tuple[str, str] | None:
+    """(table column, value) of a concept that belongs to a whole utterance (gender, accent,
+    rate, label:COLUMN=VALUE); None for events such as tags."""
+    kind, _, value = name.partition(":")
+    if kind == LABEL:
+        column, _, value = value.partition("=")
+        return column, value
+    return (UTTERANCE_LEVEL[kind], value) if kind in UTTERANCE_LEVEL else None
 
 
 def utterance_recall(stats: LatentStats, rows: list[dict], explain: np.ndarray,
@@ -102,13 +118,9 @@ def utterance_recall(stats: LatentStats, rows: list[dict], explain: np.ndarray,
     ranks = {h: rankdata(means[half == h], axis=0) for h in (True, False)}
     out = {}
     for name in names:
-        kind, _, value = name.partition(":")
-        if kind == LABEL:
-            column, _, value = value.partition("=")
-        elif kind in UTTERANCE_LEVEL:
-            column = UTTERANCE_LEVEL[kind]
-        else:
+        if (where := utterance_column(name)) is None:
             continue
+        column, value = where
         y = np.array([as_text(rows[int(u)].get(column)) == value for u in src])
         au = {}
         for h in (True, False):
@@ -336,26 +348,18 @@ def residual_ceiling(store: ActivationStore, shards: list[str], rows: list[dict]
     explain = explain_mask(meta, seed)
     speech = meta["modality"] == 1
     rng = np.random.default_rng([seed, 17])
-    # speech segments (one waveform in one sequence), as `segment_means` forms them
-    sp_idx = np.flatnonzero(speech)
-    key = meta["seq"][sp_idx].astype(np.int64) * (int(meta["src_utt"].max()) + 1) \
-        + meta["src_utt"][sp_idx]
-    _, seg, count = np.unique(key, return_inverse=True, return_counts=True)
+    sp_idx, seg, count, first = speech_segments(meta)
     seg_x = np.zeros((len(count), x.shape[1]))
     np.add.at(seg_x, seg, x[sp_idx])
     seg_x /= count[:, None]
-    first = sp_idx[np.unique(seg, return_index=True)[1]]
     seg_src, seg_half = meta["src_utt"][first], explain[first]
     out = []
     for name in attrs.planted():
         concept = attrs.column(name)
         row = {"concept": name, "auroc": _probe_auroc(x, concept, speech & explain,
                                                       speech & ~explain, rng, cap)}
-        kind, _, value = name.partition(":")
-        column = (value.partition("=")[0] if kind == LABEL else UTTERANCE_LEVEL.get(kind))
-        if kind == LABEL:
-            value = value.partition("=")[2]
-        if column is not None:
+        if (where := utterance_column(name)) is not None:
+            column, value = where
             y = np.array([as_text(rows[int(u)].get(column)) == value for u in seg_src])
             row["utterance_auroc"] = _probe_auroc(seg_x, y, seg_half, ~seg_half, rng, cap)
         else:  # tags are events: their position reading stands
