@@ -196,3 +196,12 @@ def test_token_decoder_starts_as_the_code_book_and_learns(tmp_path, tiny_corpus,
                 tiny_codec.std, tiny_codec.code_f0).save(other)
     with pytest.raises(ValueError, match="code book is not the one m's"):
         renders_alike(SimpleNamespace(codec=tiny_codec, spec="m"), str(other))
+    # the same centroids read through another scaling give other tokens: not the same code book
+    from dataclasses import replace
+
+    c = tiny_codec
+    assert c.same_code_book(SpeechCodec(replace(c.cfg, smooth=5), c.centroids, c.mean, c.std,
+                                        c.code_f0))  # smoothing only shapes the sound
+    assert not c.same_code_book(SpeechCodec(c.cfg, c.centroids, c.mean, c.std * 2, c.code_f0))
+    assert not c.same_code_book(SpeechCodec(replace(c.cfg, pitch_weight=2.0), c.centroids,
+                                            c.mean, c.std, c.code_f0))

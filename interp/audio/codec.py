@@ -121,9 +121,14 @@ class SpeechCodec:
 
     def same_code_book(self, other: SpeechCodec) -> bool:
         """Whether `other` turns audio into the same tokens (its decoding may differ)."""
-        return (self.cfg.stack == other.cfg.stack and self.centroids.shape == other.centroids.shape
-                and bool(np.array_equal(self.centroids, other.centroids))
-                and bool(np.array_equal(self.mean, other.mean)))
+        # Tokens follow the features (mel settings, stack), their scaling (mean, std, pitch
+        # weight) and the centroids; the decoder and smoothing only shape the sound.
+        a, b = self.cfg, other.cfg
+        return (a.stack == b.stack and a.mel == b.mel and a.pitch_weight == b.pitch_weight
+                and self.centroids.shape == other.centroids.shape
+                and all(bool(np.array_equal(x, y)) for x, y in
+                        ((self.centroids, other.centroids), (self.mean, other.mean),
+                         (self.std, other.std))))
 
     def codebook(self) -> np.ndarray:
         """(K, stack, n_mels + 2) each code's centroid in feature units: its members' mean
