@@ -45,6 +45,8 @@ demo: export OMP_NUM_THREADS ?= 1
 DEMO_SENTENCE ?= Hello, how are you today?
 TC ?= runs/tinycosy_open
 TC_CORPUS ?= --n 24000 --open-frac 0.5
+# the codec its speech tokens come from (the export names it in speech_codec.json)
+TC_CODEC ?= data/codec
 # The budget recipe (data/tinycosy/budget_2h_bf16_pad64.json: every in-grammar goal in 100 min).
 # The phoneme front end (add --text-frontend phonemes) was tried first on this corpus and failed
 # in the same budget (data/tinycosy/open_phonemes_2h.json: 4,506 steps, grammar WER 0.93); with
@@ -158,14 +160,14 @@ demo: install
 clean-demo:
 	rm -rf $(DEMO)
 
-## tinycosy: corpus (24k utterances, half open English) → speech tokens (the shipped codec) →
+## tinycosy: corpus (24k utterances, half open English) → speech tokens ($(TC_CODEC)) →
 ## TinyCosy trained from scratch with the budget recipe → evaluated on held-out grammar and open
 ## sentences (--domain both), paired against the shipped model on the same plan. It exports to
 ## $(TC)/export: to ship it, copy that to data/tinycosy and rebuild what stands on it
 ## (data/README.md). Every step resumes or is skipped when done.
 tinycosy: install
 	$(BIN)/python -m interp.corpus build --out $(TC)/corpus $(TC_CORPUS)
-	$(BIN)/python -m interp.audio tokenize --corpus $(TC)/corpus --codec data/codec --out $(TC)/tokens
+	$(BIN)/python -m interp.audio tokenize --corpus $(TC)/corpus --codec $(TC_CODEC) --out $(TC)/tokens
 	@test -f $(TC)/export/train.json || $(BIN)/python -m interp.models.train --corpus $(TC)/corpus \
 	  --tokens $(TC)/tokens --out $(TC)/model --export $(TC)/export $(TC_RECIPE)
 	@test -z "$(TC_BASELINE)" || test -f $(TC)/eval_baseline/eval.json || $(BIN)/python -m \
