@@ -65,6 +65,7 @@ from steering.experiment import (
     TTSItem,
     Unit,
     run_units,
+    uses_edit,
 )
 from steering.methods import DIRECTION_EDITS, LATENT_EDITS
 from steering.run import SteerSetup, prepare, with_calibration
@@ -421,7 +422,7 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         "unit_edit_norm": {t: round(s.unit, 4) for t, s in setup.selection.items()},
         "latents": {t: s.latents for t, s in setup.selection.items()},
         **({"effect_latents": {t: s.effect_latents for t, s in setup.selection.items()}}
-           if "sae_effect" in methods else {}),
+           if uses_edit(methods, "sae_effect") else {}),
         **({"boundary_starts": {str(i): s for i, s in sorted(steerer.starts.items())}}
            if cfg.positions == "boundary" else {}),
         "strengths": strengths, "settings": cfg.settings(), "frontier": table,
@@ -441,7 +442,7 @@ def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> No
     colors = {"sae": "#1f77b4", "decoder": "#ff7f0e", "diffmeans": "#2ca02c",
               "random_latents": "#9a9a9a", "random_direction": "#c7c7c7", "prompt": "#d62728",
               "sae_effect": "#9467bd", "sae_keepnorm": "#17becf", "diffmeans_keepnorm": "#bcbd22",
-              "sae_ts": "#8c564b", "diffmeans_clamp": "#e377c2"}
+              "sae_ts": "#8c564b", "diffmeans_clamp": "#e377c2", "sae_effect_keepnorm": "#aec7e8"}
     for col, t in enumerate(targets, 1):
         for method, m in table[t].items():
             ps = [p for p in m["points"] if p["concept_success"] is not None]

@@ -57,6 +57,7 @@ from steering.experiment import (
     plan_items,
     plan_units,
     run_units,
+    uses_edit,
 )
 from steering.report import (
     CONCEPT_CSV_FIELDS,
@@ -332,7 +333,7 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
                             setup.concept, cfg.max_positions, cfg.seed)
         selection = {t: replace(s, floor=floor_of(stats, t, setup.concept))
                      for t, s in selection.items()}
-    if "sae_effect" in methods:
+    if uses_edit(methods, "sae_effect"):
         cal = cfg.calibration()
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
         selection = calibrate(setup.steerer, selection, items, setup.out, cal, cfg.k,
@@ -417,7 +418,7 @@ def run_steering(cfg: SteeringConfig) -> dict:
                 "latents": sorted({i for s in selection.values() for i in s.latents}),
                 "by_target": {t: s.latents for t, s in selection.items()},
                 **({"effect_by_target": {t: s.effect_latents for t, s in selection.items()}}
-                   if "sae_effect" in methods else {}),
+                   if uses_edit(methods, "sae_effect") else {}),
                 "source": {t: s.source for t, s in selection.items()},
                 "unit_edit_norm": {t: round(s.unit, 4) for t, s in selection.items()}},
         "strengths": strengths, "results": table,

@@ -151,12 +151,17 @@ def test_strength_scale_multiplies_the_edit():
 
 def test_norm_preserving_methods_are_their_families_with_keep_norm():
     from interp.hooks import KeepNorm
-    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem
+    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem, uses_edit
     from steering.select import TargetSelection
 
     assert fr.family("sae_keepnorm") == "latents" and fr.family("diffmeans_keepnorm") == "directions"
     assert fr.family("random_direction_keepnorm") == "directions"
     assert TTS_METHODS["random_direction_keepnorm"].keep_norm
+    assert fr.family("sae_effect_keepnorm") == "latents"
+    assert TTS_METHODS["sae_effect_keepnorm"].keep_norm
+    # either sae_effect method makes the run calibrate the effect latents; others do not
+    assert uses_edit(("diffmeans", "sae_effect_keepnorm"), "sae_effect")
+    assert not uses_edit(("sae", "sae_keepnorm", "prompt"), "sae_effect")
     assert "sae_keepnorm" not in DEFAULT_METHODS  # chosen by name until the frontier says so
     t = FrontierConfig(strengths="latents:1,2;directions:3").strength_table(
         ("sae_keepnorm", "diffmeans_keepnorm"))
