@@ -60,7 +60,10 @@ TC_EVAL_N ?= 50
 TC_EVAL ?=
 # the model the new one is paired against, on the same plan (empty: no pairing)
 TC_BASELINE ?= data/tinycosy
-TC_EVAL_ARGS = --corpus $(TC)/corpus --tokens $(TC)/tokens --domain both --n $(TC_EVAL_N) $(TC_EVAL)
+TC_EVAL_ARGS = --corpus $(TC)/corpus --domain both --n $(TC_EVAL_N) $(TC_EVAL)
+# the baseline's teacher-forced figures need the corpus in its own codes: another codec's tokens
+# are refused, so with a TC_CODEC of its own the corpus is tokenized again by the baseline's codec
+TC_BASE_TOKENS ?= $(if $(filter data/codec,$(TC_CODEC)),$(TC)/tokens,$(TC)/tokens_baseline)
 
 # `make tinyedit`: TinyEdit trained from a TinyCosy, one command (issue 34): by default from the one
 # `make tinycosy` exported, else the shipped one. The recipe and pairs are the shipped TinyEdit's
@@ -170,10 +173,14 @@ tinycosy: install
 	$(BIN)/python -m interp.audio tokenize --corpus $(TC)/corpus --codec $(TC_CODEC) --out $(TC)/tokens
 	@test -f $(TC)/export/train.json || $(BIN)/python -m interp.models.train --corpus $(TC)/corpus \
 	  --tokens $(TC)/tokens --out $(TC)/model --export $(TC)/export $(TC_RECIPE)
-	@test -z "$(TC_BASELINE)" || test -f $(TC)/eval_baseline/eval.json || $(BIN)/python -m \
-	  interp.models.evaluate --model $(TC_BASELINE) $(TC_EVAL_ARGS) --out $(TC)/eval_baseline
+	@test -z "$(TC_BASELINE)" || test -f $(TC)/eval_baseline/eval.json || { \
+	  test -f $(TC_BASE_TOKENS)/manifest.json || $(BIN)/python -m interp.audio tokenize \
+	    --model $(TC_BASELINE) --corpus $(TC)/corpus --out $(TC_BASE_TOKENS); } && $(BIN)/python -m \
+	  interp.models.evaluate --model $(TC_BASELINE) $(TC_EVAL_ARGS) --tokens $(TC_BASE_TOKENS) \
+	  --out $(TC)/eval_baseline
 	@test -f $(TC)/eval/eval.json || $(BIN)/python -m interp.models.evaluate --model $(TC)/export \
-	  $(TC_EVAL_ARGS) --out $(TC)/eval $(if $(TC_BASELINE),--baseline $(TC)/eval_baseline/eval.json)
+	  $(TC_EVAL_ARGS) --tokens $(TC)/tokens --out $(TC)/eval \
+	  $(if $(TC_BASELINE),--baseline $(TC)/eval_baseline/eval.json)
 	@echo; echo "TinyCosy rebuilt: $(TC)/export (train.json: the run)"; \
 	echo "  held-out figures, both domains: $(TC)/eval/eval.json (by_domain; vs_baseline: paired against $(TC_BASELINE))"
 

@@ -106,3 +106,19 @@ def test_evaluate_both_domains(tmp_path, open_corpus, tiny_tinycosy):
     assert "by_domain" not in only and only["n_sentences"] == 1
     rows = json.loads((tmp_path / "open" / "eval.json").read_text())["samples"]
     assert rows[0]["text"] == samples[1]["text"]  # the open half of `both` is the open plan
+
+
+def test_another_codecs_tokens_are_refused_before_generating(tmp_path, tiny_corpus,
+                                                             tiny_tinycosy):
+    """`make tinycosy TC_CODEC=…`: the baseline must not read the new codec's tokens as its own
+    (its teacher-forced figures would be another code book's); refused before anything is made."""
+    from interp.models.evaluate import EvalConfig, evaluate_tts
+
+    toks = tmp_path / "tokens"
+    toks.mkdir()
+    (toks / "manifest.json").write_text(json.dumps(
+        {"codec": "0" * 16, "codec_dir": "runs/other_codec", "n_codes": 64}))
+    with pytest.raises(ValueError, match="holds speech tokens of the codec in runs/other_codec"):
+        evaluate_tts(EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]), n=1,
+                                examples=0, out=str(tmp_path / "ev"), tokens=str(toks)))
+    assert not (tmp_path / "ev" / "eval.json").exists()

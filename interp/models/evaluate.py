@@ -400,6 +400,9 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
         raise ValueError(f"cannot evaluate {cfg.model}: {why}")
     if cfg.codec:
         engine.codec = renders_alike(engine, cfg.codec)
+    tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
+    if (tokens / "manifest.json").exists():  # before generating: another codec's tokens are refused
+        engine.check_tokens(tokens, Path(cfg.corpus))
     plan = heldout_plan(cfg, engine)
     baseline = load_baseline(Path(cfg.baseline), plan) if cfg.baseline else None
     listen = Listener(Path(cfg.corpus), getattr(engine, "codec", None), cfg.asr)
@@ -414,7 +417,6 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     else:
         rows = [speak(engine, listen, cfg, i, item, rng, out, fingerprints)
                 for i, item in enumerate(tqdm(plan, desc="generate"))]
-    tokens = Path(cfg.tokens) if cfg.tokens else Path(cfg.corpus).parent / "tokens"
     table = corpus_tokens(Path(cfg.corpus), tokens)
     train_words = {w for r in load_table(cfg.corpus, "train") for w in _words(r["text_plain"])}
 
