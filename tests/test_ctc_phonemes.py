@@ -101,6 +101,17 @@ def test_train_asr_with_phoneme_units(tiny_corpus, tiny_codec_dir, tmp_path):
     readings = rec.readings(wav, wordlist=True)
     assert set(readings) == {"greedy", "lexicon", "open", "wordlist"}
     assert all(isinstance(v, str) for v in readings.values())
+    # a half-precision copy (what ships in data/instruments/asr_open) loads in fp32, reads alike
+    rec.save(tmp_path / "half", half=True)
+    import safetensors.torch
+
+    stored = safetensors.torch.load_file(tmp_path / "half" / "model.safetensors")
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    half = Recognizer.load(tmp_path / "half")
+    assert next(half.model.parameters()).dtype == torch.float32
+    assert half.readings(wav, wordlist=True).keys() == readings.keys()
+    lp, lp_half = rec.log_probs(wav)[0], half.log_probs(wav)[0]
+    assert np.abs(lp - lp_half).max() < 0.05
     # every word the decodes may give is a word (no private-use characters leak out)
     assert all(ord(c) < 0xE000 for v in readings.values() for c in v)
     # tuning the open decode reads words through the table, as the recogniser's open reading

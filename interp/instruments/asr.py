@@ -330,9 +330,11 @@ class Recognizer:
         """Greedy transcript, or the lexicon-constrained one (`lexicon=True`, when shipped)."""
         return self.transcribe_both(wav, sr)[1 if lexicon else 0]
 
-    def save(self, folder: str | Path) -> None:
+    def save(self, folder: str | Path, half: bool = False) -> None:
+        """The recogniser's folder; `half`: its weights in fp16 (half the bytes a shipped copy
+        puts in every clone; `load` computes in fp32 either way)."""
         folder = Path(folder)
-        self.model.save_pretrained(folder)
+        (copy.deepcopy(self.model).half() if half else self.model).save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True,
                                  return_attention_mask=True).save_pretrained(folder)
@@ -353,7 +355,9 @@ class Recognizer:
         require_files(folder, ("config.json", "vocab.json"), NAME)
         if not any((folder / f).exists() for f in ("model.safetensors", "pytorch_model.bin")):
             require_files(folder, ("model.safetensors",), NAME)
-        model = Wav2Vec2ForCTC.from_pretrained(folder)
+        # fp32 whatever the stored precision (the open ears ship in half precision to halve
+        # what every clone carries; transformers would otherwise keep the stored dtype)
+        model = Wav2Vec2ForCTC.from_pretrained(folder, dtype=torch.float32)
         tok = Wav2Vec2CTCTokenizer.from_pretrained(folder)
         front, pre, lex = folder / FRONTEND, folder / "preprocessor_config.json", folder / LEXICON
         lexicon = Lexicon(lex.read_text().split()) if lex.exists() else None

@@ -19,6 +19,7 @@ import numpy as np
 from interp.audio import SAMPLE_RATE
 from interp.instruments.common import (
     InstrumentError,
+    in_use,
     input_flags,
     instrument_dir,
     prepare_audio,
@@ -28,6 +29,9 @@ from interp.instruments.common import (
 logger = logging.getLogger(__name__)
 
 INSTRUMENTS = ("gender", "laughter", "asr", "prosody")
+# the phoneme recogniser that hears open English (docs/instruments.md); data/instruments/asr, the
+# letter one every grammar figure is read with, hears only the corpus grammar well
+OPEN_ASR = "asr_open"
 
 
 # Loaded once per folder; the folder is resolved first, so a swap (`use_instruments`) made
@@ -42,6 +46,14 @@ def laughter_model(folder: str | None = None):  # noqa: ANN201
 
 def asr_model(folder: str | None = None):  # noqa: ANN201
     return _asr(str(instrument_dir("asr", folder)))
+
+
+def open_asr_model():  # noqa: ANN201
+    """The recogniser for open English: an `asr` swapped in (`use_instruments`), else the
+    shipped phoneme ears (data/instruments/asr_open), else the shipped grammar ears."""
+    if in_use("asr") is None and (instrument_dir(OPEN_ASR) / "config.json").exists():
+        return _asr(str(instrument_dir(OPEN_ASR)))
+    return asr_model()
 
 
 @lru_cache(maxsize=4)

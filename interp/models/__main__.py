@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("--model", default="tinycosy", help=f"backbone: {USAGE}")
     parser.add_argument("--list-voices", action="store_true", help="print the prompt bank")
     parser.add_argument("--listen", action="store_true",
-                        help="transcribe what was spoken with the shipped recogniser (open-"
-                             "vocabulary decode) and print it with its WER against the text")
+                        help="transcribe what was spoken with the shipped open-English "
+                             "recogniser (data/instruments/asr_open, open-vocabulary decode) and "
+                             "print it with its WER against the text")
     args = parser.parse_args()
     backbone = load_backbone(args.model)
     if args.list_voices:
@@ -73,12 +74,13 @@ def main() -> None:
 
 
 def heard(audio: np.ndarray, sr: int, text: str) -> str:
-    """What the shipped recogniser hears in `audio` (its open-vocabulary reading where it has a
-    word list, else the greedy one) and the WER against `text`, on one line."""
-    from interp.instruments.meter import asr_model
+    """What the open-English recogniser (`open_asr_model`) hears in `audio` (its open-vocabulary
+    reading where it has a word list, else the greedy one) and the WER against `text`, on one
+    line."""
+    from interp.instruments.meter import open_asr_model
     from interp.instruments.text import normalize_text, wer
 
-    readings = asr_model().readings(audio, sr)
+    readings = open_asr_model().readings(audio, sr)
     transcript = readings.get("open", readings["greedy"])
     words = normalize_text(re.sub(r"\[[a-z_]+\]", " ", text))  # tags are not words
     return f'heard: "{transcript}" (WER {wer(words, transcript):.0%} against "{words}")'
