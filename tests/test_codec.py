@@ -205,3 +205,22 @@ def test_token_decoder_starts_as_the_code_book_and_learns(tmp_path, tiny_corpus,
     assert not c.same_code_book(SpeechCodec(c.cfg, c.centroids, c.mean, c.std * 2, c.code_f0))
     assert not c.same_code_book(SpeechCodec(replace(c.cfg, pitch_weight=2.0), c.centroids,
                                             c.mean, c.std, c.code_f0))
+
+
+def test_tokenize_with_a_models_codec_keeps_the_worker_count(monkeypatch, tmp_path, tiny_corpus,
+                                                             tiny_tinycosy):
+    """`interp.audio tokenize --model DIR --workers 1` runs one process, as with --codec (it ran
+    on every core, starving the jobs beside it)."""
+    import interp.audio.tokenize_corpus as tc
+    from interp.audio.run import TokenizeConfig, run_tokenize
+
+    seen: dict = {}
+
+    def fake(corpus, codec_dir, out, workers=None):
+        seen.update(codec_dir=codec_dir, workers=workers)
+        return {}
+
+    monkeypatch.setattr(tc, "tokenize_corpus", fake)
+    run_tokenize(TokenizeConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]),
+                                out=str(tmp_path / "tokens"), workers=1))
+    assert seen["workers"] == 1 and seen["codec_dir"] is not None

@@ -130,7 +130,8 @@ def run_tokenize(cfg: TokenizeConfig) -> dict:
     if cfg.model:
         from interp.models.registry import load_backbone
 
-        return load_backbone(cfg.model, "cpu").tokenize_corpus(Path(cfg.corpus), cfg.out_dir)
+        return load_backbone(cfg.model, "cpu").tokenize_corpus(Path(cfg.corpus), cfg.out_dir,
+                                                              cfg.workers)
     return tokenize_corpus(Path(cfg.corpus), Path(cfg.codec), cfg.out_dir, cfg.workers)
 
 

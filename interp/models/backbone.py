@@ -91,7 +91,7 @@ class Backbone(Protocol):
 
     def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray: ...
 
-    def tokenize_corpus(self, corpus: Path, out: Path) -> dict: ...
+    def tokenize_corpus(self, corpus: Path, out: Path, workers: int | None = None) -> dict: ...
 
     def token_source(self) -> str | None: ...
 
@@ -219,8 +219,9 @@ class SpeechLMBackbone:
     def speech_tokens(self, audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise ValueError(f"{self.spec} has no speech tokenizer here; give speech tokens")
 
-    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
-        """Speech tokens of every utterance of a corpus into `out` (resumable shards)."""
+    def tokenize_corpus(self, corpus: Path, out: Path, workers: int | None = None) -> dict:
+        """Speech tokens of every utterance of a corpus into `out` (resumable shards; `workers`
+        processes where the tokenizer runs in several, None: all cores)."""
         raise ValueError(f"no speech tokens in {out}, and {self.spec} has no speech tokenizer "
                          f"here: give the tokens of {corpus} in its own speech codes")
 

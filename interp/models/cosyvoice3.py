@@ -207,9 +207,10 @@ class CosyVoice3Backbone(SpeechLMBackbone):
             self._token_source = files_fingerprint([path])
         return self._token_source
 
-    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
+    def tokenize_corpus(self, corpus: Path, out: Path, workers: int | None = None) -> dict:
         """Every utterance's speech tokens by the dir's `speech_tokenizer_v3.onnx`, in the
-        shards `interp.audio tokenize` writes (resumable; clips over 30 s are refused by name)."""
+        shards `interp.audio tokenize` writes (resumable; clips over 30 s are refused by name;
+        one process: `workers` is not used)."""
         from interp.audio.tokenize_corpus import write_tokens
 
         if why := speech_tokenizer_missing(self.model_dir):

@@ -134,13 +134,13 @@ class TinyCosyBackbone(SpeechLMBackbone):
             audio = librosa.resample(audio, orig_sr=sr, target_sr=self.codec.sample_rate)
         return self.codec.encode(audio)
 
-    def tokenize_corpus(self, corpus: Path, out: Path) -> dict:
+    def tokenize_corpus(self, corpus: Path, out: Path, workers: int | None = None) -> dict:
         """The corpus's speech tokens with this model's codec (`interp.audio tokenize`)."""
         from interp.audio.tokenize_corpus import tokenize_corpus
 
         if self.codec_dir is None:
-            return super().tokenize_corpus(corpus, out)
-        return tokenize_corpus(Path(corpus), self.codec_dir, Path(out))
+            return super().tokenize_corpus(corpus, out, workers)
+        return tokenize_corpus(Path(corpus), self.codec_dir, Path(out), workers)
 
     def token_source(self) -> str | None:
         """The checksum of this model's codec (what `interp.audio tokenize` records)."""
