@@ -64,6 +64,9 @@ TC_EVAL_ARGS = --corpus $(TC)/corpus --domain both --n $(TC_EVAL_N) $(TC_EVAL)
 # the baseline's teacher-forced figures need the corpus in its own codes: another codec's tokens
 # are refused, so with a TC_CODEC of its own the corpus is tokenized again by the baseline's codec
 TC_BASE_TOKENS ?= $(if $(filter data/codec,$(TC_CODEC)),$(TC)/tokens,$(TC)/tokens_baseline)
+# both evaluations heard again by the open-English ears (nothing generated): the letter ears the
+# grammar figures are read with hear open English at ~80% WER whoever speaks it
+TC_OPEN_EARS ?= data/instruments/asr_open
 
 # `make tinyedit`: TinyEdit trained from a TinyCosy, one command (issue 34): by default from the one
 # `make tinycosy` exported, else the shipped one. The recipe and pairs are the shipped TinyEdit's
@@ -175,14 +178,20 @@ tinycosy: install
 	  --tokens $(TC)/tokens --out $(TC)/model --export $(TC)/export $(TC_RECIPE)
 	@test -z "$(TC_BASELINE)" || test -f $(TC)/eval_baseline/eval.json || { \
 	  test -f $(TC_BASE_TOKENS)/manifest.json || $(BIN)/python -m interp.audio tokenize \
-	    --model $(TC_BASELINE) --corpus $(TC)/corpus --out $(TC_BASE_TOKENS); } && $(BIN)/python -m \
+	    --model $(TC_BASELINE) --corpus $(TC)/corpus --out $(TC_BASE_TOKENS) ; } && $(BIN)/python -m \
 	  interp.models.evaluate --model $(TC_BASELINE) $(TC_EVAL_ARGS) --tokens $(TC_BASE_TOKENS) \
 	  --out $(TC)/eval_baseline
 	@test -f $(TC)/eval/eval.json || $(BIN)/python -m interp.models.evaluate --model $(TC)/export \
 	  $(TC_EVAL_ARGS) --tokens $(TC)/tokens --out $(TC)/eval \
 	  $(if $(TC_BASELINE),--baseline $(TC)/eval_baseline/eval.json)
+	@test -z "$(TC_BASELINE)" || test -f $(TC)/eval_baseline_open_ears/eval.json || $(BIN)/python -m \
+	  interp.models.evaluate --rescore $(TC)/eval_baseline --asr $(TC_OPEN_EARS) --out $(TC)/eval_baseline_open_ears
+	@test -f $(TC)/eval_open_ears/eval.json || $(BIN)/python -m interp.models.evaluate --rescore $(TC)/eval \
+	  --asr $(TC_OPEN_EARS) --out $(TC)/eval_open_ears \
+	  $(if $(TC_BASELINE),--baseline $(TC)/eval_baseline_open_ears/eval.json)
 	@echo; echo "TinyCosy rebuilt: $(TC)/export (train.json: the run)"; \
-	echo "  held-out figures, both domains: $(TC)/eval/eval.json (by_domain; vs_baseline: paired against $(TC_BASELINE))"
+	echo "  held-out figures, both domains: $(TC)/eval/eval.json (by_domain; vs_baseline: paired against $(TC_BASELINE))"; \
+	echo "  the same outputs heard by the open-English ears ($(TC_OPEN_EARS)): $(TC)/eval_open_ears/eval.json"
 
 ## tinyedit: edit pairs → TinyEdit trained from $(TE_INIT) → evaluated on held-out voices (judged),
 ## with the untuned TinyCosy (its weights in TinyEdit's format) evaluated beside it. Exports to

@@ -30,12 +30,34 @@ def test_recipe_is_the_budget_run_with_the_curriculum():
     assert train[-2:] == ["--grammar-first-steps", "6000"]
     build = next(c for c in cmds if "interp.corpus" in c)
     assert build[build.index("--open-frac") + 1] == "0.5" and build[build.index("--n") + 1] == "24000"
-    evals = [c for c in cmds if "interp.models.evaluate" in c]
+    evals = [c for c in cmds if "interp.models.evaluate" in c and "--model" in c]
     assert [c[c.index("--model") + 1] for c in evals] == ["data/tinycosy", "runs/tinycosy_open/export"]
     assert all(c[c.index("--domain") + 1] == "both" for c in evals)
+    assert [c[c.index("--tokens") + 1] for c in evals] == ["runs/tinycosy_open/tokens"] * 2
     assert evals[1][evals[1].index("--baseline") + 1] == "runs/tinycosy_open/eval_baseline/eval.json"
     assert not any("--baseline" in c for c in make_commands("tinycosy", "TC_BASELINE=")
                    if "--model" in c)
+    # both evaluations heard again by the open-English ears, paired the same way
+    heard = [c for c in cmds if "--rescore" in c]
+    assert [c[c.index("--rescore") + 1] for c in heard] == ["runs/tinycosy_open/eval_baseline",
+                                                            "runs/tinycosy_open/eval"]
+    assert all(c[c.index("--asr") + 1] == "data/instruments/asr_open" for c in heard)
+    assert heard[1][heard[1].index("--baseline") + 1] == \
+        "runs/tinycosy_open/eval_baseline_open_ears/eval.json"
+    assert (ROOT / "data/instruments/asr_open/config.json").exists()
+
+
+def test_another_codec_tokenizes_the_corpus_for_the_baseline_too():
+    """TC_CODEC: the new model's tokens from that codec; the baseline's teacher-forced figures
+    from the corpus in its own codes (evaluate refuses another codec's tokens)."""
+    cmds = make_commands("tinycosy", "TC_CODEC=runs/codec_x")
+    toks = [c for c in cmds if "interp.audio" in c and "tokenize" in c]
+    assert toks[0][toks[0].index("--codec") + 1] == "runs/codec_x"
+    assert toks[1][toks[1].index("--model") + 1] == "data/tinycosy"
+    assert toks[1][toks[1].index("--out") + 1] == "runs/tinycosy_open/tokens_baseline"
+    evals = [c for c in cmds if "interp.models.evaluate" in c and "--model" in c]
+    assert [c[c.index("--tokens") + 1] for c in evals] == ["runs/tinycosy_open/tokens_baseline",
+                                                           "runs/tinycosy_open/tokens"]
 
 
 @pytest.mark.slow
@@ -64,6 +86,8 @@ def test_the_chain_runs_at_toy_size(tmp_path):
     ev = json.loads((tc / "eval" / "eval.json").read_text())
     assert ev["config"]["domain"] == "both" and set(ev["by_domain"]) == {"grammar", "open"}
     assert ev["vs_baseline"]["wer_diff"]["mean"] in (0, None)
+    heard = json.loads((tc / "eval_open_ears" / "eval.json").read_text())  # the open ears, paired
+    assert heard["config"]["asr"] == "data/instruments/asr_open" and "vs_baseline" in heard
     # run again: every step is skipped or resumes, nothing is retrained
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "params):" not in again.stdout  # train's closing line
