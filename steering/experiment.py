@@ -60,17 +60,17 @@ METHODS = tuple(TTS_METHODS)
 # what steering.run and steering.frontier run by default
 DEFAULT_METHODS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction", "prompt")
 NONE = Method("none")  # the unsteered output
+CONTROLS = ("random_latents", "random_direction")
+METRICS = ("laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "n_tokens")
+# A concept of your own has no shipped instrument: its outputs are also read by a classifier
+# fitted on the corpus's two groups (interp.instruments.concept), as P(positive group).
+CONCEPT_METRIC = "p_concept"
 
 
 def uses_edit(methods: tuple[str, ...] | list[str], edit: str) -> bool:
     """Whether any of the named methods edits with `edit` (what needs its calibration run:
     `sae_effect` and `sae_effect_keepnorm` both need the effect latents)."""
     return any(TTS_METHODS[m].edit == edit for m in methods if m in TTS_METHODS)
-CONTROLS = ("random_latents", "random_direction")
-METRICS = ("laughter", "p_male", "voiced_duration_s", "median_f0_hz", "wer", "n_tokens")
-# A concept of your own has no shipped instrument: its outputs are also read by a classifier
-# fitted on the corpus's two groups (interp.instruments.concept), as P(positive group).
-CONCEPT_METRIC = "p_concept"
 
 
 class Item(Protocol):

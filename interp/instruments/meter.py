@@ -51,8 +51,9 @@ def asr_model(folder: str | None = None):  # noqa: ANN201
 def open_asr_model():  # noqa: ANN201
     """The recogniser for open English: an `asr` swapped in (`use_instruments`), else the
     shipped phoneme ears (data/instruments/asr_open), else the shipped grammar ears."""
-    if in_use("asr") is None and (instrument_dir(OPEN_ASR) / "config.json").exists():
-        return _asr(str(instrument_dir(OPEN_ASR)))
+    folder = instrument_dir(OPEN_ASR)
+    if in_use("asr") is None and (folder / "config.json").exists():
+        return _asr(str(folder))
     return asr_model()
 
 
