@@ -73,6 +73,12 @@ def uses_edit(methods: tuple[str, ...] | list[str], edit: str) -> bool:
     return any(TTS_METHODS[m].edit == edit for m in methods if m in TTS_METHODS)
 
 
+def uses_clamp(methods: tuple[str, ...] | list[str]) -> bool:
+    """Whether any of the named methods clamps the difference of means (needs each target's
+    floor)."""
+    return any(TTS_METHODS[m].clamp for m in methods if m in TTS_METHODS)
+
+
 class Item(Protocol):
     """One input of an experiment: how the model is asked for it, and how each of its outputs
     is keyed, named, rendered and measured."""

@@ -57,6 +57,7 @@ from steering.experiment import (
     plan_items,
     plan_units,
     run_units,
+    uses_clamp,
     uses_edit,
 )
 from steering.report import (
@@ -327,7 +328,7 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
     `sae_effect` latents (steering.calibrate) and `sae_ts` vector (steering.targeted); as it
     was otherwise."""
     selection = setup.selection
-    if "diffmeans_clamp" in methods and any(s.floor is None for s in selection.values()):
+    if uses_clamp(methods) and any(s.floor is None for s in selection.values()):
         # a folder selected before the clamp existed: its floors from the same group statistics
         stats = group_stats(setup.sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus,
                             setup.concept, cfg.max_positions, cfg.seed)
@@ -338,7 +339,7 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
         selection = calibrate(setup.steerer, selection, items, setup.out, cal, cfg.k,
                               cfg.batch_size)
-    if "sae_ts" in methods:
+    if uses_edit(methods, "sae_ts"):
         ts = cfg.targeted()
         # twice the items: the male and female targets each count only the other gender's
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n,

@@ -151,7 +151,7 @@ def test_strength_scale_multiplies_the_edit():
 
 def test_norm_preserving_methods_are_their_families_with_keep_norm():
     from interp.hooks import KeepNorm
-    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem, uses_edit
+    from steering.experiment import DEFAULT_METHODS, TTS_METHODS, TTSItem, uses_clamp, uses_edit
     from steering.select import TargetSelection
 
     assert fr.family("sae_keepnorm") == "latents" and fr.family("diffmeans_keepnorm") == "directions"
@@ -162,6 +162,8 @@ def test_norm_preserving_methods_are_their_families_with_keep_norm():
     # either sae_effect method makes the run calibrate the effect latents; others do not
     assert uses_edit(("diffmeans", "sae_effect_keepnorm"), "sae_effect")
     assert not uses_edit(("sae", "sae_keepnorm", "prompt"), "sae_effect")
+    assert uses_edit(("sae_ts",), "sae_ts") and not uses_edit(("diffmeans",), "sae_ts")
+    assert uses_clamp(("diffmeans_clamp",)) and not uses_clamp(("diffmeans", "sae"))
     assert "sae_keepnorm" not in DEFAULT_METHODS  # chosen by name until the frontier says so
     t = FrontierConfig(strengths="latents:1,2;directions:3").strength_table(
         ("sae_keepnorm", "diffmeans_keepnorm"))
