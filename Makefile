@@ -63,7 +63,7 @@ TC_BASELINE ?= data/tinycosy
 TC_EVAL_ARGS = --corpus $(TC)/corpus --domain both --n $(TC_EVAL_N) $(TC_EVAL)
 # the baseline's teacher-forced figures need the corpus in its own codes: another codec's tokens
 # are refused, so with a TC_CODEC of its own the corpus is tokenized again by the baseline's codec
-TC_BASE_TOKENS ?= $(if $(filter data/codec,$(TC_CODEC)),$(TC)/tokens,$(TC)/tokens_baseline)
+TC_BASE_TOKENS ?= $(if $(filter $(realpath data/codec),$(realpath $(TC_CODEC))),$(TC)/tokens,$(TC)/tokens_baseline)
 # both evaluations heard again by the open-English ears (nothing generated): the letter ears the
 # grammar figures are read with hear open English at ~80% WER whoever speaks it
 TC_OPEN_EARS ?= data/instruments/asr_open
