@@ -9,10 +9,11 @@ import soundfile as sf
 
 from interp.corpus.table import load_audio, load_table
 from interp.instruments import data as mdata
+from interp.instruments.calibration import ece, fit_temperature
 from interp.instruments.common import InstrumentError, audio_files, prepare_audio, read_audio
 from interp.instruments.laughter import frame_labels, frames_to_spans, match_spans
 from interp.instruments.text import Lexicon, cer, corpus_error_rates, normalize_text, wer
-from interp.instruments.training import LoopConfig, ece, fit_temperature, lr_at
+from interp.loop import LoopConfig, lr_at
 
 
 def test_prepare_audio_resamples_and_mixes_down():

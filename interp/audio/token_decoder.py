@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
+
+from interp.loop import LoopConfig, fit
 
 WEIGHTS = "decoder.safetensors"
 CONFIG = "decoder.json"
@@ -53,7 +54,7 @@ class DecoderFitConfig:
     lr: float = 2e-3
     """peak Adam learning rate (cosine decay)"""
     max_minutes: float = 0.0
-    """stop training after this long (0 = no limit); the cosine schedule runs on steps"""
+    """stop training after this long (0 = no limit); the cosine schedule then ends sooner"""
     eval_utts: int = 200
     """held-out-voice utterances of the feature-error figure"""
     threads: int = 1
@@ -133,18 +134,13 @@ def fit_decoder(corpus: Path, codec, cfg: DecoderFitConfig, out: Path) -> dict: 
     held = _features(corpus, load_table(corpus, "heldout_voices")[: cfg.eval_utts], codec,
                      "features (held-out voices)")
     model = TokenDecoder(_standardised_codebook(codec), cfg.channels, cfg.layers, cfg.kernel)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     stack, n_mels = codec.cfg.stack, codec.cfg.mel.n_mels
     per = n_mels + 2
     mel_dims = np.array([j * per + m for j in range(stack) for m in range(n_mels)])
     rng = np.random.default_rng(cfg.seed)
     lengths = np.array([len(t) for t, _ in train])
-    start, step, pbar = time.time(), 0, tqdm(total=cfg.steps, desc="token decoder", unit="step")
-    model.train()
-    for step in range(1, cfg.steps + 1):
-        lr = cfg.lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step_loss(_step: int) -> torch.Tensor:
         idx = rng.choice(len(train), cfg.batch, p=lengths / lengths.sum())
         n = min(cfg.crop, int(lengths[idx].min()))
         toks, ys = [], []
@@ -153,21 +149,14 @@ def fit_decoder(corpus: Path, codec, cfg: DecoderFitConfig, out: Path) -> dict: 
             s = int(rng.integers(0, len(tok) - n + 1))
             toks.append(tok[s: s + n])
             ys.append(x[s: s + n])
-        t = torch.from_numpy(np.stack(toks))
-        y = torch.from_numpy(np.stack(ys))
-        loss = ((model(t) - y) ** 2).mean()  # standardised: every dim counts alike
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        pbar.update()
-        if step % 100 == 0:
-            pbar.set_postfix(loss=f"{loss.item():.3f}")
-        if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
-            break
-    pbar.close()
-    model.eval()
+        pred = model(torch.from_numpy(np.stack(toks)))
+        return ((pred - torch.from_numpy(np.stack(ys))) ** 2).mean()  # standardised: dims alike
+
+    loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, warmup=100, weight_decay=0.0,
+                      max_minutes=cfg.max_minutes or math.inf)
+    history = fit(model, step_loss, loop, "token decoder")
     base, got = _mel_error(model, held, mel_dims)
-    figures = {"steps": step, "minutes": round((time.time() - start) / 60, 1),
+    figures = {"steps": history["steps"], "minutes": round(history["wall_s"] / 60, 1),
                "train_utterances": len(train), "heldout_voice_utterances": len(held),
                "heldout_mel_mse": {"codebook": round(base, 4), "decoder": round(got, 4)},
                "config": asdict(cfg)}

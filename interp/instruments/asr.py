@@ -45,7 +45,7 @@ from interp.instruments.ctc_open import (
 from interp.instruments.ctc_phonemes import Pronunciations
 from interp.instruments.data import Augment, ClipPool, augment
 from interp.instruments.text import ALPHABET, Lexicon, corpus_error_rates, normalize_text
-from interp.instruments.training import LoopConfig, fit
+from interp.loop import LoopConfig, fit
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
 from interp.audio import SAMPLE_RATE
+from interp.instruments.calibration import ece, sigmoid
 from interp.instruments.common import InstrumentError, prepare_audio, require_files
 from interp.instruments.data import Augment, ClipPool, augment, random_crop
-from interp.instruments.training import LoopConfig, ece, fit, sigmoid
+from interp.loop import LoopConfig, fit
 
 logger = logging.getLogger(__name__)
 

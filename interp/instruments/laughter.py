@@ -21,7 +21,7 @@ from torch import nn
 from interp.audio import SAMPLE_RATE
 from interp.instruments.common import prepare_audio, require_files
 from interp.instruments.data import Augment, ClipPool, augment, distractor
-from interp.instruments.training import LoopConfig, fit
+from interp.loop import LoopConfig, fit
 
 NAME = "laughter"
 WEIGHTS = "laughter.safetensors"

@@ -22,6 +22,7 @@ from interp.audio.codec import SpeechCodec
 from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import load_table
 from interp.instruments import asr, gender, laughter
+from interp.instruments.calibration import fit_temperature
 from interp.instruments.common import (
     CARD,
     command_line,
@@ -37,7 +38,6 @@ from interp.instruments.ctc_phonemes import Pronunciations
 from interp.instruments.data import ClipPool, RoundTripCache, default_cache_dir, eval_clips
 from interp.instruments.evaluate import SECTION, AsrEvalConfig, open_cache_dir, run_eval
 from interp.instruments.text import Lexicon, normalize_text
-from interp.instruments.training import fit_temperature
 
 logger = logging.getLogger(__name__)
 
