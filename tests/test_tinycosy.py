@@ -445,6 +445,18 @@ def test_grammar_first_curriculum_trains_on_grammar_then_on_all(tmp_path, tiny_c
     assert len(seen) == 12
     assert all(not (s & opened) for s in seen[:5])
     assert set().union(*seen[5:]) & opened
+    # --grammar-first-frac: switched where the schedule's progress, (step − warm-up) / (steps −
+    # warm-up) here, reaches the share (step 7 of 12 for 0.5), whatever the machine's speed;
+    # the switch is in the log, the summary and the checkpoint (a resume keeps it)
+    seen.clear()
+    frac = {**cfg, "out": str(tmp_path / "frac"), "export": str(tmp_path / "frac_export")}
+    s = tr.train(tr.TrainConfig(steps=12, grammar_first_frac=0.5, **frac))
+    assert len(seen) == 12 and all(not (b & opened) for b in seen[:7]) and seen[7] & opened
+    assert s["curriculum_steps"] == 7
+    assert torch.load(tmp_path / "frac" / "ckpt.pt")["switched_at"] == 7
+    with pytest.raises(ValueError, match="--grammar-first-frac 1.0"):
+        tr.train(tr.TrainConfig(steps=2, grammar_first_frac=1.0,
+                                **{**cfg, "out": str(tmp_path / "r3")}))
     monkeypatch.setattr(tr, "load_table", lambda c: [{**r, "domain": "open"} for r in rows])
     with pytest.raises(ValueError, match="no grammar sentences"):
         tr.train(tr.TrainConfig(steps=2, grammar_first_steps=1,

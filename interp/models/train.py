@@ -123,6 +123,12 @@ class TrainConfig(LoopConfig):
     (data/tinycosy/open_curriculum_2h.json, phonemes: 4,000 of 5,661 steps, grammar WER 0.79
     against 0.93 without it; open_bpe_curriculum_2h.json, BPE: 6,000 of 8,797, grammar 0.43,
     open 0.95 against the shipped model's 1.11)"""
+    grammar_first_frac: float = 0.0
+    """the same curriculum, switched when training is this far through its schedule (the share
+    of --steps or of --max-minutes, whichever is further, as the learning rate's decay reads
+    it) instead of at a step count: a slower machine, which does fewer steps in the same
+    minutes, keeps the same split. 0.64 is where 6,000 steps fell in the 100 minutes of
+    open_bpe_curriculum_2h.json (63.8 min); --grammar-first-steps wins when both are given"""
     text_frontend: str = ""
     """bpe (byte-level BPE over the text) or phonemes (espeak-ng phonemes, one token each;
     `interp.models.phonemes`); empty = --init-from's, else bpe. Continuing a model with another
@@ -191,19 +197,21 @@ def _tokenizer(cfg: TrainConfig, rows: list[dict]):
     return load_tokenizer(out)
 
 
-def _save_ckpt(path: Path, model, opt, step: int, log: list, progress: float = 0.0) -> None:
+def _save_ckpt(path: Path, model, opt, step: int, log: list, progress: float = 0.0,
+               switched_at: int | None = None) -> None:
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log,
-             "progress": progress}
+             "progress": progress, "switched_at": switched_at}
     atomic_save(path, lambda p: torch.save(state, p))
 
 
 def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]],
-        cfg: LoopConfig, first: tuple[list[Example], int] | None = None
+        cfg: LoopConfig, first: tuple[list[Example], int, float] | None = None
         ) -> tuple[int, list[dict], float]:
     """The training loop, shared by TinyCosy and TinyEdit: AdamW with warm-up and cosine decay
     over `train_ex`, held-out losses every `eval_every` steps, checkpoints in `cfg.out/ckpt.pt`
-    (resumed from when present). `first` = (examples, steps): a curriculum, those examples alone
-    for the first steps, then `train_ex` (epochs counted from there).
+    (resumed from when present). `first` = (examples, steps, frac): a curriculum, those examples
+    alone for the first `steps` steps (or, with steps 0, until the schedule's progress reaches
+    `frac`), then `train_ex` (epochs counted from the switch, which the log records).
     Returns (steps done, log, start time of this run)."""
     if not 0 <= cfg.speech_noise < 1:
         raise ValueError(f"--speech-noise {cfg.speech_noise}: give a fraction in [0, 1), e.g. 0.15")
@@ -228,18 +236,20 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "ckpt.pt"
     step, log, start_t = 0, [], 0.0
+    warm_ex, warm_steps, warm_frac = first if first and first[0] else ([], 0, 0.0)
+    switched_at = warm_steps or None  # the first step on every example (None: not yet known)
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, log, start_t = state["step"], state["log"], state.get("progress", 0.0)
+        switched_at = warm_steps or state.get("switched_at")
     progress = start_t
     n_params = sum(p.numel() for p in model.parameters())
     start = time.time()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {n_params / 1e6:.1f}M", unit="step")
     model.train()
     order: dict[tuple[bool, int], list[list[Example]]] = {}  # batches of the current epoch
-    warm_ex, warm_steps = first if first and first[0] else ([], 0)
     # Wall seconds per training step between evaluations (theirs excluded), minutes since this run
     # started and the process's peak memory, in the log: a run's speed and memory over its length,
     # e.g. to see a compiled run fall back to eager or a heap grow.
@@ -250,13 +260,16 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
         while step < cfg.steps:
             if cfg.max_minutes and time.time() - start > cfg.max_minutes * 60:
                 break
-            warm = step < warm_steps
+            progress = _progress(step, cfg, time.time() - start, start_t)
+            if switched_at is None and warm_ex and progress >= warm_frac:
+                switched_at = step
+                bar.write(f"step {step}: every example from here (progress {progress:.3f})")
+            warm = bool(warm_ex) and (switched_at is None or step < switched_at)
             pool = warm_ex if warm else train_ex
-            epoch, i = divmod(step - (0 if warm else warm_steps),
+            epoch, i = divmod(step - (0 if warm else switched_at or 0),
                               math.ceil(len(pool) / cfg.batch_size))
             if (warm, epoch) not in order:
                 order = {(warm, epoch): batches(pool, cfg.batch_size, cfg.seed + warm, epoch)}
-            progress = _progress(step, cfg, time.time() - start, start_t)
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg, progress)
             # Seeded by step, so a resumed run corrupts the same positions as an unbroken one.
@@ -271,6 +284,8 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
             opt.step()
             step += 1
             log.append({"step": step, "loss": round(loss.item(), 4)})
+            if warm_ex and step - 1 == switched_at:
+                log[-1]["curriculum"] = "first step on every example"
             bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
             bar.update(1)
             if step % cfg.eval_every == 0:
@@ -285,11 +300,11 @@ def fit(model: TinyCosy, train_ex: list[Example], held: dict[str, list[Example]]
                 raise StageInterrupted(f"checkpoint at step {step} of {cfg.steps} kept in "
                                        f"{ckpt}; run the same command again to resume")
             if step % cfg.ckpt_every == 0:
-                _save_ckpt(ckpt, model, opt, step, log, progress)
+                _save_ckpt(ckpt, model, opt, step, log, progress, switched_at)
     finally:
         signals.close()
         bar.close()
-        _save_ckpt(ckpt, model, opt, step, log, progress)  # also on the way out of a stop
+        _save_ckpt(ckpt, model, opt, step, log, progress, switched_at)  # also on the way out
     return step, log, start
 
 
@@ -311,6 +326,8 @@ def run_summary(model: TinyCosy, train_ex: list[Example], held: dict[str, list[E
             "minutes_this_run": round((time.time() - start) / 60, 1),
             # every held-out evaluation's record (train.json's log keeps only the last steps)
             "heldout_loss_by_step": [r for r in log if set(held) <= r.keys()],
+            # a curriculum's switch: how many steps saw its first examples alone
+            "curriculum_steps": next((r["step"] - 1 for r in log if "curriculum" in r), None),
             "device": str(model.speech_embedding.weight.device), "config": asdict(cfg),
             "model": model.cfg.to_dict()}
 
@@ -352,11 +369,16 @@ def train(cfg: TrainConfig, model_cfg: TinyCosyConfig | None = None) -> dict:
         model = TinyCosy(model_cfg).to(device)
     previous = _previous_runs(cfg.init_from)
     first = None
-    if cfg.grammar_first_steps:
+    if not 0 <= cfg.grammar_first_frac < 1:
+        raise ValueError(f"--grammar-first-frac {cfg.grammar_first_frac}: give a share of the "
+                         "schedule in [0, 1), e.g. 0.64")
+    if cfg.grammar_first_steps or cfg.grammar_first_frac:
+        flag = "--grammar-first-steps" if cfg.grammar_first_steps else "--grammar-first-frac"
         grammar = {r["utt_id"] for r in split["train"] if r.get("domain", "grammar") == "grammar"}
-        first = ([ex for ex in train_ex if ex.utt_id in grammar], cfg.grammar_first_steps)
+        first = ([ex for ex in train_ex if ex.utt_id in grammar], cfg.grammar_first_steps,
+                 cfg.grammar_first_frac)
         if not first[0]:
-            raise ValueError(f"--grammar-first-steps: {cfg.corpus} has no grammar sentences")
+            raise ValueError(f"{flag}: {cfg.corpus} has no grammar sentences")
     step, log, start = fit(model, train_ex, held, cfg, first)
     summary = run_summary(model, train_ex, held, cfg, step, log, start)
     if previous:
