@@ -114,11 +114,12 @@ lint: install
 ## (notebooks, training runs, torchrun, the browser, the quick benchmark, CLI subprocesses):
 ##   .venv/bin/python -m pytest -m "not slow" -q        (and `-m slow` for just the heavy ones)
 ## Each test has a 600 s timeout (pytest-timeout, pyproject.toml). The suite runs on TEST_WORKERS
-## processes (pytest-xdist), a test file to a worker in file order (notebooks build on each other);
-## its tests run on one thread each (tests/conftest.py), so CI's 2 cores take one worker each.
+## processes (pytest-xdist), a test file to a worker in file order (notebooks build on each other),
+## files with slow tests first (tests/conftest.py; xdist's own reorder, by test count, is off); its
+## tests run on one thread each, so CI's 2 cores take one worker each.
 TEST_WORKERS ?= 2
 test: install lint
-	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \
 	exit $$rc
 

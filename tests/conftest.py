@@ -139,3 +139,16 @@ def tinycosy_or_replica(request, tiny_tinycosy, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("cosyvoice3_replica")
     write_cosyvoice3(folder, tokenizer=True)
     return f"cosyvoice3:{folder}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """Files that hold a slow test run first, each file's tests in their own order: with the
+    suite on several workers (`make test`), the long files start early instead of leaving one
+    worker busy at the end while the other waits."""
+    files: dict[str, tuple[int, bool]] = {}
+    for item in items:
+        f = item.nodeid.split("::")[0]
+        first, slow = files.get(f, (len(files), False))
+        files[f] = (first, slow or item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: (not files[item.nodeid.split("::")[0]][1],
+                                 files[item.nodeid.split("::")[0]][0]))
