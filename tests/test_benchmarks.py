@@ -11,6 +11,8 @@ import pytest
 
 
 @pytest.mark.slow
+# many multi-threaded subprocesses: beside the other test worker it takes 3-4x its ~80 s alone
+@pytest.mark.timeout(1500)
 def test_benchmarks_quick(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],

@@ -66,6 +66,8 @@ def test_another_codec_tokenizes_the_corpus_for_the_baseline_too():
 
 
 @pytest.mark.slow
+# many multi-threaded subprocesses: beside the other test worker it takes 3-4x its ~80 s alone
+@pytest.mark.timeout(1500)
 def test_the_chain_runs_at_toy_size(tmp_path):
     """Corpus → tokens → training → both-domain evaluation paired against a baseline, end to end
     on a toy corpus and a 2-layer model (the baseline: the toy model itself, so every paired
