@@ -113,7 +113,7 @@ lint: install
 ## collected" (exit 5) fails loudly. Fast loop while editing, without the tests marked slow
 ## (notebooks, training runs, torchrun, the browser, the quick benchmark, CLI subprocesses):
 ##   .venv/bin/python -m pytest -m "not slow" -q        (and `-m slow` for just the heavy ones)
-## Each test has a 600 s timeout (pytest-timeout, pyproject.toml). The suite runs on TEST_WORKERS
+## Each test has a 600 s timeout (pytest-timeout, pyproject.toml; the two longest 1,500 s). The suite runs on TEST_WORKERS
 ## processes (pytest-xdist), a test file to a worker in file order (notebooks build on each other),
 ## files with slow tests first (tests/conftest.py; xdist's own reorder, by test count, is off); its
 ## tests run on one thread each, so CI's 2 cores take one worker each.

@@ -145,10 +145,8 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
     """Files that hold a slow test run first, each file's tests in their own order: with the
     suite on several workers (`make test`), the long files start early instead of leaving one
     worker busy at the end while the other waits."""
-    files: dict[str, tuple[int, bool]] = {}
+    files: dict[Path, tuple[int, bool]] = {}
     for item in items:
-        f = item.nodeid.split("::")[0]
-        first, slow = files.get(f, (len(files), False))
-        files[f] = (first, slow or item.get_closest_marker("slow") is not None)
-    items.sort(key=lambda item: (not files[item.nodeid.split("::")[0]][1],
-                                 files[item.nodeid.split("::")[0]][0]))
+        first, slow = files.get(item.path, (len(files), False))
+        files[item.path] = (first, slow or item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: (not files[item.path][1], files[item.path][0]))
