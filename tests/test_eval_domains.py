@@ -122,3 +122,40 @@ def test_another_codecs_tokens_are_refused_before_generating(tmp_path, tiny_corp
         evaluate_tts(EvalConfig(corpus=str(tiny_corpus), model=str(tiny_tinycosy[0]), n=1,
                                 examples=0, out=str(tmp_path / "ev"), tokens=str(toks)))
     assert not (tmp_path / "ev" / "eval.json").exists()
+
+
+def test_a_killed_evaluation_resumes_where_it_stopped(tmp_path, open_corpus, tiny_tinycosy,
+                                                      monkeypatch):
+    """SIGINT mid-evaluation keeps the items finished (items.partial.jsonl); the same command
+    again makes only the rest, and the record is the uninterrupted one's, item for item."""
+    import os
+    import signal
+
+    import interp.models.evaluate as ev
+    from interp.cli import StageInterrupted
+
+    cfg = ev.EvalConfig(corpus=str(open_corpus), model=str(tiny_tinycosy[0]), n=1, examples=0,
+                        out=str(tmp_path / "whole"), tokens=str(tmp_path / "none"),
+                        n_reference=2, domain="both")
+    whole = json.loads(json.dumps(ev.evaluate_tts(cfg)))  # as read back from eval.json
+    assert not (tmp_path / "whole" / ev.PARTIAL).exists()  # eval.json has everything
+    speak, spoken = ev.speak, []
+
+    def speak_then_kill(engine, listen, c, i, *rest):
+        spoken.append(i)
+        if len(spoken) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-item: the item is finished first
+        return speak(engine, listen, c, i, *rest)
+
+    monkeypatch.setattr(ev, "speak", speak_then_kill)
+    cut = replace(cfg, out=str(tmp_path / "cut"))
+    with pytest.raises(StageInterrupted, match="1 of 2 items kept"):
+        ev.evaluate_tts(cut)
+    assert not (tmp_path / "cut" / "eval.json").exists()
+    with pytest.raises(ValueError, match="other settings"):  # never mixed with another plan
+        ev.evaluate_tts(replace(cut, seed=1))
+    again = ev.evaluate_tts(replace(cut, n_reference=2, examples=1))  # figures-only settings
+    assert spoken == [0, 1]  # the first item was not made twice
+    saved = json.loads((tmp_path / "cut" / "eval.json").read_text())
+    assert saved["samples"] == json.loads((tmp_path / "whole" / "eval.json").read_text())["samples"]
+    assert again["wer"] == whole["wer"] and again["laughter_with_tag"] == whole["laughter_with_tag"]

@@ -54,7 +54,7 @@ from interp.audio import SAMPLE_RATE
 from interp.audio.pitch import median_f0, voiced_duration
 from interp.audio.roundtrip import fit_laughter_probe, laughter_score
 from interp.audio.voice import voice_embedding
-from interp.cli import add_config_args, config_from_args, run_cli
+from interp.cli import StageInterrupted, add_config_args, config_from_args, run_cli, stop_requests
 from interp.corpus.sentences import TEMPLATES, lexicon
 from interp.corpus.table import load_audio, load_table
 from interp.corpus.voices import GENDER_F0_SPLIT_HZ
@@ -387,6 +387,46 @@ def renders_alike(engine: Backbone, codec_dir: str):  # noqa: ANN201 (a SpeechCo
     return codec
 
 
+PARTIAL = "items.partial.jsonl"
+"""Each plan item's record as it is finished (after a first line with the settings they depend
+on): what a killed evaluation resumes from; removed once eval.json is written."""
+
+_NOT_ITEM_SETTINGS = ("out", "baseline", "examples", "n_conditioning", "n_reference")
+"""Settings that change no item's record (only the figures over them, or the files beside)."""
+
+
+def _item_config(cfg: EvalConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in _NOT_ITEM_SETTINGS}
+
+
+def resumed_items(out: Path, cfg: EvalConfig, plan: list[tuple]) -> list[dict]:
+    """The records of the plan's first items that an interrupted evaluation into `out` finished
+    (`PARTIAL`), when it had the same settings; a half-written last line is dropped. Another
+    evaluation's items are refused in one line, not mixed in."""
+    path = out / PARTIAL
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # killed mid-write: that item is made again
+    if not records or records[0].get("config") != _item_config(cfg):
+        raise ValueError(f"{path}: items of an evaluation with other settings; give another "
+                         "--out, or delete the file to start this one afresh")
+    rows = records[1:]
+    if [(r["text"], r["voice"]) for r in rows] != [p[:2] for p in plan[:len(rows)]]:
+        raise ValueError(f"{path}: its sentences and voices are not this plan's (has the "
+                         "corpus or the prompt bank changed?); delete it to start afresh")
+    if len(records) < len(lines):  # rewrite without the broken line, so appends stay parseable
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    logging.getLogger(__name__).info("resuming: %d of %d items done in %s", len(rows),
+                                     len(plan), path)
+    return rows
+
+
 def evaluate_tts(cfg: EvalConfig) -> dict:
     earlier = earlier_evaluation(cfg) if cfg.rescore else None
     if earlier is not None:
@@ -410,13 +450,26 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     fingerprints: dict[str, list[float] | None] = {}
-    if earlier is not None:  # the earlier outputs, heard again (e.g. by other ears): nothing generated
-        saved = saved_outputs(cfg, earlier, plan)
-        rows = [measure(engine, listen, cfg, i, item, saved[i], out, fingerprints)
-                for i, item in enumerate(tqdm(plan, desc="rescore"))]
-    else:
-        rows = [speak(engine, listen, cfg, i, item, rng, out, fingerprints)
-                for i, item in enumerate(tqdm(plan, desc="generate"))]
+    saved = saved_outputs(cfg, earlier, plan) if earlier is not None else None
+    rows = resumed_items(out, cfg, plan)
+    if not (out / PARTIAL).is_file():
+        (out / PARTIAL).write_text(json.dumps({"config": _item_config(cfg)}) + "\n")
+    with (out / PARTIAL).open("a") as log, stop_requests() as stop:
+        for i, item in enumerate(tqdm(plan, desc="rescore" if saved is not None else "generate",
+                                      initial=len(rows))):
+            if i < len(rows):  # done before: draw its tag place as generating it did
+                tag_place(item[0], rng)
+                continue
+            if stop.requested:
+                raise StageInterrupted(f"{i} of {len(plan)} items kept in {out / PARTIAL}; "
+                                       "run the same command again to resume")
+            # the earlier outputs, heard again (e.g. by other ears), or new ones generated
+            row = (measure(engine, listen, cfg, i, item, saved[i], out, fingerprints)
+                   if saved is not None else speak(engine, listen, cfg, i, item, rng, out,
+                                                   fingerprints))
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            rows.append(row)
     table = corpus_tokens(Path(cfg.corpus), tokens)
     train_words = {w for r in load_table(cfg.corpus, "train") for w in _words(r["text_plain"])}
 
@@ -449,6 +502,7 @@ def evaluate_tts(cfg: EvalConfig) -> dict:
                 return compare(old, new, key=key)
             result["vs_baseline_by_domain"] = {d: pair(d) for d in EVAL_DOMAINS[:-1]}
     (out / "eval.json").write_text(json.dumps(result | {"samples": rows}, indent=1))
+    (out / PARTIAL).unlink()  # eval.json has every item now
     return result
 
 
