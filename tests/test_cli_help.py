@@ -11,6 +11,7 @@ import pytest
 
 CLIS = ["interp.corpus", "interp.audio", "interp.models", "interp.models.train",
         "interp.models.evaluate", "interp.models.compare", "interp.models.random_init",
+        "interp.models.record",
         "interp.cache", "interp.edit", "workbench.report", "sae.train",
         "sae.sweep", "sae.compare", "sae.probes", "autointerp.run", "autointerp.dashboard",
         "steering.run", "steering.frontier", "steering.layers", "steering.edit_compare",

@@ -99,3 +99,38 @@ def test_the_chain_runs_at_toy_size(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "params):" not in again.stdout  # train's closing line
     assert json.loads((tc / "export" / "train.json").read_text()) == train
+
+
+def test_record_gathers_a_run_and_spells_its_command(tmp_path):
+    """`python -m interp.models.record`: a run's training and its paired evaluations in one small
+    file, the training command spelt from its settings so that it parses back to them."""
+    import argparse
+    from dataclasses import asdict, replace
+
+    from interp.cli import add_config_args, config_from_args
+    from interp.models.record import build_record
+    from interp.models.train import TrainConfig
+
+    settings = asdict(replace(TrainConfig(), compile=True, lr=1e-3, grammar_first_frac=0.64))
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="make tinycosy"):
+        build_record(run, "nothing yet")
+    fig = {"n_sentences": 2, "wer": 0.5, "wer_open": 0.6, "laughter_with_tag": 1.0}
+    ev = {"config": {"domain": "both", "model": "runs/x", "n": 2},
+          "by_domain": {"grammar": fig, "open": fig | {"wer": 0.9}},
+          "vs_baseline_by_domain": {d: {"wer_key": k, "wer_diff": {"mean": -0.1}, "extra": 1}
+                                    for d, k in (("grammar", "wer"), ("open", "wer_open"))}}
+    for name, body in (("export/train.json", {"steps": 7, "config": settings}),
+                       ("eval/eval.json", ev), ("eval_baseline/eval.json", ev)):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(json.dumps(body))
+    rec = build_record(run, "a test run")
+    assert rec["new"]["open"]["wer"] == 0.9 and rec["new"]["grammar"]["wer_espeak_reference_open"] is None
+    assert rec["new_minus_shipped"]["open"] == {"wer_key": "wer_open", "wer_diff": {"mean": -0.1}}
+    assert rec["train"]["steps"] == 7 and "open_ears" not in rec and "shipped" in rec
+    words = shlex.split(rec["command"])
+    assert words[:3] == ["python", "-m", "interp.models.train"]
+    parser = argparse.ArgumentParser()
+    add_config_args(parser, TrainConfig)
+    assert asdict(config_from_args(TrainConfig, parser.parse_args(words[3:]))) == settings
+    assert rec["eval_command"].startswith("python -m interp.models.evaluate --domain both")
