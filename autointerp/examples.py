@@ -46,6 +46,8 @@ class Sampler:
         mod = stats.meta["modality"]
         self.pools = {(half, m): np.flatnonzero((explain == half) & (mod == m))
                       for half in (True, False) for m in (0, 1, 2)}
+        self._by_key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._key = np.zeros(0, np.int64)
 
     def negatives(self, like: np.ndarray, active: np.ndarray, half: bool,
                   rng: np.random.Generator) -> np.ndarray:
@@ -60,6 +62,37 @@ class Sampler:
             cand = rng.choice(pool, size=min(len(pool), want * 4 + 8), replace=False)
             out.append(cand[~np.isin(cand, active)][:want])
         return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def same_token_negatives(self, latent: int, pos: np.ndarray, seed: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """(positives kept, negatives): for each of `pos`, a position of the score half with
+        the same token (modality and id) where `latent` does not fire; a positive whose token
+        the latent fires on everywhere there has none and is left out. With them a label must
+        tell a firing occurrence of a token from a silent one: what it explains beyond input
+        identity (the input-identity control scores 0.5 on such pairs by construction)."""
+        if self._by_key is None:  # score-half positions grouped by token, built once
+            meta = self.stats.meta
+            key = meta["modality"].astype(np.int64) << 32 | (meta["token"].astype(np.int64) + 1)
+            half = np.flatnonzero(~self.explain)
+            order = half[np.argsort(key[half], kind="stable")]
+            keys, start = np.unique(key[order], return_index=True)
+            self._key, self._by_key = key, (keys, start, order)
+        keys, start, order = self._by_key
+        rng = np.random.default_rng([self.seed, latent, 29])
+        busy = np.zeros(len(self._key), bool)  # firing, or already paired
+        busy[self.stats.column(latent)[0]] = True
+        kept, neg = [], []
+        for p in np.asarray(pos, np.int64):
+            k = int(np.searchsorted(keys, self._key[p]))
+            if k == len(keys) or keys[k] != self._key[p]:
+                continue
+            group = order[start[k]: start[k + 1] if k + 1 < len(keys) else len(order)]
+            free = group[~busy[group]]
+            if len(free):
+                kept.append(p)
+                neg.append(int(rng.choice(free)))
+                busy[neg[-1]] = True
+        return np.array(kept, np.int64), np.array(neg, np.int64)
 
     def draw(self, latent: int, n_top: int, n_quantile: int, n_random: int, n_score: int
              ) -> Examples:

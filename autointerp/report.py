@@ -57,6 +57,12 @@ def summary_lines(s: dict) -> list[str]:
         ident = (s.get("identity_control") or {}).get(m, {}).get("mean")
         lines.append(f"{m:8}{_fmt(a['mean']):>11}{_fmt(a['median']):>8}{a['n']:>6}"
                      f"{_fmt(c['mean']):>10}{_fmt(ident):>13}")
+    if tm := s.get("token_matched"):  # labels against silent occurrences of the same token
+        lines.append("same-token pairs (the token alone: 0.5), AUROC | shuffled, share of latents "
+                     "contextual:")
+        lines += [f"  {m:6}{_fmt(tm['auroc'][m]['mean'])} | "
+                  f"{_fmt(tm['shuffled_control'][m]['mean'])}  {_fmt(tm['contextual_share'][m])}"
+                  f" (n {tm['auroc'][m]['n']})" for m in ("text", "audio", "mixed", "all")]
     pr = s["planted_recall"]
     lines.append("planted concepts, held-out AUROC of the best latent | a random latent:")
     lines.append(f"  {'concept':24}{'latent':>7}{'positions':>11}{'':3}{'utterances':>12}"

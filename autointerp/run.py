@@ -199,6 +199,44 @@ def identity_scores(ctx: Context) -> dict[int, dict]:
     return {lat: ic.score(lat, ex.score_pos, ex.score_neg) for lat, ex in ctx.draws.items()}
 
 
+CONTEXTUAL = 0.5
+"""A latent is contextual when at least this share of its held-out firing positions have a
+silent occurrence of the same token to pair with (`Sampler.same_token_negatives`)."""
+
+
+def token_matched_scores(ctx: Context, labels: dict[int, Label]) -> tuple[dict, dict]:
+    """Detection with each firing position paired with a silent occurrence of the same token
+    (offline scorer; {} for the API scorer, which would need a second round of calls): (label
+    scores, shuffled-label scores), each latent's with `coverage`, the share of its positives
+    that found a pair. The input-identity control is 0.5 here by construction, so what a label
+    scores above 0.5 is what it explains beyond the token — the figure that tells a trained
+    model's latents from a random model's token detectors (docs/autointerp.md)."""
+    if ctx.cfg.scorer != "offline":
+        return {}, {}
+    lats = [lat for lat in ctx.draws if labels[lat].label is not None]
+    control = shuffled(lats, ctx.cfg.seed)
+    sc, sampler = OfflineScorer(ctx.stats, ctx.attrs), Sampler(ctx.stats, ctx.explain, ctx.cfg.seed)
+    real, ctrl = {}, {}
+    for lat in tqdm(lats, desc="score, same-token pairs", unit="latent"):
+        pos = ctx.draws[lat].score_pos
+        kept, neg = sampler.same_token_negatives(lat, pos, ctx.cfg.seed)
+        cover = {"coverage": round(len(kept) / max(len(pos), 1), 4)}
+        real[lat] = sc.score(labels[lat].attribute, kept, neg) | cover
+        ctrl[lat] = sc.score(labels[control[lat]].attribute, kept, neg) | cover
+    return real, ctrl
+
+
+def contextual(tags: list[str], scores: dict[int, dict]) -> dict:
+    """Per modality: the share of scored latents that are contextual (`CONTEXTUAL`), and the
+    mean same-token-pair AUROC over those."""
+    ctx_only = {lat: s for lat, s in scores.items() if s["coverage"] >= CONTEXTUAL}
+    share = {m: (round(float(np.mean([s["coverage"] >= CONTEXTUAL for lat, s in scores.items()
+                                      if tags[lat] == m or m == "all"])), 4)
+                 if any(tags[lat] == m or m == "all" for lat in scores) else None)
+             for m in ("text", "audio", "mixed", "all")}
+    return {"contextual_share": share, "auroc": by_modality(tags, ctx_only)}
+
+
 def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict, dict, str]:
     """(scores, shuffled-label control scores, scorer name)."""
     cfg = ctx.cfg
@@ -220,7 +258,8 @@ def all_scores(ctx: Context, labels: dict[int, Label], out: Path) -> tuple[dict,
 
 
 def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | None,
-                  scorer: str, explainer: str, identity_auroc: float | None = None) -> dict:
+                  scorer: str, explainer: str, identity_auroc: float | None = None,
+                  matched: dict | None = None) -> dict:
     st = ctx.stats
     dead = ctx.tags[lat] == "dead"
     speech = st.meta["modality"] == 1
@@ -235,7 +274,10 @@ def latent_record(ctx: Context, lat: int, label: Label | None, score: dict | Non
             "explanation": label.explanation if label else None,
             "explainer": label.explainer if label else explainer,
             "scores": {"auroc": score["auroc"], "balanced_accuracy": score["balanced_accuracy"],
-                       "identity_auroc": identity_auroc, "scorer": scorer},
+                       "identity_auroc": identity_auroc,
+                       "token_matched_auroc": (matched or {}).get("auroc"),
+                       "token_matched_coverage": (matched or {}).get("coverage"),
+                       "scorer": scorer},
             "evidence": evidence_path(lat) if lat in ctx.draws else None}
 
 
@@ -270,12 +312,13 @@ def run(cfg: AutointerpConfig) -> dict:
     t["explain_s"] = time.time() - start - sum(t.values())
     scores, control, scorer = all_scores(ctx, labels, out)
     identity = identity_scores(ctx)
+    matched, matched_ctrl = token_matched_scores(ctx, labels)
     recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
                             cfg.seed, table=rows)
     t["score_s"] = time.time() - start - sum(t.values())
     explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.api_model}"
     records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer,
-                             identity.get(lat, {}).get("auroc"))
+                             identity.get(lat, {}).get("auroc"), matched.get(lat))
                for lat in range(ctx.stats.d_sae)]
     atomic_write_text(out / "latents.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     t["total_s"] = time.time() - start
@@ -288,6 +331,9 @@ def run(cfg: AutointerpConfig) -> dict:
                                                             "balanced_accuracy"),
                "shuffled_control": by_modality(ctx.tags, control),
                "identity_control": by_modality(ctx.tags, identity),
+               "token_matched": contextual(ctx.tags, matched) | {
+                   "shuffled_control": contextual(ctx.tags, matched_ctrl)["auroc"],
+                   "threshold": CONTEXTUAL} if matched else None,
                "paper_auroc_cosyvoice3": PAPER_AUROC, "planted_recall": recall,
                "settings": {**cfg.to_dict(), "sae": str(cfg.sae_dir), "out": str(out)},
                "timings": {k: round(v, 2) for k, v in t.items()}}

@@ -201,6 +201,13 @@ def test_offline_run_outputs(offline_run):
     assert set(summary["shuffled_control"]) == {"text", "audio", "mixed", "all"}
     assert set(summary["identity_control"]) == {"text", "audio", "mixed", "all"}
     assert all("identity_auroc" in r["scores"] for r in live)
+    tm = summary["token_matched"]  # detection on same-token pairs, beside its shuffled control
+    assert set(tm["contextual_share"]) == set(tm["auroc"]) == set(tm["shuffled_control"]) == {
+        "text", "audio", "mixed", "all"} and tm["threshold"] == 0.5
+    scored = [r for r in live if r["scores"]["auroc"] is not None]
+    assert all(0 <= r["scores"]["token_matched_coverage"] <= 1 for r in scored)
+    assert tm["contextual_share"]["all"] == pytest.approx(np.mean(
+        [r["scores"]["token_matched_coverage"] >= 0.5 for r in scored]), abs=1e-4)
 
 
 def test_offline_run_resumes(offline_run, caplog):
@@ -294,3 +301,36 @@ def test_identity_control_scores_token_detectors_high_and_others_at_chance():
     mid = ic.score(2, *held_out(cols[2]))["auroc"]
     assert 0.9 < mid < 1.0  # the token is needed, the half is not in it: negatives tie with it
     assert ic.score(0, np.zeros(0, int), np.arange(3))["auroc"] is None
+
+
+def test_same_token_pairs_leave_token_detectors_out_and_score_context():
+    """Each firing position is paired with a silent occurrence of its own token: a latent that
+    fires on every occurrence of a token finds no pair (coverage 0); one that fires on a token in
+    the first half of each sequence finds one for most positions (a silent occurrence is used
+    once: about as many as there are firing ones), and there the token alone is at
+    chance (0.5) while "first half of the sequence" still tells them apart (1.0)."""
+    rng = np.random.default_rng(0)
+    n_seq, length = 60, 40
+    token = rng.integers(0, 20, n_seq * length)
+    meta = with_sequences({"utt": np.repeat(np.arange(n_seq), length),
+                           "src_utt": np.repeat(np.arange(n_seq), length),
+                           "position": np.tile(np.arange(length), n_seq), "token": token,
+                           "modality": np.ones(n_seq * length, int),
+                           "t0": np.zeros(n_seq * length), "t1": np.zeros(n_seq * length)})
+    first_half = meta["position"] < length // 2
+    cols = [token == 5, (token == 7) & first_half]
+    stats = planted_stats(meta, cols)
+    explain = explain_mask(meta, 0)
+    sampler = Sampler(stats, explain, 0)
+    pos = [np.flatnonzero(c & ~explain) for c in cols]
+    kept, neg = sampler.same_token_negatives(0, pos[0], 0)
+    assert len(pos[0]) > 10 and len(kept) == len(neg) == 0
+    kept, neg = sampler.same_token_negatives(1, pos[1], 0)
+    assert len(kept) >= 0.8 * len(pos[1]) and len(set(neg.tolist())) == len(neg) == len(kept)
+    assert (token[neg] == 7).all() and not cols[1][neg].any() and not explain[neg].any()
+    ic = IdentityControl(stats, explain)
+    assert ic.score(1, kept, neg)["auroc"] == pytest.approx(0.5)
+    y = np.r_[np.ones(len(kept), bool), np.zeros(len(neg), bool)]
+    assert auroc(y, first_half[np.r_[kept, neg]]) == pytest.approx(1.0)
+    again = sampler.same_token_negatives(1, pos[1], 0)[1]
+    assert (again == neg).all()  # seeded per latent

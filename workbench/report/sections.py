@@ -272,6 +272,12 @@ def autointerp_section(run: Path) -> Section:
                             f"{_g(d, f'auroc_by_modality.{m}.mean')} (control "
                             f"{_g(d, f'shuffled_control.{m}.mean')}{ident}, n "
                             f"{get(d, f'auroc_by_modality.{m}.n')})", str(src)))
+    for m in ("text", "audio") if d.get("token_matched") else ():  # beyond the token
+        sec.rows.append(Row(f"{m}-modal detection against silent occurrences of the same token "
+                            "(the token alone: 0.5)", None,
+                            f"{_g(d, f'token_matched.auroc.{m}.mean')} (shuffled "
+                            f"{_g(d, f'token_matched.shuffled_control.{m}.mean')}; contextual "
+                            f"latents {_g(d, f'token_matched.contextual_share.{m}')})", str(src)))
     _rows(sec, d, src, [
         ("planted-concept recall (share with a latent at AUROC ≥ 0.9), per position", None,
          "planted_recall.recall"),
