@@ -190,6 +190,14 @@ def summary_cards(folder: Path, n: int, counts: dict[str, int]) -> list[dict]:
     if _mean(ident.get("all")) is not None:
         cards.append(card("Detection AUROC, the position's token alone (control, mean)",
                           _mean(ident["all"]), "summary.json: identity_control.all.mean"))
+    matched = obj.get("token_matched") if isinstance(obj.get("token_matched"), dict) else {}
+    for m in ("text", "audio"):  # against silent occurrences of the same token
+        if _mean((matched.get("auroc") or {}).get(m)) is not None:
+            share = num((matched.get("contextual_share") or {}).get(m))
+            cards.append(card(f"Detection AUROC, {m} latents, same-token pairs (the token alone:"
+                              " 0.5)", _mean(matched["auroc"][m]),
+                              f"summary.json: token_matched.auroc.{m}.mean",
+                              None if share is None else f"{share:.0%} of latents contextual"))
     recall = obj.get("planted_recall") if isinstance(obj.get("planted_recall"), dict) else {}
     notes = {}
     if num(recall.get("threshold")) is not None:
@@ -200,8 +208,8 @@ def summary_cards(folder: Path, n: int, counts: dict[str, int]) -> list[dict]:
         if num(recall.get(k)) is not None:
             cards.append(card(name, recall[k], f"summary.json: planted_recall.{k}", notes.get(k)))
     for k, v in obj.items():
-        if k in CARDS_DONE or k.endswith("_by_modality") or k in ("shuffled_control",
-                                                                             "identity_control"):
+        if k in CARDS_DONE or k.endswith("_by_modality") or k in (
+                "shuffled_control", "identity_control", "token_matched"):
             continue
         if num(v) is not None or (isinstance(v, str) and len(v) <= 80):
             cards.append(card(_human(k), v, f"summary.json: {k}"))
