@@ -1,17 +1,24 @@
 """Ground-truth attributes of every held-out position, as one sparse boolean matrix.
 
-Columns are named predicates (`tag:laughter`, `gender:female`, `word:pencil`, `token:the`,
-`modality:speech`, …). Acoustic attributes hold on *speech* positions only and read the
-utterance whose waveform the position sounds in (`src_utt`: the prompt utterance for prompt
+Columns are named predicates (`tag:laughter`, `gender:female`, `word:pencil`, `phone:s`,
+`token:the`, `modality:speech`, …). Acoustic attributes hold on *speech* positions only and read
+the utterance whose waveform the position sounds in (`src_utt`: the prompt utterance for prompt
 speech), at the middle of the position's 40 ms span. With the matrix, matching 2048 latents
 against every attribute is one sparse product.
+
+`phone:X` is the sound being spoken: espeak-ng's phonemes of the word (in the utterance's accent
+when it names an espeak voice), spread evenly over the word's timed span — the corpus has word
+timings, not phoneme timings, so a phone's edges are approximate to a position or two. What an
+audio latent most often is, in the words a person would use ("fires on /s/").
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -67,6 +74,8 @@ def describe(name: str) -> str:
         "voice": f"the voice {value} ({sp_} of that speaker)",
         "rate": f"{value} speech rate ({sp_} of a {value}-rate utterance)",
         "word": f"the spoken word '{value}' ({sp_} inside it)",
+        "phone": f"the sound /{value}/ ({sp_} inside it, espeak-ng's phonemes spread over the "
+                 "word)",
         "token": f"the text token '{value}'",
         "modality": f"any {value} position",
         "special": f"the special token {value}",
@@ -98,6 +107,38 @@ def norm_word(w: str) -> str:
     return _WORD_RE.sub("", w.lower())
 
 
+_STRESS = str.maketrans("", "", "',")
+
+
+@lru_cache(maxsize=65536)
+def word_phones(word: str, voice: str) -> tuple[str, ...]:
+    """espeak-ng's phonemes of one word in `voice`, stress marks and variant marks (`@2`, `I#`)
+    dropped; () when espeak-ng cannot be used (the phone attributes are then left out)."""
+    from interp.corpus.espeak import run_phonemes
+
+    try:
+        runs = run_phonemes(word, voice)
+    except (OSError, RuntimeError, ValueError) as exc:
+        if voice != "en-us":  # not an espeak voice (an imported corpus's accent label)
+            return word_phones(word, "en-us")
+        logging.getLogger(__name__).warning("no phone attributes: espeak-ng (%s)", exc)
+        return ()
+    return tuple(p.translate(_STRESS).rstrip("2#") or p for run in runs for p in run)
+
+
+def _phone_columns(cols: dict[str, list[np.ndarray]], pos: np.ndarray, tmid: np.ndarray,
+                   word: dict, voice: str) -> None:
+    """The positions of one timed word split among its phones, evenly over its span."""
+    phones = word_phones(norm_word(word["word"]), voice)
+    inside = (tmid >= word["start"]) & (tmid < word["end"])
+    if not phones or not inside.any():
+        return
+    frac = (tmid[inside] - word["start"]) / max(word["end"] - word["start"], 1e-6)
+    which = np.minimum((frac * len(phones)).astype(int), len(phones) - 1)
+    for k, phone in enumerate(phones):
+        cols[f"phone:{phone}"].append(pos[inside][which == k])
+
+
 def _speech_columns(meta: dict[str, np.ndarray], rows: list[dict]) -> dict[str, list[np.ndarray]]:
     """Acoustic attributes, utterance by utterance of the waveforms positions sound in."""
     cols: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -127,6 +168,7 @@ def _speech_columns(meta: dict[str, np.ndarray], rows: list[dict]) -> dict[str, 
             inside = (tmid >= w["start"]) & (tmid < w["end"])
             if w.get("timed", True) and inside.any() and norm_word(w["word"]):
                 cols[f"word:{norm_word(w['word'])}"].append(pos[inside])
+                _phone_columns(cols, pos, tmid, w, as_text(row.get("accent")) or "en-us")
                 covered |= inside
         cols["silence"].append(pos[~covered])
         cols["edge:start"].append(pos[tmid < EDGE_S])

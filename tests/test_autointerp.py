@@ -334,3 +334,27 @@ def test_same_token_pairs_leave_token_detectors_out_and_score_context():
     assert auroc(y, first_half[np.r_[kept, neg]]) == pytest.approx(1.0)
     again = sampler.same_token_negatives(1, pos[1], 0)[1]
     assert (again == neg).all()  # seeded per latent
+
+
+def test_phone_attributes_split_each_timed_word(planted):
+    """`phone:X`: a timed word's speech positions shared among its espeak-ng phonemes in order,
+    so the phones cover exactly the words' positions, and a word's first position is its first
+    phone."""
+    from sae.attributes import describe, norm_word, word_phones
+
+    meta, rows, attrs, *_ = planted
+    phones = [n for n in attrs.names if n.startswith("phone:")]
+    words = [n for n in attrs.names if n.startswith("word:")]
+    assert len(phones) > 10 and "'" not in "".join(phones)  # no stress marks in the names
+    union = lambda names: np.logical_or.reduce([attrs.column(n) for n in names])  # noqa: E731
+    assert (union(phones) == union(words)).all()
+    assert describe("phone:s").startswith("the sound /s/")
+    speech = np.flatnonzero(meta["modality"] == 1)
+    p = speech[0]  # the first timed word of the first speech segment starts with its first phone
+    row = rows[int(meta["src_utt"][p])]
+    tmid = (meta["t0"] + meta["t1"]) / 2
+    seg = speech[meta["src_utt"][speech] == meta["src_utt"][p]]
+    w = next(w for w in row["words"] if ((tmid[seg] >= w["start"]) & (tmid[seg] < w["end"])).any())
+    first = seg[(tmid[seg] >= w["start"]) & (tmid[seg] < w["end"])][0]
+    voice = row.get("accent") or "en-us"
+    assert attrs.column(f"phone:{word_phones(norm_word(w['word']), voice)[0]}")[first]
