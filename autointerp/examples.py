@@ -29,6 +29,12 @@ class Examples:
     score_neg: np.ndarray
 
 
+def token_keys(meta: dict[str, np.ndarray]) -> np.ndarray:
+    """(N,) int64: each position's token as one key, modality and id together (text token 5
+    and speech code 5 are different tokens)."""
+    return meta["modality"].astype(np.int64) << 32 | (meta["token"].astype(np.int64) + 1)
+
+
 def quantile_sample(idx: np.ndarray, val: np.ndarray, n: int, rng: np.random.Generator
                     ) -> np.ndarray:
     """One position from each of `n` equal-count activation bins (all when fewer)."""
@@ -63,7 +69,7 @@ class Sampler:
             out.append(cand[~np.isin(cand, active)][:want])
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def same_token_negatives(self, latent: int, pos: np.ndarray, seed: int
+    def same_token_negatives(self, latent: int, pos: np.ndarray
                              ) -> tuple[np.ndarray, np.ndarray]:
         """(positives kept, negatives): for each of `pos`, a position of the score half with
         the same token (modality and id) where `latent` does not fire; a positive whose token
@@ -71,13 +77,12 @@ class Sampler:
         tell a firing occurrence of a token from a silent one: what it explains beyond input
         identity (the input-identity control scores 0.5 on such pairs by construction)."""
         if self._by_key is None:  # score-half positions grouped by token, built once
-            meta = self.stats.meta
-            key = meta["modality"].astype(np.int64) << 32 | (meta["token"].astype(np.int64) + 1)
+            key = token_keys(self.stats.meta)
             half = np.flatnonzero(~self.explain)
             order = half[np.argsort(key[half], kind="stable")]
             keys, start = np.unique(key[order], return_index=True)
-            self._key, self._by_key = key, (keys, start, order)
-        keys, start, order = self._by_key
+            self._key, self._by_key = key, (keys, np.append(start, len(order)), order)
+        keys, bounds, order = self._by_key
         rng = np.random.default_rng([self.seed, latent, 29])
         busy = np.zeros(len(self._key), bool)  # firing, or already paired
         busy[self.stats.column(latent)[0]] = True
@@ -86,7 +91,7 @@ class Sampler:
             k = int(np.searchsorted(keys, self._key[p]))
             if k == len(keys) or keys[k] != self._key[p]:
                 continue
-            group = order[start[k]: start[k + 1] if k + 1 < len(keys) else len(order)]
+            group = order[bounds[k]: bounds[k + 1]]
             free = group[~busy[group]]
             if len(free):
                 kept.append(p)

@@ -219,7 +219,7 @@ def token_matched_scores(ctx: Context, labels: dict[int, Label]) -> tuple[dict, 
     real, ctrl = {}, {}
     for lat in tqdm(lats, desc="score, same-token pairs", unit="latent"):
         pos = ctx.draws[lat].score_pos
-        kept, neg = sampler.same_token_negatives(lat, pos, ctx.cfg.seed)
+        kept, neg = sampler.same_token_negatives(lat, pos)
         cover = {"coverage": round(len(kept) / max(len(pos), 1), 4)}
         real[lat] = sc.score(labels[lat].attribute, kept, neg) | cover
         ctrl[lat] = sc.score(labels[control[lat]].attribute, kept, neg) | cover
@@ -230,10 +230,10 @@ def contextual(tags: list[str], scores: dict[int, dict]) -> dict:
     """Per modality: the share of scored latents that are contextual (`CONTEXTUAL`), and the
     mean same-token-pair AUROC over those."""
     ctx_only = {lat: s for lat, s in scores.items() if s["coverage"] >= CONTEXTUAL}
-    share = {m: (round(float(np.mean([s["coverage"] >= CONTEXTUAL for lat, s in scores.items()
-                                      if tags[lat] == m or m == "all"])), 4)
-                 if any(tags[lat] == m or m == "all" for lat in scores) else None)
-             for m in ("text", "audio", "mixed", "all")}
+    share = {}
+    for m in ("text", "audio", "mixed", "all"):
+        flags = [lat in ctx_only for lat in scores if m in ("all", tags[lat])]
+        share[m] = round(float(np.mean(flags)), 4) if flags else None
     return {"contextual_share": share, "auroc": by_modality(tags, ctx_only)}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autointerp.examples import token_keys
 from sae.attributes import Attributes
 from sae.latent_stats import LatentStats
 from sae.planted import auroc, summarize
@@ -72,9 +73,7 @@ class IdentityControl:
 
     def __init__(self, stats: LatentStats, explain: np.ndarray) -> None:
         self.stats, self.explain = stats, np.asarray(explain, bool)
-        key = stats.meta["modality"].astype(np.int64) << 32 | (
-            stats.meta["token"].astype(np.int64) + 1)
-        _, self.key = np.unique(key, return_inverse=True)
+        _, self.key = np.unique(token_keys(stats.meta), return_inverse=True)
         self.n_keys = int(self.key.max()) + 1
         self.total = np.bincount(self.key[self.explain], minlength=self.n_keys)
         self.n_explain = max(int(self.explain.sum()), 1)

@@ -273,19 +273,25 @@ def test_cli_one_line_error(tmp_path, monkeypatch, capsys):
     assert err.strip().count("\n") == 0 and err.startswith("error: no SAE")
 
 
-def test_identity_control_scores_token_detectors_high_and_others_at_chance():
-    """A latent that fires on one token is fully predicted by the token alone (1.0); one that
-    fires at random is not (≈ 0.5); one that fires on a token only in the first half of each
-    sequence sits between."""
-    rng = np.random.default_rng(0)
-    n_seq, length = 60, 40
+def token_sequences(rng: np.random.Generator, n_seq: int = 60, length: int = 40
+                    ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Speech-only metadata of `n_seq` sequences of random tokens 0-19: (meta, token, whether a
+    position is in the first half of its sequence)."""
     token = rng.integers(0, 20, n_seq * length)
     meta = with_sequences({"utt": np.repeat(np.arange(n_seq), length),
                            "src_utt": np.repeat(np.arange(n_seq), length),
                            "position": np.tile(np.arange(length), n_seq), "token": token,
                            "modality": np.ones(n_seq * length, int),
                            "t0": np.zeros(n_seq * length), "t1": np.zeros(n_seq * length)})
-    first_half = meta["position"] < length // 2
+    return meta, token, meta["position"] < length // 2
+
+
+def test_identity_control_scores_token_detectors_high_and_others_at_chance():
+    """A latent that fires on one token is fully predicted by the token alone (1.0); one that
+    fires at random is not (≈ 0.5); one that fires on a token only in the first half of each
+    sequence sits between."""
+    rng = np.random.default_rng(0)
+    meta, token, first_half = token_sequences(rng)
     cols = [token == 5, rng.random(len(token)) < 0.05, (token == 7) & first_half]
     stats = planted_stats(meta, cols)
     explain = explain_mask(meta, 0)
@@ -310,29 +316,22 @@ def test_same_token_pairs_leave_token_detectors_out_and_score_context():
     once: about as many as there are firing ones), and there the token alone is at
     chance (0.5) while "first half of the sequence" still tells them apart (1.0)."""
     rng = np.random.default_rng(0)
-    n_seq, length = 60, 40
-    token = rng.integers(0, 20, n_seq * length)
-    meta = with_sequences({"utt": np.repeat(np.arange(n_seq), length),
-                           "src_utt": np.repeat(np.arange(n_seq), length),
-                           "position": np.tile(np.arange(length), n_seq), "token": token,
-                           "modality": np.ones(n_seq * length, int),
-                           "t0": np.zeros(n_seq * length), "t1": np.zeros(n_seq * length)})
-    first_half = meta["position"] < length // 2
+    meta, token, first_half = token_sequences(rng)
     cols = [token == 5, (token == 7) & first_half]
     stats = planted_stats(meta, cols)
     explain = explain_mask(meta, 0)
     sampler = Sampler(stats, explain, 0)
     pos = [np.flatnonzero(c & ~explain) for c in cols]
-    kept, neg = sampler.same_token_negatives(0, pos[0], 0)
+    kept, neg = sampler.same_token_negatives(0, pos[0])
     assert len(pos[0]) > 10 and len(kept) == len(neg) == 0
-    kept, neg = sampler.same_token_negatives(1, pos[1], 0)
+    kept, neg = sampler.same_token_negatives(1, pos[1])
     assert len(kept) >= 0.8 * len(pos[1]) and len(set(neg.tolist())) == len(neg) == len(kept)
     assert (token[neg] == 7).all() and not cols[1][neg].any() and not explain[neg].any()
     ic = IdentityControl(stats, explain)
     assert ic.score(1, kept, neg)["auroc"] == pytest.approx(0.5)
     y = np.r_[np.ones(len(kept), bool), np.zeros(len(neg), bool)]
     assert auroc(y, first_half[np.r_[kept, neg]]) == pytest.approx(1.0)
-    again = sampler.same_token_negatives(1, pos[1], 0)[1]
+    again = sampler.same_token_negatives(1, pos[1])[1]
     assert (again == neg).all()  # seeded per latent
 
 

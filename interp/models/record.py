@@ -46,11 +46,11 @@ def _paired(ev: dict) -> dict | None:
                                     for d, v in by.items()}
 
 
-def _command(module: str, config: dict, skip: tuple[str, ...] = ()) -> str:
+def _command(module: str, config: dict) -> str:
     """The command line that `config` (a run's saved settings) is, every setting spelt out."""
     parts = [f"python -m {module}"]
     for k, v in config.items():
-        if k in skip or v is None or v == "":
+        if v is None or v == "":
             continue
         flag = "--" + k.replace("_", "-")
         if isinstance(v, bool):
