@@ -19,7 +19,9 @@ where bf16 pays.
 Goals (issue 35): ≥ 3× at batch 16, overhead ≤ 10%.
 
 `python -m benchmarks.capture [--utts 256] [--batch-size 16] [--device auto] [--dtype fp32]`
-runs this benchmark alone and (re)places the `capture` entry of benchmarks/results.json.
+runs this benchmark alone and (re)places the `capture` entry of benchmarks/results.json;
+`--sweep 1,2,4,8,16` instead times the cache path at each batch size in fp32 and bf16, side by
+side (the `capture_batch_sweep` entry).
 """
 
 from __future__ import annotations
@@ -183,6 +185,33 @@ def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: s
     }
 
 
+def batch_sweep(n_utts: int = 256, sizes: tuple[int, ...] = (1, 2, 4, 8, 16),
+                dtypes: tuple[str, ...] = ("fp32", "bf16"), repeats: int = 3,
+                device: str = "cpu") -> dict:
+    """Utterances/s of `interp.cache`'s path (layer 12 to disk) at every batch size × dtype,
+    interleaved repeats, the fastest of each: which setting caches fastest on this machine
+    (on a CPU a large batch can be slower than a small one: its activations leave the cache)."""
+    dev = pick_device(device)
+    bb = _model(dev)
+    exs = utterances(n_utts, bb.model.cfg.speech_codes)
+    shards = [exs[i : i + SHARD_UTTS] for i in range(0, len(exs), SHARD_UTTS)]
+    mid = (bb.n_layers // 2,)
+    best: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        _cache(bb, shards[:1], mid, max(sizes), dtypes[0], Path(tmp))  # warm-up
+        for _ in range(repeats):
+            for dtype in dtypes:
+                for size in sizes:
+                    t = _cache(bb, shards, mid, size, dtype, Path(tmp))
+                    best[(dtype, size)] = min(best.get((dtype, size), float("inf")), t)
+    ups = {f"{d}@{b}": round(n_utts / t, 2) for (d, b), t in best.items()}
+    fastest = max(ups, key=ups.__getitem__)
+    return {"device": str(dev), "threads": torch.get_num_threads(), "utterances": n_utts,
+            "utts_per_s": ups, "fastest": fastest,
+            "fastest_vs_one_fp32": round(ups[fastest] / ups["fp32@1"], 3)
+            if "fp32@1" in ups else None}
+
+
 def line(r: dict) -> str:
     b = r["batched"]
     return (f"capture: {r['tokens_per_s']} tokens/s; overhead vs bare forward "
@@ -211,9 +240,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu",
                         help="batched part: cpu, cuda or auto (the rest runs on the CPU)")
     parser.add_argument("--dtype", default="fp32", help="batched part: fp32 or bf16")
+    parser.add_argument("--sweep", default="",
+                        help="instead: interp.cache's utterances/s at these batch sizes (e.g. "
+                             "1,2,4,8,16) in fp32 and bf16, side by side; written as the "
+                             "capture_batch_sweep entry")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sweep:
+        sizes = tuple(int(x) for x in args.sweep.split(","))
+        r = batch_sweep(args.utts, sizes, repeats=args.repeats, device=args.device)
+        write_entry(args.out, "capture_batch_sweep", r)
+        print(f"caching utterances/s by dtype@batch: {r['utts_per_s']}; fastest {r['fastest']} "
+              f"({r['fastest_vs_one_fp32']}x one fp32 forward per utterance) → {args.out}")
+        return
     r = run(args.seqs, args.repeats, args.utts, args.batch_size, args.device, args.dtype)
     write_entry(args.out, "capture", r)
     print(f"{line(r)} → {args.out}")

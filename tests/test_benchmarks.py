@@ -42,7 +42,7 @@ def test_benchmarks_quick(tmp_path):
 
 def test_batched_capture_benchmark_smoke(tmp_path):
     """Batched vs one-per-forward caching runs through the store writer (figures not asserted)."""
-    from benchmarks.capture import batched, utterances
+    from benchmarks.capture import batch_sweep, batched, utterances
 
     r = batched(n_utts=6, batch_size=4, repeats=1, device="cpu")
     assert set(r["utts_per_s"]) == {"one_per_forward_full", "one_per_forward", "batched",
@@ -51,6 +51,9 @@ def test_batched_capture_benchmark_smoke(tmp_path):
     assert r["batch_size"] == 4 and 0 < r["padding_frac"] < 1 and isinstance(r["goal_met"], bool)
     half = batched(n_utts=4, batch_size=4, repeats=1, device="cpu", dtype="bf16")
     assert "one_per_forward_fp32" in half["utts_per_s"] and half["speedup_vs_one_fp32"] > 0
+    sweep = batch_sweep(n_utts=4, sizes=(1, 2), dtypes=("fp32", "bf16"), repeats=1)
+    assert set(sweep["utts_per_s"]) == {"fp32@1", "fp32@2", "bf16@1", "bf16@2"}
+    assert sweep["fastest"] in sweep["utts_per_s"] and sweep["fastest_vs_one_fp32"] >= 1
     a, b = utterances(6, 64), utterances(6, 64)  # seeded: every variant sees the same utterances
     assert all(x[0].target.equal(y[0].target) for x, y in zip(a, b, strict=True))
 
