@@ -6,7 +6,7 @@ one corpus split, several layers in one pass, into a resumable sharded store (se
 `stop_at_layer`): layer 12 of 24 costs half a forward. `--batch-size` sequences per forward pass (right-padded with an attention
 mask, sorted by length inside each shard; 1 = one utterance per pass): the store holds the same
 utterances in the same order whatever the batch size. `--dtype bf16` computes the forward in bf16
-autocast (fast on CUDA, and on a CPU with bf16 units at batch 4 or more: docs/benchmarks.md) and is
+autocast (fast on CUDA, and 1.2–1.4× fp32 on a CPU with bf16 units at batch 4–16: docs/benchmarks.md) and is
 recorded in the manifest; activations are stored as float16 either way. From Python: `run_cache(CacheConfig(...))`. Under
 `torchrun --nproc-per-node N -m interp.cache …` the shards are split across the ranks.
 """
@@ -89,7 +89,7 @@ class CacheConfig:
     batch_size: int = 16
     """utterances per forward pass (right-padded; 1 = one at a time); on a GPU 64 or more"""
     dtype: str = "fp32"
-    """fp32 | bf16 (forward in bf16 autocast: for CUDA, or a CPU with bf16 units at batch 4 or
+    """fp32 | bf16 (forward in bf16 autocast: for CUDA, or a CPU with bf16 units at batch 8 or
     more, ~1.4x fp32 there); the store records it and keeps float16 activations either way"""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda[:N]"""
