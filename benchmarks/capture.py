@@ -132,14 +132,20 @@ def _bare(bb, shards, batch_size: int, dtype: str, device: torch.device) -> floa
     return time.perf_counter() - start
 
 
+def _workload(n_utts: int, device: str):
+    """(device, model, the seeded utterances, them in interp.cache's shards): what every
+    caching variant runs on."""
+    dev = pick_device(device)
+    bb = _model(dev)
+    exs = utterances(n_utts, bb.model.cfg.speech_codes)
+    return dev, bb, exs, [exs[i : i + SHARD_UTTS] for i in range(0, len(exs), SHARD_UTTS)]
+
+
 def batched(n_utts: int = 256, batch_size: int = 16, repeats: int = 3, device: str = "cpu",
             dtype: str = "fp32") -> dict:
     """Utterances/s cached one per forward and `batch_size` per forward, and the bare batched
     forward; interleaved repeats, the fastest of each counts."""
-    dev = pick_device(device)
-    bb = _model(dev)
-    exs = utterances(n_utts, bb.model.cfg.speech_codes)
-    shards = [exs[i : i + SHARD_UTTS] for i in range(0, len(exs), SHARD_UTTS)]
+    dev, bb, exs, shards = _workload(n_utts, device)
     mid, every = (bb.n_layers // 2,), tuple(range(bb.n_layers))
     lengths = [len(e.text_ids) + len(e.prompt) + len(e.target) + 2 for e, _, _ in exs]
     padded = 0  # positions the batched forwards compute, padding included
@@ -191,10 +197,7 @@ def batch_sweep(n_utts: int = 256, sizes: tuple[int, ...] = (1, 2, 4, 8, 16),
     """Utterances/s of `interp.cache`'s path (layer 12 to disk) at every batch size × dtype,
     interleaved repeats, the fastest of each: which setting caches fastest on this machine
     (on a CPU a large batch can be slower than a small one: its activations leave the cache)."""
-    dev = pick_device(device)
-    bb = _model(dev)
-    exs = utterances(n_utts, bb.model.cfg.speech_codes)
-    shards = [exs[i : i + SHARD_UTTS] for i in range(0, len(exs), SHARD_UTTS)]
+    dev, bb, _, shards = _workload(n_utts, device)
     mid = (bb.n_layers // 2,)
     best: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory() as tmp:

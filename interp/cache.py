@@ -6,9 +6,10 @@ one corpus split, several layers in one pass, into a resumable sharded store (se
 `stop_at_layer`): layer 12 of 24 costs half a forward. `--batch-size` sequences per forward pass (right-padded with an attention
 mask, sorted by length inside each shard; 1 = one utterance per pass): the store holds the same
 utterances in the same order whatever the batch size. `--dtype bf16` computes the forward in bf16
-autocast (fast on CUDA, and 1.2–1.4× fp32 on a CPU with bf16 units at batch 4–16: docs/benchmarks.md) and is
-recorded in the manifest; activations are stored as float16 either way. From Python: `run_cache(CacheConfig(...))`. Under
-`torchrun --nproc-per-node N -m interp.cache …` the shards are split across the ranks.
+autocast (fast on CUDA; on a CPU with bf16 units 1.2–1.4× fp32 at batch 2 to 16,
+docs/benchmarks.md) and is recorded in the manifest; activations are stored as float16 either
+way. From Python: `run_cache(CacheConfig(...))`. Under `torchrun --nproc-per-node N -m
+interp.cache …` the shards are split across the ranks.
 """
 
 from __future__ import annotations
