@@ -230,3 +230,16 @@ def test_open_domain_corpus_renders(tmp_path):
     pq.write_table(old, tmp_path / TABLE)
     assert "domain" not in old.schema.names
     assert {r["domain"] for r in load_table(tmp_path)} == {"grammar"}
+
+
+def test_align_words_fills_words_before_the_first_timed_one():
+    """espeak may give the first words no event (CI saw it once): they start at 0 and share the
+    span up to the first timed word, like any untimed word between two timed ones."""
+    from interp.corpus.render import align_words
+
+    text = "the red lamp is here"  # offsets 0, 4, 8, 13, 16
+    words = align_words(text, [(8, 0.6), (16, 1.2)], 2.0)
+    assert [w["start"] for w in words] == [0.0, 0.3, 0.6, 0.9, 1.2]
+    assert [w["end"] for w in words] == [0.3, 0.6, 0.9, 1.2, 2.0]
+    assert [w["timed"] for w in words] == [False, False, True, False, True]
+    assert [w["start"] for w in align_words(text, [], 2.0)] == [0.0, 0.4, 0.8, 1.2, 1.6]

@@ -43,7 +43,9 @@ def align_words(text: str, events: list[tuple[int, float]], dur: float) -> list[
         if hit and starts[hit[0]] is None:
             starts[hit[0]] = sec
     timed = [s is not None for s in starts]
-    known = [i for i, s in enumerate(starts) if s is not None] or [0]
+    # the first word starts the clip when espeak gave it no event: words before the first timed
+    # one are then filled from 0 like any other gap
+    known = sorted({0, *(i for i, s in enumerate(starts) if s is not None)})
     starts[0] = starts[0] if starts[0] is not None else 0.0
     bounds = known + [len(spans)]
     for a, b in zip(bounds, bounds[1:], strict=False):  # fill words between two timed words
