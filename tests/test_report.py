@@ -120,5 +120,10 @@ def test_report_names_no_absolute_path_of_this_machine(tmp_path):
                          "/root/"):
             assert absolute not in text, absolute
     assert "SAE data/sae/layer_12" in page
+    # the shipped SAE's row names its recipe as its metrics.json says, not a string of the past
+    shipped = json.loads((REPO / "data/sae/layer_12/metrics.json").read_text())
+    recipe = f"k {shipped['k']}, {shipped['training']['steps'] // 1000}k steps"
+    assert any(r["figure"].startswith(f"shipped layer-12 SAE ({recipe})")
+               for s in data["sections"] for r in s["rows"]), recipe
     assert relative_source(REPO / "runs" / "demo" / "x.json", REPO / "runs" / "demo") == \
         "runs/demo/x.json"

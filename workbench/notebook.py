@@ -86,7 +86,7 @@ class NotebookRun:
 
     @property
     def shipped_sae(self) -> Path:
-        """The shipped layer-12 SAE of TinyCosy (10k steps): what auto-interp and steering use,
+        """The shipped layer-12 SAE of TinyCosy (k 32, 40k steps): what auto-interp and steering use,
         in both modes, because the model is the same whatever the corpus size."""
         return SAE_DIR / "layer_12"
 

@@ -212,9 +212,10 @@ def sae_section(run: Path) -> Section:
     sec = Section("Layer-12 SAE", "python -m sae.train --layer 12 --store runs/demo/acts …")
     shipped = REPO / "data" / "sae" / "layer_12" / "metrics.json"
     if (d := read_json(shipped)) is not None:
-        _rows(sec, d, shipped, [("shipped layer-12 SAE (10k steps): explained variance", None,
+        recipe = f"k {d.get('k', '?')}, {d.get('training', {}).get('steps', 0) // 1000}k steps"
+        _rows(sec, d, shipped, [(f"shipped layer-12 SAE ({recipe}): explained variance", None,
                                  "explained_variance"),
-                                ("shipped SAE: L0 (k 16)", "k=50 at d 896", "l0"),
+                                ("shipped SAE: L0", "k=50 at d 896", "l0"),
                                 ("shipped SAE: dead fraction", None, "dead_frac"),
                                 ("shipped SAE: loss recovered", None, "loss_recovered")])
     if (d := read_json(src)) is not None:
