@@ -92,6 +92,11 @@ class AutointerpConfig:
     """Turn the N densest latents with evidence up one at a time during generation and listen:
     ΔF0, Δduration, laughter and WER against unsteered speech (`autointerp.intervention`); 0 =
     off. Slow: N × --intervene-sentences generations, each measured by the instruments."""
+    intervene_singled_out: bool = False
+    """Also intervene on the latents a person is pointed to (`autointerp.run.singled_out`):
+    each planted concept's best latent, per position and per utterance, and the first three
+    latents of every target in the SAE's steering selection (`concepts.json`, written by
+    `python -m steering.select`); with --n-intervene 0, on those alone."""
     intervene_sentences: int = 3
     """Held-out sentences (in held-out voices) spoken per intervened latent."""
     intervene_strength: float = 4.0
@@ -119,7 +124,8 @@ class AutointerpConfig:
             raise ValueError("--explainer and --scorer take `offline` or `api`")
         if not 0 <= self.text_threshold <= self.audio_threshold <= 1:
             raise ValueError("need 0 <= --text-threshold <= --audio-threshold <= 1")
-        if self.n_intervene < 0 or (self.n_intervene and self.intervene_sentences < 1):
+        if self.n_intervene < 0 or ((self.n_intervene or self.intervene_singled_out)
+                                    and self.intervene_sentences < 1):
             raise ValueError("--n-intervene must be >= 0, and --intervene-sentences >= 1")
         if min(self.n_top, self.n_score, self.n_modality, self.max_terms) < 1 or self.clip_s <= 0:
             raise ValueError("--n-top, --n-score, --n-modality, --max-terms and --clip-s must be "

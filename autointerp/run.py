@@ -110,7 +110,8 @@ def all_evidence(ctx: Context, lens: list[dict], out: Path, outputs: list[dict |
     cfg = ctx.cfg
     keys = ("n_top", "n_quantile", "n_random", "n_clips", "window", "clip_s", "seed",
             "n_modality", "audio_threshold", "text_threshold", "corpus", "model",
-            "n_output_wavs", "n_intervene", "intervene_sentences", "intervene_strength")
+            "n_output_wavs", "n_intervene", "intervene_singled_out", "intervene_sentences",
+            "intervene_strength")
     key = hashlib.sha256(json.dumps({"stats": (out / "stats.npz").stat().st_mtime_ns,
                                      **{k: getattr(cfg, k) for k in keys}}).encode()).hexdigest()
     progress = out / PROGRESS
@@ -139,12 +140,31 @@ def densest(ctx: Context, n: int) -> list[int]:
     return order if n < 0 else order[:n]
 
 
+STEERING_SELECTION = "concepts.json"  # beside the SAE: `python -m steering.select` writes it
+
+
+def singled_out(recall: dict, sae_dir: Path, per_target: int = 3) -> list[int]:
+    """The latents a person is pointed to: each planted concept's best latent (per position,
+    and per utterance where that is another), then the first `per_target` latents of every
+    target in the SAE's steering selection (`concepts.json`), in that order, once each."""
+    found = [lat for r in recall.get("concepts", [])
+             for lat in (r["best_latent"], r.get("utterance_latent", r["best_latent"]))]
+    path = Path(sae_dir) / STEERING_SELECTION
+    if path.exists():
+        saved = json.loads(path.read_text())
+        found += [int(lat) for targets in saved.get("concepts", {}).values()
+                  for sel in targets.values() for lat in sel.get("latents", [])[:per_target]]
+    return list(dict.fromkeys(int(lat) for lat in found))
+
+
 def intervention_scores(ctx: Context, evidence: dict[int, dict], backbone: Backbone, sae,
-                        hook: str, out: Path) -> None:
-    """Steer the `n_intervene` densest latents alone and listen (`autointerp.intervention`);
-    each result goes into the latent's evidence file (kept when a previous run made it)."""
+                        hook: str, out: Path, also: list[int] = ()) -> None:
+    """Steer the `n_intervene` densest latents, and `also` (latents singled out elsewhere),
+    alone and listen (`autointerp.intervention`); each result goes into the latent's evidence
+    file (kept when a previous run made it)."""
     cfg = ctx.cfg
-    todo = [lat for lat in densest(ctx, cfg.n_intervene) if "intervention" not in evidence[lat]]
+    chosen = dict.fromkeys([*densest(ctx, cfg.n_intervene), *also])
+    todo = [lat for lat in chosen if lat in evidence and "intervention" not in evidence[lat]]
     if not todo:
         return
     iv = Intervener(backbone, sae, hook, cfg.corpus, cfg.intervene_sentences,
@@ -299,10 +319,14 @@ def run(cfg: AutointerpConfig) -> dict:
     evidence = all_evidence(ctx, lens_entries(logits), out,
                             output_sides(logits, backbone.code_profile()), backbone)
     t["evidence_s"] = time.time() - start - sum(t.values())
-    if cfg.n_intervene:
+    # planted recall reads only the statistics: first, so interventions can follow its latents
+    recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
+                            cfg.seed, table=rows)
+    if cfg.n_intervene or cfg.intervene_singled_out:
         hook = (read_cfg(cfg.sae_dir).get("metadata", {}).get("hook_name")
                 or f"blocks.{cfg.layer}.{store.hook}")
-        intervention_scores(ctx, evidence, backbone, sae, hook, out)
+        also = singled_out(recall, cfg.sae_dir) if cfg.intervene_singled_out else []
+        intervention_scores(ctx, evidence, backbone, sae, hook, out, also)
         t["intervene_s"] = time.time() - start - sum(t.values())
     if cfg.explainer == "offline":
         labels = offline_labels(ctx.stats, ctx.attrs, ctx.explain, list(ctx.draws),
@@ -313,8 +337,6 @@ def run(cfg: AutointerpConfig) -> dict:
     scores, control, scorer = all_scores(ctx, labels, out)
     identity = identity_scores(ctx)
     matched, matched_ctrl = token_matched_scores(ctx, labels)
-    recall = planted_recall(ctx.stats, ctx.attrs, ctx.explain, np.array(list(ctx.draws)),
-                            cfg.seed, table=rows)
     t["score_s"] = time.time() - start - sum(t.values())
     explainer = "offline" if cfg.explainer == "offline" else f"api:{cfg.api_model}"
     records = [latent_record(ctx, lat, labels.get(lat), scores.get(lat), scorer, explainer,

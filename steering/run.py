@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from sae_lens.constants import SAE_WEIGHTS_FILENAME
 
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
@@ -45,6 +46,7 @@ from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
 from interp.paths import default_sae
 from interp.store.reader import ActivationStore
+from interp.store.writer import fingerprint
 from sae.io import load_sae
 from steering.calibrate import CalibrationConfig, calibrate, calibration_items
 from steering.experiment import (
@@ -352,15 +354,28 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
 
 def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Concept
                      ) -> dict:
-    """Select latents once per run folder (selection.json), reuse it when resuming."""
+    """Select latents once per run folder (selection.json), reuse it when resuming. The SAE's
+    weights are recorded beside its path: outputs are reused by key, so a folder whose SAE was
+    retrained or replaced in place must be refused, not resumed (the backbone is pinned through
+    the SAE: `load_sae` refuses one trained on other weights)."""
     path = out / SELECTION
     own = None if concept.preset else json.loads(json.dumps(concept.to_dict()))
+    sae_dir = Path(cfg.paths()[1])
+    weights = fingerprint(sae_dir / SAE_WEIGHTS_FILENAME)
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("definition") != own:
             raise ValueError(f"{out} holds a run of another definition of {cfg.concept!r}; "
                              "use --out")
-        if saved.get("sae") == str(Path(cfg.paths()[1]).resolve()):
+        if saved.get("sae") == str(sae_dir.resolve()):
+            made = saved.get("sae_weights")
+            if made is None:
+                log.warning("%s was made before SAE weights were recorded: resuming it assumes "
+                            "%s still holds the SAE it was made with", out, sae_dir)
+            elif made != weights:
+                raise ValueError(f"{out} holds a run made with other weights of {sae_dir} "
+                                 f"({made}, now {weights}): the SAE was retrained or replaced "
+                                 "since; use --out for a new run")
             sel = load_selection(saved["targets"])
             # A folder started with another --k (or before gender's default became 16) resumes
             # with its own latents; say so, since summary.json's config records this run's k.
@@ -372,7 +387,7 @@ def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Con
     sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, concept,
                          cfg.k, labels if cfg.select == "label" else None, cfg.max_positions,
                          cfg.seed)
-    atomic_write_json(path, {"sae": str(Path(cfg.paths()[1]).resolve()),
+    atomic_write_json(path, {"sae": str(sae_dir.resolve()), "sae_weights": weights,
                              "targets": save_selection(sel)} | ({"definition": own} if own else {}))
     return sel
 

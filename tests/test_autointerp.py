@@ -15,7 +15,7 @@ import soundfile as sf
 from autointerp.config import AutointerpConfig
 from autointerp.examples import Sampler
 from autointerp.explain import offline_labels
-from autointerp.run import main, run
+from autointerp.run import main, run, singled_out
 from autointerp.score import IdentityControl, OfflineScorer, shuffled
 from interp.cli import run_cli
 from interp.corpus.table import load_table
@@ -239,6 +239,29 @@ def test_intervention_flag_steers_the_densest_latent(offline_run, tmp_path):
     assert all(ev["output_side"]["wav"] is None for ev in evs.values())  # --n-output-wavs 0
     with pytest.raises(ValueError, match="--n-intervene must be"):
         run(AutointerpConfig(**{**cfg.to_dict(), "n_intervene": -1}))
+
+
+def test_singled_out_latents_come_from_planted_recall_and_the_steering_selection(tmp_path):
+    recall = {"concepts": [{"best_latent": 5, "utterance_latent": 9}, {"best_latent": 5}]}
+    assert singled_out(recall, tmp_path) == [5, 9]  # no concepts.json: recall's alone, once each
+    (tmp_path / "concepts.json").write_text(json.dumps({"concepts": {
+        "gender": {"male": {"latents": [1, 2, 3, 4]}, "female": {"latents": [9, 7]}}}}))
+    assert singled_out(recall, tmp_path) == [5, 9, 1, 2, 3, 7]
+
+
+def test_intervention_on_singled_out_latents(offline_run, tmp_path):
+    """--intervene-singled-out with --n-intervene 0: exactly the live latents that planted recall
+    names are turned up (the tiny SAE has no steering selection)."""
+    cfg, _ = offline_run
+    cfg = AutointerpConfig(**{**cfg.to_dict(), "out": str(tmp_path / "layer_1"),
+                              "intervene_singled_out": True, "intervene_sentences": 1,
+                              "n_output_wavs": 0})
+    summary = run(cfg)
+    recs = [json.loads(x) for x in (cfg.out_dir / "latents.jsonl").read_text().splitlines()]
+    evs = {r["latent"]: json.loads((cfg.out_dir / r["evidence"]).read_text())
+           for r in recs if r["evidence"]}
+    named = set(singled_out(summary["planted_recall"], cfg.sae_dir)) & set(evs)
+    assert named and {lat for lat, ev in evs.items() if "intervention" in ev} == named
 
 
 def test_input_errors(offline_run, tmp_path):

@@ -101,3 +101,32 @@ def test_k_defaults_per_concept():
     assert cfg(concept="gender", k=4).resolved().k == 4
     with pytest.raises(ValueError, match="--k"):
         cfg(concept="gender", k=-1).validate()
+
+
+def test_a_folder_whose_sae_was_replaced_in_place_is_refused(tiny_args, tmp_path, caplog):
+    """Outputs are reused by key: a folder made with an SAE since retrained at the same path
+    must say so, not mix the old SAE's rows with the new one's."""
+    import shutil
+
+    from sae_lens.constants import SAE_WEIGHTS_FILENAME
+    from safetensors.torch import load_file, save_file
+
+    sae, out = tmp_path / "sae", tmp_path / "out"
+    shutil.copytree(tiny_args["sae"], sae)
+    cfg = steer_run.SteeringConfig(
+        concept="laughter", layer=1, n=1, k=3, model=tiny_args["model"], sae=str(sae),
+        store=tiny_args["store"], corpus=tiny_args["corpus"], max_positions=400, out=str(out))
+    steer_run.prepare(cfg.resolved())
+    saved = json.loads((out / "selection.json").read_text())
+    assert len(saved["sae_weights"]) == 16
+    steer_run.prepare(cfg.resolved())  # the same SAE resumes
+    weights = load_file(sae / SAE_WEIGHTS_FILENAME)
+    save_file({k: v * 1.01 if k == "W_dec" else v for k, v in weights.items()},
+              sae / SAE_WEIGHTS_FILENAME)
+    with pytest.raises(ValueError, match="other weights of .* retrained or replaced"):
+        steer_run.prepare(cfg.resolved())
+    # a folder from before the weights were recorded resumes, with a warning
+    (out / "selection.json").write_text(json.dumps(
+        {k: v for k, v in saved.items() if k != "sae_weights"}))
+    steer_run.prepare(cfg.resolved())
+    assert "before SAE weights were recorded" in caplog.text
