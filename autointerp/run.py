@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from interp.cli import add_config_args, config_from_args, run_cli
 from interp.corpus.table import TABLE, load_table
 from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
+from interp.paths import CONCEPTS_FILE
 from interp.store.reader import ActivationStore
 from interp.store.writer import fingerprint
 from sae.attributes import Attributes, build_attributes
@@ -140,16 +142,13 @@ def densest(ctx: Context, n: int) -> list[int]:
     return order if n < 0 else order[:n]
 
 
-STEERING_SELECTION = "concepts.json"  # beside the SAE: `python -m steering.select` writes it
-
-
 def singled_out(recall: dict, sae_dir: Path, per_target: int = 3) -> list[int]:
     """The latents a person is pointed to: each planted concept's best latent (per position,
     and per utterance where that is another), then the first `per_target` latents of every
     target in the SAE's steering selection (`concepts.json`), in that order, once each."""
     found = [lat for r in recall.get("concepts", [])
              for lat in (r["best_latent"], r.get("utterance_latent", r["best_latent"]))]
-    path = Path(sae_dir) / STEERING_SELECTION
+    path = Path(sae_dir) / CONCEPTS_FILE
     if path.exists():
         saved = json.loads(path.read_text())
         found += [int(lat) for targets in saved.get("concepts", {}).values()
@@ -158,7 +157,7 @@ def singled_out(recall: dict, sae_dir: Path, per_target: int = 3) -> list[int]:
 
 
 def intervention_scores(ctx: Context, evidence: dict[int, dict], backbone: Backbone, sae,
-                        hook: str, out: Path, also: list[int] = ()) -> None:
+                        hook: str, out: Path, also: Iterable[int] = ()) -> None:
     """Steer the `n_intervene` densest latents, and `also` (latents singled out elsewhere),
     alone and listen (`autointerp.intervention`); each result goes into the latent's evidence
     file (kept when a previous run made it)."""

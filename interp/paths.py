@@ -9,6 +9,7 @@ DATA = REPO / "data"
 CODEC_DIR = DATA / "codec"
 TINYCOSY_DIR = DATA / "tinycosy"
 SAE_DIR = DATA / "sae"
+CONCEPTS_FILE = "concepts.json"  # the steering selection beside an SAE: `python -m steering.select`
 
 
 def default_sae(layer: int) -> Path:

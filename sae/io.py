@@ -25,6 +25,7 @@ from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from torch import nn
 
 from interp.cli import one_line
+from interp.store.writer import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,12 @@ def load_sae(folder: str | Path, backbone=None, hook: str | None = None,
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{folder} is not a loadable SAELens SAE ({one_line(exc)[:160]})"
                          ) from None
+
+
+def weights_fingerprint(folder: str | Path) -> str:
+    """Digest of the SAE's weights file: what a folder of outputs made with it records, so an
+    SAE retrained or replaced at the same path is told apart."""
+    return fingerprint(Path(folder) / SAE_WEIGHTS_FILENAME)
 
 
 def read_metrics(folder: str | Path) -> dict:

@@ -183,12 +183,10 @@ def _selection(cfg: EditSteerConfig, sae, path: Path) -> dict:
     """The steered latents per target: chosen once per --out and saved with the identity of the
     SAE and settings that chose them, so a re-run with another --sae, --k or --seed is refused
     instead of mixing outputs steered through different latents."""
-    from sae_lens.constants import SAE_WEIGHTS_FILENAME
-
-    from interp.store.writer import fingerprint
+    from sae.io import weights_fingerprint
     from steering.select import load_selection, save_selection
 
-    made_by = {"sae": fingerprint(Path(cfg.sae) / SAE_WEIGHTS_FILENAME), "k": cfg.k,
+    made_by = {"sae": weights_fingerprint(cfg.sae), "k": cfg.k,
                "seed": cfg.seed}
     if path.exists():
         saved = json.loads(path.read_text())

@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from sae_lens.constants import SAE_WEIGHTS_FILENAME
 
 from interp.atomic import atomic_write_json
 from interp.cli import add_config_args, config_from_args, run_cli
@@ -44,10 +43,9 @@ from interp.instruments.concept import ConceptClassifier, fit_classifier
 from interp.judge.mmae_sets import judge_sets, write_sets
 from interp.models.backbone import Backbone
 from interp.models.registry import load_backbone
-from interp.paths import default_sae
+from interp.paths import CONCEPTS_FILE, default_sae
 from interp.store.reader import ActivationStore
-from interp.store.writer import fingerprint
-from sae.io import load_sae
+from sae.io import load_sae, weights_fingerprint
 from steering.calibrate import CalibrationConfig, calibrate, calibration_items
 from steering.experiment import (
     CONCEPT_METRIC,
@@ -191,7 +189,7 @@ class SteerSetup:
         `python -m steering.select --concept NAME --groups ...` saved in the SAE's
         concepts.json (its groups, instruction and rubric)."""
         if not self.groups and self.concept not in PRESETS:
-            saved = Path(self.paths()[1]) / "concepts.json"
+            saved = Path(self.paths()[1]) / CONCEPTS_FILE
             defs = json.loads(saved.read_text()).get("definitions", {}) if saved.exists() else {}
             if self.concept in defs:
                 if self.concept_instruction or self.concept_rubric:
@@ -361,7 +359,7 @@ def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Con
     path = out / SELECTION
     own = None if concept.preset else json.loads(json.dumps(concept.to_dict()))
     sae_dir = Path(cfg.paths()[1])
-    weights = fingerprint(sae_dir / SAE_WEIGHTS_FILENAME)
+    weights = weights_fingerprint(sae_dir)
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("definition") != own:

@@ -38,6 +38,7 @@ from interp.concepts import (
     resolve,
 )
 from interp.corpus.table import load_table
+from interp.paths import CONCEPTS_FILE
 from interp.store.reader import ActivationStore
 from interp.store.writer import MODALITY_CODES
 
@@ -348,7 +349,7 @@ def main() -> None:
                 for c in todo}
     defs = {c.name: {**c.to_dict(), "corpus": str(a.corpus), "max_positions": a.max_positions,
                      "seed": a.seed} for c in todo if not c.preset}
-    out = Path(a.out or Path(a.sae) / "concepts.json")
+    out = Path(a.out or Path(a.sae) / CONCEPTS_FILE)
     atomic_write_json(out, merge_selection(out, Path(a.sae).name, layer, concepts, defs,
                                            {"max_positions": a.max_positions, "seed": a.seed},
                                            bool(defs)))

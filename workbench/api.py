@@ -29,12 +29,11 @@ from interp.hooks.intervene import Intervention
 from interp.models.backbone import Backbone, Request
 from interp.models.generate import SamplingConfig
 from interp.models.registry import load_backbone
-from interp.paths import SAE_DIR
+from interp.paths import CONCEPTS_FILE, SAE_DIR
 from steering.methods import EDITS, edit_interventions
 from steering.select import TargetSelection, load_selection
 from steering.steer import generate_steered, position_mask
 
-CONCEPTS_FILE = "concepts.json"  # shipped beside an SAE: `python -m steering.select`
 STEER_METHODS = EDITS  # what can be edited (steering.methods)
 
 
