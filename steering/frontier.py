@@ -33,7 +33,8 @@ items, recompute every strength's means and take the best again). Strength 0 is 
 output (every method's curve starts there); the prompt method (the model asked its own way) is
 one point. Writes frontier.json ({target: {method: {score, ci95, best_strength, points}}}),
 frontier.html (concept success against WER rise, a curve per method, a panel per target),
-frontier_summary.json (how each number was made) and prints a method × target table.
+frontier_summary.json (how each number was made) and prints a method × target table. A run of
+some methods into a folder that holds others keeps their entries (`kept_from_earlier_runs`).
 """
 
 from __future__ import annotations
@@ -408,6 +409,7 @@ def run_frontier(cfg: FrontierConfig) -> dict:
     table = frontier_table(rows, field, _voiceprint(out), cfg.bootstrap, cfg.seed,
                            [m for m in methods if zero_unsteered
                             and not TTS_METHODS[m].strength_free])
+    table, kept = merge_earlier(table, out / FRONTIER)
     atomic_write_json(out / FRONTIER, table)
     figure(table, cfg.concept, decode, cfg.strength_units, out / FIGURE)
     summary = {
@@ -426,9 +428,30 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         **({"boundary_starts": {str(i): s for i, s in sorted(steerer.starts.items())}}
            if cfg.positions == "boundary" else {}),
         "strengths": strengths, "settings": cfg.settings(), "frontier": table,
+        **({"kept_from_earlier_runs": kept} if kept else {}),
         "config": asdict(cfg), "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+def merge_earlier(table: dict, path: Path) -> tuple[dict, dict[str, list[str]]]:
+    """`table` with the entries of the folder's earlier frontier.json that this run did not
+    remake (a run of a few methods into a folder adds to it instead of erasing the others; a
+    method run again replaces its entry), and which those are ({target: [methods]})."""
+    if not path.exists():
+        return table, {}
+    earlier = json.loads(path.read_text())
+    merged: dict = {}
+    kept: dict[str, list[str]] = {}
+    for target in dict.fromkeys([*table, *earlier]):
+        new, old = table.get(target, {}), earlier.get(target, {})
+        extra = [m for m in old if m not in new]
+        if extra:
+            kept[target] = extra
+        merged[target] = {m: new.get(m, old.get(m)) for m in sorted({*new, *old}, key=_order)}
+    if kept:
+        log.info("frontier.json keeps earlier runs' %s", kept)
+    return merged, kept
 
 
 def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> None:

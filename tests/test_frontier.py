@@ -273,6 +273,33 @@ def test_resume_makes_nothing_and_other_settings_are_refused(runs, tiny, monkeyp
         fr.run_frontier(FrontierConfig(**tiny, out=str(folder), strength_units="resid"))
 
 
+def test_a_run_of_fewer_methods_keeps_the_others_in_frontier_json(runs, tiny, tmp_path):
+    import shutil
+
+    folder = tmp_path / "laughter"
+    shutil.copytree(runs[4][0], folder)
+    before = json.loads((folder / fr.FRONTIER).read_text())
+    summary = fr.run_frontier(FrontierConfig(**{**tiny, "methods": "diffmeans"}, out=str(folder)))
+    after = json.loads((folder / fr.FRONTIER).read_text())
+
+    def sans_voice(t):  # voice_kept is standardised over the outputs of the run that scored it
+        return {m: {**e, "points": [{k: v for k, v in p.items() if k != "voice_kept"}
+                                    for p in e["points"]]} for m, e in t["laughter"].items()}
+
+    assert list(after["laughter"]) == list(before["laughter"])
+    assert sans_voice(after) == sans_voice(before)  # diffmeans remade alike, the rest kept
+    assert all(after["laughter"][m] == before["laughter"][m] for m in before["laughter"]
+               if m != "diffmeans")
+    assert sorted(summary["kept_from_earlier_runs"]["laughter"]) == sorted(
+        set(before["laughter"]) - {"diffmeans"})
+    # a method run again replaces its own entry and nothing else
+    changed = {"laughter": {"diffmeans": {**before["laughter"]["diffmeans"], "score": 0.0}}}
+    merged, kept = fr.merge_earlier(changed, folder / fr.FRONTIER)
+    assert merged["laughter"]["diffmeans"]["score"] == 0.0
+    assert merged["laughter"]["sae"] == before["laughter"]["sae"] and "diffmeans" not in kept[
+        "laughter"]
+
+
 def test_resid_norm_on_the_tiny_model(tiny):
     from interp.models.registry import load_backbone
     from steering.experiment import plan_items
