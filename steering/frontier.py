@@ -465,7 +465,8 @@ def figure(table: dict, concept: str, decode: str, units: str, path: Path) -> No
     colors = {"sae": "#1f77b4", "decoder": "#ff7f0e", "diffmeans": "#2ca02c",
               "random_latents": "#9a9a9a", "random_direction": "#c7c7c7", "prompt": "#d62728",
               "sae_effect": "#9467bd", "sae_keepnorm": "#17becf", "diffmeans_keepnorm": "#bcbd22",
-              "sae_ts": "#8c564b", "diffmeans_clamp": "#e377c2", "sae_effect_keepnorm": "#aec7e8"}
+              "sae_ts": "#8c564b", "diffmeans_clamp": "#e377c2", "sae_effect_keepnorm": "#aec7e8",
+              "sae_shift": "#08306b"}
     for col, t in enumerate(targets, 1):
         for method, m in table[t].items():
             ps = [p for p in m["points"] if p["concept_success"] is not None]

@@ -6,7 +6,9 @@
             of means, or the controls: density-matched random latents, a random direction of
             the same norm; or the latents chosen by their measured output effect
             (`sae_effect`, `steering.calibrate`), or the vector solved to move the target's
-            latents in what the model says and the others least (`sae_ts`, `steering.targeted`)
+            latents in what the model says and the others least (`sae_ts`, `steering.targeted`),
+            or many latents shifted both ways toward the target group's mean codes
+            (`sae_shift`: the other group's latents lowered, never below 0)
 
 An experiment names its methods its own way (`steering.run`: none, prompt, sae, …;
 `steering.edit_compare`: none, instruct, steer, instruct+steer, …); `edit_interventions` is the
@@ -24,8 +26,8 @@ from steering.select import TargetSelection
 from steering.steer import LatentEdit, direction_intervention, sae_intervention
 
 EDITS = ("sae", "decoder", "diffmeans", "random_latents", "random_direction",  # in run order
-         "sae_effect", "sae_ts")
-LATENT_EDITS = ("sae", "random_latents", "sae_effect")
+         "sae_effect", "sae_ts", "sae_shift")
+LATENT_EDITS = ("sae", "random_latents", "sae_effect", "sae_shift")
 DIRECTION_EDITS = ("decoder", "diffmeans", "random_direction", "sae_ts")
 
 
@@ -76,13 +78,18 @@ def edit_interventions(sae, hook: str, sel: TargetSelection, edit: str, strength
     if edit in LATENT_EDITS:
         lat, amt = {"sae": (sel.latents, sel.amounts),
                     "random_latents": (sel.random_latents, sel.random_amounts),
-                    "sae_effect": (sel.effect_latents, sel.effect_amounts)}[edit]
+                    "sae_effect": (sel.effect_latents, sel.effect_amounts),
+                    "sae_shift": (sel.shift_latents, sel.shift_amounts)}[edit]
         if not lat:
             raise ValueError(f"{sel.target}: no latents for {edit!r}" + (
                 "; they are chosen by steering.calibrate (steering.run and steering.frontier "
-                "run it when --methods names sae_effect)" if edit == "sae_effect" else ""))
-        return [sae_intervention(sae, hook, LatentEdit(tuple(lat), tuple(amt), mode), strength,
-                                 mask, keep_norm)]
+                "run it when --methods names sae_effect)" if edit == "sae_effect" else
+                "; this selection was saved before sae_shift: select again (a new --out)"
+                if edit == "sae_shift" else ""))
+        # the two-sided edit always shifts (its amounts have both signs); the others use `mode`
+        edit_mode = "shift" if edit == "sae_shift" else mode
+        return [sae_intervention(sae, hook, LatentEdit(tuple(lat), tuple(amt), edit_mode),
+                                 strength, mask, keep_norm)]
     if edit not in DIRECTION_EDITS:
         raise ValueError(f"unknown edit {edit!r}; use one of {EDITS}")
     vec = {"decoder": sel.decoder, "diffmeans": sel.diffmeans,

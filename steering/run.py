@@ -70,6 +70,7 @@ from steering.report import (
     write_csv,
 )
 from steering.select import (
+    SHIFT_K,
     TargetSelection,
     default_k,
     floor_of,
@@ -77,6 +78,7 @@ from steering.select import (
     load_selection,
     save_selection,
     select_concept,
+    shift_of,
 )
 from steering.steer import MODES, POSITIONS
 from steering.targeted import TargetedConfig, fit_targeted
@@ -158,6 +160,9 @@ class SteerSetup:
     laughter=DIR,speaker=DIR (local folders; a Whisper checkpoint for asr, transformers audio
     classifiers whose labels name 'male' for gender or 'laugh' for laughter, an x-vector or
     audio encoder for the frontier's voice_kept; docs/instruments.md)"""
+    shift_k: int = SHIFT_K
+    """sae_shift: latents shifted toward the target group's mean codes, of either sign (the top
+    by contrastive score)"""
     calibrate_candidates: int = 24
     """sae_effect: top contrastive latents steered alone to measure their effect
     (steering.calibrate)"""
@@ -214,6 +219,8 @@ class SteerSetup:
             raise ValueError("--batch-size must be at least 1")
         if self.lead_words < 0:
             raise ValueError("--lead-words must be at least 0")
+        if self.shift_k < 1:
+            raise ValueError("--shift-k must be at least 1")
         self.calibration().validate()
 
     def resolved(self) -> SteerSetup:
@@ -328,12 +335,36 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
     `sae_effect` latents (steering.calibrate) and `sae_ts` vector (steering.targeted); as it
     was otherwise."""
     selection = setup.selection
+    stats = None
+
+    def read_stats() -> dict:
+        nonlocal stats
+        if stats is None:  # the same group statistics the folder's selection was made from
+            stats = group_stats(setup.sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus,
+                                setup.concept, cfg.max_positions, cfg.seed)
+        return stats
+
     if uses_clamp(methods) and any(s.floor is None for s in selection.values()):
-        # a folder selected before the clamp existed: its floors from the same group statistics
-        stats = group_stats(setup.sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus,
-                            setup.concept, cfg.max_positions, cfg.seed)
-        selection = {t: replace(s, floor=floor_of(stats, t, setup.concept))
+        # a folder selected before the clamp existed: its floors
+        selection = {t: replace(s, floor=floor_of(read_stats(), t, setup.concept))
                      for t, s in selection.items()}
+    if uses_edit(methods, "sae_shift"):
+        other = sorted({s.shift_k for s in selection.values() if s.shift_k not in (0, cfg.shift_k)})
+        if other:  # its rows are keyed by method and strength, not by how many latents
+            raise ValueError(f"{setup.out} holds sae_shift edits of {other[0]} latents, not "
+                             f"--shift-k {cfg.shift_k}; use --out for another count")
+        if any(not s.shift_k for s in selection.values()):
+            # a folder selected before sae_shift: its latents, written back to the folder so a
+            # later run with another --shift-k is refused rather than resumed
+            selection = {t: s if s.shift_k else replace(s, **shift_of(
+                setup.sae, read_stats(), t, setup.concept, cfg.shift_k))
+                for t, s in selection.items()}
+            path = setup.out / SELECTION
+            saved = json.loads(path.read_text())
+            for t, s in selection.items():
+                saved["targets"][t].update(shift_latents=s.shift_latents,
+                                           shift_amounts=s.shift_amounts, shift_k=s.shift_k)
+            atomic_write_json(path, saved)
     if uses_edit(methods, "sae_effect"):
         cal = cfg.calibration()
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)
@@ -384,7 +415,7 @@ def target_selection(cfg: SteerSetup, sae, out: Path, labels: Path, concept: Con
         raise ValueError(f"{out} holds a run with another SAE ({saved.get('sae')}); use --out")
     sel = select_concept(sae, ActivationStore(cfg.store, cfg.layer), cfg.corpus, concept,
                          cfg.k, labels if cfg.select == "label" else None, cfg.max_positions,
-                         cfg.seed)
+                         cfg.seed, shift_k=cfg.shift_k)
     atomic_write_json(path, {"sae": str(sae_dir.resolve()), "sae_weights": weights,
                              "targets": save_selection(sel)} | ({"definition": own} if own else {}))
     return sel

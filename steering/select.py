@@ -176,6 +176,13 @@ class TargetSelection:
     level `diffmeans_clamp` raises positions from (None: a selection saved before it)"""
     targeted: list[float] = field(default_factory=list)
     """the SAE-targeted steering vector, norm `unit` (steering.targeted; empty until fitted)"""
+    shift_latents: list[int] = field(default_factory=list)
+    """the `sae_shift` edit's latents: the top `shift_k` by score of either sign of change —
+    raised where the target group has more of them, lowered where it has less"""
+    shift_amounts: list[float] = field(default_factory=list)
+    """their signed amounts ∝ z̄_A − z̄_B, scaled so that Σ c_i W_dec,i has the norm `unit`"""
+    shift_k: int = 0
+    """how many latents `shift_latents` was asked for (0: a selection saved before sae_shift)"""
 
 
 def _unit_amounts(w: np.ndarray, c: np.ndarray, norm: float) -> np.ndarray:
@@ -210,11 +217,37 @@ def floor_of(stats: dict[str, GroupStats], target: str, concept: Concept) -> flo
 
 
 N_CANDIDATES = 32  # latents kept as candidates for the calibrated selection
+# Latents of the two-sided `sae_shift` edit. Gender is spread over hundreds of latents of the
+# shipped SAE: the top 16 by score decode to a direction at cos 0.53 with Δμ, 128 at 0.86, 512
+# at 0.97 (both signs; the raised ones alone reach 0.79 at 512); on the gender frontier (N 24)
+# 128 latents scored male 0.85, 512 0.98 and all 2,048 0.99 (docs/steering.md).
+SHIFT_K = 512
+
+
+def shift_selection(w: np.ndarray, dz: np.ndarray, score: np.ndarray, unit: float,
+                    shift_k: int) -> dict:
+    """The `sae_shift` fields of a TargetSelection: the top `shift_k` latents whose change
+    (z̄_A − z̄_B) moves the residual along Δμ, of either sign, with signed amounts."""
+    idx = np.array([int(i) for i in np.argsort(-score) if score[i] > 0][:shift_k], dtype=int)
+    amounts = _unit_amounts(w[idx], dz[idx], unit) if len(idx) else np.zeros(0)
+    return {"shift_latents": idx.tolist(), "shift_amounts": amounts.tolist(),
+            "shift_k": shift_k}
+
+
+def shift_of(sae, stats: dict[str, GroupStats], target: str, concept: Concept,
+             shift_k: int = SHIFT_K) -> dict:
+    """`shift_selection` of `target`'s two groups (for a selection saved before sae_shift)."""
+    t = next(t for t in concept.targets if t.name == target)
+    a, b = stats[t.positive.name], stats[t.negative.name]
+    w = sae.W_dec.detach().double().cpu().numpy()
+    dmu, dz = a.mean_x - b.mean_x, a.mean_z - b.mean_z
+    unit = float(np.linalg.norm(dmu))
+    return shift_selection(w, dz, dz * (w @ (dmu / max(unit, 1e-12))), unit, shift_k)
 
 
 def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[str, str],
-                  k: int = 8, candidates: set[int] | None = None, seed: int = 0
-                  ) -> TargetSelection:
+                  k: int = 8, candidates: set[int] | None = None, seed: int = 0,
+                  shift_k: int = SHIFT_K) -> TargetSelection:
     a, b = stats[groups[0]], stats[groups[1]]
     w = sae.W_dec.detach().double().cpu().numpy()  # (d_sae, D)
     dmu = a.mean_x - b.mean_x
@@ -246,12 +279,14 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
         target, chosen.tolist(), amounts.tolist(), score[chosen].tolist(), unit,
         (amounts @ w[chosen]).tolist(), dmu.tolist(), rand.tolist(), rand_amounts.tolist(),
         (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source,
-        ranked[:max(N_CANDIDATES, k)], floor=_floor(a, b))
+        ranked[:max(N_CANDIDATES, k)], floor=_floor(a, b),
+        **shift_selection(w, dz, score, unit, shift_k))
 
 
 def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
                    k: int = 8, labels: str | Path | None = None, max_positions: int = 100_000,
-                   seed: int = 0, min_auroc: float = 0.0) -> dict[str, TargetSelection]:
+                   seed: int = 0, min_auroc: float = 0.0, shift_k: int = SHIFT_K
+                   ) -> dict[str, TargetSelection]:
     """Every target of a concept (a preset's name or a `Concept`); `labels` (autointerp
     latents.jsonl) enables label search."""
     concept = as_concept(concept)
@@ -261,7 +296,7 @@ def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str
         target, groups = t.name, (t.positive.name, t.negative.name)
         cands = (label_candidates(labels, target, min_auroc, t.label_pattern) if labels
                  else None)
-        out[target] = select_target(sae, stats, target, groups, k, cands, seed)
+        out[target] = select_target(sae, stats, target, groups, k, cands, seed, shift_k)
         log.info("%s: latents %s (%s), unit edit norm %.3g, positions %s", target,
                  out[target].latents, out[target].source, out[target].unit,
                  out[target].n_positions)

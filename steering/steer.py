@@ -6,8 +6,10 @@ so nothing but the chosen latents changes. Modes (strength s, per-latent amount 
 
     add    z_i ← z_i + s·c_i          clamp  z_i ← max(z_i, s·c_i)
     scale  z_i ← z_i · (1 + s)        set    z_i ← s·c_i   (s = 0 ablates the latents)
+    shift  z_i ← max(0, z_i + s·c_i)  (c_i of either sign: a latent is lowered at most to 0,
+                                       so only what a position holds of it is taken away)
 
-`add`, `clamp` and `scale` at s = 0 leave x bit-for-bit unchanged. A direction edit adds a fixed
+`add`, `clamp`, `scale` and `shift` at s = 0 leave x bit-for-bit unchanged. A direction edit adds a fixed
 vector to the raw residual (the decoder-direction, difference-in-means and random baselines).
 
     ivs = [sae_intervention(sae, "blocks.12.hook_resid_post", LatentEdit((5, 9), (1.0, 2.0)), 4.0)]
@@ -40,7 +42,7 @@ from interp.hooks.intervene import (
 from interp.models.backbone import Request
 from interp.models.generate import SamplingConfig
 
-MODES = ("add", "clamp", "scale", "set")
+MODES = ("add", "clamp", "scale", "set", "shift")
 POSITIONS = ("speech", "generated", "window", "boundary", "all")
 
 
@@ -72,7 +74,8 @@ def _edited(zi: torch.Tensor, edit: LatentEdit, strength: float | torch.Tensor
     else:
         c, factor = amounts * strength, 1 + strength
     return {"add": lambda: zi + c, "clamp": lambda: torch.maximum(zi, c),
-            "scale": lambda: zi * factor, "set": lambda: c.expand_as(zi)}[edit.mode]()
+            "scale": lambda: zi * factor, "set": lambda: c.expand_as(zi),
+            "shift": lambda: torch.relu(zi + c)}[edit.mode]()
 
 
 def edit_codes(z: torch.Tensor, edit: LatentEdit, strength: float) -> torch.Tensor:

@@ -300,6 +300,36 @@ def test_a_run_of_fewer_methods_keeps_the_others_in_frontier_json(runs, tiny, tm
         "laughter"]
 
 
+def test_sae_shift_on_a_folder_selected_before_it_and_another_count_refused(runs, tiny,
+                                                                           tmp_path):
+    import shutil
+
+    folder = tmp_path / "laughter"
+    shutil.copytree(runs[4][0], folder)
+    saved = json.loads((folder / "selection.json").read_text())
+    for sel in saved["targets"].values():  # as a folder made before sae_shift has it
+        for k in ("shift_latents", "shift_amounts", "shift_k"):
+            sel.pop(k)
+    (folder / "selection.json").write_text(json.dumps(saved))
+    summary = fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=4,
+                                             out=str(folder)))
+    entry = summary["frontier"]["laughter"]["sae_shift"]
+    assert [p["strength"] for p in entry["points"]] == [0.0, 2.0] and entry["points"][1]["n"] == 2
+    assert "sae" in summary["frontier"]["laughter"]  # the earlier methods kept
+    rows = [json.loads(x) for x in (folder / ROWS).read_text().splitlines()]
+    assert sum(r["method"] == "sae_shift" for r in rows) == 2
+    with pytest.raises(ValueError, match="sae_shift edits of 4 latents, not --shift-k 6"):
+        fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=6,
+                                       out=str(folder)))
+    fresh = tmp_path / "fresh"
+    fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=4, out=str(fresh)))
+    sel = json.loads((fresh / "selection.json").read_text())["targets"]["laughter"]
+    assert sel["shift_k"] == 4 and 0 < len(sel["shift_latents"]) <= 4
+    with pytest.raises(ValueError, match="sae_shift edits of 4 latents, not --shift-k 6"):
+        fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=6,
+                                       out=str(fresh)))
+
+
 def test_resid_norm_on_the_tiny_model(tiny):
     from interp.models.registry import load_backbone
     from steering.experiment import plan_items

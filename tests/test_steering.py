@@ -34,7 +34,7 @@ def engine(tiny_tinycosy, tiny_codec_dir):
     return load_backbone(str(tiny_tinycosy[0]), "cpu", codec=str(tiny_codec_dir))
 
 
-@pytest.mark.parametrize("mode", ["add", "clamp", "scale", "set"])
+@pytest.mark.parametrize("mode", ["add", "clamp", "scale", "set", "shift"])
 def test_edit_changes_only_chosen_latents_and_keeps_error(sae, mode):
     torch.manual_seed(0)
     x = torch.randn(3, 7, sae.cfg.d_in) * 2
@@ -80,8 +80,8 @@ def test_zero_strength_reproduces_generation(engine, sae):
     mask = position_mask("speech", req.modality)
     hook = "blocks.1.hook_resid_post"
     vec = torch.randn(sae.cfg.d_in)
-    for mode in ("add", "clamp", "scale"):
-        ivs = [sae_intervention(sae, hook, LatentEdit((0, 5, 7), (1.0, 2.0, 3.0), mode), 0.0,
+    for mode in ("add", "clamp", "scale", "shift"):
+        ivs = [sae_intervention(sae, hook, LatentEdit((0, 5, 7), (1.0, -2.0, 3.0), mode), 0.0,
                                 mask)]
         assert generate_steered(engine, req, ivs, seed=3) == plain
     assert generate_steered(engine, req, [direction_intervention(hook, 0 * vec, mask)],
@@ -129,6 +129,58 @@ def test_selection_finds_planted_latents(tmp_path):
     sel = select_target(fake, stats, "laughter", ("a", "b"), k=2, candidates=cands)
     assert sel.latents == [11] and sel.source == "label"
     assert label_candidates(tmp_path / "missing.jsonl", "laughter") is None
+
+
+def test_shift_raises_and_lowers_but_never_below_zero():
+    z = torch.tensor([[0.0, 1.0, 5.0, 2.0]])
+    edit = LatentEdit((1, 2, 3), (1.0, -1.0, -4.0), "shift")
+    assert edit_codes(z, edit, 2.0).tolist() == [[0.0, 3.0, 3.0, 0.0]]  # 2 − 8 stops at 0
+    assert torch.equal(edit_codes(z, edit, 0.0), z)
+
+
+def test_shift_selection_takes_both_signs_at_the_unit_norm():
+    """Latents that rise with the concept and latents that fall with it (and carry it the other
+    way) are both shifted; the amounts decode to an edit of norm ‖Δμ‖ per unit of strength."""
+    rng = np.random.default_rng(0)
+    d, d_sae = 16, 40
+    w = rng.standard_normal((d_sae, d))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    fake = type("FakeSAE", (), {"W_dec": torch.tensor(w, dtype=torch.float32)})()
+    zb = rng.uniform(0.5, 1.0, d_sae)
+    za = zb.copy()
+    za[[7, 11]] += [2.0, 1.0]  # the target group has more of 7 and 11 …
+    za[[20]] -= [0.5]  # … and less of 20
+    xa, xb = za @ w, zb @ w
+    active = np.full(d_sae, 50)
+    stats = {"a": _stats(za, xa, active), "b": _stats(zb, xb, active)}
+    sel = select_target(fake, stats, "male", ("a", "b"), k=2, shift_k=3)
+    assert set(sel.latents) == {7, 11}  # the one-sided edit only raises
+    assert set(sel.shift_latents) == {7, 11, 20} and sel.shift_k == 3
+    amounts = dict(zip(sel.shift_latents, sel.shift_amounts, strict=True))
+    assert amounts[7] > amounts[11] > 0 > amounts[20]
+    edit = np.array(sel.shift_amounts) @ w[sel.shift_latents]
+    assert np.isclose(np.linalg.norm(edit), sel.unit)
+    # here Δμ is exactly those three latents' change: the edit is the difference of means
+    assert np.allclose(edit, xa - xb)
+
+
+def test_sae_shift_edits_in_shift_mode_whatever_the_run_mode(sae):
+    from steering.methods import edit_interventions
+    from steering.select import TargetSelection
+
+    sel = TargetSelection("male", [0], [1.0], [1.0], 2.0, [0.0] * sae.cfg.d_in,
+                          [0.0] * sae.cfg.d_in, [1], [1.0], [0.0] * sae.cfg.d_in, [1, 1],
+                          "contrastive", shift_latents=[0, 3], shift_amounts=[1.0, -2.0],
+                          shift_k=2)
+    mask = position_mask("all", [])
+    (iv,) = edit_interventions(sae, "h", sel, "sae_shift", 2.0, mask, mode="clamp")
+    assert iv.fn.edit.mode == "shift" and iv.fn.edit.latents == (0, 3)
+    (iv,) = edit_interventions(sae, "h", sel, "sae", 2.0, mask, mode="clamp")
+    assert iv.fn.edit.mode == "clamp"
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="saved before sae_shift"):
+        edit_interventions(sae, "h", replace(sel, shift_latents=[], shift_amounts=[],
+                                             shift_k=0), "sae_shift", 2.0, mask)
 
 
 def test_group_stats_on_store(sae, tiny_store, tiny_corpus):
