@@ -423,6 +423,8 @@ def run_frontier(cfg: FrontierConfig) -> dict:
         "strength_scale": None if scale is None else {t: round(v, 4) for t, v in scale.items()},
         "unit_edit_norm": {t: round(s.unit, 4) for t, s in setup.selection.items()},
         "latents": {t: s.latents for t, s in setup.selection.items()},
+        # how many latents the concept's direction takes (select.coverage; {} before it existed)
+        "coverage": {t: s.coverage for t, s in setup.selection.items()},
         **({"effect_latents": {t: s.effect_latents for t, s in setup.selection.items()}}
            if uses_edit(methods, "sae_effect") else {}),
         **({"boundary_starts": {str(i): s for i, s in sorted(steerer.starts.items())}}

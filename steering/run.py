@@ -363,7 +363,8 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
             saved = json.loads(path.read_text())
             for t, s in selection.items():
                 saved["targets"][t].update(shift_latents=s.shift_latents,
-                                           shift_amounts=s.shift_amounts, shift_k=s.shift_k)
+                                           shift_amounts=s.shift_amounts, shift_k=s.shift_k,
+                                           coverage=s.coverage)
             atomic_write_json(path, saved)
     if uses_edit(methods, "sae_effect"):
         cal = cfg.calibration()

@@ -183,6 +183,10 @@ class TargetSelection:
     """their signed amounts ∝ z̄_A − z̄_B, scaled so that Σ c_i W_dec,i has the norm `unit`"""
     shift_k: int = 0
     """how many latents `shift_latents` was asked for (0: a selection saved before sae_shift)"""
+    coverage: dict[str, float] = field(default_factory=dict)
+    """how much of Δμ the top m latents carry: {m: cos(Σ_top m (z̄_A − z̄_B)_i W_dec,i, Δμ)}
+    for m = 1, 2, 4, … (both signs, by score; "all": every latent): a concept that one latent
+    holds is near 1 at m = 1, one spread over the dictionary only at hundreds"""
 
 
 def _unit_amounts(w: np.ndarray, c: np.ndarray, norm: float) -> np.ndarray:
@@ -234,15 +238,38 @@ def shift_selection(w: np.ndarray, dz: np.ndarray, score: np.ndarray, unit: floa
             "shift_k": shift_k}
 
 
+def coverage(w: np.ndarray, dz: np.ndarray, score: np.ndarray, dmu: np.ndarray
+             ) -> dict[str, float]:
+    """TargetSelection.coverage: cosine with Δμ of the decoded change of the top m latents."""
+    order = [int(i) for i in np.argsort(-score) if score[i] > 0]
+    u = dmu / max(float(np.linalg.norm(dmu)), 1e-12)
+    out: dict[str, float] = {}
+
+    def cos(idx: list[int]) -> float:
+        v = dz[idx] @ w[idx]
+        return round(float(v @ u / max(float(np.linalg.norm(v)), 1e-12)), 4)
+
+    m = 1
+    while m < len(order):
+        out[str(m)] = cos(order[:m])
+        m *= 2
+    if order:
+        out["all"] = cos(list(range(len(dz))))
+    return out
+
+
 def shift_of(sae, stats: dict[str, GroupStats], target: str, concept: Concept,
              shift_k: int = SHIFT_K) -> dict:
-    """`shift_selection` of `target`'s two groups (for a selection saved before sae_shift)."""
+    """`shift_selection` and `coverage` of `target`'s two groups (for a selection saved
+    before sae_shift)."""
     t = next(t for t in concept.targets if t.name == target)
     a, b = stats[t.positive.name], stats[t.negative.name]
     w = sae.W_dec.detach().double().cpu().numpy()
     dmu, dz = a.mean_x - b.mean_x, a.mean_z - b.mean_z
     unit = float(np.linalg.norm(dmu))
-    return shift_selection(w, dz, dz * (w @ (dmu / max(unit, 1e-12))), unit, shift_k)
+    score = dz * (w @ (dmu / max(unit, 1e-12)))
+    return {**shift_selection(w, dz, score, unit, shift_k),
+            "coverage": coverage(w, dz, score, dmu)}
 
 
 def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[str, str],
@@ -280,7 +307,7 @@ def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[
         (amounts @ w[chosen]).tolist(), dmu.tolist(), rand.tolist(), rand_amounts.tolist(),
         (r * unit / np.linalg.norm(r)).tolist(), [a.n, b.n], source,
         ranked[:max(N_CANDIDATES, k)], floor=_floor(a, b),
-        **shift_selection(w, dz, score, unit, shift_k))
+        **shift_selection(w, dz, score, unit, shift_k), coverage=coverage(w, dz, score, dmu))
 
 
 def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str | Concept,
@@ -297,9 +324,9 @@ def select_concept(sae, store: ActivationStore, corpus: str | Path, concept: str
         cands = (label_candidates(labels, target, min_auroc, t.label_pattern) if labels
                  else None)
         out[target] = select_target(sae, stats, target, groups, k, cands, seed, shift_k)
-        log.info("%s: latents %s (%s), unit edit norm %.3g, positions %s", target,
-                 out[target].latents, out[target].source, out[target].unit,
-                 out[target].n_positions)
+        log.info("%s: latents %s (%s), unit edit norm %.3g, positions %s; Δμ carried by the "
+                 "top m latents (cos): %s", target, out[target].latents, out[target].source,
+                 out[target].unit, out[target].n_positions, out[target].coverage)
     return out
 
 
@@ -390,7 +417,8 @@ def main() -> None:
                                            bool(defs)))
     for c, targets in concepts.items():
         for t, sel in targets.items():
-            print(f"{c:9s} {t:9s} latents {sel['latents']}  (unit edit norm {sel['unit']:.3g})")
+            print(f"{c:9s} {t:9s} latents {sel['latents']}  (unit edit norm {sel['unit']:.3g}; "
+                  f"Δμ carried by the top m latents, cos: {sel['coverage']})")
     print(f"→ {out}")
 
 

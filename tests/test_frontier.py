@@ -318,6 +318,8 @@ def test_sae_shift_on_a_folder_selected_before_it_and_another_count_refused(runs
     assert "sae" in summary["frontier"]["laughter"]  # the earlier methods kept
     rows = [json.loads(x) for x in (folder / ROWS).read_text().splitlines()]
     assert sum(r["method"] == "sae_shift" for r in rows) == 2
+    filled = json.loads((folder / "selection.json").read_text())["targets"]["laughter"]
+    assert filled["shift_k"] == 4 and filled["coverage"]["all"] > 0  # written back
     with pytest.raises(ValueError, match="sae_shift edits of 4 latents, not --shift-k 6"):
         fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=6,
                                        out=str(folder)))

@@ -162,6 +162,9 @@ def test_shift_selection_takes_both_signs_at_the_unit_norm():
     assert np.isclose(np.linalg.norm(edit), sel.unit)
     # here Δμ is exactly those three latents' change: the edit is the difference of means
     assert np.allclose(edit, xa - xb)
+    cov = sel.coverage  # the top 1, 2 latents carry part of Δμ, all three (and "all") all of it
+    assert list(cov) == ["1", "2", "all"] and cov["1"] < cov["2"] < 1.0
+    assert cov["all"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_sae_shift_edits_in_shift_mode_whatever_the_run_mode(sae):
