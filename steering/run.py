@@ -52,6 +52,7 @@ from steering.experiment import (
     DEFAULT_METHODS,
     METHODS,
     METRICS,
+    TTS_METHODS,
     Steerer,
     TTSItem,
     plan_items,
@@ -258,6 +259,9 @@ class SteeringConfig(SteerSetup):
     diffmeans_keepnorm, the norm-preserving variants)"""
     judge: str = "none"
     """also judge the MMAE sets: none, acoustic, or api"""
+    judge_methods: str = "sae"
+    """comma-separated edit methods whose outputs are written as MMAE sets and judged (each
+    among --methods; sets of a method other than sae are named <method>/<target>_s<strength>)"""
     judge_url: str = ""
     """OpenAI-compatible base URL for --judge api"""
     judge_model: str = ""
@@ -285,6 +289,15 @@ class SteeringConfig(SteerSetup):
         self.method_list()
         if self.judge not in ("none", "acoustic", "api"):
             raise ValueError(f"--judge {self.judge!r}: choose from ('none', 'acoustic', 'api')")
+        self.judged_methods()
+
+    def judged_methods(self) -> tuple[str, ...]:
+        ms = tuple(dict.fromkeys(m.strip() for m in self.judge_methods.split(",") if m.strip()))
+        ok = [m for m in self.method_list() if not TTS_METHODS[m].strength_free]
+        if not ms or any(m not in ok for m in ms):
+            raise ValueError(f"--judge-methods {self.judge_methods!r}: choose edit methods among "
+                             f"--methods: {ok}")
+        return ms
 
 
 @dataclass
@@ -478,7 +491,8 @@ def run_steering(cfg: SteeringConfig) -> dict:
             **classifier.report}
     if concept.preset and cfg.concept == "gender":
         summary["gender_flips"] = gender_flips(rows)
-    sets = write_sets(rows, out, cfg.concept, definition=None if concept.preset else concept)
+    sets = {name: root for m in cfg.judged_methods() for name, root in write_sets(
+        rows, out, cfg.concept, m, definition=None if concept.preset else concept).items()}
     if cfg.judge != "none":
         summary["judge"] = judge_sets(sets, out, cfg.judge, cfg.judge_url, cfg.judge_model)
     summary["seconds"] = round(time.time() - start, 1)

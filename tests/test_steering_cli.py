@@ -77,6 +77,28 @@ def test_resume_does_not_regenerate(finished_run, monkeypatch):
     assert calls == [json.loads(rows[-1])["key"]]
 
 
+@pytest.mark.slow
+def test_the_judge_scores_the_methods_it_is_asked_to(finished_run, tmp_path):
+    import shutil
+
+    src, args, _ = finished_run
+    out = tmp_path / "laughter"
+    shutil.copytree(src, out)
+    cfg = steer_run.SteeringConfig(
+        concept="laughter", layer=1, strength="0,2", n=2, k=3, model=args["model"],
+        sae=args["sae"], store=args["store"], corpus=args["corpus"], max_positions=400,
+        out=str(out), methods="sae,sae_shift,prompt", judge="acoustic",
+        judge_methods="sae,sae_shift")
+    judged = steer_run.run_steering(cfg)["judge"]
+    assert {"laughter_s2", "sae_shift/laughter_s2"} <= set(judged)
+    assert judged["sae_shift/laughter_s2"]["n"] == 2
+    assert (out / "mmae" / "sae_shift" / "laughter_s2" / "MMAE-meta.json").exists()
+    for bad in ("prompt", "diffmeans"):  # strength-free, or not run
+        with pytest.raises(ValueError, match="--judge-methods"):
+            steer_run.SteeringConfig(concept="laughter", methods="sae,sae_shift,prompt",
+                                     judge_methods=bad).validate()
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"concept": "whisper"}, "unknown concept"),
     ({"concept": "gender", "layer": "0"}, "cannot be used at blocks.0"),

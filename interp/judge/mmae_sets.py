@@ -141,7 +141,8 @@ def _judge(pred: Path, meta: Path, root: Path, dest: Path, backend: str,
 
 def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae",
                definition: Concept | None = None) -> dict[str, Path]:
-    """One MMAE set per (target, strength) of `method` under out/mmae/<target>_s<strength>/, the
+    """One MMAE set per (target, strength) of `method` under out/mmae/<target>_s<strength>/
+    (another method than sae: out/mmae/<method>/<target>_s<strength>/, named so), the
     unsteered output (method none) of the same item as input; returns {name: folder}. The
     presets' targets are asked `INSTRUCTIONS` and `rubrics`; a concept of your own
     (`definition`) its instruction and rubric (`own_instruction`, `own_rubrics`)."""
@@ -155,7 +156,8 @@ def write_sets(rows: list[dict], out: Path, concept: str, method: str = "sae",
     groups: dict[str, list[dict]] = {}
     for r in rows:
         if r["method"] == method and r["item"] in base:
-            groups.setdefault(f"{r['target']}_s{r['strength']:g}", []).append(r)
+            name = f"{r['target']}_s{r['strength']:g}"
+            groups.setdefault(name if method == "sae" else f"{method}/{name}", []).append(r)
     sets = {}
     for name, rs in sorted(groups.items()):
         root = out / "mmae" / name
