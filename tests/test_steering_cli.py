@@ -91,6 +91,7 @@ def test_the_judge_scores_the_methods_it_is_asked_to(finished_run, tmp_path):
         judge_methods="sae,sae_shift")
     judged = steer_run.run_steering(cfg)["judge"]
     assert {"laughter_s2", "sae_shift/laughter_s2"} <= set(judged)
+    assert sum(k.startswith("identity") for k in judged) == 1  # one Identity control per target
     assert judged["sae_shift/laughter_s2"]["n"] == 2
     assert (out / "mmae" / "sae_shift" / "laughter_s2" / "MMAE-meta.json").exists()
     for bad in ("prompt", "diffmeans"):  # strength-free, or not run

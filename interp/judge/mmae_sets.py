@@ -187,8 +187,10 @@ def judge_sets(sets: dict[str, Path], out: Path, backend: str, base_url: str = "
         scores[name] = _set_scores(_judge(root / "predictions.json", root / "MMAE-meta.json",
                                           root, out / "judge" / name, backend, api))
     strongest: dict[str, str] = {}
-    for name in sets:  # per target, the set of the largest strength
+    for name in sets:  # per target, the set of the largest strength (of whichever method: the
+        # controls answer with the input or with noise, so they do not depend on the method)
         target, s = name.rsplit("_s", 1)
+        target = target.rsplit("/", 1)[-1]
         if target not in strongest or float(s) > float(strongest[target].rsplit("_s", 1)[1]):
             strongest[target] = name
     for name in strongest.values():
