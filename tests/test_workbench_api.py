@@ -53,6 +53,10 @@ def test_generate_steer_listen(wb):
     strong = wb.generate("the red lamp is here", voice, seed=3,
                          steer=wb.steer("male", strength=50.0, layer=1, method="diffmeans"))
     assert not np.array_equal(np.asarray(strong)[: len(plain)], np.asarray(plain)[: len(strong)])
+    shift = wb.steer("male", strength=0.0, layer=1, method="sae_shift")
+    assert "shifted both ways" in repr(shift) and len(shift.selection.shift_latents) > 3
+    assert np.array_equal(np.asarray(wb.generate("the red lamp is here", voice, steer=shift,
+                                                 seed=3)), np.asarray(plain))
     readings = wb.listen(plain, "the red lamp is here")
     assert isinstance(readings, Readings) and "p_male" in readings and "wer" in readings
     assert "<table>" in readings._repr_html_()

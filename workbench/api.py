@@ -106,8 +106,9 @@ class Steer:
                                   self.mode)
 
     def __repr__(self) -> str:
-        return (f"Steer({self.method} → {self.target} ×{self.strength:g} at {self.hook}: "
-                f"latents {self.selection.latents})")
+        edited = (f"{len(self.selection.shift_latents)} latents shifted both ways"
+                  if self.method == "sae_shift" else f"latents {self.selection.latents}")
+        return f"Steer({self.method} → {self.target} ×{self.strength:g} at {self.hook}: {edited})"
 
 
 @dataclass
