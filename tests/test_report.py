@@ -125,5 +125,11 @@ def test_report_names_no_absolute_path_of_this_machine(tmp_path):
     recipe = f"k {shipped['k']}, {shipped['training']['steps'] // 1000}k steps"
     assert any(r["figure"].startswith(f"shipped layer-12 SAE ({recipe})")
                for s in data["sections"] for r in s["rows"]), recipe
+    from workbench.report.sections import sae_recipe
+
+    assert sae_recipe({"k": 32, "config": {"tokens": 40_960_000, "batch_size": 1024}}) == \
+        "k 32, 40k steps"  # no training block: from the config
+    assert sae_recipe({"k": 16, "training": {"steps": 2500}}) == "k 16, 2.5k steps"
+    assert sae_recipe({"k": 16}) == "k 16"  # nothing says how long: no "0k steps"
     assert relative_source(REPO / "runs" / "demo" / "x.json", REPO / "runs" / "demo") == \
         "runs/demo/x.json"

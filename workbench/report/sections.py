@@ -206,13 +206,22 @@ def _f(r: dict, key: str) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def sae_recipe(metrics: dict) -> str:
+    """'k 32, 40k steps' from an SAE's metrics.json: its training block's steps, else its
+    config's tokens / batch size; no count where it says neither."""
+    cfg = metrics.get("config") or {}
+    steps = (metrics.get("training") or {}).get("steps") or (
+        cfg.get("tokens", 0) // cfg["batch_size"] if cfg.get("batch_size") else 0)
+    return f"k {metrics.get('k', '?')}" + (f", {steps / 1000:g}k steps" if steps else "")
+
+
 def sae_section(run: Path) -> Section:
     """The shipped SAE first (auto-interp and steering read it), then the run's own."""
     src = run / "sae" / "layer_12" / "metrics.json"
     sec = Section("Layer-12 SAE", "python -m sae.train --layer 12 --store runs/demo/acts …")
     shipped = REPO / "data" / "sae" / "layer_12" / "metrics.json"
     if (d := read_json(shipped)) is not None:
-        recipe = f"k {d.get('k', '?')}, {d.get('training', {}).get('steps', 0) // 1000}k steps"
+        recipe = sae_recipe(d)
         _rows(sec, d, shipped, [(f"shipped layer-12 SAE ({recipe}): explained variance", None,
                                  "explained_variance"),
                                 ("shipped SAE: L0", "k=50 at d 896", "l0"),
