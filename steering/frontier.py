@@ -33,7 +33,9 @@ items, recompute every strength's means and take the best again). Strength 0 is 
 output (every method's curve starts there); the prompt method (the model asked its own way) is
 one point. Writes frontier.json ({target: {method: {score, ci95, best_strength, points}}}),
 frontier.html (concept success against WER rise, a curve per method, a panel per target),
-frontier_summary.json (how each number was made) and prints a method × target table. A run of
+frontier_summary.json (how each number was made; `paired`: each SAE method's best score minus
+the best difference of means', with a CI from resampling the items once for both) and prints a
+method × target table. A run of
 some methods into a folder that holds others keeps their entries (`kept_from_earlier_runs`).
 """
 
@@ -280,16 +282,76 @@ def bootstrap_best(success_: np.ndarray, rise: np.ndarray, n_boot: int, seed: in
     rng = np.random.default_rng(seed)
     best = np.empty(n_boot)
     chunk = max(1, 200_000 // max(1, n * success_.shape[1]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a strength no resampled item has
-        for at in range(0, n_boot, chunk):
-            idx = rng.integers(0, n, (min(chunk, n_boot - at), n))
-            s, r = np.nanmean(success_[idx], axis=1), np.nanmean(rise[idx], axis=1)
-            sc = np.where(np.isnan(s) | np.isnan(r), np.nan, point_score(np.nan_to_num(s),
-                                                                         np.nan_to_num(r)))
-            best[at: at + len(idx)] = np.nanmax(np.where(np.isnan(sc), -1.0, sc), axis=1)
+    for at in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, (min(chunk, n_boot - at), n))
+        best[at: at + len(idx)] = _best_scores(success_, rise, idx)
     lo, hi = np.percentile(best, [2.5, 97.5])
     return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def _best_scores(success_: np.ndarray, rise: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The best score over strengths (columns) of each resample of items (rows of `idx`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a strength no resampled item has
+        s, r = np.nanmean(success_[idx], axis=1), np.nanmean(rise[idx], axis=1)
+    sc = np.where(np.isnan(s) | np.isnan(r), np.nan, point_score(np.nan_to_num(s),
+                                                                 np.nan_to_num(r)))
+    return np.nanmax(np.where(np.isnan(sc), -1.0, sc), axis=1)
+
+
+def paired_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+                      n_boot: int, seed: int = 0) -> dict:
+    """Best score of method a minus method b on the same items ((success, rise) matrices, items
+    × strengths, rows aligned), with a 95% CI from resampling the items once for both: the
+    paired statistic for "does a beat b", tighter than comparing two separate CIs."""
+    n = a[0].shape[0]
+    whole = np.arange(n)[None, :]
+    diff = float(_best_scores(*a, whole)[0] - _best_scores(*b, whole)[0])
+    if n_boot <= 0 or n == 0:
+        return {"diff": round(diff, 4), "ci95": None}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, (n_boot, n))
+    d = _best_scores(*a, idx) - _best_scores(*b, idx)
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return {"diff": round(diff, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def comparisons(rows: list[dict], table: dict, wer_field: str = "wer_open", n_boot: int = 1000,
+                seed: int = 0, zero_from_unsteered: Iterable[str] | None = None) -> dict:
+    """Per target, each SAE method (name starting with `sae`) against the best-scoring
+    difference-of-means variant of the table (`diffmeans*`), paired over the target's items:
+    {target: {"<sae method> − <diffmeans variant>": {diff, ci95}}}."""
+    measures = item_measures(rows, wer_field, None, zero_from_unsteered)
+    out: dict = {}
+    for target, methods in table.items():
+        dm = [m for m in methods if m.startswith("diffmeans")]
+        saes = [m for m in methods if m.startswith("sae")]
+        if not dm or not saes:
+            continue
+        ref = max(dm, key=lambda m: methods[m]["score"] if methods[m]["score"] is not None
+                  else -1.0)
+
+        for m in saes:
+            items = sorted(_items(measures, target, m) & _items(measures, target, ref))
+            if items:
+                out.setdefault(target, {})[f"{m} − {ref}"] = paired_difference(
+                    _matrices(measures, target, m, items),
+                    _matrices(measures, target, ref, items), n_boot, seed)
+    return out
+
+
+def _items(measures: dict, target: str, method: str) -> set:
+    return {i for (t, m, _), ms in measures.items() if (t, m) == (target, method) for i in ms}
+
+
+def _matrices(measures: dict, target: str, method: str, items: list
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(success, WER rise) of `items` (rows) at each strength of the method (columns)."""
+    per = [ms for (t, m, _), ms in sorted(measures.items(), key=lambda kv: kv[0][2])
+           if (t, m) == (target, method)]
+    S, R = (np.array([[ms[i][k] if i in ms else np.nan for ms in per] for i in items], float)
+            for k in ("success", "rise"))
+    return S, R
 
 
 def _order(method: str) -> tuple[int, str]:
@@ -409,6 +471,9 @@ def run_frontier(cfg: FrontierConfig) -> dict:
     table = frontier_table(rows, field, _voiceprint(out), cfg.bootstrap, cfg.seed,
                            [m for m in methods if zero_unsteered
                             and not TTS_METHODS[m].strength_free])
+    paired = comparisons(rows, table, field, cfg.bootstrap, cfg.seed,
+                         [m for m in methods if zero_unsteered
+                          and not TTS_METHODS[m].strength_free])
     table, kept = merge_earlier(table, out / FRONTIER)
     atomic_write_json(out / FRONTIER, table)
     figure(table, cfg.concept, decode, cfg.strength_units, out / FIGURE)
@@ -431,6 +496,8 @@ def run_frontier(cfg: FrontierConfig) -> dict:
            if cfg.positions == "boundary" else {}),
         "strengths": strengths, "settings": cfg.settings(), "frontier": table,
         **({"kept_from_earlier_runs": kept} if kept else {}),
+        # each SAE method against the best difference of means of this run, paired over items
+        "paired": paired,
         "config": asdict(cfg), "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)
     return summary
@@ -510,6 +577,10 @@ def console_table(summary: dict) -> str:
             ci = "" if e["ci95"] is None else f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
             cells.append(f"{e['score']:.3f}{ci} @{e['best_strength']:g}".ljust(30))
         lines.append(f"{m:<{w}}" + "".join(cells))
+    for target, diffs in (summary.get("paired") or {}).items():
+        for name, d in diffs.items():
+            ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            lines.append(f"paired, {target}: {name} {d['diff']:+.3f}{ci}")
     return "\n".join(lines)
 
 

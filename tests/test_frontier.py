@@ -73,6 +73,31 @@ def test_ci_contains_the_point_estimate_on_a_noisy_method():
     assert frontier_table(rows, n_boot=0)["laughter"]["diffmeans"]["ci95"] is None
 
 
+def test_paired_difference_of_sae_methods_against_the_best_difference_of_means():
+    rng = np.random.default_rng(2)
+    rows = [row(i) for i in range(30)]
+    for i in range(30):
+        noise = rng.random()  # shared by the methods on an item: what pairing takes out
+        for s in (1.0, 2.0):
+            laugh = float(noise < 0.45 * s)
+            rows.append(row(i, "diffmeans", "laughter", s, laughter=laugh, wer=0.1 + 0.1 * s))
+            rows.append(row(i, "diffmeans_clamp", "laughter", s, laughter=laugh * 0.0, wer=0.1))
+            rows.append(row(i, "sae", "laughter", s, laughter=laugh, wer=0.1 + 0.1 * s))
+            rows.append(row(i, "sae_shift", "laughter", s, laughter=laugh, wer=0.1 + 0.05 * s))
+    table = frontier_table(rows, n_boot=0)
+    paired = fr.comparisons(rows, table, n_boot=500)["laughter"]
+    assert set(paired) == {"sae − diffmeans", "sae_shift − diffmeans"}  # the best variant
+    same, better = paired["sae − diffmeans"], paired["sae_shift − diffmeans"]
+    assert same == {"diff": 0.0, "ci95": [0.0, 0.0]}  # the same outputs: no difference at all
+    assert better["diff"] > 0 and better["ci95"][0] > 0  # fewer words lost on the same items
+    assert better["diff"] == pytest.approx(table["laughter"]["sae_shift"]["score"]
+                                           - table["laughter"]["diffmeans"]["score"], abs=1e-4)
+    summary = {"frontier": table, "paired": {"laughter": paired}, "concept": "laughter",
+               "hook": "h", "n_items": 30, "items_per_target": {"laughter": 30},
+               "wer_decode": "open", "strength_units": "dmu", "out": "x"}
+    assert "paired, laughter: sae_shift − diffmeans +" in fr.console_table(summary)
+
+
 def test_gender_counts_only_items_of_the_other_voice_and_rate_maps_duration():
     rows = [row(0, gender="female", p_male=0.0, dur=2.0), row(1, gender="male", p_male=1.0,
                                                                dur=2.0)]
@@ -254,6 +279,7 @@ def test_frontier_json_schema_and_names(runs):
                     "n"} <= set(p) and p["n"] == 2
     assert summary["wer_decode"] in ("open", "lexicon", "greedy")
     assert summary["items_per_target"] == {"laughter": 2}
+    assert list(summary["paired"]["laughter"]) == ["sae − diffmeans"]
     meta = json.loads((folder / fr.SUMMARY).read_text())
     assert meta["settings"]["strength_units"] == "dmu" and meta["frontier"] == table
     html = (folder / fr.FIGURE).read_text()
