@@ -111,10 +111,12 @@ def family(method: str) -> str:
 class FrontierConfig(SteerSetup):
     """The concept–content frontier of one concept."""
 
-    methods: str = ",".join(DEFAULT_METHODS)
-    """comma-separated methods: sae, decoder, diffmeans, random_latents, random_direction, prompt
-    (the default), and the norm-preserving sae_keepnorm and diffmeans_keepnorm (control:
-    random_direction_keepnorm)"""
+    methods: str = ",".join((*DEFAULT_METHODS[:1], "sae_shift", *DEFAULT_METHODS[1:]))
+    """comma-separated methods: sae, sae_shift, decoder, diffmeans, random_latents,
+    random_direction, prompt (the default: steering.run's and the two-sided SAE edit, which the
+    gender frontier keeps), and any other of steering.experiment.METHODS: sae_effect, sae_ts,
+    the norm-preserving sae_keepnorm and diffmeans_keepnorm (control: random_direction_keepnorm),
+    diffmeans_clamp"""
     strengths: str = ""
     """strengths of the edit methods (0, the unsteered output, is always a point): one comma list
     for all, or `;`-separated NAME:LIST entries by family (latents: sae and random_latents;

@@ -252,7 +252,7 @@ def test_batched_rows_equal_one_by_one(runs):
     (one, _), (four, _) = runs[1], runs[4]
     rows1 = {r["key"]: r for r in map(json.loads, (one / ROWS).read_text().splitlines())}
     rows4 = {r["key"]: r for r in map(json.loads, (four / ROWS).read_text().splitlines())}
-    assert len(rows1) == 2 + 2 * 6 and rows1 == rows4  # tokens, measures, wav paths
+    assert len(rows1) == 2 + 2 * 7 and rows1 == rows4  # tokens, measures, wav paths
     # the edits act: some steered outputs are not the unsteered ones
     assert any(r["n_tokens"] != rows1[f"{r['item']}|none|-|0"]["n_tokens"]
                for r in rows1.values())
@@ -266,8 +266,8 @@ def test_frontier_json_schema_and_names(runs):
     folder, summary = runs[4]
     table = json.loads((folder / fr.FRONTIER).read_text())
     assert list(table) == ["laughter"]
-    assert set(table["laughter"]) == {"sae", "decoder", "diffmeans", "random_latents",
-                                      "random_direction", "prompt"}
+    assert set(table["laughter"]) == {"sae", "sae_shift", "decoder", "diffmeans",
+                                      "random_latents", "random_direction", "prompt"}
     for method, e in table["laughter"].items():
         assert set(e) == {"score", "ci95", "best_strength", "points"}
         assert 0 <= e["score"] <= 1 and len(e["ci95"]) == 2
@@ -279,7 +279,7 @@ def test_frontier_json_schema_and_names(runs):
                     "n"} <= set(p) and p["n"] == 2
     assert summary["wer_decode"] in ("open", "lexicon", "greedy")
     assert summary["items_per_target"] == {"laughter": 2}
-    assert list(summary["paired"]["laughter"]) == ["sae − diffmeans"]
+    assert list(summary["paired"]["laughter"]) == ["sae − diffmeans", "sae_shift − diffmeans"]
     meta = json.loads((folder / fr.SUMMARY).read_text())
     assert meta["settings"]["strength_units"] == "dmu" and meta["frontier"] == table
     html = (folder / fr.FIGURE).read_text()
@@ -337,6 +337,9 @@ def test_sae_shift_on_a_folder_selected_before_it_and_another_count_refused(runs
         for k in ("shift_latents", "shift_amounts", "shift_k"):
             sel.pop(k)
     (folder / "selection.json").write_text(json.dumps(saved))
+    kept = [x for x in (folder / ROWS).read_text().splitlines()
+            if json.loads(x)["method"] != "sae_shift"]
+    (folder / ROWS).write_text("\n".join(kept) + "\n")
     summary = fr.run_frontier(FrontierConfig(**{**tiny, "methods": "sae_shift"}, shift_k=4,
                                              out=str(folder)))
     entry = summary["frontier"]["laughter"]["sae_shift"]
