@@ -24,9 +24,10 @@ DEMO_GENDER_STRENGTHS ?= 8
 # random direction 2.86 s (at n 6 that is noise: at N 50 it is 2.45 s from 2.40).
 DEMO_RATE_STRENGTHS ?= 2
 # The concept–content frontier of gender in the demo's gender steering folder (steering.frontier):
-# the strength-8 outputs there are reused by key, strength 4 is new (15 outputs, about 30 s with
-# the loading on 2 shared cores); N 3 is a smoke test of the figure, not a measurement.
-DEMO_FRONTIER_STRENGTHS ?= 4,$(DEMO_GENDER_STRENGTHS)
+# the strength-8 outputs there are reused by key, strength 4 is new, and the two-sided sae_shift
+# (a default method of the frontier) also at 14, where it flips male at N 50 (about 25 outputs,
+# 20 s on one thread); N 3 is a smoke test of the figure, not a measurement.
+DEMO_FRONTIER_STRENGTHS ?= 4,$(DEMO_GENDER_STRENGTHS);sae_shift:$(DEMO_GENDER_STRENGTHS),14
 DEMO_STEER = --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus \
 	--autointerp $(DEMO)/autointerp/layer_12/latents.jsonl --judge acoustic --out $(DEMO)/steering
 # Steps above skip what is already done; what was made with the shipped weights is redone when
@@ -143,7 +144,7 @@ demo: install
 	$(BIN)/python -m steering.run --concept laughter --strength $(DEMO_STRENGTHS) --positions window $(DEMO_STEER)/laughter
 	$(BIN)/python -m steering.run --concept gender --strength $(DEMO_GENDER_STRENGTHS) $(DEMO_STEER)/gender
 	$(BIN)/python -m steering.run --concept rate --strength $(DEMO_RATE_STRENGTHS) $(DEMO_STEER)/rate
-	$(BIN)/python -m steering.frontier --concept gender --strengths $(DEMO_FRONTIER_STRENGTHS) --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus --out $(DEMO)/steering/gender
+	$(BIN)/python -m steering.frontier --concept gender --strengths "$(DEMO_FRONTIER_STRENGTHS)" --layer 12 --n $(DEMO_STEER_N) --sae $(DEMO_SAE) --store $(DEMO)/acts --corpus $(DEMO)/corpus --out $(DEMO)/steering/gender
 	$(BIN)/python -m interp.edit build --out $(DEMO)/edit_pairs --n-pairs 200
 	@test -f $(DEMO)/tinyedit_edits/eval.json || $(BIN)/python -m interp.edit evaluate --pairs $(DEMO)/edit_pairs --n 1 --examples 1 --loss-pairs 0 --out $(DEMO)/tinyedit_edits --judge-dir $(DEMO)/tinyedit_edits/judge
 	$(BIN)/python -m interp.cache --model tinyedit --layers 12 --corpus $(DEMO)/edit_pairs --tokens $(DEMO)/edit_pairs/tokens --out $(DEMO)/tinyedit_acts
