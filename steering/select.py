@@ -222,9 +222,9 @@ def floor_of(stats: dict[str, GroupStats], target: str, concept: Concept) -> flo
 
 N_CANDIDATES = 32  # latents kept as candidates for the calibrated selection
 # Latents of the two-sided `sae_shift` edit. Gender is spread over hundreds of latents of the
-# shipped SAE: the top 16 by score decode to a direction at cos 0.53 with Δμ, 128 at 0.86, 512
-# at 0.97 (both signs; the raised ones alone reach 0.79 at 512); on the gender frontier (N 24)
-# 128 latents scored male 0.85, 512 0.98 and all 2,048 0.99 (docs/steering.md).
+# shipped SAE: the top 16 by score decode to a direction at cos 0.50 with Δμ, 128 at 0.85, 512
+# at 0.96; on the gender frontier (N 24) 128 latents scored male 0.92, 512 0.98 and all 2,048
+# 0.99, female 0.90 / 0.91 / 0.91 (docs/steering.md).
 SHIFT_K = 512
 
 
