@@ -381,10 +381,14 @@ def test_report_shows_the_frontier(tmp_path):
     (folder / "frontier.json").write_text(json.dumps({"male": {"sae": {
         "score": 0.9, "ci95": [0.8, 0.95], "best_strength": 8.0, "points": [point]}}}))
     (folder / "frontier.html").write_text("<html></html>")
-    (folder / "frontier_summary.json").write_text(json.dumps({"wer_decode": "open"}))
+    (folder / "frontier_summary.json").write_text(json.dumps({"wer_decode": "open", "paired": {
+        "male": {"sae − diffmeans": {"diff": -0.011, "ci95": [-0.044, 0.013]}}}}))
     report = build_report(tmp_path)
     sec = next(s for s in report.sections if s.title.startswith("Concept–content frontier"))
     assert sec.ran and sec.rows[0].figure == "gender → male: sae"
+    paired = next(r for r in sec.rows if r.figure.endswith("(paired)"))
+    assert paired.figure == "gender → male: sae − diffmeans (paired)"
+    assert paired.ours == "-0.011 [-0.044, +0.013]"
     assert "0.900 [0.80, 0.95] at strength 8" in sec.rows[0].ours and "open decode" in sec.note
     _, page = write_report(report, tmp_path)
     assert 'href="frontier/gender/frontier.html"' in page.read_text()

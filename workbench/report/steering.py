@@ -94,6 +94,13 @@ def frontier_section(run: Path) -> Section:
                     f"{_fmt(e['score'])}{ci} at strength {e['best_strength']:g} (success "
                     f"{_fmt(best.get('concept_success'))}, WER rise {_fmt(best.get('wer_rise'))},"
                     f" voice kept {_fmt(best.get('voice_kept'))}, n {best.get('n')})", str(src)))
+        # does an SAE method beat the difference of means: paired over the same items
+        for target, diffs in (meta.get("paired") or {}).items():
+            for name, p in diffs.items():
+                ci = "" if not p.get("ci95") else f" [{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]"
+                sec.rows.append(Row(f"{concept} → {target}: {name} (paired)", None,
+                                    f"{p['diff']:+.3f}{ci}",
+                                    str(src.parent / "frontier_summary.json")))
         if (src.parent / "frontier.html").exists():
             sec.links.append((f"{concept}: frontier figure", (src.parent / "frontier.html")
                               .relative_to(run).as_posix()))
