@@ -99,6 +99,8 @@ DEFAULT_STRENGTHS = {"latents": (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0),
 # 0.8 and laughter's 2 is 1.7.
 DEFAULT_RESID_STRENGTHS = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0)
 UNITS = ("dmu", "resid")
+# steering.run's default methods and the two-sided SAE edit, which the gender frontier keeps
+FRONTIER_METHODS = ("sae", "sae_shift", *DEFAULT_METHODS[1:])
 
 
 def family(method: str) -> str:
@@ -111,7 +113,7 @@ def family(method: str) -> str:
 class FrontierConfig(SteerSetup):
     """The concept–content frontier of one concept."""
 
-    methods: str = ",".join((*DEFAULT_METHODS[:1], "sae_shift", *DEFAULT_METHODS[1:]))
+    methods: str = ",".join(FRONTIER_METHODS)
     """comma-separated methods: sae, sae_shift, decoder, diffmeans, random_latents,
     random_direction, prompt (the default: steering.run's and the two-sided SAE edit, which the
     gender frontier keeps), and any other of steering.experiment.METHODS: sae_effect, sae_ts,
@@ -376,9 +378,8 @@ def frontier_table(rows: list[dict], wer_field: str = "wer_open",
         points = [_point(s, ms, target in RATE) for s, ms in zip(strengths, per, strict=True)]
         scores = [-1.0 if p["score"] is None else p["score"] for p in points]
         best = int(np.argmax(scores))
-        items = sorted({i for ms in per for i in ms})
-        S = np.array([[ms[i]["success"] if i in ms else np.nan for ms in per] for i in items])
-        R = np.array([[ms[i]["rise"] if i in ms else np.nan for ms in per] for i in items])
+        items = sorted(_items(measures, target, method))
+        S, R = _matrices(measures, target, method, items)
         out.setdefault(target, {})[method] = {
             "score": points[best]["score"],
             "ci95": bootstrap_best(S.reshape(len(items), len(per)),
@@ -470,12 +471,9 @@ def run_frontier(cfg: FrontierConfig) -> dict:
                                                 batch_size=cfg.batch_size)}
     rows = [made[u.key] for u in units]
     decode, field = wer_decode(rows)
-    table = frontier_table(rows, field, _voiceprint(out), cfg.bootstrap, cfg.seed,
-                           [m for m in methods if zero_unsteered
-                            and not TTS_METHODS[m].strength_free])
-    paired = comparisons(rows, table, field, cfg.bootstrap, cfg.seed,
-                         [m for m in methods if zero_unsteered
-                          and not TTS_METHODS[m].strength_free])
+    zeros = [m for m in methods if zero_unsteered and not TTS_METHODS[m].strength_free]
+    table = frontier_table(rows, field, _voiceprint(out), cfg.bootstrap, cfg.seed, zeros)
+    paired = comparisons(rows, table, field, cfg.bootstrap, cfg.seed, zeros)
     table, kept = merge_earlier(table, out / FRONTIER)
     atomic_write_json(out / FRONTIER, table)
     figure(table, cfg.concept, decode, cfg.strength_units, out / FIGURE)

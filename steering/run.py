@@ -373,12 +373,8 @@ def with_calibration(setup: Setup, cfg: SteerSetup, methods: tuple[str, ...]) ->
                 setup.sae, read_stats(), t, setup.concept, cfg.shift_k))
                 for t, s in selection.items()}
             path = setup.out / SELECTION
-            saved = json.loads(path.read_text())
-            for t, s in selection.items():
-                saved["targets"][t].update(shift_latents=s.shift_latents,
-                                           shift_amounts=s.shift_amounts, shift_k=s.shift_k,
-                                           coverage=s.coverage)
-            atomic_write_json(path, saved)
+            atomic_write_json(path, {**json.loads(path.read_text()),
+                                     "targets": save_selection(selection)})
     if uses_edit(methods, "sae_effect"):
         cal = cfg.calibration()
         items = calibration_items(setup.steerer, cfg.corpus, cfg.n, cal, cfg.seed, setup.items)

@@ -263,24 +263,26 @@ def shift_of(sae, stats: dict[str, GroupStats], target: str, concept: Concept,
     """`shift_selection` and `coverage` of `target`'s two groups (for a selection saved
     before sae_shift)."""
     t = next(t for t in concept.targets if t.name == target)
-    a, b = stats[t.positive.name], stats[t.negative.name]
-    w = sae.W_dec.detach().double().cpu().numpy()
-    dmu, dz = a.mean_x - b.mean_x, a.mean_z - b.mean_z
-    unit = float(np.linalg.norm(dmu))
-    score = dz * (w @ (dmu / max(unit, 1e-12)))
+    w, dmu, unit, dz, score = _contrast(sae, stats[t.positive.name], stats[t.negative.name])
     return {**shift_selection(w, dz, score, unit, shift_k),
             "coverage": coverage(w, dz, score, dmu)}
+
+
+def _contrast(sae, a: GroupStats, b: GroupStats
+              ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """(W_dec, Δμ, ‖Δμ‖, z̄_A − z̄_B, score) of group A against group B (the module docstring's
+    score_i: each latent's change times its decoder direction's share of Δμ)."""
+    w = sae.W_dec.detach().double().cpu().numpy()  # (d_sae, D)
+    dmu, dz = a.mean_x - b.mean_x, a.mean_z - b.mean_z
+    unit = float(np.linalg.norm(dmu))
+    return w, dmu, unit, dz, dz * (w @ (dmu / max(unit, 1e-12)))
 
 
 def select_target(sae, stats: dict[str, GroupStats], target: str, groups: tuple[str, str],
                   k: int = 8, candidates: set[int] | None = None, seed: int = 0,
                   shift_k: int = SHIFT_K) -> TargetSelection:
     a, b = stats[groups[0]], stats[groups[1]]
-    w = sae.W_dec.detach().double().cpu().numpy()  # (d_sae, D)
-    dmu = a.mean_x - b.mean_x
-    unit = float(np.linalg.norm(dmu))
-    dz = a.mean_z - b.mean_z
-    score = dz * (w @ (dmu / max(unit, 1e-12)))
+    w, dmu, unit, dz, score = _contrast(sae, a, b)
     ok = (dz > 0) & (score > 0)
     source = "contrastive"
     if candidates:
